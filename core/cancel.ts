@@ -1,0 +1,70 @@
+// CancelRequest routing: pooler-issued keys map to a client; a cancel reaches only the server running its query.
+import { randomInt, timingSafeEqual } from "node:crypto";
+import { cancelRequest } from "./protocol/writer.ts";
+import type { ClientConnection } from "./client.ts";
+import type { ServerConnection } from "./server.ts";
+import type { Pgbun } from "./pgbun.ts";
+
+export class CancelRegistry {
+  private readonly byPid = new Map<number, ClientConnection>();
+
+  constructor(private readonly core: Pgbun) {}
+
+  /** Issues the client a fresh random key. */
+  register(client: ClientConnection): void {
+    let pid: number;
+    do pid = randomInt(1, 0x7fffffff);
+    while (this.byPid.has(pid));
+    client.cancelPid = pid;
+    client.cancelSecret = randomInt(0, 0x7fffffff) | (randomInt(0, 2) << 31);
+    this.byPid.set(pid, client);
+  }
+
+  unregister(client: ClientConnection): void {
+    if (client.cancelPid && this.byPid.get(client.cancelPid) === client) this.byPid.delete(client.cancelPid);
+  }
+
+  /** A CancelRequest packet (length, code, pid, secret); unknown or wrong keys are ignored, as PostgreSQL does. */
+  handleRequest(packet: Buffer): void {
+    if (packet.length !== 16) return;
+    const pid = packet.readInt32BE(8);
+    const client = this.byPid.get(pid);
+    if (!client) return;
+    const want = Buffer.alloc(4);
+    want.writeInt32BE(client.cancelSecret | 0, 0);
+    if (!timingSafeEqual(want, packet.subarray(12, 16))) return;
+    const server = client.server;
+    if (!server || client.inSync) return; // nothing running: a late cancel must not hit anyone
+    this.cancelServer(server);
+  }
+
+  /** Sends PostgreSQL a CancelRequest for the server's backend; the server is not reused until it completes. */
+  cancelServer(server: ServerConnection): void {
+    if (!server.backendPid) return;
+    server.cancelsInFlight++;
+    const { host, port } = server.target;
+    const payload = cancelRequest(server.backendPid, server.backendSecret);
+    let done = false;
+    const finish = () => {
+      if (done) return;
+      done = true;
+      clearTimeout(timer);
+      server.cancelsInFlight--;
+      this.core.cancelFinished(server);
+    };
+    const timer = setTimeout(finish, this.core.config.settings.cancel_wait_timeout * 1000 || 10_000);
+    Bun.connect({
+      hostname: host,
+      port,
+      socket: {
+        open(s) {
+          s.write(payload);
+        },
+        data() {},
+        close: finish,
+        error: finish,
+        connectError: finish,
+      },
+    }).catch(finish);
+  }
+}

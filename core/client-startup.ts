@@ -1,0 +1,204 @@
+// The client's startup phase: SSLRequest/GSSENCRequest, CancelRequest, StartupMessage, authentication, welcome.
+import { MAX_STARTUP_PACKET, StartupCode } from "./protocol/codes.ts";
+import { SqlState } from "./protocol/errors.ts";
+import { backendKeyData, negotiateProtocolVersion, parameterStatus, Prebuilt } from "./protocol/writer.ts";
+import type { ClientConnection, PoolMode } from "./client.ts";
+import type { Refusal } from "./hooks.ts";
+import { PluginFault } from "./plugin/fault.ts";
+
+/** Parameters the server reports with ParameterStatus, by lower-case name, with their canonical spelling. */
+const REPORTED = new Map(
+  ["client_encoding", "DateStyle", "TimeZone", "standard_conforming_strings", "application_name", "IntervalStyle"].map((n) => [
+    n.toLowerCase(),
+    n,
+  ]),
+);
+const SETTING_NAME = /^[A-Za-z_][A-Za-z0-9_$]*(\.[A-Za-z_][A-Za-z0-9_$]*)?$/;
+const decoder = new TextDecoder();
+
+/** Startup-phase bytes: untyped packets until the StartupMessage is accepted. */
+export function startupData(client: ClientConnection, chunk: Uint8Array): void {
+  let buf = client.startupBuf ? Buffer.concat([client.startupBuf, chunk]) : Buffer.from(chunk);
+  client.startupBuf = null;
+  while (client.state === "login" && !client.startupSeen) {
+    if (buf.length < 8) break;
+    const len = buf.readInt32BE(0);
+    if (len < 8 || len > MAX_STARTUP_PACKET) {
+      client.fatal(SqlState.ProtocolViolation, "invalid length of startup packet");
+      return;
+    }
+    if (buf.length < len) break;
+    const packet = buf.subarray(0, len);
+    buf = buf.subarray(len);
+    const code = packet.readInt32BE(4);
+    if (code === StartupCode.SSLRequest || code === StartupCode.GSSENCRequest) {
+      if (len !== 8) return client.fatal(SqlState.ProtocolViolation, "invalid length of encryption request");
+      client.out.send(Prebuilt.SSLRefused); // TLS and GSS encryption are not offered (yet): the client goes on in plaintext
+      continue;
+    }
+    if (code === StartupCode.CancelRequest) {
+      client.core.cancel.handleRequest(packet);
+      client.close("cancel request");
+      return;
+    }
+    client.startupSeen = true;
+    void login(client, packet);
+  }
+  if (buf.length > 0) client.startupBuf = Buffer.from(buf);
+}
+
+/** Splits libpq's `options` value: whitespace separates, backslash escapes. */
+function splitOptions(s: string): string[] {
+  const out: string[] = [];
+  let cur = "";
+  let escaped = false;
+  let any = false;
+  for (const ch of s) {
+    if (escaped) {
+      cur += ch;
+      escaped = false;
+      any = true;
+    } else if (ch === "\\") escaped = true;
+    else if (ch === " " || ch === "\t" || ch === "\n") {
+      if (any) out.push(cur);
+      cur = "";
+      any = false;
+    } else {
+      cur += ch;
+      any = true;
+    }
+  }
+  if (any) out.push(cur);
+  return out;
+}
+
+/** Applies `-c name=value` / `--name=value` from the options parameter to the client's settings. */
+function applyOptions(client: ClientConnection, options: string): string | null {
+  const words = splitOptions(options);
+  for (let i = 0; i < words.length; i++) {
+    let w = words[i]!;
+    if (w === "-c") w = words[++i] ?? "";
+    else if (w.startsWith("-c")) w = w.slice(2);
+    else if (w.startsWith("--")) w = w.slice(2);
+    else return `unsupported option "${w}" in options`;
+    const eq = w.indexOf("=");
+    if (eq <= 0) return `invalid option "${w}" in options`;
+    const err = setParam(client, w.slice(0, eq).replace(/-/g, "_"), w.slice(eq + 1));
+    if (err) return err;
+  }
+  return null;
+}
+
+function setParam(client: ClientConnection, name: string, value: string): string | null {
+  const reported = REPORTED.get(name.toLowerCase()) ?? client.core.trackedExtra.get(name.toLowerCase());
+  if (reported) {
+    client.params.set(reported, value);
+    return null;
+  }
+  if (!SETTING_NAME.test(name)) return `invalid parameter name "${name}"`;
+  client.settings.set(name.toLowerCase(), value);
+  return null;
+}
+
+function refuse(client: ClientConnection, r: Refusal): void {
+  if (r.error) {
+    client.out.send(r.error);
+    client.close(r.message);
+  } else client.fatal(r.code, r.message, r.detail);
+}
+
+/** Parses the StartupMessage and runs the login sequence through the hooks. */
+async function login(client: ClientConnection, packet: Buffer): Promise<void> {
+  const core = client.core;
+  const version = packet.readInt32BE(4);
+  const major = version >>> 16;
+  const minor = version & 0xffff;
+  if (major !== 3) {
+    return client.fatal(SqlState.FeatureNotSupported, `unsupported frontend protocol ${major}.${minor}: server supports 3.0 to 3.0`);
+  }
+  const unsupported: string[] = [];
+  let i = 8;
+  const strings: string[] = [];
+  while (i < packet.length) {
+    const j = packet.indexOf(0, i);
+    if (j < 0) return client.fatal(SqlState.ProtocolViolation, "invalid startup packet layout: expected terminator as last byte");
+    strings.push(decoder.decode(packet.subarray(i, j)));
+    i = j + 1;
+  }
+  if (strings.length % 2 !== 1 || strings[strings.length - 1] !== "") {
+    return client.fatal(SqlState.ProtocolViolation, "invalid startup packet layout: expected terminator as last byte");
+  }
+  const ignore = new Set(core.config.settings.ignore_startup_parameters.map((s) => s.toLowerCase()));
+  for (let k = 0; k + 1 < strings.length; k += 2) {
+    const name = strings[k]!;
+    const value = strings[k + 1]!;
+    client.startupParams.set(name, value);
+    if (name === "user") client.user = value;
+    else if (name === "database") client.database = value;
+    else if (name.startsWith("_pq_.")) unsupported.push(name);
+    else if (name === "replication") {
+      if (value !== "false" && value !== "off" && value !== "0" && value !== "no") {
+        return client.fatal(SqlState.FeatureNotSupported, "replication connections are not supported by pgbun: connect to PostgreSQL directly");
+      }
+    } else if (ignore.has(name.toLowerCase())) continue;
+    else if (name === "options") {
+      const err = applyOptions(client, value);
+      if (err) return client.fatal(SqlState.ProtocolViolation, err);
+    } else {
+      const err = setParam(client, name, value);
+      if (err) return client.fatal(SqlState.ProtocolViolation, err);
+    }
+  }
+  if (!client.user) return client.fatal(SqlState.InvalidAuthorizationSpecification, "no PostgreSQL user name specified in startup packet");
+  if (!client.database) client.database = client.user;
+  if (core.config.settings.application_name_add_host) {
+    const app = client.params.get("application_name") ?? "";
+    client.params.set("application_name", `${app} - ${client.addr}:${client.port}`);
+  }
+  if (minor > 0 || unsupported.length > 0) client.out.send(negotiateProtocolVersion(0, unsupported));
+
+  const entry = core.resolveDatabase(client.database);
+  if (!entry) return client.fatal(SqlState.InvalidCatalogName, `no such database: ${client.database}`);
+  client.dbEntry = entry;
+  const userEntry = core.config.users[client.user];
+  client.poolMode = (userEntry?.pool_mode ?? entry.pool_mode ?? core.config.settings.pool_mode) as PoolMode;
+
+  try {
+    const startRefusal = await core.hooks.startup.promise(client);
+    if (client.closed) return;
+    if (startRefusal) return refuse(client, startRefusal);
+    const authRefusal = core.hooks.authenticate.isUsed() ? await core.hooks.authenticate.promise(client) : undefined;
+    if (client.closed) return;
+    if (authRefusal) return refuse(client, authRefusal);
+    client.out.send(Prebuilt.AuthenticationOk);
+    const poolRefusal = await core.hooks.authenticated.promise(client);
+    if (client.closed) return;
+    if (poolRefusal) return refuse(client, poolRefusal);
+  } catch (err) {
+    const fault = PluginFault.from(err);
+    core.log.error({ client: client.label, plugin: fault.plugin, err: fault.cause }, `plugin ${fault.plugin} failed during login`);
+    return client.fatal(SqlState.InternalError, `plugin "${fault.plugin}" failed: ${fault.reason}`);
+  }
+  welcome(client);
+}
+
+/** ParameterStatus for each parameter, BackendKeyData, ReadyForQuery: the client is in. */
+function welcome(client: ClientConnection): void {
+  const core = client.core;
+  for (const [name, value] of client.welcomeParams) if (!client.params.has(name)) client.params.set(name, value);
+  for (const [name, value] of client.params) {
+    client.out.push(parameterStatus(name, value));
+  }
+  core.cancel.register(client);
+  client.out.push(backendKeyData(client.cancelPid, client.cancelSecret));
+  client.out.push(Prebuilt.ReadyForQueryIdle);
+  client.out.flush(null);
+  client.setState("active");
+  if (core.config.settings.log_connections) {
+    core.log.info({ client: client.label, user: client.user, database: client.database, addr: client.addr }, "login");
+  }
+  const rest = client.startupBuf;
+  client.startupBuf = null;
+  if (rest && rest.length > 0) client.onData(rest);
+}
+

@@ -1,0 +1,362 @@
+// A client connection: its state, the relay of its messages to the linked server, parking while it waits.
+import type { Socket } from "bun";
+import { Frontend, TxStatus } from "./protocol/codes.ts";
+import { ALL_WHOLE, Framer, type FrameSink } from "./protocol/framer.ts";
+import { errorResponse, SqlState } from "./protocol/errors.ts";
+import { readyForQuery } from "./protocol/writer.ts";
+import { Outbound, type Pausable } from "./net/outbound.ts";
+import { Action, MessageContext } from "./context.ts";
+import { PluginFault } from "./plugin/fault.ts";
+import type { ServerConnection } from "./server.ts";
+import type { Pgbun } from "./pgbun.ts";
+import type { DatabaseEntry } from "./config/databases.ts";
+
+/**
+ * login: startup and authentication; active: logged in, with or without a server;
+ * waiting: parked until a server is assigned; closed: gone.
+ */
+export type ClientState = "login" | "active" | "waiting" | "closed";
+export type PoolMode = "session" | "transaction" | "statement";
+
+export class ClientConnection implements FrameSink, Pausable {
+  readonly id: number;
+  readonly label: string;
+  state: ClientState = "login";
+  readonly out: Outbound;
+  readonly framer: Framer;
+  readonly ctx: MessageContext;
+  server: ServerConnection | null = null;
+
+  /** Identity from the StartupMessage. */
+  user = "";
+  database = "";
+  /** Startup parameters as sent (minus user/database), for plugins. */
+  startupParams = new Map<string, string>();
+  /** Parameters the server reports (ParameterStatus) as this client should see them; re-applied on each server. */
+  params = new Map<string, string>();
+  /** Settings the server does not report (options -c, custom GUCs) that this client's session must carry. */
+  settings = new Map<string, string>();
+  /** Resolved [databases] entry and the pool mode in force for this client. */
+  dbEntry: DatabaseEntry | null = null;
+  poolMode: PoolMode = "session";
+  /** Owned by the pool plugin. */
+  pool: unknown = null;
+  /** Free-form per-client state for plugins, keyed by plugin name. */
+  readonly data: Record<string, unknown> = {};
+  /** Why this client must keep its server (session state), or null. */
+  pinReason: string | null = null;
+
+  /** Pooler-issued cancel key. */
+  cancelPid = 0;
+  cancelSecret = 0;
+
+  /** Protocol state towards the linked server. */
+  rfqPending = 0;
+  syncPending = false;
+  copyIn = false;
+  /** Transaction status of the last ReadyForQuery this client saw. */
+  txStatus: number = TxStatus.Idle;
+
+  /** Bytes committed to a server while none was linked. */
+  private parked: Buffer[] = [];
+  private paused = false;
+
+  connectTime: number;
+  /** When the current wait for a server started (cached clock, ms); 0 when not waiting. */
+  waitStart = 0;
+  /** Last time the client sent anything (cached clock, ms). */
+  lastActivity: number;
+  /** Last time a query was forwarded and not yet answered (for query_timeout), 0 when none. */
+  queryStart = 0;
+  readonly addr: string;
+  readonly port: number;
+  /** Startup-phase buffer (untyped packets), and whether the StartupMessage arrived. */
+  startupBuf: Buffer | null = null;
+  startupSeen = false;
+  /** The server's parameter values for this pool (filled by the pool plugin at login). */
+  welcomeParams = new Map<string, string>();
+
+  constructor(
+    readonly core: Pgbun,
+    readonly socket: Socket<any>,
+  ) {
+    this.id = core.nextId();
+    this.label = `C-${this.id}`;
+    this.out = new Outbound(socket);
+    this.framer = new Framer(this, ALL_WHOLE, core.config.settings.max_packet_size);
+    this.ctx = new MessageContext(this);
+    this.connectTime = core.now;
+    this.lastActivity = core.now;
+    this.addr = socket.remoteAddress ?? "";
+    this.port = (socket as any).remotePort ?? 0;
+  }
+
+  /** The one place client state changes; keeps the core's lists and counters right. */
+  setState(next: ClientState): void {
+    const prev = this.state;
+    if (prev === next) return;
+    this.state = next;
+    this.waitStart = next === "waiting" ? this.core.now : 0;
+    this.core.clientStateChanged(this, prev, next);
+  }
+
+  get closed(): boolean {
+    return this.state === "closed";
+  }
+
+  /** True when everything sent to the server has been answered: the server may go to someone else. */
+  get inSync(): boolean {
+    return this.rfqPending === 0 && !this.syncPending && !this.copyIn;
+  }
+
+  // ---- reading ----
+
+  onData(chunk: Uint8Array): void {
+    this.lastActivity = this.core.now;
+    this.framer.feed(chunk);
+    this.flushBatch();
+  }
+
+  /** Writes what this batch produced, in one write per direction. */
+  flushBatch(): void {
+    const server = this.server;
+    if (server) {
+      server.out.flush(this);
+      if (server.releaseRequested) this.core.releaseServer(this, server, "plugin");
+    }
+    this.out.flush(server);
+  }
+
+  pauseReading(): void {
+    if (!this.paused && this.state !== "closed") {
+      this.paused = true;
+      this.socket.pause();
+    }
+  }
+
+  resumeReading(): void {
+    if (this.paused && this.state !== "closed" && this.state !== "waiting") {
+      this.paused = false;
+      this.socket.resume();
+    }
+  }
+
+  // ---- FrameSink: client-to-server relay ----
+
+  passSpan(buf: Uint8Array, start: number, end: number): void {
+    this.server!.out.push(buf, start, end);
+  }
+
+  notify(type: number): void {
+    this.countFrontend(type);
+  }
+
+  /** Keeps the count of ReadyForQuery answers the server still owes us. */
+  private countFrontend(type: number): void {
+    switch (type) {
+      case Frontend.Query:
+      case Frontend.FunctionCall:
+        this.rfqPending++;
+        this.syncPending = false;
+        if (this.queryStart === 0) this.queryStart = this.core.now;
+        break;
+      case Frontend.Sync:
+        // a Sync sent during copy-in is ignored by the server and gets no ReadyForQuery
+        if (!this.copyIn) this.rfqPending++;
+        this.syncPending = false;
+        if (this.queryStart === 0) this.queryStart = this.core.now;
+        break;
+      case Frontend.Parse:
+      case Frontend.Bind:
+      case Frontend.Describe:
+      case Frontend.Execute:
+      case Frontend.Close:
+      case Frontend.Flush:
+        this.syncPending = true;
+        break;
+      case Frontend.CopyDone:
+      case Frontend.CopyFail:
+        this.copyIn = false;
+        break;
+    }
+  }
+
+  message(type: number, buf: Uint8Array, start: number, end: number): boolean {
+    const hook = this.core.clientHooks[type];
+    if (hook !== undefined) {
+      const ctx = this.ctx;
+      ctx.type = type;
+      ctx.buf = buf;
+      ctx.start = start;
+      ctx.end = end;
+      ctx.direction = "frontend";
+      let r;
+      try {
+        r = hook.call(ctx);
+      } catch (err) {
+        return this.pluginFailed(err, type);
+      }
+      if (this.state === "closed") return false;
+      if (r !== undefined) {
+        if (r === Action.Drop) return this.state !== "waiting";
+        if (r === Action.WaitForServer) {
+          if (this.server === null) {
+            if (!this.acquireServer()) {
+              this.framer.holdCurrent = true;
+              return false;
+            }
+            return this.message(type, buf, start, end);
+          }
+        } else if (r instanceof Uint8Array) {
+          if (type === Frontend.Terminate) this.terminate();
+          return this.forwardToServer(r, 0, r.length, true);
+        }
+      }
+    }
+    if (type === Frontend.Terminate) {
+      this.terminate();
+      return false;
+    }
+    if (this.state === "waiting") {
+      // an earlier hook of this batch committed bytes while no server was free
+      this.parked.push(Buffer.from(buf.subarray(start, end)));
+      this.countFrontend(type);
+      return false;
+    }
+    return this.forwardToServer(buf, start, end, false);
+  }
+
+  /**
+   * Sends bytes to the server, acquiring one if needed. `scan`: the bytes may hold several messages
+   * (replacement or injection) and are counted one by one. Returns false when the client had to park.
+   */
+  forwardToServer(buf: Uint8Array, start: number, end: number, scan: boolean): boolean {
+    if (scan) this.countAll(buf, start, end);
+    else this.countFrontend(buf[start]!);
+    if (this.state === "waiting") {
+      this.parked.push(Buffer.from(buf.subarray(start, end)));
+      return false;
+    }
+    if (this.server === null && !this.acquireServer()) {
+      this.parked.push(Buffer.from(buf.subarray(start, end)));
+      return false;
+    }
+    this.server!.out.push(buf, start, end);
+    return true;
+  }
+
+  private countAll(buf: Uint8Array, start: number, end: number): void {
+    let i = start;
+    while (i + 5 <= end) {
+      this.countFrontend(buf[i]!);
+      const len = ((buf[i + 1]! << 24) | (buf[i + 2]! << 16) | (buf[i + 3]! << 8) | buf[i + 4]!) >>> 0;
+      i += 1 + Math.max(len, 4);
+    }
+  }
+
+  /** Asks the pool for a server; links it now, or parks the client until one is assigned. */
+  private acquireServer(): boolean {
+    const server = this.core.acquireServer(this);
+    if (server) {
+      this.linkServer(server);
+      return true;
+    }
+    if (this.state === "closed") return false;
+    this.setState("waiting");
+    this.socket.pause();
+    this.paused = true;
+    return false;
+  }
+
+  /** Links a server (from acquire, or later from the pool's waiter queue) and replays what was parked. */
+  linkServer(server: ServerConnection): void {
+    this.server = server;
+    server.link(this);
+    this.framer.flags = this.core.clientFlags;
+    this.core.hooks.serverLinked.call(this, server);
+    if (this.state === "waiting") {
+      this.setState("active");
+      const parked = this.parked;
+      this.parked = [];
+      for (const b of parked) server.out.push(b);
+      this.framer.resume();
+      this.flushBatch();
+      if (!this.closed) this.resumeReading();
+    }
+  }
+
+  /** Unlinks the server (the core decides what happens to it). */
+  unlinkServer(): void {
+    const server = this.server;
+    if (!server) return;
+    this.server = null;
+    this.framer.flags = ALL_WHOLE;
+    this.out.forgetSource(server);
+    server.out.forgetSource(this);
+    this.rfqPending = 0;
+    this.syncPending = false;
+    this.copyIn = false;
+    this.queryStart = 0;
+  }
+
+  /** Called by the server relay on each ReadyForQuery. */
+  readyForQuery(status: number): void {
+    if (this.rfqPending > 0) this.rfqPending--;
+    if (this.rfqPending === 0) this.queryStart = 0;
+    this.copyIn = false;
+    this.txStatus = status;
+  }
+
+  malformed(reason: string): void {
+    this.core.log.warn({ client: this.label }, `malformed packet from client: ${reason}`);
+    this.fatal(SqlState.ProtocolViolation, `invalid packet: ${reason}`);
+  }
+
+  /** A plugin threw in a message hook: report it by name; a plain Query fails alone, anything else ends the session. */
+  private pluginFailed(err: unknown, type: number): boolean {
+    const fault = PluginFault.from(err);
+    this.core.log.error({ client: this.label, plugin: fault.plugin, err: fault.cause }, `plugin ${fault.plugin} failed`);
+    const message = `plugin "${fault.plugin}" failed: ${fault.reason}`;
+    if (type === Frontend.Query && this.inSync && this.state === "active") {
+      this.out.push(errorResponse(SqlState.InternalError, message));
+      this.out.push(readyForQuery(this.txStatus));
+      return true;
+    }
+    this.fatal(SqlState.InternalError, message);
+    return false;
+  }
+
+  // ---- closing ----
+
+  /** Sends a FATAL ErrorResponse and closes. */
+  fatal(code: string, message: string, detail?: string): void {
+    if (this.state === "closed") return;
+    this.out.push(errorResponse(code, message, "FATAL", detail));
+    this.out.flush(null);
+    this.close(message);
+  }
+
+  private terminate(): void {
+    this.close("client terminated");
+  }
+
+  close(reason: string): void {
+    if (this.state === "closed") return;
+    this.framer.close();
+    const server = this.server;
+    if (server) {
+      if (this.inSync && server.isClean()) this.core.releaseServer(this, server, "client-close");
+      else {
+        this.unlinkServer();
+        server.close("client closed while the server was busy");
+      }
+    }
+    this.parked.length = 0;
+    this.setState("closed");
+    this.out.close();
+    try {
+      this.socket.end();
+    } catch {}
+    this.core.hooks.clientClosed.call(this, reason);
+  }
+}

@@ -1,0 +1,63 @@
+// The object a per-message hook receives: the message in place, its connections, and what a hook may do.
+import type { ClientConnection } from "./client.ts";
+import type { ServerConnection } from "./server.ts";
+
+/** Hook results: `undefined` forwards the message unchanged. */
+export const Action = {
+  /** Swallow the message: it is not forwarded. */
+  Drop: 0,
+  /** (client messages) Park this message until the client has a server, then run the hook again. */
+  WaitForServer: 1,
+} as const;
+
+/** What a per-message hook returns: undefined (forward), an Action, or replacement bytes (whole messages). */
+export type MessageResult = undefined | (typeof Action)[keyof typeof Action] | Uint8Array;
+
+/**
+ * One reusable context per client connection. The message bytes are only valid during the hook call:
+ * copy what you keep. `buf[start]` is the type byte; the body runs from start + 5 to end.
+ */
+export class MessageContext {
+  type = 0;
+  buf: Uint8Array = new Uint8Array(0);
+  start = 0;
+  end = 0;
+  /** "frontend" for client-to-server messages, "backend" for server-to-client. */
+  direction: "frontend" | "backend" = "frontend";
+
+  constructor(readonly client: ClientConnection) {}
+
+  get server(): ServerConnection | null {
+    return this.client.server;
+  }
+
+  /** Length of the whole message including its 5-byte header. */
+  get length(): number {
+    return this.end - this.start;
+  }
+
+  /** A view of the whole message (no copy; valid during the call only). */
+  bytes(): Uint8Array {
+    return this.buf.subarray(this.start, this.end);
+  }
+
+  /** A view of the message body (after the 5-byte header). */
+  body(): Uint8Array {
+    return this.buf.subarray(this.start + 5, this.end);
+  }
+
+  /** Queues bytes to the client, in order with what this batch forwards. */
+  sendToClient(bytes: Uint8Array): void {
+    this.client.out.push(bytes);
+  }
+
+  /** Queues bytes to the server, in order with what this batch forwards; counts Query/Sync it carries. */
+  sendToServer(bytes: Uint8Array): void {
+    this.client.forwardToServer(bytes, 0, bytes.length, true);
+  }
+
+  /** Releases the server after the current batch (transaction boundary decided by a plugin). */
+  releaseServer(): void {
+    this.client.server?.requestRelease();
+  }
+}

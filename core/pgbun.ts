@@ -1,0 +1,350 @@
+// The pooler engine: listener, connection registry, hook tables, server hand-over and release, janitor, reload, shutdown.
+import type { Socket, TCPSocketListener } from "bun";
+import { ClientConnection, type ClientState } from "./client.ts";
+import { startupData } from "./client-startup.ts";
+import { ServerConnection, type ServerState, type ServerTarget } from "./server.ts";
+import { CancelRegistry } from "./cancel.ts";
+import { createHooks, type MessageHook, type PgbunHooks, type ReleaseReason } from "./hooks.ts";
+import { Backend, Frontend, messageCode } from "./protocol/codes.ts";
+import { Frame, frameFlags, type FrameFlags } from "./protocol/framer.ts";
+import { errorResponse, SqlState } from "./protocol/errors.ts";
+import { applyPlugins, attributeTaps, loadPlugins, type LoadedPlugin } from "./plugin/loader.ts";
+import type { PluginApi, TapOptions } from "./plugin/types.ts";
+import type { PgbunConfig } from "./config/load.ts";
+import type { DatabaseEntry } from "./config/databases.ts";
+import type { Logger } from "./logger.ts";
+import { Janitor } from "./janitor.ts";
+
+/** Client-to-server types the core always needs whole (the rest are counted from headers only). */
+const CORE_CLIENT_WHOLE = [Frontend.Terminate, Frontend.CopyDone, Frontend.CopyFail];
+/** Server-to-client types the core always needs whole. */
+const CORE_SERVER_WHOLE = [
+  Backend.ReadyForQuery,
+  Backend.CopyInResponse,
+  Backend.CopyOutResponse,
+  Backend.CopyBothResponse,
+  Backend.ParameterStatus,
+  Backend.ErrorResponse,
+];
+const ALL_TYPES = Array.from({ length: 256 }, (_, i) => i);
+
+export type ShutdownMode = "now" | "safe" | "graceful";
+
+export class Pgbun {
+  readonly hooks: PgbunHooks = createHooks();
+  readonly cancel = new CancelRegistry(this);
+  readonly clients = new Set<ClientConnection>();
+  readonly servers = new Set<ServerConnection>();
+  /** Count of clients per state, for SHOW-style reporting and limits. */
+  readonly clientCounts: Record<ClientState, number> = { login: 0, active: 0, waiting: 0, closed: 0 };
+  plugins: LoadedPlugin[] = [];
+  /** Per-type message hooks (undefined where no plugin tapped), compiled once plugins are applied. */
+  clientHooks: (MessageHook | undefined)[] = new Array(256).fill(undefined);
+  serverHooks: (MessageHook | undefined)[] = new Array(256).fill(undefined);
+  clientFlags: FrameFlags = frameFlags();
+  serverFlags: FrameFlags = frameFlags();
+  /** Lower-case names of track_extra_parameters, with their spelling. */
+  trackedExtra = new Map<string, string>();
+  /** Cached clock (ms), refreshed by the janitor and on accept. */
+  now = Date.now();
+  listener: TCPSocketListener<any> | null = null;
+  shuttingDown: ShutdownMode | null = null;
+  private idSeq = 0;
+  private currentPlugin: string | null = null;
+  private janitor: Janitor | null = null;
+  private exitResolve: (() => void) | null = null;
+  readonly exited: Promise<void>;
+
+  constructor(
+    public config: PgbunConfig,
+    readonly log: Logger,
+  ) {
+    this.exited = new Promise((r) => (this.exitResolve = r));
+    this.setTrackedExtra();
+    attributeTaps(this.hooks, () => this.currentPlugin);
+  }
+
+  nextId(): number {
+    return ++this.idSeq;
+  }
+
+  private setTrackedExtra(): void {
+    this.trackedExtra = new Map(this.config.settings.track_extra_parameters.map((n) => [n.toLowerCase(), n]));
+  }
+
+  // ---- plugins ----
+
+  makeApi(l: LoadedPlugin): PluginApi {
+    const core = this;
+    const tapOpts = (o?: TapOptions) => ({ name: l.plugin.name, stage: o?.stage, before: o?.before as any });
+    return {
+      name: l.plugin.name,
+      options: l.options,
+      hooks: this.hooks,
+      core: this,
+      get config() {
+        return core.config;
+      },
+      log: this.log.child({ plugin: l.plugin.name }),
+      onClientMessage: (type, fn, o) => this.hooks.clientMessage.for(messageCode("frontend", type)).tap(tapOpts(o), fn),
+      onServerMessage: (type, fn, o) => this.hooks.serverMessage.for(messageCode("backend", type)).tap(tapOpts(o), fn),
+    };
+  }
+
+  async loadPlugins(): Promise<void> {
+    this.plugins = await loadPlugins(this.config.plugins, this.config.dir);
+    await applyPlugins(this.plugins, (l) => this.makeApi(l), (n) => (this.currentPlugin = n));
+    this.compileHooks();
+  }
+
+  /** Builds the per-type tables: the relay calls a hook only for types some plugin tapped. */
+  compileHooks(): void {
+    const clientWhole: number[] = [...CORE_CLIENT_WHOLE];
+    const serverWhole: number[] = [...CORE_SERVER_WHOLE];
+    for (const t of ALL_TYPES) {
+      const ch = this.hooks.clientMessage.get(t);
+      this.clientHooks[t] = ch && ch.isUsed() ? ch : undefined;
+      if (this.clientHooks[t]) clientWhole.push(t);
+      const sh = this.hooks.serverMessage.get(t);
+      this.serverHooks[t] = sh && sh.isUsed() ? sh : undefined;
+      if (this.serverHooks[t]) serverWhole.push(t);
+    }
+    // every client type is Notify so the core can count Sync/Query and see unsynced extended-protocol messages
+    this.clientFlags = frameFlags(clientWhole, ALL_TYPES);
+    this.serverFlags = frameFlags(serverWhole);
+    for (const t of ALL_TYPES) if (this.serverFlags[t] !== Frame.Whole) this.serverFlags[t] = Frame.Pass;
+  }
+
+  // ---- lifecycle ----
+
+  async start(): Promise<void> {
+    await this.loadPlugins();
+    const s = this.config.settings;
+    const core = this;
+    this.listener = Bun.listen<ClientConnection | undefined>({
+      hostname: s.listen_addr,
+      port: s.listen_port,
+      // reusePort is honoured by Bun.listen though its types only list it for connect
+      ...({ reusePort: s.so_reuseport } as {}),
+      socket: {
+        open(socket) {
+          core.accept(socket);
+        },
+        data(socket, chunk) {
+          const c = socket.data;
+          if (!c) return;
+          if (c.state === "login") startupData(c, chunk);
+          else c.onData(chunk);
+        },
+        drain(socket) {
+          socket.data?.out.drain();
+        },
+        close(socket) {
+          socket.data?.close("client disconnected");
+        },
+        error(socket, err) {
+          core.log.debug({ client: socket.data?.label, err }, "client socket error");
+          socket.data?.close("client socket error");
+        },
+      },
+    });
+    this.janitor = new Janitor(this);
+    this.janitor.start();
+    this.log.info({ addr: s.listen_addr, port: this.listener.port, pool_mode: s.pool_mode, plugins: this.plugins.map((p) => p.plugin.name) }, "pgbun listening");
+  }
+
+  get port(): number {
+    return this.listener?.port ?? 0;
+  }
+
+  private accept(socket: Socket<ClientConnection | undefined>): void {
+    this.now = Date.now();
+    const client = new ClientConnection(this, socket);
+    socket.data = client;
+    this.clients.add(client);
+    this.clientCounts.login++;
+    if (this.shuttingDown) return client.fatal(SqlState.CannotConnectNow, "pgbun is shutting down");
+    const max = this.config.settings.max_client_conn;
+    if (max > 0 && this.clients.size > max) return client.fatal(SqlState.TooManyConnections, "no more connections allowed (max_client_conn)");
+    let refusal;
+    try {
+      refusal = this.hooks.clientAccepted.call(client);
+    } catch (err) {
+      this.log.error({ err }, "clientAccepted hook failed");
+      return client.fatal(SqlState.InternalError, "plugin failed while accepting the connection");
+    }
+    if (refusal) client.fatal(refusal.code, refusal.message, refusal.detail);
+  }
+
+  clientStateChanged(client: ClientConnection, prev: ClientState, next: ClientState): void {
+    this.clientCounts[prev]--;
+    this.clientCounts[next]++;
+    if (next === "closed") {
+      this.clients.delete(client);
+      this.cancel.unregister(client);
+      if (this.config.settings.log_disconnections && prev !== "login") {
+        this.log.info({ client: client.label, user: client.user, database: client.database }, "closed");
+      }
+      this.maybeFinishShutdown();
+    }
+  }
+
+  serverStateChanged(server: ServerConnection, _prev: ServerState, next: ServerState): void {
+    if (next === "login") this.servers.add(server);
+    if (next === "closed") {
+      this.servers.delete(server);
+      this.maybeFinishShutdown();
+    }
+  }
+
+  // ---- servers ----
+
+  /** Resolves a client's database name to its [databases] entry, or the "*" fallback. */
+  resolveDatabase(name: string): DatabaseEntry | null {
+    return this.config.databases[name] ?? this.config.databases["*"] ?? null;
+  }
+
+  /** Where a client of this database and user logs in upstream. */
+  targetFor(entry: DatabaseEntry, database: string, user: string, hostIndex = 0): ServerTarget {
+    return {
+      host: entry.host[hostIndex % entry.host.length] ?? "127.0.0.1",
+      port: entry.port,
+      database: entry.dbname ?? database,
+      user: entry.user ?? user,
+      password: entry.password,
+    };
+  }
+
+  /** Opens a new server connection (the pool decides when); resolves once logged in. */
+  async openServer(target: ServerTarget, pool: unknown): Promise<ServerConnection> {
+    const server = new ServerConnection(this, target);
+    server.pool = pool;
+    this.servers.add(server);
+    await server.connect();
+    await this.hooks.serverConnected.promise(server);
+    if (this.config.settings.log_connections) this.log.debug({ server: server.label, host: target.host, port: target.port, database: target.database }, "server login");
+    return server;
+  }
+
+  /** Opens the TCP connection for a server (its login continues in onOpen). */
+  connectSocket(server: ServerConnection, host: string, port: number): Promise<unknown> {
+    const core = this;
+    return Bun.connect<ServerConnection>({
+      hostname: host,
+      port,
+      data: server,
+      socket: {
+        open(socket) {
+          socket.data.onOpen(socket);
+        },
+        data(socket, chunk) {
+          socket.data.onData(chunk);
+        },
+        drain(socket) {
+          socket.data.out.drain();
+        },
+        close(socket) {
+          socket.data.onClose("server closed the connection");
+        },
+        error(socket, err) {
+          core.log.debug({ server: socket.data.label, err }, "server socket error");
+          socket.data.onClose(`socket error: ${err.message}`);
+        },
+        connectError(socket, err) {
+          socket.data.onClose(`connect failed: ${err.message}`);
+        },
+      },
+    });
+  }
+
+  /** Asks the pool plugin for a server for this client; null means the client was queued. */
+  acquireServer(client: ClientConnection): ServerConnection | null {
+    if (!this.hooks.needServer.isUsed()) {
+      client.fatal(SqlState.InternalError, "no plugin provides a pool (pgbun:pool was replaced by nothing)");
+      return null;
+    }
+    try {
+      return this.hooks.needServer.call(client) ?? null;
+    } catch (err) {
+      this.log.error({ client: client.label, err }, "needServer hook failed");
+      client.fatal(SqlState.InternalError, err instanceof Error ? err.message : String(err));
+      return null;
+    }
+  }
+
+  /** Unlinks a server from its client; a clean one goes back to its pool, anything else is closed. */
+  releaseServer(client: ClientConnection, server: ServerConnection, reason: ReleaseReason): void {
+    const clean = client.inSync && server.isClean();
+    client.unlinkServer();
+    server.unlink();
+    if (!clean) return server.close(`released in an unknown state (${reason})`);
+    let taken: true | undefined;
+    try {
+      taken = this.hooks.serverReleased.call(server, client, reason);
+    } catch (err) {
+      this.log.error({ server: server.label, err }, "serverReleased hook failed");
+    }
+    if (!taken) server.close("no pool took the released server");
+  }
+
+  /** A cancel to this server completed; the pool may hand it out again. */
+  cancelFinished(server: ServerConnection): void {
+    if (server.cancelsInFlight === 0 && server.state === "being_canceled") {
+      server.setState("used");
+      this.hooks.serverReleased.call(server, null as unknown as ClientConnection, "plugin");
+    }
+  }
+
+  // ---- reload and shutdown ----
+
+  /** Applies a new configuration (SIGHUP): settings take effect, servers whose target changed close when released. */
+  reload(next: PgbunConfig): void {
+    const old = this.config;
+    this.config = next;
+    this.setTrackedExtra();
+    for (const s of this.servers) {
+      const before = JSON.stringify(old.databases);
+      if (before !== JSON.stringify(next.databases)) s.closeNeeded = true;
+    }
+    this.hooks.reload.call(next);
+    this.log.info("configuration reloaded");
+  }
+
+  /**
+   * now: close everything at once; safe (SIGINT): stop accepting, wait until servers are released;
+   * graceful (SIGTERM): stop accepting, wait until clients leave.
+   */
+  async shutdown(mode: ShutdownMode): Promise<void> {
+    if (this.shuttingDown === "now") return;
+    this.shuttingDown = mode;
+    this.listener?.stop(true);
+    this.listener = null;
+    this.log.info({ mode }, "shutting down");
+    if (mode === "now") {
+      for (const c of [...this.clients]) c.fatal(SqlState.AdminShutdown, "pgbun is shutting down");
+      for (const s of [...this.servers]) s.close("shutdown");
+    } else if (mode === "safe") {
+      for (const c of [...this.clients]) if (!c.server) c.fatal(SqlState.AdminShutdown, "pgbun is shutting down");
+    }
+    this.maybeFinishShutdown();
+    await this.exited;
+  }
+
+  private maybeFinishShutdown(): void {
+    const mode = this.shuttingDown;
+    if (!mode || !this.exitResolve) return;
+    const busy = [...this.clients].some((c) => (mode === "graceful" ? true : c.server !== null));
+    if (busy) return;
+    for (const c of [...this.clients]) c.fatal(SqlState.AdminShutdown, "pgbun is shutting down");
+    for (const s of [...this.servers]) s.close("shutdown");
+    this.janitor?.stop();
+    const resolve = this.exitResolve;
+    this.exitResolve = null;
+    void this.hooks.shutdown.promise().finally(resolve);
+  }
+
+  /** Reports an error to a client outside any batch. */
+  sendError(client: ClientConnection, code: string, message: string): void {
+    client.out.send(errorResponse(code, message));
+  }
+}

@@ -1,0 +1,44 @@
+// A plugin's error, carrying the plugin's name so logs and clients can say who failed.
+
+export class PluginFault extends Error {
+  constructor(
+    readonly plugin: string,
+    override readonly cause: unknown,
+  ) {
+    super(`plugin "${plugin}" failed: ${PluginFault.reasonOf(cause)}`);
+    this.name = "PluginFault";
+  }
+
+  get reason(): string {
+    return PluginFault.reasonOf(this.cause);
+  }
+
+  static reasonOf(err: unknown): string {
+    return err instanceof Error ? err.message : String(err);
+  }
+
+  /** Wraps any error; an error not attributed to a plugin is reported as the core's. */
+  static from(err: unknown): PluginFault {
+    return err instanceof PluginFault ? err : new PluginFault("pgbun-core", err);
+  }
+
+  /** Wraps a tap function so anything it throws (or rejects with) names its plugin. */
+  static wrap<F extends (...args: any[]) => any>(plugin: string, fn: F, kind: "sync" | "async" | "promise"): F {
+    if (kind === "promise") {
+      return (async (...args: any[]) => {
+        try {
+          return await fn(...args);
+        } catch (err) {
+          throw err instanceof PluginFault ? err : new PluginFault(plugin, err);
+        }
+      }) as unknown as F;
+    }
+    return ((...args: any[]) => {
+      try {
+        return fn(...args);
+      } catch (err) {
+        throw err instanceof PluginFault ? err : new PluginFault(plugin, err);
+      }
+    }) as unknown as F;
+  }
+}

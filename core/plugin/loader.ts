@@ -1,0 +1,166 @@
+// Finds, compiles (esbuild), orders and applies plugins; attributes every tap to the plugin that made it.
+import { createHash } from "node:crypto";
+import { existsSync, mkdirSync, readFileSync, statSync, writeFileSync } from "node:fs";
+import { dirname, extname, isAbsolute, join, resolve } from "node:path";
+import { build } from "esbuild";
+import type { PluginSpec } from "../config/load.ts";
+import type { PgbunHooks } from "../hooks.ts";
+import { PluginFault } from "./fault.ts";
+import type { PgbunPlugin, PluginApi } from "./types.ts";
+
+/** Built-in plugins by specifier, loaded lazily. */
+export const BUILTINS: Record<string, () => Promise<unknown>> = {
+  "pgbun:pool": () => import("../../plugins/pool/index.ts"),
+  "pgbun:transaction-detection": () => import("../../plugins/transaction-detection/index.ts"),
+  "pgbun:parameter-tracking": () => import("../../plugins/parameter-tracking/index.ts"),
+};
+
+/** Loaded when the config names no plugins, and added for any capability no listed plugin provides. */
+export const DEFAULT_PLUGINS = ["pgbun:transaction-detection", "pgbun:parameter-tracking", "pgbun:pool"];
+
+export class PluginLoadError extends Error {
+  constructor(
+    readonly specifier: string,
+    reason: string,
+  ) {
+    super(`plugin ${specifier}: ${reason}`);
+    this.name = "PluginLoadError";
+  }
+}
+
+export interface LoadedPlugin {
+  plugin: PgbunPlugin;
+  specifier: string;
+  options: Record<string, unknown>;
+}
+
+/** Compiles a TypeScript plugin with esbuild into a cached ES module; returns the module's path. */
+async function compile(file: string, cacheDir: string): Promise<string> {
+  const stat = statSync(file);
+  const key = createHash("sha256").update(`${file}:${stat.mtimeMs}:${stat.size}`).digest("hex").slice(0, 16);
+  mkdirSync(cacheDir, { recursive: true });
+  const out = join(cacheDir, `${key}.mjs`);
+  if (existsSync(out)) return out;
+  const result = await build({
+    entryPoints: [file],
+    bundle: true,
+    format: "esm",
+    platform: "node",
+    target: "esnext",
+    write: false,
+    packages: "external",
+    logLevel: "silent",
+  });
+  const tmp = `${out}.${process.pid}.tmp`;
+  writeFileSync(tmp, result.outputFiles[0]!.contents);
+  require("node:fs").renameSync(tmp, out);
+  return out;
+}
+
+async function importSpecifier(spec: string, dir: string, cacheDir: string): Promise<unknown> {
+  const builtin = BUILTINS[spec];
+  if (builtin) return builtin();
+  if (spec.startsWith("pgbun:")) throw new PluginLoadError(spec, `no built-in plugin of that name (known: ${Object.keys(BUILTINS).join(", ")})`);
+  if (spec.startsWith(".") || isAbsolute(spec)) {
+    const file = resolve(dir, spec);
+    if (!existsSync(file)) throw new PluginLoadError(spec, `file not found: ${file}`);
+    const ext = extname(file);
+    const path = ext === ".ts" || ext === ".mts" || ext === ".tsx" ? await compile(file, cacheDir) : file;
+    return import(path);
+  }
+  let path: string;
+  try {
+    path = Bun.resolveSync(spec, dir);
+  } catch {
+    throw new PluginLoadError(spec, `npm package not found from ${dir} (install it, e.g. npm install ${spec})`);
+  }
+  return import(path);
+}
+
+function instantiate(spec: string, mod: unknown, options: Record<string, unknown>): PgbunPlugin {
+  const m = mod as Record<string, unknown>;
+  let exported = (m && (m.default ?? m.plugin)) ?? mod;
+  if (typeof exported === "function") exported = (exported as (o: Record<string, unknown>) => unknown)(options);
+  const p = exported as PgbunPlugin;
+  if (!p || typeof p !== "object" || typeof p.name !== "string" || typeof p.apply !== "function") {
+    throw new PluginLoadError(spec, "must export a plugin ({ name, apply }) or a factory returning one");
+  }
+  return p;
+}
+
+function provides(p: PgbunPlugin): string[] {
+  return [p.name, ...(p.provides ?? [])];
+}
+
+/** Resolves the plugin list: loads each, fills in defaults for unprovided capabilities, orders, checks dependencies. */
+export async function loadPlugins(specs: PluginSpec[] | null, dir: string): Promise<LoadedPlugin[]> {
+  const cacheDir = join(dir, ".pgbun-cache");
+  const listed = specs ?? DEFAULT_PLUGINS.map((s) => ({ specifier: s, options: {} }));
+  const loaded: LoadedPlugin[] = [];
+  for (const s of listed) {
+    let mod: unknown;
+    try {
+      mod = await importSpecifier(s.specifier, dir, cacheDir);
+    } catch (err) {
+      if (err instanceof PluginLoadError) throw err;
+      throw new PluginLoadError(s.specifier, err instanceof Error ? err.message : String(err));
+    }
+    loaded.push({ plugin: instantiate(s.specifier, mod, s.options), specifier: s.specifier, options: s.options });
+  }
+  const provided = new Map<string, string>();
+  for (const l of loaded) {
+    for (const cap of provides(l.plugin)) {
+      const other = provided.get(cap);
+      if (other) throw new PluginLoadError(l.specifier, `provides "${cap}", which ${other} provides too; list only one`);
+      provided.set(cap, l.specifier);
+    }
+  }
+  // a built-in default is added unless a listed plugin already provides what it provides
+  const defaults: LoadedPlugin[] = [];
+  for (const spec of DEFAULT_PLUGINS) {
+    if (listed.some((s) => s.specifier === spec)) continue;
+    const p = instantiate(spec, await BUILTINS[spec]!(), {});
+    if (provides(p).some((c) => provided.has(c))) continue;
+    for (const c of provides(p)) provided.set(c, spec);
+    defaults.push({ plugin: p, specifier: spec, options: {} });
+  }
+  const all = [...defaults, ...loaded];
+  for (const l of all) {
+    for (const dep of l.plugin.dependencies ?? []) {
+      if (!provided.has(dep)) throw new PluginLoadError(l.specifier, `depends on "${dep}", which no loaded plugin provides`);
+    }
+  }
+  const rank = (p: PgbunPlugin) => (p.enforce === "pre" ? 0 : p.enforce === "post" ? 2 : 1);
+  return all.map((l, i) => ({ l, i })).sort((a, b) => rank(a.l.plugin) - rank(b.l.plugin) || a.i - b.i).map((x) => x.l);
+}
+
+/** Installs interceptors so every tap made while a plugin applies is wrapped to report that plugin by name. */
+export function attributeTaps(hooks: PgbunHooks, current: () => string | null): void {
+  const register = (tap: any) => {
+    const owner = current() ?? tap.name;
+    return { ...tap, fn: PluginFault.wrap(owner, tap.fn, tap.type) };
+  };
+  for (const hook of Object.values(hooks) as any[]) {
+    if (typeof hook.tap === "function") hook.intercept({ register });
+    else hook.intercept({ factory: (_key: unknown, h: any) => (h.intercept({ register }), h) });
+  }
+}
+
+/** Applies plugins in order; an apply() that throws stops start-up with the plugin's name. */
+export async function applyPlugins(list: LoadedPlugin[], makeApi: (l: LoadedPlugin) => PluginApi, setCurrent: (name: string | null) => void): Promise<void> {
+  for (const l of list) {
+    setCurrent(l.plugin.name);
+    try {
+      await l.plugin.apply(makeApi(l));
+    } catch (err) {
+      throw new PluginLoadError(l.specifier, `apply() failed: ${err instanceof Error ? err.message : String(err)}`);
+    } finally {
+      setCurrent(null);
+    }
+  }
+}
+
+export function readPackageVersion(): string {
+  const pkg = JSON.parse(readFileSync(join(dirname(import.meta.dir), "..", "package.json"), "utf8")) as { version: string };
+  return pkg.version;
+}

@@ -1,0 +1,194 @@
+// Zero-copy framer: reads only 5-byte headers, streams pass-through bytes as spans, hands whole messages to its sink.
+
+/** Per-type handling, indexed by the type byte. */
+export const Frame = {
+  /** Forward as part of a span without looking at the body; large bodies stream through. */
+  Pass: 0,
+  /** The sink needs the whole message contiguous (buffered when it spans reads). */
+  Whole: 1,
+  /** Forward like Pass, but tell the sink the type first (counting, no body needed). */
+  Notify: 2,
+} as const;
+
+export type FrameFlags = Uint8Array; // length 256
+
+export function frameFlags(whole: Iterable<number> = [], notify: Iterable<number> = []): FrameFlags {
+  const f = new Uint8Array(256);
+  for (const t of notify) f[t] = Frame.Notify;
+  for (const t of whole) f[t] = Frame.Whole;
+  return f;
+}
+
+/** Every type whole: used while a connection has no peer, so each message can be decided on by itself. */
+export const ALL_WHOLE: FrameFlags = new Uint8Array(256).fill(Frame.Whole);
+
+export interface FrameSink {
+  /** Bytes [start, end) of `buf` pass through untouched. `buf` is only valid during the call. */
+  passSpan(buf: Uint8Array, start: number, end: number): void;
+  /** A Notify-type header was seen; the message itself is part of the span. */
+  notify(type: number): void;
+  /** A whole message [start, end) including its header. Return false to hold the rest until resume(). */
+  message(type: number, buf: Uint8Array, start: number, end: number): boolean;
+  /** The stream is malformed (bad length); the framer stops for good. */
+  malformed(reason: string): void;
+}
+
+/** Splits a byte stream into messages. One instance per direction per connection. */
+export class Framer {
+  flags: FrameFlags;
+  /** Bodies longer than this are a protocol violation. */
+  maxLength: number;
+  private passRemaining = 0;
+  private pendingHeader: Buffer | null = null;
+  private pendingParts: Buffer[] | null = null;
+  private pendingHave = 0;
+  private pendingTotal = 0;
+  private held: Buffer[] | null = null;
+  private broken = false;
+  /** Set by the sink before message() returns false to hold that message too (it will be seen again). */
+  holdCurrent = false;
+
+  constructor(private readonly sink: FrameSink, flags: FrameFlags, maxLength = 0x7fffffff) {
+    this.flags = flags;
+    this.maxLength = maxLength;
+  }
+
+  /** True while the sink asked to hold input (parked). */
+  get holding(): boolean {
+    return this.held !== null;
+  }
+
+  /** Bytes buffered inside the framer (partial messages and held input). */
+  get bufferedBytes(): number {
+    let n = this.pendingHave + (this.pendingHeader?.length ?? 0);
+    if (this.held) for (const h of this.held) n += h.length;
+    return n;
+  }
+
+  /** Feeds one read. `chunk` may be reused by the caller after return: anything kept is copied. */
+  feed(chunk: Uint8Array): void {
+    if (this.broken || chunk.length === 0) return;
+    if (this.held) {
+      this.held.push(Buffer.from(chunk));
+      return;
+    }
+    this.process(chunk);
+  }
+
+  /** Re-processes input held since a message() returned false. */
+  resume(): void {
+    const held = this.held;
+    if (!held) return;
+    this.held = null;
+    for (let k = 0; k < held.length; k++) {
+      if (this.broken) return;
+      this.process(held[k]!);
+      const again = this.held as Buffer[] | null;
+      if (again) {
+        // held again: keep the unprocessed chunks in order
+        for (let r = k + 1; r < held.length; r++) again.push(held[r]!);
+        return;
+      }
+    }
+  }
+
+  private hold(buf: Uint8Array, from: number): void {
+    const rest = from < buf.length ? [Buffer.from(buf.subarray(from))] : [];
+    this.held = rest;
+  }
+
+  /** Stops processing for good (the connection is closing). */
+  close(): void {
+    this.broken = true;
+    this.held = null;
+    this.pendingParts = null;
+    this.pendingHeader = null;
+  }
+
+  private fail(reason: string): void {
+    this.broken = true;
+    this.sink.malformed(reason);
+  }
+
+  private process(chunk: Uint8Array): void {
+    let buf = chunk;
+    let i = 0;
+    const len0 = buf.length;
+    if (this.passRemaining > 0) {
+      const n = Math.min(this.passRemaining, len0);
+      this.sink.passSpan(buf, 0, n);
+      this.passRemaining -= n;
+      if (n === len0) return;
+      i = n;
+    } else if (this.pendingParts) {
+      const need = this.pendingTotal - this.pendingHave;
+      if (len0 < need) {
+        this.pendingParts.push(Buffer.from(buf));
+        this.pendingHave += len0;
+        return;
+      }
+      this.pendingParts.push(Buffer.from(buf.subarray(0, need)));
+      const whole = Buffer.concat(this.pendingParts, this.pendingTotal);
+      this.pendingParts = null;
+      this.pendingHave = 0;
+      if (!this.sink.message(whole[0]!, whole, 0, whole.length)) {
+        if (!this.broken) {
+          this.hold(buf, need);
+          if (this.holdCurrent) this.held!.unshift(whole);
+          this.holdCurrent = false;
+        }
+        return;
+      }
+      if (this.broken) return;
+      i = need;
+    } else if (this.pendingHeader) {
+      buf = Buffer.concat([this.pendingHeader, buf]);
+      this.pendingHeader = null;
+    }
+    const len = buf.length;
+    let spanStart = i;
+    while (i < len) {
+      if (len - i < 5) {
+        if (i > spanStart) this.sink.passSpan(buf, spanStart, i);
+        this.pendingHeader = Buffer.from(buf.subarray(i));
+        return;
+      }
+      const type = buf[i]!;
+      const bodyLen = ((buf[i + 1]! << 24) | (buf[i + 2]! << 16) | (buf[i + 3]! << 8) | buf[i + 4]!) >>> 0;
+      if (bodyLen < 4 || bodyLen > this.maxLength) {
+        if (i > spanStart) this.sink.passSpan(buf, spanStart, i);
+        this.fail(bodyLen < 4 ? `invalid message length ${bodyLen}` : `message length ${bodyLen} exceeds max_packet_size`);
+        return;
+      }
+      const total = bodyLen + 1;
+      const flag = this.flags[type];
+      if (flag !== Frame.Whole) {
+        if (flag === Frame.Notify) this.sink.notify(type);
+        if (total > len - i) {
+          this.passRemaining = total - (len - i);
+          this.sink.passSpan(buf, spanStart, len);
+          return;
+        }
+        i += total;
+        continue;
+      }
+      if (i > spanStart) this.sink.passSpan(buf, spanStart, i);
+      if (total > len - i) {
+        this.pendingParts = [Buffer.from(buf.subarray(i))];
+        this.pendingHave = len - i;
+        this.pendingTotal = total;
+        return;
+      }
+      const end = i + total;
+      if (!this.sink.message(type, buf, i, end)) {
+        if (!this.broken) this.hold(buf, this.holdCurrent ? i : end);
+        this.holdCurrent = false;
+        return;
+      }
+      if (this.broken) return;
+      i = end;
+      spanStart = i;
+    }
+    if (i > spanStart) this.sink.passSpan(buf, spanStart, i);
+  }
+}

@@ -1,0 +1,369 @@
+// A server connection to PostgreSQL: its state, the relay of its messages to the linked client, internal queries.
+import type { Socket } from "bun";
+import { Backend, backendName, TxStatus } from "./protocol/codes.ts";
+import { ALL_WHOLE, Framer, type FrameSink } from "./protocol/framer.ts";
+import { decodeError, errorResponse, SqlState } from "./protocol/errors.ts";
+import { Prebuilt, query } from "./protocol/writer.ts";
+import { Outbound, type Pausable } from "./net/outbound.ts";
+import { Action } from "./context.ts";
+import { PluginFault } from "./plugin/fault.ts";
+import { ServerLogin, type LoginFailure } from "./server-login.ts";
+import type { ClientConnection } from "./client.ts";
+import type { Pgbun } from "./pgbun.ts";
+
+/**
+ * login: connecting and authenticating; idle: in its pool, ready; active: linked to a client;
+ * used: released, waiting for its reset/check; tested: running a reset or check query;
+ * being_canceled: released while a cancel to it is in flight; closed: gone.
+ */
+export type ServerState = "login" | "idle" | "active" | "used" | "tested" | "being_canceled" | "closed";
+
+/** Where a server connection goes and as whom. */
+export interface ServerTarget {
+  host: string;
+  port: number;
+  database: string;
+  user: string;
+  password?: string;
+  /** Extra startup parameters sent at login. */
+  startupParams?: Record<string, string>;
+}
+
+/** The error of an internal query, as PostgreSQL reported it. */
+export interface InternalError {
+  code: string;
+  message: string;
+}
+
+interface InternalQuery {
+  sql: string;
+  error: InternalError | null;
+  done?: (error: InternalError | null) => void;
+}
+
+const decoder = new TextDecoder();
+
+export class ServerConnection implements FrameSink, Pausable {
+  readonly id: number;
+  readonly label: string;
+  state: ServerState = "login";
+  socket: Socket<any> | null = null;
+  readonly out: Outbound;
+  readonly framer: Framer;
+  client: ClientConnection | null = null;
+
+  /** Values the server reported with ParameterStatus. */
+  readonly params = new Map<string, string>();
+  /** Non-reported settings pgbun applied with SET (so they can be changed or reset later). */
+  readonly applied = new Map<string, string>();
+  backendPid = 0;
+  backendSecret: Uint8Array = new Uint8Array(0);
+  txStatus: number = TxStatus.Idle;
+  /** Owned by the pool plugin. */
+  pool: unknown = null;
+  /** Free-form per-server state for plugins, keyed by plugin name. */
+  readonly data: Record<string, unknown> = {};
+  /** Close instead of reusing at the next release (reload, lifetime). */
+  closeNeeded = false;
+  releaseRequested = false;
+  cancelsInFlight = 0;
+  connectTime: number;
+  /** Last time it was released or linked (cached clock, ms). */
+  lastUsed: number;
+  /** A FATAL ErrorResponse came from PostgreSQL: the connection is ending. */
+  fatalSeen = false;
+  private internal: InternalQuery[] = [];
+  private paused = false;
+  private login: ServerLogin | null;
+
+  constructor(
+    readonly core: Pgbun,
+    readonly target: ServerTarget,
+  ) {
+    this.id = core.nextId();
+    this.label = `S-${this.id}`;
+    this.out = new Outbound(null);
+    this.framer = new Framer(this, ALL_WHOLE, core.config.settings.max_packet_size);
+    this.connectTime = core.now;
+    this.lastUsed = core.now;
+    this.login = new ServerLogin(this);
+  }
+
+  /** The one place server state changes; the pool (if any) is told. */
+  setState(next: ServerState): void {
+    const prev = this.state;
+    if (prev === next) return;
+    this.state = next;
+    this.core.serverStateChanged(this, prev, next);
+  }
+
+  /** Opens the connection and logs in; rejects with the failure (a PostgreSQL ErrorResponse when it sent one). */
+  connect(): Promise<void> {
+    return this.login!.start();
+  }
+
+  /** Called by ServerLogin once ReadyForQuery arrives. */
+  loginDone(): void {
+    this.login = null;
+    this.lastUsed = this.core.now;
+  }
+
+  /** Clean: no transaction open, nothing in flight, not closing. Only clean servers may serve another client. */
+  isClean(): boolean {
+    return (
+      this.state !== "closed" &&
+      !this.closeNeeded &&
+      !this.fatalSeen &&
+      this.txStatus === TxStatus.Idle &&
+      this.internal.length === 0 &&
+      this.out.backlog === 0 &&
+      this.framer.bufferedBytes === 0
+    );
+  }
+
+  get internalPending(): number {
+    return this.internal.length;
+  }
+
+  // ---- socket events (from the core's handler set) ----
+
+  onOpen(socket: Socket<any>): void {
+    this.socket = socket;
+    this.out.attach(socket);
+    this.login?.opened();
+  }
+
+  onData(chunk: Uint8Array): void {
+    this.framer.feed(chunk);
+    const client = this.client;
+    if (client) client.out.flush(this);
+    if (this.releaseRequested && client) this.core.releaseServer(client, this, client.poolMode === "statement" ? "statement" : "transaction");
+  }
+
+  onClose(reason: string): void {
+    if (this.state === "closed") return;
+    if (this.login) {
+      this.login.failed({ message: reason });
+      return;
+    }
+    this.close(reason);
+  }
+
+  pauseReading(): void {
+    if (!this.paused && this.socket) {
+      this.paused = true;
+      this.socket.pause();
+    }
+  }
+
+  resumeReading(): void {
+    if (this.paused && this.socket) {
+      this.paused = false;
+      this.socket.resume();
+    }
+  }
+
+  // ---- linking ----
+
+  link(client: ClientConnection): void {
+    this.client = client;
+    this.releaseRequested = false;
+    this.lastUsed = this.core.now;
+    this.setState("active");
+    if (this.internal.length === 0) this.framer.flags = this.core.serverFlags;
+  }
+
+  unlink(): void {
+    this.client = null;
+    this.releaseRequested = false;
+    this.framer.flags = ALL_WHOLE;
+    this.lastUsed = this.core.now;
+    this.resumeReading();
+  }
+
+  /** Marks the server for release once the current batch is written. */
+  requestRelease(): void {
+    if (!this.client) return;
+    this.releaseRequested = true;
+    this.framer.flags = ALL_WHOLE; // whatever follows in this read is not the client's
+  }
+
+  /**
+   * Runs a query whose results nobody sees (parameter sync, reset, checks). It is queued ahead of anything
+   * the client sends after this call; `done` gets the error message, if any, once ReadyForQuery arrives.
+   */
+  runInternal(sql: string, done?: (error: InternalError | null) => void): void {
+    this.internal.push({ sql, error: null, done });
+    this.framer.flags = ALL_WHOLE;
+    this.out.push(query(sql));
+  }
+
+  // ---- FrameSink: server-to-client relay ----
+
+  passSpan(buf: Uint8Array, start: number, end: number): void {
+    this.client!.out.push(buf, start, end);
+  }
+
+  notify(_type: number): void {}
+
+  message(type: number, buf: Uint8Array, start: number, end: number): boolean {
+    if (this.login) return this.login.message(type, buf, start, end);
+    if (this.internal.length > 0) {
+      this.internalMessage(type, buf, start, end);
+      return true;
+    }
+    const client = this.client;
+    if (client === null || this.releaseRequested) {
+      this.orphanMessage(type, buf, start, end);
+      return this.state !== "closed";
+    }
+    switch (type) {
+      case Backend.ReadyForQuery:
+        this.txStatus = buf[start + 5]!;
+        client.readyForQuery(this.txStatus);
+        break;
+      case Backend.CopyInResponse:
+        client.copyIn = true;
+        break;
+      case Backend.ParameterStatus:
+        this.parameterStatus(buf, start, end, client);
+        break;
+      case Backend.ErrorResponse:
+        if (this.isFatal(buf, start, end)) this.fatalSeen = true;
+        break;
+    }
+    const hook = this.core.serverHooks[type];
+    if (hook !== undefined) {
+      const ctx = client.ctx;
+      ctx.type = type;
+      ctx.buf = buf;
+      ctx.start = start;
+      ctx.end = end;
+      ctx.direction = "backend";
+      let r;
+      try {
+        r = hook.call(ctx);
+      } catch (err) {
+        this.pluginFailed(client, err);
+        return false;
+      }
+      if (r === Action.Drop) return true;
+      if (r instanceof Uint8Array) {
+        client.out.push(r);
+        return true;
+      }
+    }
+    client.out.push(buf, start, end);
+    return true;
+  }
+
+  private isFatal(buf: Uint8Array, start: number, end: number): boolean {
+    const sev = decodeError(buf, start, end).severity;
+    return sev === "FATAL" || sev === "PANIC";
+  }
+
+  private parameterStatus(buf: Uint8Array, start: number, end: number, client: ClientConnection | null): void {
+    let i = start + 5;
+    let j = i;
+    while (j < end && buf[j] !== 0) j++;
+    const name = decoder.decode(buf.subarray(i, j));
+    i = j + 1;
+    j = i;
+    while (j < end && buf[j] !== 0) j++;
+    const value = decoder.decode(buf.subarray(i, j));
+    this.params.set(name, value);
+    if (client) client.params.set(name, value);
+  }
+
+  /** Responses to internal queries: swallowed; errors reported to the query's callback. */
+  private internalMessage(type: number, buf: Uint8Array, start: number, end: number): void {
+    const head = this.internal[0]!;
+    switch (type) {
+      case Backend.ParameterStatus:
+        this.parameterStatus(buf, start, end, null);
+        break;
+      case Backend.ErrorResponse: {
+        const e = decodeError(buf, start, end);
+        head.error = { code: e.code, message: e.message };
+        if (e.severity === "FATAL" || e.severity === "PANIC") this.fatalSeen = true;
+        break;
+      }
+      case Backend.ReadyForQuery:
+        this.txStatus = buf[start + 5]!;
+        this.internal.shift();
+        if (this.internal.length === 0) this.framer.flags = this.client && !this.releaseRequested ? this.core.serverFlags : ALL_WHOLE;
+        if (head.error) this.core.log.warn({ server: this.label, query: head.sql }, `internal query failed: ${head.error.code}: ${head.error.message}`);
+        head.done?.(head.error);
+        break;
+      case Backend.CopyInResponse:
+        // an internal query must never start COPY FROM STDIN; the connection state is unknown
+        this.close("internal query started COPY");
+        break;
+    }
+  }
+
+  /** Messages from a server that no client owns (idle in the pool, or after release in the same read). */
+  private orphanMessage(type: number, buf: Uint8Array, start: number, end: number): void {
+    switch (type) {
+      case Backend.ParameterStatus:
+        this.parameterStatus(buf, start, end, null);
+        return;
+      case Backend.NoticeResponse:
+      case Backend.NotificationResponse:
+        return;
+      case Backend.ErrorResponse: {
+        const e = decodeError(buf, start, end);
+        this.core.log.warn({ server: this.label, code: e.code }, `idle server sent error: ${e.message}`);
+        if (e.severity === "FATAL" || e.severity === "PANIC") this.fatalSeen = true;
+        this.closeNeeded = true;
+        return;
+      }
+      default:
+        this.core.log.warn({ server: this.label }, `unexpected ${backendName(type)} from server with no client`);
+        this.close("unexpected message from idle server");
+    }
+  }
+
+  malformed(reason: string): void {
+    this.core.log.warn({ server: this.label }, `malformed packet from server: ${reason}`);
+    const client = this.client;
+    if (client) client.fatal(SqlState.ProtocolViolation, "server sent an invalid packet");
+    this.close(`malformed packet: ${reason}`);
+  }
+
+  private pluginFailed(client: ClientConnection, err: unknown): void {
+    const fault = PluginFault.from(err);
+    this.core.log.error({ client: client.label, server: this.label, plugin: fault.plugin, err: fault.cause }, `plugin ${fault.plugin} failed`);
+    client.unlinkServer();
+    this.close("plugin failed while relaying");
+    client.fatal(SqlState.InternalError, `plugin "${fault.plugin}" failed: ${fault.reason}`);
+  }
+
+  /** Closes the connection; a linked client loses its session too. */
+  close(reason: string): void {
+    if (this.state === "closed") return;
+    this.framer.close();
+    const client = this.client;
+    if (this.socket && !this.fatalSeen) {
+      // polite goodbye; PostgreSQL then ends the backend
+      try {
+        this.socket.write(Prebuilt.Terminate);
+      } catch {}
+    }
+    this.setState("closed");
+    this.out.close();
+    try {
+      this.socket?.end();
+    } catch {}
+    this.client = null;
+    if (client && client.server === this) {
+      client.unlinkServer();
+      if (!this.fatalSeen) client.out.push(errorResponse(SqlState.ConnectionFailure, `server connection closed: ${reason}`, "FATAL"));
+      client.out.flush(null);
+      client.close(`server closed: ${reason}`);
+    }
+    this.core.hooks.serverClosed.call(this, reason);
+  }
+}
+
+export type { LoginFailure };

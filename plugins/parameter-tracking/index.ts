@@ -1,0 +1,64 @@
+// Built-in plugin: re-applies a client's parameters and settings on whichever server it lands on.
+import { TxStatus } from "../../core/protocol/codes.ts";
+import { SqlState } from "../../core/protocol/errors.ts";
+import type { PgbunPlugin } from "../../core/plugin/types.ts";
+
+const BASE_TRACKED = ["client_encoding", "DateStyle", "TimeZone", "standard_conforming_strings", "application_name", "IntervalStyle"];
+
+function quoteIdent(name: string): string {
+  return name
+    .split(".")
+    .map((p) => `"${p.replace(/"/g, '""')}"`)
+    .join(".");
+}
+
+function quoteLiteral(value: string): string {
+  const q = `'${value.replace(/'/g, "''")}'`;
+  return value.includes("\\") ? `E${q.replace(/\\/g, "\\\\")}` : q;
+}
+
+/**
+ * On each link, compares the client's tracked parameters (ParameterStatus-reported) and its other settings
+ * (startup `options`, custom GUCs) with what the server has, and runs one internal SET/RESET batch for the
+ * differences before the client's first message reaches the server.
+ */
+export default function parameterTracking(): PgbunPlugin {
+  return {
+    name: "pgbun:parameter-tracking",
+    provides: ["parameter-tracking"],
+    apply(api) {
+      const tracked = () => new Set([...BASE_TRACKED, ...api.config.settings.track_extra_parameters]);
+      let trackedSet = tracked();
+      api.hooks.reload.tap("pgbun:parameter-tracking", () => {
+        trackedSet = tracked();
+      });
+      api.hooks.serverLinked.tap("pgbun:parameter-tracking", (client, server) => {
+        let sql = "";
+        for (const [name, value] of client.params) {
+          if (!trackedSet.has(name)) continue;
+          const current = server.params.get(name) ?? server.applied.get(name);
+          if (current === value) continue;
+          sql += `SET ${quoteIdent(name)} TO ${quoteLiteral(value)};`;
+          if (!server.params.has(name)) server.applied.set(name, value);
+        }
+        for (const [name, value] of client.settings) {
+          if (server.applied.get(name) === value) continue;
+          sql += `SET ${quoteIdent(name)} TO ${quoteLiteral(value)};`;
+          server.applied.set(name, value);
+        }
+        for (const name of [...server.applied.keys()]) {
+          if (client.settings.has(name) || client.params.has(name)) continue;
+          sql += `RESET ${quoteIdent(name)};`;
+          server.applied.delete(name);
+        }
+        if (sql === "") return;
+        server.runInternal(sql, (error) => {
+          if (error === null && server.txStatus === TxStatus.Idle) return;
+          // the batch ran in one implicit transaction: on error none of it applied
+          server.closeNeeded = true;
+          if (client.server === server) client.fatal(error?.code ?? SqlState.InternalError, error?.message ?? "could not apply connection parameters");
+        });
+      });
+    },
+  };
+}

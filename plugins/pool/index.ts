@@ -1,0 +1,242 @@
+// Built-in plugin "pgbun:pool": session and transaction pooling per (database, user) with PgBouncer's limits.
+import type { ClientConnection } from "../../core/client.ts";
+import type { ServerConnection } from "../../core/server.ts";
+import { LoginError, type LoginFailure } from "../../core/server-login.ts";
+import { SqlState } from "../../core/protocol/errors.ts";
+import type { PgbunPlugin, PluginApi } from "../../core/plugin/types.ts";
+import type { Refusal } from "../../core/hooks.ts";
+import { Pool } from "./pool.ts";
+
+const NAME = "pgbun:pool";
+
+function failureOf(err: unknown): LoginFailure {
+  if (err instanceof LoginError) return err.failure;
+  return { message: err instanceof Error ? err.message : String(err) };
+}
+
+function refusalOf(f: LoginFailure): Refusal {
+  return { code: f.code ?? SqlState.ConnectionFailure, message: f.message, error: f.error };
+}
+
+class PoolManager {
+  readonly pools = new Map<string, Pool>();
+  private readonly dbConnections = new Map<string, number>();
+  private readonly userConnections = new Map<string, number>();
+
+  constructor(private readonly api: PluginApi) {}
+
+  private get settings() {
+    return this.api.config.settings;
+  }
+
+  poolFor(client: ClientConnection): Pool {
+    const key = `${client.database}\u0000${client.user}`;
+    let pool = this.pools.get(key);
+    if (pool) return pool;
+    const entry = client.dbEntry!;
+    const user = this.api.config.users[client.user];
+    const s = this.settings;
+    const core = this.api.core;
+    pool = new Pool(
+      key,
+      client.database,
+      client.user,
+      entry,
+      client.poolMode,
+      entry.pool_size ?? user?.pool_size ?? s.default_pool_size,
+      entry.min_pool_size ?? s.min_pool_size,
+      entry.reserve_pool_size ?? user?.reserve_pool_size ?? s.reserve_pool_size,
+      (i) => core.targetFor(entry, client.database, client.user, i),
+    );
+    this.pools.set(key, pool);
+    return pool;
+  }
+
+  /** Can this pool open one more server? `reserve`: also use reserve_pool_size. */
+  canOpen(pool: Pool, reserve = false): boolean {
+    const limit = pool.size + (reserve ? pool.reserveSize : 0);
+    if (pool.servers.size + pool.connecting >= limit) return false;
+    const maxDb = pool.entry.max_db_connections ?? this.settings.max_db_connections;
+    if (maxDb > 0 && (this.dbConnections.get(pool.database) ?? 0) >= maxDb) return false;
+    const maxUser = this.api.config.users[pool.user]?.max_user_connections ?? this.settings.max_user_connections;
+    if (maxUser > 0 && (this.userConnections.get(pool.user) ?? 0) >= maxUser) return false;
+    return true;
+  }
+
+  private count(map: Map<string, number>, key: string, delta: number): void {
+    map.set(key, (map.get(key) ?? 0) + delta);
+  }
+
+  /** Opens a server for the pool; when logged in it serves the oldest waiter or goes idle. */
+  open(pool: Pool): void {
+    const target = pool.target(pool.hostIndex++);
+    const core = this.api.core;
+    pool.connecting++;
+    this.count(this.dbConnections, pool.database, 1);
+    this.count(this.userConnections, pool.user, 1);
+    core.openServer(target, pool).then(
+      (s) => {
+        pool.connecting--;
+        pool.servers.add(s);
+        pool.setWelcome(s.params);
+        this.makeAvailable(pool, s);
+      },
+      (err) => {
+        pool.connecting--;
+        this.count(this.dbConnections, pool.database, -1);
+        this.count(this.userConnections, pool.user, -1);
+        const f = failureOf(err);
+        this.api.log.warn({ pool: `${pool.database}/${pool.user}`, host: target.host, port: target.port, code: f.code }, `server login failed: ${f.message}`);
+        pool.failWelcome(f);
+        // every waiter gets the failure rather than hanging (PostgreSQL's own error when it sent one)
+        for (let c = pool.nextWaiter(); c; c = pool.nextWaiter()) {
+          if (f.error) {
+            c.out.send(f.error);
+            c.close(f.message);
+          } else c.fatal(SqlState.ConnectionFailure, `server login failed: ${f.message}`);
+        }
+      },
+    );
+  }
+
+  /** A server that is ready: the oldest waiter gets it, else it goes idle. */
+  makeAvailable(pool: Pool, server: ServerConnection): void {
+    const waiter = pool.nextWaiter();
+    if (waiter) {
+      waiter.linkServer(server);
+      return;
+    }
+    server.setState("idle");
+    pool.idle.push(server);
+  }
+
+  usable(server: ServerConnection): boolean {
+    if (server.closeNeeded || server.fatalSeen || server.state === "closed") return false;
+    const life = this.settings.server_lifetime * 1000;
+    return !(life > 0 && this.api.core.now - server.connectTime > life);
+  }
+
+  needServer(client: ClientConnection): ServerConnection | undefined {
+    const pool = client.pool as Pool;
+    const server = pool.takeIdle(this.settings.server_round_robin, (s) => this.usable(s));
+    if (server) return server;
+    pool.waiters.push(client);
+    if (pool.connecting < pool.waiters.length && this.canOpen(pool)) this.open(pool);
+    return undefined;
+  }
+
+  released(server: ServerConnection): true | undefined {
+    const pool = server.pool as Pool;
+    if (!pool || !this.pools.has(pool.key) || !this.usable(server)) return undefined;
+    if (server.cancelsInFlight > 0) {
+      server.setState("being_canceled");
+      return true;
+    }
+    const s = this.settings;
+    const reset = s.server_reset_query;
+    const needsReset = reset !== "" && (pool.mode === "session" || s.server_reset_query_always);
+    if (!needsReset) {
+      this.makeAvailable(pool, server);
+      return true;
+    }
+    server.setState("tested");
+    server.applied.clear();
+    server.runInternal(reset, (error) => {
+      if (error || !server.isClean()) server.close("server_reset_query failed");
+      else this.makeAvailable(pool, server);
+    });
+    server.out.flush(null);
+    return true;
+  }
+
+  serverClosed(server: ServerConnection): void {
+    const pool = server.pool as Pool | null;
+    if (!pool || !pool.servers.delete(server)) return;
+    pool.removeIdle(server);
+    this.count(this.dbConnections, pool.database, -1);
+    this.count(this.userConnections, pool.user, -1);
+    if (pool.waiters.length > pool.connecting && this.canOpen(pool)) this.open(pool);
+  }
+
+  /** Janitor duties: idle timeouts, lifetime, min_pool_size, reserve pool for long waits. */
+  tick(now: number): void {
+    const s = this.settings;
+    const idleMs = s.server_idle_timeout * 1000;
+    const reserveMs = s.reserve_pool_timeout * 1000;
+    for (const pool of this.pools.values()) {
+      for (const server of [...pool.idle]) {
+        const expired = !this.usable(server) || (idleMs > 0 && now - server.lastUsed > idleMs && pool.servers.size > pool.minSize);
+        if (expired) server.close(server.closeNeeded ? "close_needed" : "server_idle_timeout or server_lifetime");
+      }
+      while (pool.minSize > 0 && pool.servers.size + pool.connecting < pool.minSize && this.canOpen(pool)) this.open(pool);
+      const oldest = pool.waiters[0];
+      if (oldest && pool.reserveSize > 0 && now - oldest.waitStart > reserveMs && pool.connecting < pool.waiters.length && this.canOpen(pool, true)) {
+        this.api.log.info({ pool: `${pool.database}/${pool.user}` }, "taking a connection from the reserve pool");
+        this.open(pool);
+      }
+    }
+  }
+}
+
+/** The pool plugin; replace it with a plugin that `provides: ["pool"]`. */
+export default function poolPlugin(): PgbunPlugin {
+  return {
+    name: NAME,
+    provides: ["pool"],
+    apply(api) {
+      const manager = new PoolManager(api);
+      (api.core as unknown as { pools?: PoolManager }).pools = manager;
+      const h = api.hooks;
+      h.authenticated.tapPromise(NAME, async (client) => {
+        const s = api.config.settings;
+        const pool = manager.poolFor(client);
+        const maxDbClients = s.max_db_client_connections;
+        if (maxDbClients > 0 && [...manager.pools.values()].filter((p) => p.database === pool.database).reduce((n, p) => n + p.clients.size, 0) >= maxDbClients) {
+          return { code: SqlState.TooManyConnections, message: "no more connections allowed (max_db_client_connections)" };
+        }
+        const maxUserClients = s.max_user_client_connections;
+        if (maxUserClients > 0 && [...manager.pools.values()].filter((p) => p.user === pool.user).reduce((n, p) => n + p.clients.size, 0) >= maxUserClients) {
+          return { code: SqlState.TooManyConnections, message: "no more connections allowed (max_user_client_connections)" };
+        }
+        client.pool = pool;
+        pool.clients.add(client);
+        if (!pool.welcome) {
+          const waiting = pool.awaitWelcome();
+          if (pool.connecting === 0 && manager.canOpen(pool)) manager.open(pool);
+          else if (pool.connecting === 0) return { code: SqlState.TooManyConnections, message: "no server connection can be opened for this pool (limits reached)" };
+          try {
+            await waiting;
+          } catch (err) {
+            return refusalOf(err as LoginFailure);
+          }
+        }
+        client.welcomeParams = pool.welcome!;
+        return undefined;
+      });
+      h.needServer.tap(NAME, (client) => manager.needServer(client));
+      h.serverReleased.tap(NAME, (server) => manager.released(server));
+      h.serverClosed.tap(NAME, (server) => manager.serverClosed(server));
+      h.clientClosed.tap(NAME, (client) => {
+        const pool = client.pool as Pool | null;
+        if (!pool) return;
+        pool.clients.delete(client);
+        pool.removeWaiter(client);
+      });
+      h.tick.tap(NAME, (now) => manager.tick(now));
+      h.reload.tap(NAME, () => {
+        for (const pool of manager.pools.values()) {
+          const entry = api.core.resolveDatabase(pool.database);
+          if (!entry) continue;
+          pool.entry = entry;
+          const user = api.config.users[pool.user];
+          pool.size = entry.pool_size ?? user?.pool_size ?? api.config.settings.default_pool_size;
+          pool.minSize = entry.min_pool_size ?? api.config.settings.min_pool_size;
+          pool.reserveSize = entry.reserve_pool_size ?? user?.reserve_pool_size ?? api.config.settings.reserve_pool_size;
+          pool.target = (i) => api.core.targetFor(entry, pool.database, pool.user, i);
+        }
+      });
+    },
+  };
+}
+
+export type { PoolManager };

@@ -1,0 +1,83 @@
+// One pool of server connections per (database, user): idle stack, FIFO waiters, limits, welcome parameters.
+import type { ClientConnection, PoolMode } from "../../core/client.ts";
+import type { ServerConnection, ServerTarget } from "../../core/server.ts";
+import type { LoginFailure } from "../../core/server-login.ts";
+import type { DatabaseEntry } from "../../core/config/databases.ts";
+
+export class Pool {
+  /** Idle servers; the end of the array is the most recently used (LIFO unless server_round_robin). */
+  readonly idle: ServerConnection[] = [];
+  /** Every server of this pool that is not closed (login, idle, active, used, tested, being_canceled). */
+  readonly servers = new Set<ServerConnection>();
+  /** Clients waiting for a server, oldest first. */
+  readonly waiters: ClientConnection[] = [];
+  /** Clients logged in to this pool. */
+  readonly clients = new Set<ClientConnection>();
+  /** Logins in progress. */
+  connecting = 0;
+  /** The server's parameters at login, sent to each new client. */
+  welcome: Map<string, string> | null = null;
+  private welcomeWaiters: Array<{ resolve: () => void; reject: (f: LoginFailure) => void }> = [];
+  /** Round-robin index over the entry's hosts. */
+  hostIndex = 0;
+
+  constructor(
+    readonly key: string,
+    readonly database: string,
+    readonly user: string,
+    public entry: DatabaseEntry,
+    public mode: PoolMode,
+    public size: number,
+    public minSize: number,
+    public reserveSize: number,
+    public target: (hostIndex: number) => ServerTarget,
+  ) {}
+
+  /** Takes an idle server that is still usable; closes stale ones on the way. */
+  takeIdle(roundRobin: boolean, isUsable: (s: ServerConnection) => boolean): ServerConnection | null {
+    while (this.idle.length > 0) {
+      const s = (roundRobin ? this.idle.shift() : this.idle.pop())!;
+      if (isUsable(s)) return s;
+      s.close("stale idle server");
+    }
+    return null;
+  }
+
+  removeIdle(server: ServerConnection): void {
+    const i = this.idle.indexOf(server);
+    if (i >= 0) this.idle.splice(i, 1);
+  }
+
+  removeWaiter(client: ClientConnection): void {
+    const i = this.waiters.indexOf(client);
+    if (i >= 0) this.waiters.splice(i, 1);
+  }
+
+  /** Oldest waiter that is still waiting. */
+  nextWaiter(): ClientConnection | null {
+    while (this.waiters.length > 0) {
+      const c = this.waiters.shift()!;
+      if (c.state === "waiting") return c;
+    }
+    return null;
+  }
+
+  /** Resolves once welcome parameters are known (a server of this pool logged in), or rejects with its failure. */
+  awaitWelcome(): Promise<void> {
+    if (this.welcome) return Promise.resolve();
+    return new Promise((resolve, reject) => this.welcomeWaiters.push({ resolve, reject }));
+  }
+
+  get awaitingWelcome(): number {
+    return this.welcomeWaiters.length;
+  }
+
+  setWelcome(params: Map<string, string>): void {
+    if (!this.welcome) this.welcome = new Map(params);
+    for (const w of this.welcomeWaiters.splice(0)) w.resolve();
+  }
+
+  failWelcome(f: LoginFailure): void {
+    for (const w of this.welcomeWaiters.splice(0)) w.reject(f);
+  }
+}
