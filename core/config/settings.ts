@@ -121,7 +121,7 @@ const DEFAULT_AUTH_QUERY =
 /** The table, in the order `pgbun check` prints it. The mapped type keeps it in step with Settings. */
 export const SETTINGS: { readonly [K in SettingName]: SettingDef<Settings[K]> } = {
   listen_addr: { kind: STRING, default: "127.0.0.1", doc: "Address(es) to listen on, comma-separated; * for all" },
-  listen_port: { kind: { type: "int", min: 1, max: 65535 }, default: 6432, doc: "TCP port to listen on" },
+  listen_port: { kind: { type: "int", min: 0, max: 65535 }, default: 6432, doc: "TCP port to listen on (0: any free port, for tests)" },
   unix_socket_dir: { kind: STRING, default: "", doc: "Directory for the Unix socket; empty disables it" },
   listen_backlog: { kind: INT, default: 128, doc: "Backlog passed to listen(2)" },
   so_reuseport: { kind: BOOL, default: false, doc: "Set SO_REUSEPORT so several processes share the port" },

@@ -251,7 +251,7 @@ test("wrong types and impossible values are refused", async () => {
   const cases: [unknown, string][] = [
     [{ pgbun: { listen_port: "six" } }, "pgbun.listen_port"],
     [{ pgbun: { listen_port: 70000 } }, "pgbun.listen_port"],
-    [{ pgbun: { listen_port: 0 } }, "pgbun.listen_port"],
+    [{ pgbun: { listen_port: -1 } }, "pgbun.listen_port"],
     [{ pgbun: { default_pool_size: -1 } }, "pgbun.default_pool_size"],
     [{ pgbun: { default_pool_size: 1.5 } }, "pgbun.default_pool_size"],
     [{ pgbun: { max_packet_size: 100 } }, "pgbun.max_packet_size"],
