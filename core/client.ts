@@ -201,7 +201,7 @@ export class ClientConnection implements FrameSink, Pausable {
         if (r === Action.Drop) return this.state !== "waiting";
         if (r === Action.WaitForServer) {
           if (this.server === null) {
-            if (!this.acquireServer()) {
+            if (this.state === "waiting" || !this.acquireServer()) {
               this.framer.holdCurrent = true;
               return false;
             }

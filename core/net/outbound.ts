@@ -32,9 +32,22 @@ export class Outbound {
     return this.queuedBytes + this.piecesLen;
   }
 
-  /** Adds bytes to the current batch; they must stay valid until flush() (same event-loop turn). */
+  /**
+   * Adds bytes to the current batch; they must stay valid until flush() (same event-loop turn).
+   * A piece that continues the previous one in the same buffer extends it, so a read forwarded in several
+   * spans around inspected messages still goes out as one slice, without copying.
+   */
   push(buf: Uint8Array, start = 0, end = buf.length): void {
     if (end <= start || this.closed) return;
+    const n = this.pieces.length;
+    if (n > 0) {
+      const last = this.pieces[n - 1]!;
+      if (last.buffer === buf.buffer && last.byteOffset + last.length === buf.byteOffset + start) {
+        this.pieces[n - 1] = new Uint8Array(last.buffer, last.byteOffset, last.length + end - start);
+        this.piecesLen += end - start;
+        return;
+      }
+    }
     this.pieces.push(start === 0 && end === buf.length ? buf : buf.subarray(start, end));
     this.piecesLen += end - start;
   }

@@ -13,10 +13,11 @@ export const BUILTINS: Record<string, () => Promise<unknown>> = {
   "pgbun:pool": () => import("../../plugins/pool/index.ts"),
   "pgbun:transaction-detection": () => import("../../plugins/transaction-detection/index.ts"),
   "pgbun:parameter-tracking": () => import("../../plugins/parameter-tracking/index.ts"),
+  "pgbun:prepared-statements": () => import("../../plugins/prepared-statements/index.ts"),
 };
 
 /** Loaded when the config names no plugins, and added for any capability no listed plugin provides. */
-export const DEFAULT_PLUGINS = ["pgbun:transaction-detection", "pgbun:parameter-tracking", "pgbun:pool"];
+export const DEFAULT_PLUGINS = ["pgbun:transaction-detection", "pgbun:parameter-tracking", "pgbun:prepared-statements", "pgbun:pool"];
 
 export class PluginLoadError extends Error {
   constructor(

@@ -1,0 +1,293 @@
+// Built-in plugin: protocol-level named prepared statements that work in transaction and statement mode.
+import { Backend, Frontend } from "../../core/protocol/codes.ts";
+import { Prebuilt } from "../../core/protocol/writer.ts";
+import { decodeError } from "../../core/protocol/errors.ts";
+import { decodeParse, decodeQuery, decodeTarget } from "../../core/protocol/decode.ts";
+import { Action, type MessageContext, type MessageResult } from "../../core/context.ts";
+import type { ClientConnection } from "../../core/client.ts";
+import type { ServerConnection } from "../../core/server.ts";
+import type { PgbunPlugin } from "../../core/plugin/types.ts";
+import { closeStatement, describeStatement, parseMessage, rebind } from "./messages.ts";
+import { Req, RequestQueue, type ReqKind } from "./requests.ts";
+
+const NAME = "pgbun:prepared-statements";
+const decoder = new TextDecoder();
+const RESETS_STATEMENTS = /^\s*(discard\s+all|deallocate\s+(prepare\s+)?all)\s*;?\s*$/i;
+
+interface ClientStatement {
+  query: string;
+  paramTypes: number[];
+  /** Query text plus parameter types: equal keys share one server-side statement. */
+  key: string;
+}
+
+interface ClientStatements {
+  byName: Map<string, ClientStatement>;
+  queue: RequestQueue;
+}
+
+interface ServerStatements {
+  /** key → pgbun's statement name on this server, in LRU order (oldest first). */
+  names: Map<string, string>;
+  /** Keys whose server statement has a stale plan (after DDL): closed and re-prepared at next use. */
+  stale: Set<string>;
+  seq: number;
+}
+
+function clientState(client: ClientConnection): ClientStatements {
+  let s = client.data[NAME] as ClientStatements | undefined;
+  if (!s) client.data[NAME] = s = { byName: new Map(), queue: new RequestQueue() };
+  return s;
+}
+
+function serverState(server: ServerConnection): ServerStatements {
+  let s = server.data[NAME] as ServerStatements | undefined;
+  if (!s) server.data[NAME] = s = { names: new Map(), stale: new Set(), seq: 0 };
+  return s;
+}
+
+/** Reads a NUL-terminated name at `from`; returns it and the index of its NUL. */
+function nameAt(buf: Uint8Array, from: number, end: number): [string, number] {
+  let j = from;
+  while (j < end && buf[j] !== 0) j++;
+  return [decoder.decode(buf.subarray(from, j)), j];
+}
+
+/**
+ * Each client keeps its statement names; each server keeps statements under pgbun's names (`pgbun_N`), shared
+ * by every client of the pool with the same query text and parameter types. A Bind or Describe that lands on a
+ * server lacking the statement is preceded by a Parse whose ParseComplete is swallowed; a Parse of a statement
+ * the server already has, and a Close of a statement, are answered by pgbun in the position the client expects.
+ */
+export default function preparedStatements(): PgbunPlugin {
+  return {
+    name: NAME,
+    provides: ["prepared-statements"],
+    apply(api) {
+      const pooled = (ctx: MessageContext) => ctx.client.poolMode !== "session";
+      const max = () => api.config.settings.max_prepared_statements;
+
+      /** An answer owed to the client: now if nothing is in flight, else when the requests before it are answered. */
+      const owe = (ctx: MessageContext, st: ClientStatements, kind: ReqKind) => {
+        if (st.queue.length === 0) ctx.sendToClient(kind === Req.SynParse ? Prebuilt.ParseComplete : Prebuilt.CloseComplete);
+        else st.queue.push(kind);
+      };
+
+      /** Names the statement on this server, preparing it (and evicting the least recently used) when needed. */
+      const prepare = (ctx: MessageContext, st: ClientStatements, stmt: ClientStatement, asClientParse: boolean): { name: string; parse: Buffer | null } => {
+        const server = ctx.server!;
+        const srv = serverState(server);
+        const existing = srv.names.get(stmt.key);
+        if (existing !== undefined && !srv.stale.has(stmt.key)) {
+          srv.names.delete(stmt.key);
+          srv.names.set(stmt.key, existing);
+          return { name: existing, parse: null };
+        }
+        if (existing !== undefined) {
+          ctx.sendToServer(closeStatement(existing));
+          st.queue.push(Req.IntClose);
+          srv.names.delete(stmt.key);
+          srv.stale.delete(stmt.key);
+        }
+        const limit = max();
+        while (limit > 0 && srv.names.size >= limit) {
+          const [oldKey, oldName] = srv.names.entries().next().value as [string, string];
+          srv.names.delete(oldKey);
+          ctx.sendToServer(closeStatement(oldName));
+          st.queue.push(Req.IntClose);
+        }
+        const name = `pgbun_${++srv.seq}`;
+        srv.names.set(stmt.key, name);
+        const parse = parseMessage(name, stmt.query, stmt.paramTypes);
+        if (!asClientParse) {
+          ctx.sendToServer(parse);
+          st.queue.push(Req.IntParse, stmt.key);
+        }
+        return { name, parse };
+      };
+
+      api.onClientMessage(Frontend.Parse, (ctx) => {
+        if (!pooled(ctx)) return undefined;
+        const st = clientState(ctx.client);
+        if (ctx.buf[ctx.start + 5] === 0) {
+          // unnamed statement: passes through untouched
+          st.queue.push(Req.Parse);
+          return undefined;
+        }
+        const p = decodeParse(ctx);
+        const key = p.paramTypes.length > 0 ? `${p.query}\u0000${p.paramTypes.join(",")}` : p.query;
+        const stmt = { query: p.query, paramTypes: p.paramTypes, key };
+        st.byName.set(p.name, stmt);
+        if (ctx.server === null) {
+          // no server needed yet: the statement is prepared where the first Bind/Describe lands, so a client
+          // preparing synchronously (pgbench -M prepared) never waits for a server it does not use;
+          // a syntax error then surfaces at that first use
+          owe(ctx, st, Req.SynParse);
+          return Action.Drop;
+        }
+        const { parse } = prepare(ctx, st, stmt, true);
+        if (parse === null) {
+          owe(ctx, st, Req.SynParse);
+          return Action.Drop;
+        }
+        st.queue.push(Req.Parse, key);
+        return parse;
+      });
+
+      api.onClientMessage(Frontend.Bind, (ctx) => {
+        if (!pooled(ctx)) return undefined;
+        const st = clientState(ctx.client);
+        const { buf, start, end } = ctx;
+        const [, portalEnd] = nameAt(buf, start + 5, end);
+        const [name, nameEnd] = nameAt(buf, portalEnd + 1, end);
+        const stmt = name === "" ? undefined : st.byName.get(name);
+        if (stmt === undefined) {
+          st.queue.push(Req.Bind);
+          // unknown names must not reach pgbun's own statements on the server
+          return name.startsWith("pgbun_") ? rebind(buf, start, end, portalEnd, nameEnd, `${name}_unknown`) : undefined;
+        }
+        if (ctx.server === null) return Action.WaitForServer;
+        const { name: serverName } = prepare(ctx, st, stmt, false);
+        st.queue.push(Req.Bind);
+        return rebind(buf, start, end, portalEnd, nameEnd, serverName);
+      });
+
+      api.onClientMessage(Frontend.Describe, (ctx) => {
+        if (!pooled(ctx)) return undefined;
+        const st = clientState(ctx.client);
+        const t = decodeTarget(ctx);
+        const stmt = t.kind === "S" && t.name !== "" ? st.byName.get(t.name) : undefined;
+        if (stmt === undefined) {
+          st.queue.push(t.kind === "S" ? Req.DescribeStatement : Req.DescribePortal);
+          return t.kind === "S" && t.name.startsWith("pgbun_") ? describeStatement(`${t.name}_unknown`) : undefined;
+        }
+        if (ctx.server === null) return Action.WaitForServer;
+        const { name } = prepare(ctx, st, stmt, false);
+        st.queue.push(Req.DescribeStatement);
+        return describeStatement(name);
+      });
+
+      api.onClientMessage(Frontend.Close, (ctx) => {
+        if (!pooled(ctx)) return undefined;
+        const st = clientState(ctx.client);
+        const t = decodeTarget(ctx);
+        if (t.kind === "S" && t.name !== "") {
+          // the server statement may serve other clients: only the client's name goes away
+          st.byName.delete(t.name);
+          owe(ctx, st, Req.SynClose);
+          return Action.Drop;
+        }
+        st.queue.push(Req.Close);
+        return undefined;
+      });
+
+      const track = (kind: ReqKind) => (ctx: MessageContext): MessageResult => {
+        if (pooled(ctx)) clientState(ctx.client).queue.push(kind);
+        return undefined;
+      };
+      api.onClientMessage(Frontend.Execute, track(Req.Execute));
+      api.onClientMessage(Frontend.Sync, (ctx) => {
+        if (!pooled(ctx)) return undefined;
+        const client = ctx.client;
+        if (ctx.server === null && client.state === "active" && client.inSync) {
+          // nothing is outstanding and no transaction is open: answer the Sync here
+          ctx.sendToClient(Prebuilt.ReadyForQueryIdle);
+          return Action.Drop;
+        }
+        clientState(client).queue.push(Req.Sync);
+        return undefined;
+      });
+      api.onClientMessage(Frontend.FunctionCall, track(Req.Query));
+      api.onClientMessage(Frontend.Query, (ctx) => {
+        if (!pooled(ctx)) return undefined;
+        const st = clientState(ctx.client);
+        let i = ctx.start + 5;
+        while (ctx.buf[i] === 0x20 || ctx.buf[i] === 0x0a || ctx.buf[i] === 0x09) i++;
+        const first = ctx.buf[i]! | 0x20;
+        if (first === 0x64 /* d */ && RESETS_STATEMENTS.test(decodeQuery(ctx))) {
+          if (ctx.server === null) return Action.WaitForServer;
+          st.byName.clear();
+          serverState(ctx.server).names.clear();
+        }
+        st.queue.push(Req.Query);
+        return undefined;
+      });
+
+      // ---- responses ----
+
+      /** Appends the answers owed at the head of the queue after the current message (or alone when it is dropped). */
+      const settle = (ctx: MessageContext, st: ClientStatements, forward: boolean): MessageResult => {
+        let head = st.queue.peek();
+        if (head === undefined || (head.kind !== Req.SynParse && head.kind !== Req.SynClose)) return forward ? undefined : Action.Drop;
+        const parts: Uint8Array[] = forward ? [Buffer.from(ctx.bytes())] : [];
+        while (head !== undefined && (head.kind === Req.SynParse || head.kind === Req.SynClose)) {
+          parts.push(head.kind === Req.SynParse ? Prebuilt.ParseComplete : Prebuilt.CloseComplete);
+          st.queue.shift();
+          head = st.queue.peek();
+        }
+        return Buffer.concat(parts);
+      };
+
+      /** Completes the request at the head when it is of one of these kinds. */
+      const complete = (...kinds: ReqKind[]) => (ctx: MessageContext): MessageResult => {
+        if (!pooled(ctx)) return undefined;
+        const st = clientState(ctx.client);
+        const head = st.queue.peek();
+        if (head === undefined || !kinds.includes(head.kind)) return undefined;
+        st.queue.shift();
+        const own = head.kind === Req.IntParse || head.kind === Req.IntClose;
+        return settle(ctx, st, !own);
+      };
+      api.onServerMessage(Backend.ParseComplete, complete(Req.Parse, Req.IntParse));
+      api.onServerMessage(Backend.BindComplete, complete(Req.Bind));
+      api.onServerMessage(Backend.CloseComplete, complete(Req.Close, Req.IntClose));
+      api.onServerMessage(Backend.NoData, complete(Req.DescribeStatement, Req.DescribePortal));
+      api.onServerMessage(Backend.RowDescription, complete(Req.DescribeStatement, Req.DescribePortal));
+      api.onServerMessage(Backend.CommandComplete, complete(Req.Execute));
+      api.onServerMessage(Backend.EmptyQueryResponse, complete(Req.Execute));
+      api.onServerMessage(Backend.PortalSuspended, complete(Req.Execute));
+
+      api.onServerMessage(Backend.ReadyForQuery, (ctx) => {
+        if (!pooled(ctx)) return undefined;
+        const st = clientState(ctx.client);
+        // defensive: anything before the Sync/Query this answers was skipped by the server
+        for (let head = st.queue.peek(); head !== undefined; head = st.queue.peek()) {
+          st.queue.shift();
+          if (head.kind === Req.Sync || head.kind === Req.Query) break;
+          if (head.kind === Req.SynParse || head.kind === Req.SynClose) continue;
+        }
+        return settle(ctx, st, true);
+      }, { stage: 10 }); // after transaction detection, which only observes
+
+      api.onServerMessage(Backend.ErrorResponse, (ctx) => {
+        if (!pooled(ctx) || ctx.server === null) return undefined;
+        const st = clientState(ctx.client);
+        const srv = serverState(ctx.server);
+        const head = st.queue.peek();
+        if (head === undefined || head.kind === Req.Query) return undefined;
+        const code = decodeError(ctx.buf, ctx.start, ctx.end).code;
+        if (code === "0A000" || code === "26000") {
+          // "cached plan must not change result type" after DDL, or a statement gone from the server:
+          // re-prepare this server's statements at their next use so the next attempt works
+          for (const key of srv.names.keys()) srv.stale.add(key);
+        }
+        // the server skips everything up to the next Sync: nothing it skipped was prepared or answered
+        for (let p = st.queue.peek(); p !== undefined && p.kind !== Req.Sync; p = st.queue.peek()) {
+          st.queue.shift();
+          if ((p.kind === Req.Parse || p.kind === Req.IntParse) && p.key !== undefined) srv.names.delete(p.key);
+        }
+        return undefined;
+      });
+
+      // a server reset (server_reset_query_always) drops every statement on it
+      api.hooks.serverReleased.tap({ name: NAME, stage: -10 }, (server) => {
+        if (api.config.settings.server_reset_query_always) serverState(server).names.clear();
+        return undefined;
+      });
+      api.hooks.serverLinked.tap(NAME, (client) => {
+        // a fresh link starts with nothing in flight
+        if (client.inSync) clientState(client).queue.clear();
+      });
+    },
+  };
+}

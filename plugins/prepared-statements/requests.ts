@@ -1,0 +1,62 @@
+// The queue of requests a client has in flight on its server, so pgbun can place the responses it makes up itself.
+
+/** What each queued request is waiting for; SYN_* are answers pgbun owes the client, INT_* are its own requests. */
+export const Req = {
+  Parse: 1,
+  Bind: 2,
+  DescribeStatement: 3,
+  DescribePortal: 4,
+  Execute: 5,
+  Close: 6,
+  Sync: 7,
+  Query: 8,
+  /** A Parse pgbun sent to prepare a client's statement on this server: its ParseComplete is swallowed. */
+  IntParse: 9,
+  /** A Close pgbun sent (LRU eviction, stale plan): its CloseComplete is swallowed. */
+  IntClose: 10,
+  /** A ParseComplete owed to the client for a Parse that was not sent (already prepared on the server). */
+  SynParse: 11,
+  /** A CloseComplete owed to the client for a Close of its statement (kept on the server). */
+  SynClose: 12,
+} as const;
+export type ReqKind = (typeof Req)[keyof typeof Req];
+
+export interface Pending {
+  kind: ReqKind;
+  /** For Parse/IntParse/IntClose of named statements: the statement's key on the server. */
+  key?: string;
+}
+
+/** A FIFO of pending requests, reused per client. */
+export class RequestQueue {
+  private items: Pending[] = [];
+  private head = 0;
+
+  get length(): number {
+    return this.items.length - this.head;
+  }
+
+  push(kind: ReqKind, key?: string): void {
+    this.items.push(key === undefined ? { kind } : { kind, key });
+  }
+
+  peek(): Pending | undefined {
+    return this.items[this.head];
+  }
+
+  shift(): Pending | undefined {
+    const p = this.items[this.head];
+    if (p === undefined) return undefined;
+    this.head++;
+    if (this.head > 64 && this.head * 2 > this.items.length) {
+      this.items = this.items.slice(this.head);
+      this.head = 0;
+    }
+    return p;
+  }
+
+  clear(): void {
+    this.items = [];
+    this.head = 0;
+  }
+}
