@@ -4,6 +4,7 @@ import { Backend, backendName, TxStatus } from "./protocol/codes.ts";
 import { ALL_WHOLE, Framer, type FrameSink } from "./protocol/framer.ts";
 import { decodeError, errorResponse, SqlState } from "./protocol/errors.ts";
 import { Prebuilt, query } from "./protocol/writer.ts";
+import { decodeDataRow } from "./protocol/decode.ts";
 import { Outbound, type Pausable } from "./net/outbound.ts";
 import { Action } from "./context.ts";
 import { PluginFault } from "./plugin/fault.ts";
@@ -38,7 +39,9 @@ export interface InternalError {
 interface InternalQuery {
   sql: string;
   error: InternalError | null;
-  done?: (error: InternalError | null) => void;
+  /** Rows returned, as text (null for SQL NULL). */
+  rows: Array<Array<string | null>>;
+  done?: (error: InternalError | null, rows: Array<Array<string | null>>) => void;
 }
 
 const decoder = new TextDecoder();
@@ -192,8 +195,8 @@ export class ServerConnection implements FrameSink, Pausable {
    * Runs a query whose results nobody sees (parameter sync, reset, checks). It is queued ahead of anything
    * the client sends after this call; `done` gets the error message, if any, once ReadyForQuery arrives.
    */
-  runInternal(sql: string, done?: (error: InternalError | null) => void): void {
-    this.internal.push({ sql, error: null, done });
+  runInternal(sql: string, done?: (error: InternalError | null, rows: Array<Array<string | null>>) => void): void {
+    this.internal.push({ sql, error: null, rows: [], done });
     this.framer.flags = ALL_WHOLE;
     this.out.push(query(sql));
   }
@@ -288,12 +291,15 @@ export class ServerConnection implements FrameSink, Pausable {
         if (e.severity === "FATAL" || e.severity === "PANIC") this.fatalSeen = true;
         break;
       }
+      case Backend.DataRow:
+        head.rows.push(decodeDataRow({ buf, start, end }));
+        break;
       case Backend.ReadyForQuery:
         this.txStatus = buf[start + 5]!;
         this.internal.shift();
         if (this.internal.length === 0) this.framer.flags = this.client && !this.releaseRequested ? this.core.serverFlags : ALL_WHOLE;
         if (head.error) this.core.log.warn({ server: this.label, query: head.sql }, `internal query failed: ${head.error.code}: ${head.error.message}`);
-        head.done?.(head.error);
+        head.done?.(head.error, head.rows);
         break;
       case Backend.CopyInResponse:
         // an internal query must never start COPY FROM STDIN; the connection state is unknown
