@@ -194,9 +194,11 @@ export class ClientConnection implements FrameSink, Pausable {
       try {
         r = hook.call(ctx);
       } catch (err) {
+        ctx.after = null;
         return this.pluginFailed(err, type);
       }
       if (this.state === "closed") return false;
+      if (ctx.after !== null) return this.forwardWithAfter(r, type, buf, start, end);
       if (r !== undefined) {
         if (r === Action.Drop) return this.state !== "waiting";
         if (r === Action.WaitForServer) {
@@ -224,6 +226,20 @@ export class ClientConnection implements FrameSink, Pausable {
       return false;
     }
     return this.forwardToServer(buf, start, end, false);
+  }
+
+  /** A hook asked for bytes after the message: forward (or drop/replace) it, then those bytes, in one piece. */
+  private forwardWithAfter(r: unknown, type: number, buf: Uint8Array, start: number, end: number): boolean {
+    const after = this.ctx.after!;
+    this.ctx.after = null;
+    if (r === Action.WaitForServer) throw new Error("appendAfter cannot be combined with WaitForServer");
+    const parts: Uint8Array[] = [];
+    if (r === undefined) parts.push(buf.subarray(start, end));
+    else if (r instanceof Uint8Array) parts.push(r);
+    parts.push(...after);
+    const bytes = Buffer.concat(parts);
+    if (type === Frontend.Terminate) this.terminate();
+    return this.forwardToServer(bytes, 0, bytes.length, true);
   }
 
   /**

@@ -51,6 +51,17 @@ export class MessageContext {
     this.client.out.push(bytes);
   }
 
+  /** Bytes to send after the current message (or in its place if it is dropped); set by appendAfter(). */
+  after: Uint8Array[] | null = null;
+
+  /**
+   * Sends bytes right after the current message, in its direction, whether it is forwarded, replaced or dropped.
+   * Unlike returning replacement bytes, this does not stop later taps of the same hook.
+   */
+  appendAfter(bytes: Uint8Array): void {
+    (this.after ??= []).push(bytes);
+  }
+
   /** Queues bytes to the server, in order with what this batch forwards; counts Query/Sync it carries. */
   sendToServer(bytes: Uint8Array): void {
     this.client.forwardToServer(bytes, 0, bytes.length, true);

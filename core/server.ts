@@ -247,14 +247,18 @@ export class ServerConnection implements FrameSink, Pausable {
       try {
         r = hook.call(ctx);
       } catch (err) {
+        ctx.after = null;
         this.pluginFailed(client, err);
         return false;
       }
-      if (r === Action.Drop) return true;
-      if (r instanceof Uint8Array) {
-        client.out.push(r);
-        return true;
+      if (r === undefined) client.out.push(buf, start, end);
+      else if (r instanceof Uint8Array) client.out.push(r);
+      const after = ctx.after;
+      if (after !== null) {
+        ctx.after = null;
+        for (const b of after) client.out.push(b);
       }
+      return true;
     }
     client.out.push(buf, start, end);
     return true;

@@ -14,10 +14,19 @@ export const BUILTINS: Record<string, () => Promise<unknown>> = {
   "pgbun:transaction-detection": () => import("../../plugins/transaction-detection/index.ts"),
   "pgbun:parameter-tracking": () => import("../../plugins/parameter-tracking/index.ts"),
   "pgbun:prepared-statements": () => import("../../plugins/prepared-statements/index.ts"),
+  "pgbun:pool-statement": () => import("../../plugins/pool-statement/index.ts"),
+  "pgbun:session-state": () => import("../../plugins/session-state/index.ts"),
 };
 
 /** Loaded when the config names no plugins, and added for any capability no listed plugin provides. */
-export const DEFAULT_PLUGINS = ["pgbun:transaction-detection", "pgbun:parameter-tracking", "pgbun:prepared-statements", "pgbun:pool"];
+export const DEFAULT_PLUGINS = [
+  "pgbun:transaction-detection",
+  "pgbun:parameter-tracking",
+  "pgbun:prepared-statements",
+  "pgbun:session-state",
+  "pgbun:pool-statement",
+  "pgbun:pool",
+];
 
 export class PluginLoadError extends Error {
   constructor(

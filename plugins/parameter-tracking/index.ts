@@ -12,9 +12,15 @@ function quoteIdent(name: string): string {
     .join(".");
 }
 
+/** A string literal that means the same whatever standard_conforming_strings is. */
 function quoteLiteral(value: string): string {
   const q = `'${value.replace(/'/g, "''")}'`;
   return value.includes("\\") ? `E${q.replace(/\\/g, "\\\\")}` : q;
+}
+
+/** set_config parses the value as the configuration file would, so list settings (search_path) keep their form. */
+function setConfig(name: string, value: string): string {
+  return `pg_catalog.set_config(${quoteLiteral(name)}, ${quoteLiteral(value)}, false)`;
 }
 
 /**
@@ -33,24 +39,26 @@ export default function parameterTracking(): PgbunPlugin {
         trackedSet = tracked();
       });
       api.hooks.serverLinked.tap("pgbun:parameter-tracking", (client, server) => {
-        let sql = "";
+        const sets: string[] = [];
+        let resets = "";
         for (const [name, value] of client.params) {
           if (!trackedSet.has(name)) continue;
           const current = server.params.get(name) ?? server.applied.get(name);
           if (current === value) continue;
-          sql += `SET ${quoteIdent(name)} TO ${quoteLiteral(value)};`;
+          sets.push(setConfig(name, value));
           if (!server.params.has(name)) server.applied.set(name, value);
         }
         for (const [name, value] of client.settings) {
           if (server.applied.get(name) === value) continue;
-          sql += `SET ${quoteIdent(name)} TO ${quoteLiteral(value)};`;
+          sets.push(setConfig(name, value));
           server.applied.set(name, value);
         }
         for (const name of [...server.applied.keys()]) {
           if (client.settings.has(name) || client.params.has(name)) continue;
-          sql += `RESET ${quoteIdent(name)};`;
+          resets += `RESET ${quoteIdent(name)};`;
           server.applied.delete(name);
         }
+        const sql = (sets.length > 0 ? `SELECT ${sets.join(", ")};` : "") + resets;
         if (sql === "") return;
         server.runInternal(sql, (error) => {
           if (error === null && server.txStatus === TxStatus.Idle) return;

@@ -215,17 +215,13 @@ export default function preparedStatements(): PgbunPlugin {
 
       // ---- responses ----
 
-      /** Appends the answers owed at the head of the queue after the current message (or alone when it is dropped). */
+      /** Sends the answers owed at the head of the queue right after the current message (forwarded or dropped). */
       const settle = (ctx: MessageContext, st: ClientStatements, forward: boolean): MessageResult => {
-        let head = st.queue.peek();
-        if (head === undefined || (head.kind !== Req.SynParse && head.kind !== Req.SynClose)) return forward ? undefined : Action.Drop;
-        const parts: Uint8Array[] = forward ? [Buffer.from(ctx.bytes())] : [];
-        while (head !== undefined && (head.kind === Req.SynParse || head.kind === Req.SynClose)) {
-          parts.push(head.kind === Req.SynParse ? Prebuilt.ParseComplete : Prebuilt.CloseComplete);
+        for (let head = st.queue.peek(); head !== undefined && (head.kind === Req.SynParse || head.kind === Req.SynClose); head = st.queue.peek()) {
+          ctx.appendAfter(head.kind === Req.SynParse ? Prebuilt.ParseComplete : Prebuilt.CloseComplete);
           st.queue.shift();
-          head = st.queue.peek();
         }
-        return Buffer.concat(parts);
+        return forward ? undefined : Action.Drop;
       };
 
       /** Completes the request at the head when it is of one of these kinds. */
@@ -257,7 +253,7 @@ export default function preparedStatements(): PgbunPlugin {
           if (head.kind === Req.SynParse || head.kind === Req.SynClose) continue;
         }
         return settle(ctx, st, true);
-      }, { stage: 10 }); // after transaction detection, which only observes
+      }, { stage: -20 }); // first: it only observes (owed answers go out after the ReadyForQuery)
 
       api.onServerMessage(Backend.ErrorResponse, (ctx) => {
         if (!pooled(ctx) || ctx.server === null) return undefined;

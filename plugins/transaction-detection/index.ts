@@ -14,7 +14,8 @@ export default function transactionDetection(): PgbunPlugin {
       api.onServerMessage(Backend.ReadyForQuery, (ctx) => {
         const client = ctx.client;
         if (client.poolMode === "session" || client.pinReason !== null) return undefined;
-        if (client.txStatus === TxStatus.Idle && client.inSync) ctx.releaseServer();
+        // internal work (a rollback, a state check) queued by another plugin finishes first; that plugin releases
+        if (client.txStatus === TxStatus.Idle && client.inSync && ctx.server!.internalPending === 0) ctx.releaseServer();
         return undefined;
       });
     },

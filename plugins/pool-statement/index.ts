@@ -1,0 +1,40 @@
+// Built-in plugin: statement pooling refuses transaction blocks, as PgBouncer does, without losing the client.
+import { Backend, TxStatus } from "../../core/protocol/codes.ts";
+import { errorResponse, SqlState } from "../../core/protocol/errors.ts";
+import { Prebuilt } from "../../core/protocol/writer.ts";
+import type { PgbunPlugin } from "../../core/plugin/types.ts";
+
+const NAME = "pgbun:pool-statement";
+
+/**
+ * In statement mode a server serves one statement at a time. When a statement leaves the server inside a
+ * transaction (BEGIN, START TRANSACTION), pgbun rolls it back, answers the client with an ErrorResponse and
+ * ReadyForQuery 'I' in place of the 'T', and releases the server: the client never holds a transaction open.
+ */
+export default function poolStatement(): PgbunPlugin {
+  return {
+    name: NAME,
+    provides: ["pool-statement"],
+    apply(api) {
+      api.onServerMessage(
+        Backend.ReadyForQuery,
+        (ctx) => {
+          const client = ctx.client;
+          const server = ctx.server;
+          if (client.poolMode !== "statement" || server === null || client.txStatus === TxStatus.Idle) return undefined;
+          client.txStatus = TxStatus.Idle;
+          server.runInternal("ROLLBACK", (error) => {
+            if (error || server.txStatus !== TxStatus.Idle) return server.close("could not roll back a refused transaction block");
+            if (client.server === server && client.inSync) api.core.releaseServer(client, server, "statement");
+          });
+          server.out.flush(null);
+          return Buffer.concat([
+            errorResponse(SqlState.FeatureNotSupported, "transaction blocks not allowed in statement pooling mode", "ERROR"),
+            Prebuilt.ReadyForQueryIdle,
+          ]);
+        },
+        { stage: -5 },
+      );
+    },
+  };
+}
