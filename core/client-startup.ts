@@ -157,16 +157,17 @@ async function login(client: ClientConnection, packet: Buffer): Promise<void> {
   }
   if (minor > 0 || unsupported.length > 0) client.out.send(negotiateProtocolVersion(0, unsupported));
 
-  const entry = core.resolveDatabase(client.database);
-  if (!entry) return client.fatal(SqlState.InvalidCatalogName, `no such database: ${client.database}`);
-  client.dbEntry = entry;
-  const userEntry = core.config.users[client.user];
-  client.poolMode = (userEntry?.pool_mode ?? entry.pool_mode ?? core.config.settings.pool_mode) as PoolMode;
-
   try {
     const startRefusal = await core.hooks.startup.promise(client);
     if (client.closed) return;
     if (startRefusal) return refuse(client, startRefusal);
+    if (!client.virtual) {
+      const entry = core.resolveDatabase(client.database);
+      if (!entry) return client.fatal(SqlState.InvalidCatalogName, `no such database: ${client.database}`);
+      client.dbEntry = entry;
+      const userEntry = core.config.users[client.user];
+      client.poolMode = (userEntry?.pool_mode ?? entry.pool_mode ?? core.config.settings.pool_mode) as PoolMode;
+    }
     const authRefusal = core.hooks.authenticate.isUsed() ? await core.hooks.authenticate.promise(client) : undefined;
     if (client.closed) return;
     if (authRefusal) return refuse(client, authRefusal);

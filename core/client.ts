@@ -43,6 +43,8 @@ export class ClientConnection implements FrameSink, Pausable {
   pool: unknown = null;
   /** Free-form per-client state for plugins, keyed by plugin name. */
   readonly data: Record<string, unknown> = {};
+  /** Served entirely by a plugin (e.g. the admin console): no [databases] entry, no pool, never a server. */
+  virtual = false;
   /** Why this client must keep its server (session state), or null. */
   pinReason: string | null = null;
 

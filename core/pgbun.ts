@@ -259,6 +259,10 @@ export class Pgbun {
 
   /** Asks the pool plugin for a server for this client; null means the client was queued. */
   acquireServer(client: ClientConnection): ServerConnection | null {
+    if (client.virtual) {
+      client.fatal(SqlState.FeatureNotSupported, `database "${client.database}" is served by pgbun itself and has no server`);
+      return null;
+    }
     if (!this.hooks.needServer.isUsed()) {
       client.fatal(SqlState.InternalError, "no plugin provides a pool (pgbun:pool was replaced by nothing)");
       return null;

@@ -188,6 +188,7 @@ export default function poolPlugin(): PgbunPlugin {
       (api.core as unknown as { pools?: PoolManager }).pools = manager;
       const h = api.hooks;
       h.authenticated.tapPromise(NAME, async (client) => {
+        if (client.virtual) return undefined;
         const s = api.config.settings;
         const pool = manager.poolFor(client);
         const maxDbClients = s.max_db_client_connections;
