@@ -6,6 +6,7 @@ import { ConfigError, describeConfig, loadConfig, type LoadOptions } from "../co
 import { createLogger } from "../core/logger.ts";
 import { Pgbun } from "../core/pgbun.ts";
 import { PluginLoadError } from "../core/plugin/loader.ts";
+import { supervise, workerCount, workerIdentity } from "../core/workers.ts";
 
 const version = (JSON.parse(readFileSync(join(import.meta.dir, "..", "package.json"), "utf8")) as { version: string }).version;
 
@@ -60,7 +61,10 @@ async function start(o: CommonOptions): Promise<void> {
     fail(err);
   }
   const log = createLogger(config.settings.log_level, config.settings.log_format);
-  const core = new Pgbun(config, log);
+  const workers = workerCount(config.settings);
+  if (workers > 1 && workerIdentity().count === 1) process.exit(await supervise(workers, log));
+  const me = workerIdentity();
+  const core = new Pgbun(config, me.count > 1 ? log.child({ worker: me.id }) : log);
   try {
     await core.start();
   } catch (err) {

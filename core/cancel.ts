@@ -4,6 +4,7 @@ import { cancelRequest } from "./protocol/writer.ts";
 import type { ClientConnection } from "./client.ts";
 import type { ServerConnection } from "./server.ts";
 import type { Pgbun } from "./pgbun.ts";
+import { workerSocketPath } from "./workers.ts";
 
 export class CancelRegistry {
   private readonly byPid = new Map<number, ClientConnection>();
@@ -12,9 +13,11 @@ export class CancelRegistry {
 
   /** Issues the client a fresh random key. */
   register(client: ClientConnection): void {
+    // the low 4 bits name the worker that owns the key, so any worker can route a cancel to it
+    const worker = this.core.worker.id;
     let pid: number;
-    do pid = randomInt(1, 0x7fffffff);
-    while (this.byPid.has(pid));
+    do pid = ((randomInt(1, 0x07ffffff) << 4) | worker) >>> 0;
+    while (pid === 0 || pid > 0x7fffffff || this.byPid.has(pid));
     client.cancelPid = pid;
     client.cancelSecret = randomInt(0, 0x7fffffff) | (randomInt(0, 2) << 31);
     this.byPid.set(pid, client);
@@ -28,6 +31,9 @@ export class CancelRegistry {
   handleRequest(packet: Buffer): void {
     if (packet.length !== 16) return;
     const pid = packet.readInt32BE(8);
+    const owner = pid & 0xf;
+    const w = this.core.worker;
+    if (w.count > 1 && owner !== w.id && owner < w.count) return this.forwardToWorker(owner, packet);
     const client = this.byPid.get(pid);
     if (!client) return;
     const want = Buffer.alloc(4);
@@ -36,6 +42,21 @@ export class CancelRegistry {
     const server = client.server;
     if (!server || client.inSync) return; // nothing running: a late cancel must not hit anyone
     this.cancelServer(server);
+  }
+
+  /** Hands a CancelRequest to the sibling worker that issued its key, over that worker's private socket. */
+  private forwardToWorker(owner: number, packet: Buffer): void {
+    const copy = Buffer.from(packet);
+    Bun.connect({
+      unix: workerSocketPath(this.core.worker.supervisorPid, owner),
+      socket: {
+        open(s) {
+          s.write(copy);
+          s.end();
+        },
+        data() {},
+      },
+    }).catch((err: unknown) => this.core.log.warn({ err, worker: owner }, "could not forward a cancel request to its worker"));
   }
 
   /** Sends PostgreSQL a CancelRequest for the server's backend; the server is not reused until it completes. */

@@ -1,5 +1,7 @@
 // The pooler engine: listener, connection registry, hook tables, server hand-over and release, janitor, reload, shutdown.
-import type { Socket, TCPSocketListener } from "bun";
+import type { Socket, SocketHandler, TCPSocketListener, UnixSocketListener } from "bun";
+import { rmSync } from "node:fs";
+import { workerIdentity, workerSocketPath, type WorkerIdentity } from "./workers.ts";
 import { ClientConnection, type ClientState } from "./client.ts";
 import { startupData } from "./client-startup.ts";
 import { ServerConnection, type ServerState, type ServerTarget } from "./server.ts";
@@ -48,6 +50,9 @@ export class Pgbun {
   /** Cached clock (ms), refreshed by the janitor and on accept. */
   now = Date.now();
   listener: TCPSocketListener<any> | null = null;
+  private workerListener: UnixSocketListener<any> | null = null;
+  /** This process's place among the workers (0 of 1 when single-process). */
+  readonly worker: WorkerIdentity = workerIdentity();
   shuttingDown: ShutdownMode | null = null;
   private idSeq = 0;
   private currentPlugin: string | null = null;
@@ -121,12 +126,7 @@ export class Pgbun {
     await this.loadPlugins();
     const s = this.config.settings;
     const core = this;
-    this.listener = Bun.listen<ClientConnection | undefined>({
-      hostname: s.listen_addr,
-      port: s.listen_port,
-      // reusePort is honoured by Bun.listen though its types only list it for connect
-      ...({ reusePort: s.so_reuseport } as {}),
-      socket: {
+    const handlers: SocketHandler<ClientConnection | undefined> = {
         open(socket) {
           core.accept(socket);
         },
@@ -146,8 +146,21 @@ export class Pgbun {
           core.log.debug({ client: socket.data?.label, err }, "client socket error");
           socket.data?.close("client socket error");
         },
-      },
+    };
+    const w = this.worker;
+    this.listener = Bun.listen<ClientConnection | undefined>({
+      hostname: s.listen_addr,
+      port: s.listen_port,
+      // reusePort is honoured by Bun.listen though its types only list it for connect
+      ...({ reusePort: s.so_reuseport || w.count > 1 } as {}),
+      socket: handlers,
     });
+    if (w.count > 1) {
+      // siblings forward CancelRequests for keys this worker issued to this private socket
+      const path = workerSocketPath(w.supervisorPid, w.id);
+      rmSync(path, { force: true });
+      this.workerListener = Bun.listen<ClientConnection | undefined>({ unix: path, socket: handlers });
+    }
     this.janitor = new Janitor(this);
     this.janitor.start();
     this.log.info({ addr: s.listen_addr, port: this.listener.port, pool_mode: s.pool_mode, plugins: this.plugins.map((p) => p.plugin.name) }, "pgbun listening");
@@ -323,6 +336,8 @@ export class Pgbun {
     this.shuttingDown = mode;
     this.listener?.stop(true);
     this.listener = null;
+    this.workerListener?.stop(true);
+    this.workerListener = null;
     this.log.info({ mode }, "shutting down");
     if (mode === "now") {
       for (const c of [...this.clients]) c.fatal(SqlState.AdminShutdown, "pgbun is shutting down");

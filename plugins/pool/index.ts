@@ -6,6 +6,7 @@ import { SqlState } from "../../core/protocol/errors.ts";
 import type { PgbunPlugin, PluginApi } from "../../core/plugin/types.ts";
 import type { Refusal } from "../../core/hooks.ts";
 import { Pool } from "./pool.ts";
+import { perWorker } from "../../core/workers.ts";
 
 const NAME = "pgbun:pool";
 
@@ -37,15 +38,16 @@ class PoolManager {
     const user = this.api.config.users[client.user];
     const s = this.settings;
     const core = this.api.core;
+    const share = (n: number) => perWorker(n, core.worker.count);
     pool = new Pool(
       key,
       client.database,
       client.user,
       entry,
       client.poolMode,
-      entry.pool_size ?? user?.pool_size ?? s.default_pool_size,
-      entry.min_pool_size ?? s.min_pool_size,
-      entry.reserve_pool_size ?? user?.reserve_pool_size ?? s.reserve_pool_size,
+      share(entry.pool_size ?? user?.pool_size ?? s.default_pool_size),
+      share(entry.min_pool_size ?? s.min_pool_size),
+      share(entry.reserve_pool_size ?? user?.reserve_pool_size ?? s.reserve_pool_size),
       (i) => core.targetFor(entry, client.database, client.user, i),
     );
     this.pools.set(key, pool);
@@ -56,9 +58,10 @@ class PoolManager {
   canOpen(pool: Pool, reserve = false): boolean {
     const limit = pool.size + (reserve ? pool.reserveSize : 0);
     if (pool.servers.size + pool.connecting >= limit) return false;
-    const maxDb = pool.entry.max_db_connections ?? this.settings.max_db_connections;
+    const workers = this.api.core.worker.count;
+    const maxDb = perWorker(pool.entry.max_db_connections ?? this.settings.max_db_connections, workers);
     if (maxDb > 0 && (this.dbConnections.get(pool.database) ?? 0) >= maxDb) return false;
-    const maxUser = this.api.config.users[pool.user]?.max_user_connections ?? this.settings.max_user_connections;
+    const maxUser = perWorker(this.api.config.users[pool.user]?.max_user_connections ?? this.settings.max_user_connections, workers);
     if (maxUser > 0 && (this.userConnections.get(pool.user) ?? 0) >= maxUser) return false;
     return true;
   }
@@ -230,9 +233,10 @@ export default function poolPlugin(): PgbunPlugin {
           if (!entry) continue;
           pool.entry = entry;
           const user = api.config.users[pool.user];
-          pool.size = entry.pool_size ?? user?.pool_size ?? api.config.settings.default_pool_size;
-          pool.minSize = entry.min_pool_size ?? api.config.settings.min_pool_size;
-          pool.reserveSize = entry.reserve_pool_size ?? user?.reserve_pool_size ?? api.config.settings.reserve_pool_size;
+          const share = (n: number) => perWorker(n, api.core.worker.count);
+          pool.size = share(entry.pool_size ?? user?.pool_size ?? api.config.settings.default_pool_size);
+          pool.minSize = share(entry.min_pool_size ?? api.config.settings.min_pool_size);
+          pool.reserveSize = share(entry.reserve_pool_size ?? user?.reserve_pool_size ?? api.config.settings.reserve_pool_size);
           pool.target = (i) => api.core.targetFor(entry, pool.database, pool.user, i);
         }
       });
