@@ -5,7 +5,7 @@ import { join } from "node:path";
 import { ConfigError, describeConfig, loadConfig, type LoadOptions } from "../core/config/load.ts";
 import { createLogger } from "../core/logger.ts";
 import { Pgbun } from "../core/pgbun.ts";
-import { PluginLoadError } from "../core/plugin/loader.ts";
+import { loadPlugins, PluginLoadError } from "../core/plugin/loader.ts";
 import { supervise, workerCount, workerIdentity } from "../core/workers.ts";
 
 const version = (JSON.parse(readFileSync(join(import.meta.dir, "..", "package.json"), "utf8")) as { version: string }).version;
@@ -97,6 +97,8 @@ withCommon(program.command("check").description("validate the config and print t
   try {
     const config = await loadConfig(loadOptions(o));
     console.log(describeConfig(config));
+    const plugins = await loadPlugins(config.plugins, config.dir);
+    console.log(`# plugins in tap order: ${plugins.map((p) => `${p.plugin.name} (${p.specifier})`).join(", ")}`);
   } catch (err) {
     fail(err);
   }
