@@ -93,10 +93,12 @@ function setParam(client: ClientConnection, name: string, value: string): string
   const reported = REPORTED.get(name.toLowerCase()) ?? client.core.trackedExtra.get(name.toLowerCase());
   if (reported) {
     client.params.set(reported, value);
+    client.startupValues.set(reported, value);
     return null;
   }
   if (!SETTING_NAME.test(name)) return `invalid parameter name "${name}"`;
   client.settings.set(name.toLowerCase(), value);
+  client.startupValues.set(name.toLowerCase(), value);
   return null;
 }
 

@@ -36,6 +36,8 @@ export class ClientConnection implements FrameSink, Pausable {
   params = new Map<string, string>();
   /** Settings the server does not report (options -c, custom GUCs) that this client's session must carry. */
   settings = new Map<string, string>();
+  /** Values given at connection time (startup parameters, options -c): what RESET returns to. */
+  startupValues = new Map<string, string>();
   /** Resolved [databases] entry and the pool mode in force for this client. */
   dbEntry: DatabaseEntry | null = null;
   poolMode: PoolMode = "session";
@@ -56,6 +58,16 @@ export class ClientConnection implements FrameSink, Pausable {
   rfqPending = 0;
   syncPending = false;
   copyIn = false;
+  /**
+   * A Sync sent after a COPY FROM STDIN command but before the server's CopyInResponse reached us is ignored by
+   * the server. Syncs since the latest Query/Execute (until CopyDone/CopyFail) are counted here, and discounted
+   * when CopyInResponse shows that command started a copy; copy ends not yet matched by a CopyInResponse make
+   * that ambiguous, and then nothing is discounted (the server is closed rather than reused).
+   */
+  private copyWindowSyncs = 0;
+  private copyWindowOpen = false;
+  private copyEndsBeforeWindow = 0;
+  private copyEndsUnmatched = 0;
   /** Transaction status of the last ReadyForQuery this client saw. */
   txStatus: number = TxStatus.Idle;
 
@@ -157,6 +169,11 @@ export class ClientConnection implements FrameSink, Pausable {
   private countFrontend(type: number): void {
     switch (type) {
       case Frontend.Query:
+        this.openCopyWindow();
+        this.rfqPending++;
+        this.syncPending = false;
+        if (this.queryStart === 0) this.queryStart = this.core.now;
+        break;
       case Frontend.FunctionCall:
         this.rfqPending++;
         this.syncPending = false;
@@ -164,14 +181,20 @@ export class ClientConnection implements FrameSink, Pausable {
         break;
       case Frontend.Sync:
         // a Sync sent during copy-in is ignored by the server and gets no ReadyForQuery
-        if (!this.copyIn) this.rfqPending++;
+        if (!this.copyIn) {
+          this.rfqPending++;
+          if (this.copyWindowOpen) this.copyWindowSyncs++;
+        }
         this.syncPending = false;
         if (this.queryStart === 0) this.queryStart = this.core.now;
+        break;
+      case Frontend.Execute:
+        this.openCopyWindow();
+        this.syncPending = true;
         break;
       case Frontend.Parse:
       case Frontend.Bind:
       case Frontend.Describe:
-      case Frontend.Execute:
       case Frontend.Close:
       case Frontend.Flush:
         this.syncPending = true;
@@ -179,6 +202,8 @@ export class ClientConnection implements FrameSink, Pausable {
       case Frontend.CopyDone:
       case Frontend.CopyFail:
         this.copyIn = false;
+        this.copyWindowOpen = false;
+        this.copyEndsUnmatched++;
         break;
     }
   }
@@ -315,6 +340,28 @@ export class ClientConnection implements FrameSink, Pausable {
     this.syncPending = false;
     this.copyIn = false;
     this.queryStart = 0;
+    this.copyWindowOpen = false;
+    this.copyWindowSyncs = 0;
+    this.copyEndsBeforeWindow = 0;
+    this.copyEndsUnmatched = 0;
+  }
+
+  private openCopyWindow(): void {
+    this.copyWindowOpen = true;
+    this.copyWindowSyncs = 0;
+    this.copyEndsBeforeWindow = this.copyEndsUnmatched;
+  }
+
+  /** Called by the server relay on CopyInResponse. */
+  copyInResponse(): void {
+    this.copyIn = true;
+    if (this.copyEndsBeforeWindow === 0 && this.copyWindowSyncs > 0) {
+      // the Syncs pipelined behind the COPY command were ignored by the server: it owes no ReadyForQuery for them
+      this.rfqPending = Math.max(this.rfqPending > 0 ? 1 : 0, this.rfqPending - this.copyWindowSyncs);
+    }
+    this.copyWindowSyncs = 0;
+    if (this.copyEndsUnmatched > 0) this.copyEndsUnmatched--;
+    if (this.copyEndsBeforeWindow > 0) this.copyEndsBeforeWindow--;
   }
 
   /** Called by the server relay on each ReadyForQuery. */
@@ -360,10 +407,12 @@ export class ClientConnection implements FrameSink, Pausable {
 
   close(reason: string): void {
     if (this.state === "closed") return;
+    // a message the client stopped sending halfway leaves the server waiting for its rest: never reuse that
+    const midMessage = this.framer.midMessage;
     this.framer.close();
     const server = this.server;
     if (server) {
-      if (this.inSync && server.isClean()) this.core.releaseServer(this, server, "client-close");
+      if (this.inSync && !midMessage && server.isClean()) this.core.releaseServer(this, server, "client-close");
       else {
         this.unlinkServer();
         server.close("client closed while the server was busy");

@@ -45,6 +45,8 @@ export class Janitor {
           if (server && c.queryStart > 0) {
             const q = this.limit(c.user, "query_timeout");
             if (q > 0 && now - c.queryStart > q) {
+              // stop the query upstream too: closing our socket alone leaves the backend running it
+              core.cancel.cancelServer(server);
               c.fatal(SqlState.QueryCanceled, "query_timeout");
               break;
             }

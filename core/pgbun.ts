@@ -334,9 +334,10 @@ export class Pgbun {
   async shutdown(mode: ShutdownMode): Promise<void> {
     if (this.shuttingDown === "now") return;
     this.shuttingDown = mode;
-    this.listener?.stop(true);
+    // stop(false): refuse new connections, keep the ones being served
+    this.listener?.stop(false);
     this.listener = null;
-    this.workerListener?.stop(true);
+    this.workerListener?.stop(false);
     this.workerListener = null;
     this.log.info({ mode }, "shutting down");
     if (mode === "now") {

@@ -226,7 +226,7 @@ export class ServerConnection implements FrameSink, Pausable {
         client.readyForQuery(this.txStatus);
         break;
       case Backend.CopyInResponse:
-        client.copyIn = true;
+        client.copyInResponse();
         break;
       case Backend.ParameterStatus:
         this.parameterStatus(buf, start, end, client);

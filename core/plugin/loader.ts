@@ -3,6 +3,7 @@ import { createHash } from "node:crypto";
 import { existsSync, mkdirSync, readFileSync, statSync, writeFileSync } from "node:fs";
 import { dirname, extname, isAbsolute, join, resolve } from "node:path";
 import { build } from "esbuild";
+import { HookMap } from "tapable";
 import type { PluginSpec } from "../config/load.ts";
 import type { PgbunHooks } from "../hooks.ts";
 import { PluginFault } from "./fault.ts";
@@ -16,6 +17,7 @@ export const BUILTINS: Record<string, () => Promise<unknown>> = {
   "pgbun:prepared-statements": () => import("../../plugins/prepared-statements/index.ts"),
   "pgbun:pool-statement": () => import("../../plugins/pool-statement/index.ts"),
   "pgbun:session-state": () => import("../../plugins/session-state/index.ts"),
+  "pgbun:stats": () => import("../../plugins/stats/index.ts"),
 };
 
 /** Loaded when the config names no plugins, and added for any capability no listed plugin provides. */
@@ -26,6 +28,7 @@ export const DEFAULT_PLUGINS = [
   "pgbun:session-state",
   "pgbun:pool-statement",
   "pgbun:pool",
+  "pgbun:stats",
 ];
 
 export class PluginLoadError extends Error {
@@ -117,12 +120,13 @@ export async function loadPlugins(specs: PluginSpec[] | null, dir: string): Prom
     }
     loaded.push({ plugin: instantiate(s.specifier, mod, s.options), specifier: s.specifier, options: s.options });
   }
+  /** capability → "plugin "name" (specifier)" for messages */
   const provided = new Map<string, string>();
   for (const l of loaded) {
     for (const cap of provides(l.plugin)) {
       const other = provided.get(cap);
-      if (other) throw new PluginLoadError(l.specifier, `provides "${cap}", which ${other} provides too; list only one`);
-      provided.set(cap, l.specifier);
+      if (other) throw new PluginLoadError(l.specifier, `plugin "${l.plugin.name}" provides "${cap}", which ${other} provides too; list only one`);
+      provided.set(cap, `plugin "${l.plugin.name}" (${l.specifier})`);
     }
   }
   // a built-in default is added unless a listed plugin already provides what it provides
@@ -137,7 +141,7 @@ export async function loadPlugins(specs: PluginSpec[] | null, dir: string): Prom
   const all = [...defaults, ...loaded];
   for (const l of all) {
     for (const dep of l.plugin.dependencies ?? []) {
-      if (!provided.has(dep)) throw new PluginLoadError(l.specifier, `depends on "${dep}", which no loaded plugin provides`);
+      if (!provided.has(dep)) throw new PluginLoadError(l.specifier, `plugin "${l.plugin.name}" depends on "${dep}", which no loaded plugin provides`);
     }
   }
   const rank = (p: PgbunPlugin) => (p.enforce === "pre" ? 0 : p.enforce === "post" ? 2 : 1);
@@ -151,8 +155,9 @@ export function attributeTaps(hooks: PgbunHooks, current: () => string | null): 
     return { ...tap, fn: PluginFault.wrap(owner, tap.fn, tap.type) };
   };
   for (const hook of Object.values(hooks) as any[]) {
-    if (typeof hook.tap === "function") hook.intercept({ register });
-    else hook.intercept({ factory: (_key: unknown, h: any) => (h.intercept({ register }), h) });
+    // HookMap has a deprecated tap() too: tell the two apart by for()
+    if (hook instanceof HookMap) hook.intercept({ factory: (_key: unknown, h: any) => (h.intercept({ register }), h) });
+    else hook.intercept({ register });
   }
 }
 

@@ -58,6 +58,11 @@ export class Framer {
     return this.held !== null;
   }
 
+  /** True while a message has been partly read (its rest is still to come). */
+  get midMessage(): boolean {
+    return this.passRemaining > 0 || this.pendingHeader !== null || this.pendingParts !== null;
+  }
+
   /** Bytes buffered inside the framer (partial messages and held input). */
   get bufferedBytes(): number {
     let n = this.pendingHave + (this.pendingHeader?.length ?? 0);

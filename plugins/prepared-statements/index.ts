@@ -65,6 +65,10 @@ export default function preparedStatements(): PgbunPlugin {
     provides: ["prepared-statements"],
     apply(api) {
       const pooled = (ctx: MessageContext) => ctx.client.poolMode !== "session";
+      // Client-side taps run last, so they see exactly what goes to the server: a plugin that answers or drops a
+      // message earlier is never mistaken for a request in flight. (Bytes another plugin returns as a replacement
+      // are forwarded as they are, unseen by later taps.)
+      const onClient: typeof api.onClientMessage = (type, fn) => api.onClientMessage(type, fn, { stage: 1000 });
       const max = () => api.config.settings.max_prepared_statements;
 
       /** An answer owed to the client: now if nothing is in flight, else when the requests before it are answered. */
@@ -106,7 +110,7 @@ export default function preparedStatements(): PgbunPlugin {
         return { name, parse };
       };
 
-      api.onClientMessage(Frontend.Parse, (ctx) => {
+      onClient(Frontend.Parse, (ctx): MessageResult => {
         if (!pooled(ctx)) return undefined;
         const st = clientState(ctx.client);
         if (ctx.buf[ctx.start + 5] === 0) {
@@ -134,7 +138,7 @@ export default function preparedStatements(): PgbunPlugin {
         return parse;
       });
 
-      api.onClientMessage(Frontend.Bind, (ctx) => {
+      onClient(Frontend.Bind, (ctx) => {
         if (!pooled(ctx)) return undefined;
         const st = clientState(ctx.client);
         const { buf, start, end } = ctx;
@@ -152,7 +156,7 @@ export default function preparedStatements(): PgbunPlugin {
         return rebind(buf, start, end, portalEnd, nameEnd, serverName);
       });
 
-      api.onClientMessage(Frontend.Describe, (ctx) => {
+      onClient(Frontend.Describe, (ctx) => {
         if (!pooled(ctx)) return undefined;
         const st = clientState(ctx.client);
         const t = decodeTarget(ctx);
@@ -167,7 +171,7 @@ export default function preparedStatements(): PgbunPlugin {
         return describeStatement(name);
       });
 
-      api.onClientMessage(Frontend.Close, (ctx) => {
+      onClient(Frontend.Close, (ctx) => {
         if (!pooled(ctx)) return undefined;
         const st = clientState(ctx.client);
         const t = decodeTarget(ctx);
@@ -185,8 +189,8 @@ export default function preparedStatements(): PgbunPlugin {
         if (pooled(ctx)) clientState(ctx.client).queue.push(kind);
         return undefined;
       };
-      api.onClientMessage(Frontend.Execute, track(Req.Execute));
-      api.onClientMessage(Frontend.Sync, (ctx) => {
+      onClient(Frontend.Execute, track(Req.Execute));
+      onClient(Frontend.Sync, (ctx) => {
         if (!pooled(ctx)) return undefined;
         const client = ctx.client;
         if (ctx.server === null && client.state === "active" && client.inSync) {
@@ -197,8 +201,8 @@ export default function preparedStatements(): PgbunPlugin {
         clientState(client).queue.push(Req.Sync);
         return undefined;
       });
-      api.onClientMessage(Frontend.FunctionCall, track(Req.Query));
-      api.onClientMessage(Frontend.Query, (ctx) => {
+      onClient(Frontend.FunctionCall, track(Req.Query));
+      onClient(Frontend.Query, (ctx) => {
         if (!pooled(ctx)) return undefined;
         const st = clientState(ctx.client);
         let i = ctx.start + 5;

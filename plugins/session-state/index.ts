@@ -1,6 +1,7 @@
 // Built-in plugin: session state in transaction mode: SET values follow the client; other state pins its server.
 import { Backend, Frontend, TxStatus } from "../../core/protocol/codes.ts";
 import { SqlState } from "../../core/protocol/errors.ts";
+import { parameterStatus } from "../../core/protocol/writer.ts";
 import type { ClientConnection } from "../../core/client.ts";
 import type { MessageContext } from "../../core/context.ts";
 import type { ServerConnection } from "../../core/server.ts";
@@ -13,33 +14,66 @@ const AT_START = /(?:^|;)\s*(?:set|reset|listen|unlisten|prepare|discard|dealloc
 /** Function calls and clauses that may change session state anywhere in a statement. */
 const ANYWHERE = /\b(?:set_config|pg_(?:try_)?advisory_(?:un)?lock(?:_shared|_all)?|into\s+(?:temp|temporary)\b)/i;
 
+/** `SET [SESSION] a.b` and `set_config('a.b', ...)`: custom settings, which pg_settings does not list. */
+const CUSTOM_SET = /\bset\s+(?:session\s+)?([a-z_][a-z0-9_$]*\.[a-z_][a-z0-9_$]*)|set_config\s*\(\s*'([a-z_][a-z0-9_$]*\.[a-z_][a-z0-9_$]*)'/gi;
+/** `RESET name`, `RESET ALL`, `DISCARD ALL`: back to the values the client connected with. */
+const RESET = /(?:^|;)\s*(?:reset\s+(all\b|[a-z_][a-z0-9_$.]*)|discard\s+all\b)/gi;
+const NAME_OK = /^[a-z_][a-z0-9_$]*(\.[a-z_][a-z0-9_$]*)?$/i;
+
+function literal(s: string): string {
+  return `'${s.replace(/'/g, "''")}'`;
+}
+
 /** One query tells what session state the server holds: pins, and settings to carry to the next server. */
-const STATE_QUERY = `SELECT
+function stateQuery(customNames: Iterable<string>): string {
+  const names = [...customNames].filter((n) => NAME_OK.test(n)).map(literal);
+  const custom = names.length
+    ? `(SELECT pg_catalog.json_agg(pg_catalog.json_build_array(n, pg_catalog.current_setting(n, true))) FROM pg_catalog.unnest(ARRAY[${names.join(",")}]::text[]) AS n)`
+    : "NULL";
+  return `SELECT
  (SELECT count(*) FROM pg_catalog.pg_locks WHERE locktype = 'advisory' AND pid = pg_catalog.pg_backend_pid() AND granted),
  (SELECT count(*) FROM pg_catalog.pg_class WHERE relnamespace = pg_catalog.pg_my_temp_schema()),
  (SELECT count(*) FROM pg_catalog.pg_cursors WHERE is_holdable),
  (SELECT count(*) FROM pg_catalog.pg_listening_channels()),
  (SELECT count(*) FROM pg_catalog.pg_prepared_statements WHERE from_sql),
  current_user::text, session_user::text,
- (SELECT pg_catalog.json_agg(pg_catalog.json_build_array(name, setting)) FROM pg_catalog.pg_settings WHERE source = 'session')`;
+ (SELECT pg_catalog.json_agg(pg_catalog.json_build_array(name, setting)) FROM pg_catalog.pg_settings WHERE source = 'session'),
+ ${custom}`;
+}
+
+/** Puts back the connection-time value of each reset setting, unless the reset was rolled back. */
+function reapplyQuery(values: Array<[string, string]>): string {
+  const rows = values.map(([n, v]) => `(${literal(n)}, ${literal(v)})`).join(", ");
+  return `SELECT pg_catalog.set_config(s.name, v.val, false) FROM pg_catalog.pg_settings s JOIN (VALUES ${rows}) AS v(name, val) ON pg_catalog.lower(s.name) = pg_catalog.lower(v.name) WHERE s.setting = s.reset_val`;
+}
 
 const PIN_REASONS = ["advisory lock", "temporary table", "cursor WITH HOLD", "LISTEN", "SQL PREPARE"] as const;
 
 interface ClientSessionState {
   /** A statement of the current transaction may have changed session state. */
   suspect: boolean;
+  /** Custom (dotted) settings this client has SET: asked for by name, as pg_settings omits them. */
+  customNames: Set<string>;
+  /** Settings RESET in this transaction (lower case), or "all". */
+  resets: Set<string>;
 }
 
 function stateOf(client: ClientConnection): ClientSessionState {
   let s = client.data[NAME] as ClientSessionState | undefined;
-  if (!s) client.data[NAME] = s = { suspect: false };
+  if (!s) client.data[NAME] = s = { suspect: false, customNames: new Set(), resets: new Set() };
   return s;
 }
 
-function mayChangeSession(ctx: MessageContext, from: number): boolean {
+/** Cheap screening of a Query/Parse text; only a text that may change session state is looked at further. */
+function inspect(client: ClientConnection, ctx: MessageContext, from: number, pooled: boolean): void {
   const b = ctx.buf;
   const text = Buffer.from(b.buffer, b.byteOffset + from, ctx.end - from).toString("latin1");
-  return AT_START.test(text) || ANYWHERE.test(text);
+  if (!AT_START.test(text) && !ANYWHERE.test(text)) return;
+  const st = stateOf(client);
+  if (pooled) st.suspect = true;
+  for (const m of text.matchAll(CUSTOM_SET)) st.customNames.add((m[1] ?? m[2])!.toLowerCase());
+  if (client.startupValues.size === 0) return;
+  for (const m of text.matchAll(RESET)) st.resets.add(m[1] === undefined ? "all" : m[1].toLowerCase());
 }
 
 /** Reads the state row: the pin reason (or null) and the session-level settings. */
@@ -50,12 +84,38 @@ function readState(row: Array<string | null>, server: ServerConnection): { pin: 
   const sessionUser = row[6];
   if (pin === null && (currentUser !== sessionUser || sessionUser !== server.target.user)) pin = "SET ROLE / SESSION AUTHORIZATION";
   const settings = row[7] ? (JSON.parse(row[7]) as Array<[string, string]>) : [];
+  // a custom setting that was RESET reads as "": it is no longer the client's
+  if (row[8]) for (const [n, v] of JSON.parse(row[8]) as Array<[string, string | null]>) if (v) settings.push([n, v]);
   return { pin, settings };
 }
 
-function onTransactionEnd(api: PluginApi, client: ClientConnection, server: ServerConnection): void {
+function releaseIfDone(api: PluginApi, client: ClientConnection, server: ServerConnection): void {
+  if (client.poolMode === "session" || client.server !== server || client.pinReason !== null) return;
+  if (client.inSync && client.txStatus === TxStatus.Idle && server.internalPending === 0) api.core.releaseServer(client, server, "transaction");
+}
+
+/** RESET sends a setting back to the server's default; the client's default is what it connected with. */
+function reapplyStartupValues(api: PluginApi, client: ClientConnection, server: ServerConnection, resets: Set<string>): void {
+  const values: Array<[string, string]> = [];
+  for (const [name, value] of client.startupValues) if (resets.has("all") || resets.has(name.toLowerCase())) values.push([name, value]);
+  if (values.length === 0) return;
+  server.runInternal(reapplyQuery(values), (error) => {
+    if (error) return;
+    for (const [name] of values) {
+      const reported = server.params.get(name);
+      if (reported === undefined || client.server !== server || !client.params.has(name)) continue;
+      if (client.params.get(name) !== reported) {
+        client.params.set(name, reported);
+        client.out.send(parameterStatus(name, reported));
+      }
+    }
+    releaseIfDone(api, client, server);
+  });
+}
+
+function checkState(api: PluginApi, client: ClientConnection, server: ServerConnection, st: ClientSessionState): void {
   const mode = api.config.settings.session_state;
-  server.runInternal(STATE_QUERY, (error, rows) => {
+  server.runInternal(stateQuery(st.customNames), (error, rows) => {
     if (error || rows.length !== 1) {
       server.closeNeeded = true; // state unknown: never hand this server to anyone else
       if (client.server === server) client.pinReason = "session state unknown";
@@ -80,9 +140,7 @@ function onTransactionEnd(api: PluginApi, client: ClientConnection, server: Serv
       api.log.info({ client: client.label, server: server.label, pin }, pin ? `client pinned to its server: ${pin}` : "client unpinned");
       client.pinReason = pin;
     }
-    if (pin === null && client.inSync && client.txStatus === TxStatus.Idle && server.internalPending === 0) {
-      api.core.releaseServer(client, server, "transaction");
-    }
+    releaseIfDone(api, client, server);
   });
 }
 
@@ -102,7 +160,7 @@ export default function sessionState(): PgbunPlugin {
       api.onClientMessage(
         Frontend.Query,
         (ctx) => {
-          if (active(ctx.client) && mayChangeSession(ctx, ctx.start + 5)) stateOf(ctx.client).suspect = true;
+          inspect(ctx.client, ctx, ctx.start + 5, active(ctx.client));
           return undefined;
         },
         { stage: -30 },
@@ -110,10 +168,9 @@ export default function sessionState(): PgbunPlugin {
       api.onClientMessage(
         Frontend.Parse,
         (ctx) => {
-          if (!active(ctx.client)) return undefined;
           let i = ctx.start + 5;
           while (i < ctx.end && ctx.buf[i] !== 0) i++; // skip the statement name
-          if (mayChangeSession(ctx, i + 1)) stateOf(ctx.client).suspect = true;
+          inspect(ctx.client, ctx, i + 1, active(ctx.client));
           return undefined;
         },
         { stage: -30 },
@@ -123,11 +180,17 @@ export default function sessionState(): PgbunPlugin {
         (ctx) => {
           const client = ctx.client;
           const server = ctx.server;
-          if (server === null || !active(client) || client.txStatus !== TxStatus.Idle || !client.inSync) return undefined;
-          const st = stateOf(client);
-          if (!st.suspect && client.pinReason === null) return undefined;
-          st.suspect = false;
-          onTransactionEnd(api, client, server);
+          if (server === null || client.txStatus !== TxStatus.Idle || !client.inSync) return undefined;
+          const st = client.data[NAME] as ClientSessionState | undefined;
+          if (st === undefined) return undefined;
+          if (st.resets.size > 0) {
+            reapplyStartupValues(api, client, server, st.resets);
+            st.resets = new Set();
+          }
+          if (active(client) && (st.suspect || client.pinReason !== null)) {
+            st.suspect = false;
+            checkState(api, client, server, st);
+          }
           server.out.flush(null);
           return undefined;
         },

@@ -1,0 +1,154 @@
+// Traffic counters per pool (database, user), per-client timing marks, and the stats_period averages.
+import type { ClientConnection } from "../../core/client.ts";
+import type { ServerConnection } from "../../core/server.ts";
+
+/** Totals of one pool since start; times are microseconds. Plain number fields: counting never allocates. */
+export class PoolCounters {
+  serverAssignments = 0;
+  xacts = 0;
+  queries = 0;
+  /** Bytes received from clients (forwarded to servers). */
+  received = 0;
+  /** Bytes sent to clients. */
+  sent = 0;
+  xactTime = 0;
+  queryTime = 0;
+  waitTime = 0;
+  clientParses = 0;
+  serverParses = 0;
+  binds = 0;
+
+  constructor(
+    readonly database: string,
+    readonly user: string,
+  ) {}
+}
+
+/** The counters in SHOW STATS order (names without total_/avg_ prefixes as STATS_TOTALS names them). */
+export const COUNTER_FIELDS = [
+  "serverAssignments",
+  "xacts",
+  "queries",
+  "received",
+  "sent",
+  "xactTime",
+  "queryTime",
+  "waitTime",
+  "clientParses",
+  "serverParses",
+  "binds",
+] as const;
+export type CounterField = (typeof COUNTER_FIELDS)[number];
+/** Values indexed like COUNTER_FIELDS. */
+export type CounterValues = number[];
+
+/**
+ * What the stats taps keep per client: the marks (performance.now() ms, 0 = unset) of the query and
+ * transaction in progress and of the current wait, and the byte counters sampled when a server was linked.
+ */
+export class ClientCounters {
+  queryStart = 0;
+  xactStart = 0;
+  waitStart = 0;
+  linked: ServerConnection | null = null;
+  serverSent0 = 0;
+  clientSent0 = 0;
+
+  constructor(
+    readonly client: ClientConnection,
+    readonly pool: PoolCounters,
+  ) {}
+}
+
+/** Per-database averages of the last complete stats_period, in SHOW STATS_AVERAGES units. */
+export type Averages = CounterValues;
+
+function values(p: PoolCounters): CounterValues {
+  return COUNTER_FIELDS.map((f) => p[f]);
+}
+
+/** Every pool's counters, the per-database aggregation SHOW STATS reads, and the periodic averages. */
+export class StatsRegistry {
+  readonly pools = new Map<string, PoolCounters>();
+  /** Averages of the last period, by database. */
+  averages = new Map<string, Averages>();
+  private previous = new Map<PoolCounters, CounterValues>();
+  private periodStart = performance.now();
+
+  forPool(database: string, user: string): PoolCounters {
+    const key = `${database}\u0000${user}`;
+    let p = this.pools.get(key);
+    if (!p) {
+      p = new PoolCounters(database, user);
+      this.pools.set(key, p);
+    }
+    return p;
+  }
+
+  /** Totals summed per database. */
+  totalsByDatabase(): Map<string, CounterValues> {
+    const out = new Map<string, CounterValues>();
+    for (const p of this.pools.values()) {
+      const sum = out.get(p.database) ?? new Array<number>(COUNTER_FIELDS.length).fill(0);
+      COUNTER_FIELDS.forEach((f, i) => (sum[i]! += p[f]));
+      out.set(p.database, sum);
+    }
+    return out;
+  }
+
+  /** Seconds since the current period began. */
+  periodAge(now = performance.now()): number {
+    return (now - this.periodStart) / 1000;
+  }
+
+  /**
+   * Closes the period: per database, counts and bytes become per-second rates; xact/query time become the
+   * average duration per transaction/query, wait time the average per server assignment (as PgBouncer).
+   */
+  roll(now = performance.now()): void {
+    const seconds = Math.max(this.periodAge(now), 0.001);
+    const deltas = new Map<string, CounterValues>();
+    for (const p of this.pools.values()) {
+      const cur = values(p);
+      const prev = this.previous.get(p);
+      const d = deltas.get(p.database) ?? new Array<number>(COUNTER_FIELDS.length).fill(0);
+      for (let i = 0; i < cur.length; i++) d[i]! += cur[i]! - (prev?.[i] ?? 0);
+      deltas.set(p.database, d);
+      this.previous.set(p, cur);
+    }
+    const idx = (f: CounterField) => COUNTER_FIELDS.indexOf(f);
+    const averages = new Map<string, Averages>();
+    for (const [db, d] of deltas) {
+      const per = (f: CounterField) => Math.round(d[idx(f)]! / seconds);
+      const over = (f: CounterField, by: CounterField) => (d[idx(by)]! > 0 ? Math.round(d[idx(f)]! / d[idx(by)]!) : 0);
+      averages.set(db, [
+        per("serverAssignments"),
+        per("xacts"),
+        per("queries"),
+        per("received"),
+        per("sent"),
+        over("xactTime", "xacts"),
+        over("queryTime", "queries"),
+        over("waitTime", "serverAssignments"),
+        per("clientParses"),
+        per("serverParses"),
+        per("binds"),
+      ]);
+    }
+    this.averages = averages;
+    this.periodStart = now;
+  }
+}
+
+/** Adds the bytes moved since the link was sampled and samples again (or forgets the link when `keep` is false). */
+export function settleBytes(st: ClientCounters, keep: boolean): void {
+  const server = st.linked;
+  if (server === null) return;
+  const client = st.client;
+  st.pool.received += server.out.bytesSent - st.serverSent0;
+  st.pool.sent += client.out.bytesSent - st.clientSent0;
+  if (keep) {
+    st.serverSent0 = server.out.bytesSent;
+    st.clientSent0 = client.out.bytesSent;
+  } else st.linked = null;
+}

@@ -1,0 +1,119 @@
+// SHOW CLIENTS and SHOW SERVERS: one row per connection, PgBouncer's columns (plus pin_reason for clients).
+import type { ClientConnection } from "../../core/client.ts";
+import type { ServerConnection } from "../../core/server.ts";
+import { waitedMs, type AdminEnv } from "./env.ts";
+import { serverDatabase, serverUser } from "./pool-view.ts";
+import { columns, formatTime, ptr, secondsAndMicros, type Cell, type Table } from "./table.ts";
+
+const COMMON = [
+  "type",
+  "user",
+  "database",
+  "state",
+  "addr",
+  "#port",
+  "local_addr",
+  "#local_port",
+  "connect_time",
+  "request_time",
+  "#wait",
+  "#wait_us",
+  "#close_needed",
+  "ptr",
+  "link",
+  "#remote_pid",
+  "tls",
+  "application_name",
+  "#prepared_statements",
+  "#id",
+];
+/** pin_reason is pgbun's: why a client keeps its server in transaction mode (session state), else empty. */
+const CLIENT_COLUMNS = columns(...COMMON, "pin_reason");
+const SERVER_COLUMNS = columns(...COMMON);
+
+/** Local end of a socket; a closed socket may no longer know it. */
+function localEnd(socket: { localAddress?: string; localPort?: number } | null): [string, number] {
+  try {
+    return [socket?.localAddress ?? "", socket?.localPort ?? 0];
+  } catch {
+    return ["", 0];
+  }
+}
+
+/** Statements pgbun:prepared-statements tracks for a connection (0 when that plugin is not loaded). */
+function preparedCount(data: Record<string, unknown>, field: "byName" | "names"): number {
+  const st = data["pgbun:prepared-statements"] as Record<string, unknown> | undefined;
+  const m = st?.[field];
+  return m instanceof Map ? m.size : 0;
+}
+
+function clientState(c: ClientConnection): string {
+  if (c.state === "waiting") return "waiting";
+  return c.server !== null || c.virtual ? "active" : "idle";
+}
+
+export function showClients(env: AdminEnv): Table {
+  const list = [...env.core.clients].filter((c) => c.state === "active" || c.state === "waiting").sort((a, b) => a.id - b.id);
+  const rows: Cell[][] = list.map((c) => {
+    const [localAddr, localPort] = localEnd(c.socket);
+    const [wait, waitUs] = secondsAndMicros(waitedMs(env, c));
+    return [
+      "C",
+      c.user,
+      c.database,
+      clientState(c),
+      c.addr,
+      c.port,
+      localAddr,
+      localPort,
+      formatTime(c.connectTime),
+      formatTime(c.lastActivity),
+      wait,
+      waitUs,
+      0,
+      ptr(c.id),
+      c.server ? ptr(c.server.id) : "",
+      0,
+      "",
+      c.params.get("application_name") ?? "",
+      preparedCount(c.data, "byName"),
+      c.id,
+      c.pinReason ?? "",
+    ];
+  });
+  return { columns: CLIENT_COLUMNS, rows };
+}
+
+function serverState(s: ServerConnection): string {
+  return s.state === "login" ? "new" : s.state;
+}
+
+export function showServers(env: AdminEnv): Table {
+  const list = [...env.core.servers].filter((s) => s.state !== "closed").sort((a, b) => a.id - b.id);
+  const rows: Cell[][] = list.map((s) => {
+    const [localAddr, localPort] = localEnd(s.socket);
+    return [
+      "S",
+      serverUser(s),
+      serverDatabase(s),
+      serverState(s),
+      s.target.host,
+      s.target.port,
+      localAddr,
+      localPort,
+      formatTime(s.connectTime),
+      formatTime(s.lastUsed),
+      0,
+      0,
+      s.closeNeeded ? 1 : 0,
+      ptr(s.id),
+      s.client ? ptr(s.client.id) : "",
+      s.backendPid,
+      "",
+      s.client?.params.get("application_name") ?? "",
+      preparedCount(s.data, "names"),
+      s.id,
+    ];
+  });
+  return { columns: SERVER_COLUMNS, rows };
+}

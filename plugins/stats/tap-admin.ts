@@ -1,0 +1,103 @@
+// The admin console's taps: login and authorization, every message of its clients, DISABLE and PAUSE in front of the pool.
+import type { ClientConnection } from "../../core/client.ts";
+import { Action, type MessageContext, type MessageResult } from "../../core/context.ts";
+import { Frontend } from "../../core/protocol/codes.ts";
+import { SqlState } from "../../core/protocol/errors.ts";
+import type { PluginApi } from "../../core/plugin/types.ts";
+import type { ServerConnection } from "../../core/server.ts";
+import { ADMIN_DATABASES, PLUGIN_NAME, type AdminEnv } from "./env.ts";
+import { AdminSession, type AdminRole } from "./session.ts";
+
+/** Every type a console client may send; Terminate is left to the core, anything else fails as "no server". */
+const CONSOLE_TYPES = [
+  Frontend.Query,
+  Frontend.Parse,
+  Frontend.Bind,
+  Frontend.Describe,
+  Frontend.Execute,
+  Frontend.Close,
+  Frontend.Sync,
+  Frontend.Flush,
+  Frontend.FunctionCall,
+];
+
+/**
+ * needServer is a bail hook where only a server stops the chain: a parked client is answered with null, which
+ * stops the pool's tap and which the core treats as "queued" (`?? null`). See the note to the core owner.
+ */
+const PARKED = null as unknown as ServerConnection | undefined;
+
+function roleOf(api: PluginApi, user: string): AdminRole | null {
+  const s = api.config.settings;
+  if (s.admin_users.includes(user)) return "admin";
+  if (s.stats_users.includes(user)) return "stats";
+  return null;
+}
+
+/** Parameters the console reports at login, as PgBouncer's console does (the client's own values win). */
+function welcomeParams(env: AdminEnv, role: AdminRole): Map<string, string> {
+  return new Map([
+    ["server_version", `${env.version}/pgbun`],
+    ["server_encoding", "UTF8"],
+    ["client_encoding", "UTF8"],
+    ["DateStyle", "ISO"],
+    ["TimeZone", "UTC"],
+    ["standard_conforming_strings", "on"],
+    ["integer_datetimes", "on"],
+    ["is_superuser", role === "admin" ? "on" : "off"],
+  ]);
+}
+
+export function tapAdmin(api: PluginApi, env: AdminEnv, admins: Set<ClientConnection>): void {
+  const { control } = env;
+  const h = api.hooks;
+
+  // first, so no other plugin sees a console login as a pooled one
+  h.startup.tap({ name: PLUGIN_NAME, stage: -1000 }, (client) => {
+    if (ADMIN_DATABASES.has(client.database)) {
+      const role = roleOf(api, client.user);
+      if (role === null) return { code: SqlState.InvalidAuthorizationSpecification, message: "not allowed to connect to the admin console" };
+      client.virtual = true;
+      client.welcomeParams = welcomeParams(env, role);
+      client.data[PLUGIN_NAME] = new AdminSession(client, role, env);
+      admins.add(client);
+      return undefined;
+    }
+    if (control.isDisabled(client.database)) {
+      return { code: SqlState.CannotConnectNow, message: `database does not allow connections: ${client.database}` };
+    }
+    return undefined;
+  });
+
+  /** Takes a console client's message before any other plugin; everything else passes untouched. */
+  const consoleTap = (ctx: MessageContext): MessageResult => {
+    const client = ctx.client;
+    if (!client.virtual) return undefined;
+    const session = client.data[PLUGIN_NAME];
+    if (!(session instanceof AdminSession)) return undefined;
+    session.message(ctx.type, ctx.buf, ctx.start, ctx.end);
+    return Action.Drop;
+  };
+  for (const type of CONSOLE_TYPES) api.onClientMessage(type, consoleTap, { stage: -1000 });
+
+  // PAUSE/KILL: a client of a paused database waits here instead of getting a server
+  h.needServer.tap({ name: PLUGIN_NAME, stage: -100 }, (client) => {
+    if (!control.anyPaused || !control.isPaused(client.database)) return undefined;
+    env.markWaiting(client);
+    control.park(client);
+    return PARKED;
+  });
+
+  h.clientClosed.tap(PLUGIN_NAME, (client) => {
+    if (client.virtual) admins.delete(client);
+    else if (control.parkedCount > 0) control.forget(client);
+  });
+  // a release or close may complete a PAUSE or WAIT_CLOSE (checked once the pool has taken the server)
+  h.serverReleased.tap({ name: PLUGIN_NAME, stage: -1000 }, () => {
+    if (control.waiting) control.schedulePoll();
+    return undefined;
+  });
+  h.serverClosed.tap(PLUGIN_NAME, () => {
+    if (control.waiting) control.schedulePoll();
+  });
+}

@@ -1,0 +1,155 @@
+// The counting taps: synchronous, no allocation per message, the clock read only at query/transaction boundaries.
+import type { ClientConnection } from "../../core/client.ts";
+import { Backend, Frontend, TxStatus } from "../../core/protocol/codes.ts";
+import type { MessageContext, MessageResult } from "../../core/context.ts";
+import type { PluginApi } from "../../core/plugin/types.ts";
+import { ClientCounters, settleBytes, type StatsRegistry } from "./counters.ts";
+import { PLUGIN_NAME } from "./env.ts";
+
+/** Observers that must see every message run first; marks for forwarded queries run after every other tap. */
+const FIRST = { stage: -1000 };
+const LAST = { stage: 1000 };
+
+export interface CounterTaps {
+  countersOf(client: ClientConnection): ClientCounters | undefined;
+  /** Starts a client's wait clock (if not running): it waits for a server. */
+  markWaiting(client: ClientConnection): void;
+  refreshBytes(): void;
+}
+
+/**
+ * Query/Sync/FunctionCall (forwarded, so tapped last) mark the start of a query and of a transaction;
+ * ReadyForQuery from the server ends the query, and with status 'I' the transaction, as PgBouncer counts.
+ * Bytes are sampled from the Outbound counters when a server is linked and when it is released or closed.
+ */
+export function tapCounters(api: PluginApi, stats: StatsRegistry): CounterTaps {
+  /** A pooled client's counters, made on first use (never for virtual clients: their data slot is the console's). */
+  const countersOf = (c: ClientConnection): ClientCounters => {
+    const st = c.data[PLUGIN_NAME];
+    if (st instanceof ClientCounters) return st;
+    const made = new ClientCounters(c, stats.forPool(c.database, c.user));
+    c.data[PLUGIN_NAME] = made;
+    return made;
+  };
+  const existing = (c: ClientConnection): ClientCounters | undefined => {
+    const st = c.data[PLUGIN_NAME];
+    return st instanceof ClientCounters ? st : undefined;
+  };
+
+  const markQuery = (ctx: MessageContext): MessageResult => {
+    if (ctx.client.virtual) return undefined;
+    const st = countersOf(ctx.client);
+    if (st.queryStart === 0) {
+      const t = performance.now();
+      st.queryStart = t;
+      if (st.xactStart === 0) st.xactStart = t;
+    }
+    return undefined;
+  };
+  api.onClientMessage(Frontend.Query, markQuery, LAST);
+  api.onClientMessage(Frontend.Sync, markQuery, LAST);
+  api.onClientMessage(Frontend.FunctionCall, markQuery, LAST);
+
+  // after the console's tap (stage -1000), which takes its own clients' messages
+  const COUNT = { stage: -999 };
+  api.onClientMessage(
+    Frontend.Parse,
+    (ctx) => {
+      if (!ctx.client.virtual) countersOf(ctx.client).pool.clientParses++;
+      return undefined;
+    },
+    COUNT,
+  );
+  api.onClientMessage(
+    Frontend.Bind,
+    (ctx) => {
+      if (!ctx.client.virtual) countersOf(ctx.client).pool.binds++;
+      return undefined;
+    },
+    COUNT,
+  );
+
+  api.onServerMessage(
+    Backend.ReadyForQuery,
+    (ctx) => {
+      const client = ctx.client;
+      const st = countersOf(client);
+      const p = st.pool;
+      p.queries++;
+      const status = ctx.buf[ctx.start + 5];
+      if (st.queryStart > 0 || (status === TxStatus.Idle && st.xactStart > 0)) {
+        const now = performance.now();
+        if (st.queryStart > 0) {
+          p.queryTime += (now - st.queryStart) * 1000;
+          // pipelined queries: the next one's time runs from this answer
+          st.queryStart = client.rfqPending > 0 ? now : 0;
+        }
+        if (status === TxStatus.Idle && st.xactStart > 0) {
+          p.xactTime += (now - st.xactStart) * 1000;
+          st.xactStart = 0;
+        }
+      }
+      if (status === TxStatus.Idle) p.xacts++;
+      return undefined;
+    },
+    FIRST,
+  );
+  api.onServerMessage(
+    Backend.ParseComplete,
+    (ctx) => {
+      countersOf(ctx.client).pool.serverParses++;
+      return undefined;
+    },
+    FIRST,
+  );
+
+  const h = api.hooks;
+  const markWaiting = (client: ClientConnection): void => {
+    const st = countersOf(client);
+    if (st.waitStart === 0) st.waitStart = performance.now();
+  };
+  // runs only when the pool queued the client (a server handed out bails before it)
+  h.needServer.tap({ name: PLUGIN_NAME, ...LAST }, (client) => {
+    markWaiting(client);
+    return undefined;
+  });
+  h.serverLinked.tap({ name: PLUGIN_NAME, ...FIRST }, (client, server) => {
+    if (client.virtual) return;
+    const st = countersOf(client);
+    settleBytes(st, false);
+    st.pool.serverAssignments++;
+    if (st.waitStart > 0) {
+      st.pool.waitTime += (performance.now() - st.waitStart) * 1000;
+      st.waitStart = 0;
+    }
+    st.linked = server;
+    st.serverSent0 = server.out.bytesSent;
+    st.clientSent0 = client.out.bytesSent;
+    server.data[PLUGIN_NAME] = st;
+  });
+  h.serverReleased.tap({ name: PLUGIN_NAME, ...FIRST }, (_server, client) => {
+    // client is null when a cancelled server comes back (core.cancelFinished)
+    const st = client ? existing(client) : undefined;
+    if (st) settleBytes(st, false);
+    return undefined;
+  });
+  h.serverClosed.tap({ name: PLUGIN_NAME, ...FIRST }, (server) => {
+    const st = server.data[PLUGIN_NAME];
+    if (st instanceof ClientCounters && st.linked === server) settleBytes(st, false);
+  });
+  h.clientClosed.tap({ name: PLUGIN_NAME, ...FIRST }, (client) => {
+    const st = existing(client);
+    if (st) settleBytes(st, false);
+  });
+
+  return {
+    countersOf: existing,
+    markWaiting,
+    refreshBytes() {
+      for (const c of api.core.clients) {
+        const st = existing(c);
+        if (st && st.linked) settleBytes(st, true);
+      }
+    },
+  };
+}

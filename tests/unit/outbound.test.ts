@@ -1,0 +1,175 @@
+// Unit tests of the outbound queue: one write per batch, partial writes queued, source paused until drain, order kept.
+import { describe, expect, test } from "bun:test";
+import type { Socket } from "bun";
+import { Outbound, type Pausable } from "../../core/net/outbound.ts";
+
+/** A socket whose write() takes at most `budget` bytes per call (Infinity: all); -1 after `broken`. */
+class FakeSocket {
+  budget = Infinity;
+  broken = false;
+  writes: Uint8Array[] = [];
+  /** Bytes the "kernel" accepted, in order. */
+  accepted: number[] = [];
+
+  write(data: Uint8Array): number {
+    if (this.broken) return -1;
+    const copy = new Uint8Array(data); // what write() was offered at that moment
+    this.writes.push(copy);
+    const n = Math.min(copy.length, this.budget);
+    for (let i = 0; i < n; i++) this.accepted.push(copy[i]!);
+    return n;
+  }
+}
+
+class FakeSource implements Pausable {
+  calls: string[] = [];
+  pauseReading(): void {
+    this.calls.push("pause");
+  }
+  resumeReading(): void {
+    this.calls.push("resume");
+  }
+}
+
+function outbound(): { out: Outbound; socket: FakeSocket } {
+  const socket = new FakeSocket();
+  return { out: new Outbound(socket as unknown as Socket<any>), socket };
+}
+
+const bytes = (s: string) => Buffer.from(s);
+const text = (a: number[] | Uint8Array) => Buffer.from(a).toString();
+
+describe("a batch", () => {
+  test("pieces pushed in one turn go out in one write, in order, byte-exact", () => {
+    const { out, socket } = outbound();
+    const read = bytes("xxHELLOyy");
+    out.push(bytes("1:"));
+    out.push(read, 2, 7); // a span of a read buffer
+    out.push(bytes(":2"));
+    expect(out.pending).toBe(true);
+    expect(out.backlog).toBe(9);
+    out.flush(null);
+    expect(socket.writes.length).toBe(1);
+    expect(text(socket.accepted)).toBe("1:HELLO:2");
+    expect(out.backlog).toBe(0);
+    expect(out.bytesSent).toBe(9);
+  });
+
+  test("an empty batch writes nothing; empty spans are ignored", () => {
+    const { out, socket } = outbound();
+    out.flush(null);
+    out.push(bytes("abc"), 1, 1);
+    out.flush(null);
+    expect(socket.writes).toEqual([]);
+  });
+
+  test("send() writes at once", () => {
+    const { out, socket } = outbound();
+    out.send(bytes("now"));
+    expect(text(socket.accepted)).toBe("now");
+  });
+});
+
+describe("a socket that takes only part of a write", () => {
+  test("the rest is queued and the source paused; drain() writes the rest and resumes the source", () => {
+    const { out, socket } = outbound();
+    const source = new FakeSource();
+    socket.budget = 4;
+    out.push(bytes("0123456789"));
+    out.flush(source);
+    expect(text(socket.accepted)).toBe("0123");
+    expect(out.backlog).toBe(6);
+    expect(source.calls).toEqual(["pause"]);
+
+    socket.budget = Infinity;
+    out.drain();
+    expect(text(socket.accepted)).toBe("0123456789");
+    expect(out.backlog).toBe(0);
+    expect(source.calls).toEqual(["pause", "resume"]);
+    expect(out.bytesSent).toBe(10);
+  });
+
+  test("a drain that still cannot write everything keeps the source paused", () => {
+    const { out, socket } = outbound();
+    const source = new FakeSource();
+    socket.budget = 2;
+    out.send(bytes("abcdefgh"), source);
+    out.drain();
+    expect(text(socket.accepted)).toBe("abcd");
+    expect(source.calls).toEqual(["pause"]);
+    out.drain();
+    out.drain();
+    expect(text(socket.accepted)).toBe("abcdefgh");
+    expect(source.calls).toEqual(["pause", "resume"]);
+    expect(out.backlog).toBe(0);
+  });
+
+  test("batches flushed while a backlog exists queue behind it: order is preserved", () => {
+    const { out, socket } = outbound();
+    const source = new FakeSource();
+    socket.budget = 3;
+    out.send(bytes("first|"), source);
+    const writesBefore = socket.writes.length;
+    out.send(bytes("second|"), source);
+    out.send(bytes("third"), source);
+    // nothing may overtake the queued rest of "first|"
+    expect(socket.writes.length).toBe(writesBefore);
+    expect(out.backlog).toBe(3 + 7 + 5);
+    expect(source.calls).toEqual(["pause"]); // paused once, not once per batch
+    socket.budget = 5;
+    while (out.backlog > 0) out.drain();
+    expect(text(socket.accepted)).toBe("first|second|third");
+    expect(source.calls).toEqual(["pause", "resume"]);
+  });
+
+  test("the queued rest is a copy: the read buffer it came from may be reused", () => {
+    const { out, socket } = outbound();
+    socket.budget = 2;
+    const readBuffer = bytes("abcdef");
+    out.push(readBuffer, 0, 6);
+    out.flush(null);
+    readBuffer.fill(0x7a); // the socket's next read overwrites it
+    const later = bytes("ghi");
+    out.send(later);
+    later.fill(0x7a);
+    socket.budget = Infinity;
+    out.drain();
+    expect(text(socket.accepted)).toBe("abcdefghi");
+  });
+
+  test("forgetSource() resumes a paused source that went away", () => {
+    const { out, socket } = outbound();
+    const source = new FakeSource();
+    socket.budget = 1;
+    out.send(bytes("ab"), source);
+    out.forgetSource(source);
+    expect(source.calls).toEqual(["pause", "resume"]);
+    socket.budget = Infinity;
+    out.drain();
+    expect(source.calls).toEqual(["pause", "resume"]); // not resumed twice
+    expect(text(socket.accepted)).toBe("ab");
+  });
+
+  test("close() drops the queue and resumes the paused source", () => {
+    const { out, socket } = outbound();
+    const source = new FakeSource();
+    socket.budget = 1;
+    out.send(bytes("abc"), source);
+    out.close();
+    expect(source.calls).toEqual(["pause", "resume"]);
+    expect(out.backlog).toBe(0);
+    out.send(bytes("more"));
+    out.drain();
+    expect(text(socket.accepted)).toBe("a");
+  });
+
+  test("a write error (-1) closes the queue", () => {
+    const { out, socket } = outbound();
+    socket.broken = true;
+    out.send(bytes("abc"));
+    expect(out.closed).toBe(true);
+    socket.broken = false;
+    out.send(bytes("def"));
+    expect(socket.accepted).toEqual([]);
+  });
+});
