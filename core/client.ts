@@ -66,6 +66,7 @@ export class ClientConnection implements FrameSink, Pausable {
    */
   private copyWindowSyncs = 0;
   private copyWindowOpen = false;
+  private copyWindowExtended = false;
   private copyEndsBeforeWindow = 0;
   private copyEndsUnmatched = 0;
   /** Transaction status of the last ReadyForQuery this client saw. */
@@ -169,7 +170,7 @@ export class ClientConnection implements FrameSink, Pausable {
   private countFrontend(type: number): void {
     switch (type) {
       case Frontend.Query:
-        this.openCopyWindow();
+        this.openCopyWindow(false);
         this.rfqPending++;
         this.syncPending = false;
         if (this.queryStart === 0) this.queryStart = this.core.now;
@@ -189,7 +190,7 @@ export class ClientConnection implements FrameSink, Pausable {
         if (this.queryStart === 0) this.queryStart = this.core.now;
         break;
       case Frontend.Execute:
-        this.openCopyWindow();
+        this.openCopyWindow(true);
         this.syncPending = true;
         break;
       case Frontend.Parse:
@@ -202,6 +203,8 @@ export class ClientConnection implements FrameSink, Pausable {
       case Frontend.CopyDone:
       case Frontend.CopyFail:
         this.copyIn = false;
+        // a COPY run by Execute still needs its Sync before the server is idle again
+        if (this.copyWindowExtended) this.syncPending = true;
         this.copyWindowOpen = false;
         this.copyEndsUnmatched++;
         break;
@@ -346,8 +349,9 @@ export class ClientConnection implements FrameSink, Pausable {
     this.copyEndsUnmatched = 0;
   }
 
-  private openCopyWindow(): void {
+  private openCopyWindow(extended: boolean): void {
     this.copyWindowOpen = true;
+    this.copyWindowExtended = extended;
     this.copyWindowSyncs = 0;
     this.copyEndsBeforeWindow = this.copyEndsUnmatched;
   }
@@ -357,7 +361,7 @@ export class ClientConnection implements FrameSink, Pausable {
     this.copyIn = true;
     if (this.copyEndsBeforeWindow === 0 && this.copyWindowSyncs > 0) {
       // the Syncs pipelined behind the COPY command were ignored by the server: it owes no ReadyForQuery for them
-      this.rfqPending = Math.max(this.rfqPending > 0 ? 1 : 0, this.rfqPending - this.copyWindowSyncs);
+      this.rfqPending = Math.max(0, this.rfqPending - this.copyWindowSyncs);
     }
     this.copyWindowSyncs = 0;
     if (this.copyEndsUnmatched > 0) this.copyEndsUnmatched--;

@@ -97,7 +97,7 @@ function withListenSettings(config: Record<string, unknown>, pg: TestPostgres, p
 
 /** Start pgbun with `config` on a free port of 127.0.0.1 and wait until it accepts TCP connections. */
 export async function startPgbun(opts: StartPgbunOptions): Promise<TestPgbun> {
-  const timeoutMs = opts.timeoutMs ?? 10_000;
+  const timeoutMs = opts.timeoutMs ?? 30_000;
   const dir = await harnessTempDir("pgbun");
   const configFile = join(dir, "pgbun.config.json");
   const entry = opts.entry ?? "bin/pgbun.ts";
