@@ -93,12 +93,12 @@ function setParam(client: ClientConnection, name: string, value: string): string
   const reported = REPORTED.get(name.toLowerCase()) ?? client.core.trackedExtra.get(name.toLowerCase());
   if (reported) {
     client.params.set(reported, value);
-    client.startupValues.set(reported, value);
+    (client.startupValues ??= new Map()).set(reported, value);
     return null;
   }
   if (!SETTING_NAME.test(name)) return `invalid parameter name "${name}"`;
   client.settings.set(name.toLowerCase(), value);
-  client.startupValues.set(name.toLowerCase(), value);
+  (client.startupValues ??= new Map()).set(name.toLowerCase(), value);
   return null;
 }
 
@@ -188,7 +188,7 @@ async function login(client: ClientConnection, packet: Buffer): Promise<void> {
 /** ParameterStatus for each parameter, BackendKeyData, ReadyForQuery: the client is in. */
 function welcome(client: ClientConnection): void {
   const core = client.core;
-  for (const [name, value] of client.welcomeParams) if (!client.params.has(name)) client.params.set(name, value);
+  for (const [name, value] of client.welcomeParams) if (!client.params.has(name)) client.out.push(parameterStatus(name, value));
   for (const [name, value] of client.params) {
     client.out.push(parameterStatus(name, value));
   }

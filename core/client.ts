@@ -32,12 +32,15 @@ export class ClientConnection implements FrameSink, Pausable {
   database = "";
   /** Startup parameters as sent (minus user/database), for plugins. */
   startupParams = new Map<string, string>();
-  /** Parameters the server reports (ParameterStatus) as this client should see them; re-applied on each server. */
+  /**
+   * Parameters the server reports (ParameterStatus) where this client's value differs from the pool's welcome
+   * values (startup parameters, SETs): re-applied on each server. `param()` gives the effective value.
+   */
   params = new Map<string, string>();
   /** Settings the server does not report (options -c, custom GUCs) that this client's session must carry. */
   settings = new Map<string, string>();
-  /** Values given at connection time (startup parameters, options -c): what RESET returns to. */
-  startupValues = new Map<string, string>();
+  /** Values given at connection time (startup parameters, options -c): what RESET returns to; null if none. */
+  startupValues: Map<string, string> | null = null;
   /** Resolved [databases] entry and the pool mode in force for this client. */
   dbEntry: DatabaseEntry | null = null;
   poolMode: PoolMode = "session";
@@ -113,6 +116,17 @@ export class ClientConnection implements FrameSink, Pausable {
     this.state = next;
     this.waitStart = next === "waiting" ? this.core.now : 0;
     this.core.clientStateChanged(this, prev, next);
+  }
+
+  /** The value of a reported parameter as this client sees it: its own, else the pool's welcome value. */
+  param(name: string): string | undefined {
+    return this.params.get(name) ?? this.welcomeParams.get(name);
+  }
+
+  /** Records a reported parameter's value for this client, keeping only what differs from the welcome value. */
+  setParam(name: string, value: string): void {
+    if (this.welcomeParams.get(name) === value && this.startupValues?.get(name) === undefined) this.params.delete(name);
+    else this.params.set(name, value);
   }
 
   get closed(): boolean {

@@ -279,7 +279,7 @@ export class ServerConnection implements FrameSink, Pausable {
     while (j < end && buf[j] !== 0) j++;
     const value = decoder.decode(buf.subarray(i, j));
     this.params.set(name, value);
-    if (client) client.params.set(name, value);
+    if (client) client.setParam(name, value);
   }
 
   /** Responses to internal queries: swallowed; errors reported to the query's callback. */

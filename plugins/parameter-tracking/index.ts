@@ -41,8 +41,9 @@ export default function parameterTracking(): PgbunPlugin {
       api.hooks.serverLinked.tap("pgbun:parameter-tracking", (client, server) => {
         const sets: string[] = [];
         let resets = "";
-        for (const [name, value] of client.params) {
-          if (!trackedSet.has(name)) continue;
+        for (const name of trackedSet) {
+          const value = client.param(name);
+          if (value === undefined) continue;
           const current = server.params.get(name) ?? server.applied.get(name);
           if (current === value) continue;
           sets.push(setConfig(name, value));
@@ -54,7 +55,7 @@ export default function parameterTracking(): PgbunPlugin {
           server.applied.set(name, value);
         }
         for (const name of [...server.applied.keys()]) {
-          if (client.settings.has(name) || client.params.has(name)) continue;
+          if (client.settings.has(name) || client.param(name) !== undefined) continue;
           resets += `RESET ${quoteIdent(name)};`;
           server.applied.delete(name);
         }

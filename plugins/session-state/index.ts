@@ -72,7 +72,7 @@ function inspect(client: ClientConnection, ctx: MessageContext, from: number, po
   const st = stateOf(client);
   if (pooled) st.suspect = true;
   for (const m of text.matchAll(CUSTOM_SET)) st.customNames.add((m[1] ?? m[2])!.toLowerCase());
-  if (client.startupValues.size === 0) return;
+  if (client.startupValues === null) return;
   for (const m of text.matchAll(RESET)) st.resets.add(m[1] === undefined ? "all" : m[1].toLowerCase());
 }
 
@@ -97,15 +97,15 @@ function releaseIfDone(api: PluginApi, client: ClientConnection, server: ServerC
 /** RESET sends a setting back to the server's default; the client's default is what it connected with. */
 function reapplyStartupValues(api: PluginApi, client: ClientConnection, server: ServerConnection, resets: Set<string>): void {
   const values: Array<[string, string]> = [];
-  for (const [name, value] of client.startupValues) if (resets.has("all") || resets.has(name.toLowerCase())) values.push([name, value]);
+  for (const [name, value] of client.startupValues ?? []) if (resets.has("all") || resets.has(name.toLowerCase())) values.push([name, value]);
   if (values.length === 0) return;
   server.runInternal(reapplyQuery(values), (error) => {
     if (error) return;
     for (const [name] of values) {
       const reported = server.params.get(name);
-      if (reported === undefined || client.server !== server || !client.params.has(name)) continue;
-      if (client.params.get(name) !== reported) {
-        client.params.set(name, reported);
+      if (reported === undefined || client.server !== server || client.param(name) === undefined) continue;
+      if (client.param(name) !== reported) {
+        client.setParam(name, reported);
         client.out.send(parameterStatus(name, reported));
       }
     }
@@ -126,7 +126,7 @@ function checkState(api: PluginApi, client: ClientConnection, server: ServerConn
     for (const name of [...client.settings.keys()]) if (!settings.some(([n]) => n === name)) client.settings.delete(name);
     server.applied.clear();
     for (const [name, value] of settings) {
-      if (client.params.has(name)) continue; // reported parameters are tracked through ParameterStatus
+      if (client.param(name) !== undefined) continue; // reported parameters are tracked through ParameterStatus
       client.settings.set(name, value);
       server.applied.set(name, value);
     }

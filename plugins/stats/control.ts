@@ -8,6 +8,8 @@ import { poolViews, serverDatabase, type PoolView } from "./pool-view.ts";
 interface Wait {
   done: () => boolean;
   finish: () => void;
+  /** The console client that asked; a wait whose client left is dropped (the pause itself stays). */
+  owner: { readonly closed: boolean };
 }
 
 /**
@@ -80,6 +82,8 @@ export class Control {
 
   /** PAUSE is complete once no server of the database(s) is busy; idle ones are then closed (as PgBouncer does). */
   pauseComplete(db: string | null): boolean {
+    // a RESUME before the pause took effect ends the wait without closing anything
+    if (db === null ? !this.pausedAll : !this.isPaused(db)) return true;
     const views = this.views(db);
     for (const v of views) {
       if (v.connecting > 0) return false;
@@ -164,9 +168,9 @@ export class Control {
   // ---- waiting for a condition (PAUSE, WAIT_CLOSE) ----
 
   /** Runs `finish` once `done()` holds: now, after a server is released or closed, or on a janitor tick. */
-  whenDone(done: () => boolean, finish: () => void): void {
+  whenDone(owner: { readonly closed: boolean }, done: () => boolean, finish: () => void): void {
     if (done()) return finish();
-    this.waits.push({ done, finish });
+    this.waits.push({ done, finish, owner });
   }
 
   get waiting(): boolean {
@@ -185,9 +189,13 @@ export class Control {
 
   poll(): void {
     if (this.waits.length === 0) return;
-    const ready = this.waits.filter((w) => w.done());
-    if (ready.length === 0) return;
-    this.waits = this.waits.filter((w) => !ready.includes(w));
+    const ready: Wait[] = [];
+    const rest: Wait[] = [];
+    for (const w of this.waits) {
+      if (w.owner.closed) continue;
+      (w.done() ? ready : rest).push(w);
+    }
+    this.waits = rest;
     for (const w of ready) w.finish();
   }
 }

@@ -1,4 +1,5 @@
 // What the admin console's commands and SHOW tables are given: the core, the counters, the control state.
+import type { Logger } from "pino";
 import type { ClientConnection } from "../../core/client.ts";
 import type { Pgbun } from "../../core/pgbun.ts";
 import type { Control } from "./control.ts";
@@ -15,6 +16,8 @@ export interface AdminEnv {
   readonly control: Control;
   /** pgbun's version, for SHOW VERSION and the console's server_version. */
   readonly version: string;
+  /** The plugin's logger (lines carry its name). */
+  readonly log: Logger;
   /** Clients logged in to the admin console. */
   adminClients(): ClientConnection[];
   /** The stats taps' state of a pooled client, if it has any yet. */

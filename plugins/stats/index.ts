@@ -41,6 +41,7 @@ export default function statsPlugin(): PgbunPlugin {
         stats,
         control,
         version: readPackageVersion(),
+        log: api.log,
         adminClients: () => [...admins].filter((c) => c.state === "active"),
         countersOf: counters.countersOf,
         markWaiting: counters.markWaiting,

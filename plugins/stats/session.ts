@@ -68,7 +68,7 @@ export class AdminSession {
     const cmd = parsed.command;
     // authorization is checked per command (CVE-2026-6667 was a console that did not)
     if (!isReadOnly(cmd) && this.role !== "admin") return this.fail(SqlState.InsufficientPrivilege, "admin access needed");
-    if (!isReadOnly(cmd)) this.env.core.log.info({ client: this.client.label, user: this.client.user, command: sql.trim() }, "admin console command");
+    if (!isReadOnly(cmd)) this.env.log.info({ client: this.client.label, user: this.client.user, command: sql.trim() }, "admin console command");
     const reply = execute(this.env, cmd);
     const out = this.client.out;
     switch (reply.kind) {
@@ -84,7 +84,7 @@ export class AdminSession {
         return;
       case "wait":
         this.busy = true;
-        this.env.control.whenDone(reply.done, () => this.finish(reply.tag));
+        this.env.control.whenDone(this.client, reply.done, () => this.finish(reply.tag));
         return;
     }
   }

@@ -2,7 +2,7 @@
 import type { ClientConnection } from "../../core/client.ts";
 import type { ServerConnection } from "../../core/server.ts";
 import { waitedMs, type AdminEnv } from "./env.ts";
-import { serverDatabase, serverUser } from "./pool-view.ts";
+import { serverDatabase } from "./pool-view.ts";
 import { columns, formatTime, ptr, secondsAndMicros, type Cell, type Table } from "./table.ts";
 
 const COMMON = [
@@ -75,7 +75,7 @@ export function showClients(env: AdminEnv): Table {
       c.server ? ptr(c.server.id) : "",
       0,
       "",
-      c.params.get("application_name") ?? "",
+      c.param("application_name") ?? "",
       preparedCount(c.data, "byName"),
       c.id,
       c.pinReason ?? "",
@@ -94,7 +94,7 @@ export function showServers(env: AdminEnv): Table {
     const [localAddr, localPort] = localEnd(s.socket);
     return [
       "S",
-      serverUser(s),
+      s.target.user, // the user pgbun logs in as (a forced user shows here)
       serverDatabase(s),
       serverState(s),
       s.target.host,
@@ -110,7 +110,7 @@ export function showServers(env: AdminEnv): Table {
       s.client ? ptr(s.client.id) : "",
       s.backendPid,
       "",
-      s.client?.params.get("application_name") ?? "",
+      s.client?.param("application_name") ?? "",
       preparedCount(s.data, "names"),
       s.id,
     ];

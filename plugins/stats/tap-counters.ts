@@ -86,7 +86,7 @@ export function tapCounters(api: PluginApi, stats: StatsRegistry): CounterTaps {
         }
         if (status === TxStatus.Idle && st.xactStart > 0) {
           p.xactTime += (now - st.xactStart) * 1000;
-          st.xactStart = 0;
+          st.xactStart = client.rfqPending > 0 ? now : 0;
         }
       }
       if (status === TxStatus.Idle) p.xacts++;
@@ -119,8 +119,12 @@ export function tapCounters(api: PluginApi, stats: StatsRegistry): CounterTaps {
     settleBytes(st, false);
     st.pool.serverAssignments++;
     if (st.waitStart > 0) {
-      st.pool.waitTime += (performance.now() - st.waitStart) * 1000;
+      const now = performance.now();
+      st.pool.waitTime += (now - st.waitStart) * 1000;
       st.waitStart = 0;
+      // query and transaction time count while connected to a server, not the wait for one
+      if (st.queryStart > 0) st.queryStart = now;
+      if (st.xactStart > 0) st.xactStart = now;
     }
     st.linked = server;
     st.serverSent0 = server.out.bytesSent;
