@@ -4,7 +4,7 @@ import { readFileSync, writeFileSync } from "node:fs";
 import { Client } from "pg";
 import { startPostgres, type TestPostgres } from "../harness/postgres.ts";
 import { startPgbun } from "../harness/pgbun.ts";
-import { commandTag, errorFields, msg, summarize, WireClient } from "../harness/wire.ts";
+import { commandTag, errorFields, msg, summarize, WireClient, type BackendMessage } from "../harness/wire.ts";
 import { startTestPooler, type TestPooler } from "../../plugin-sdk/testing.ts";
 
 setDefaultTimeout(30_000);
@@ -13,12 +13,8 @@ const ADMIN = "admin";
 const WATCHER = "watcher";
 
 let pg: TestPostgres;
-beforeAll(async () => {
-  pg = await startPostgres();
-}, 60_000);
-afterAll(async () => {
-  await pg?.stop();
-});
+beforeAll(async () => void (pg = await startPostgres()), 60_000);
+afterAll(async () => await pg?.stop());
 
 // ---- per-test resources ----
 
@@ -44,14 +40,8 @@ async function pooler(settings: Record<string, unknown> = {}): Promise<TestPoole
 
 /** A pg client; errors after the test's end (a killed connection) are swallowed. */
 async function connect(p: TestPooler, opts: { user?: string; database?: string; application_name?: string } = {}): Promise<Client> {
-  const c = new Client({
-    host: p.host,
-    port: p.port,
-    user: opts.user ?? "postgres",
-    password: pg.password,
-    database: opts.database ?? "app",
-    application_name: opts.application_name,
-  });
+  const { user = "postgres", database = "app", application_name } = opts;
+  const c = new Client({ host: p.host, port: p.port, user, password: pg.password, database, application_name });
   c.on("error", () => undefined);
   await c.connect();
   clients.push(c);
@@ -80,6 +70,8 @@ function rowOf(rows: Row[], where: Row): Row {
 }
 
 const num = (v: string | null | undefined) => Number(v);
+/** The CommandComplete tag of a console answer read with WireClient. */
+const tagOf = (r: { messages: BackendMessage[] }) => commandTag(r.messages.find((m) => m.type === "C")!);
 
 /** "pending" when the promise has not settled within ms. */
 async function within<T>(promise: Promise<T>, ms: number): Promise<T | "pending"> {
@@ -94,18 +86,20 @@ async function until(what: string, check: () => Promise<boolean>, ms = 5_000): P
   }
 }
 
-const POOLS_COLUMNS = [
-  "database", "user", "cl_active", "cl_waiting", "cl_active_cancel_req", "cl_waiting_cancel_req", "sv_active",
-  "sv_active_cancel", "sv_being_canceled", "sv_idle", "sv_used", "sv_tested", "sv_login", "maxwait", "maxwait_us", "pool_mode",
-];
-const STATS_COUNTERS = [
-  "server_assignment_count", "xact_count", "query_count", "received", "sent", "xact_time", "query_time", "wait_time",
-  "client_parse_count", "server_parse_count", "bind_count",
-];
-const CONNECTION_COLUMNS = [
-  "type", "user", "database", "state", "addr", "port", "local_addr", "local_port", "connect_time", "request_time", "wait",
-  "wait_us", "close_needed", "ptr", "link", "remote_pid", "tls", "application_name", "prepared_statements", "id",
-];
+/** A column list written as one space-separated string. */
+const cols = (names: string) => names.split(" ");
+const POOLS_COLUMNS = cols(
+  "database user cl_active cl_waiting cl_active_cancel_req cl_waiting_cancel_req sv_active " +
+  "sv_active_cancel sv_being_canceled sv_idle sv_used sv_tested sv_login maxwait maxwait_us pool_mode"
+);
+const STATS_COUNTERS = cols(
+  "server_assignment_count xact_count query_count received sent xact_time query_time wait_time " +
+  "client_parse_count server_parse_count bind_count"
+);
+const CONNECTION_COLUMNS = cols(
+  "type user database state addr port local_addr local_port connect_time request_time wait wait_us " +
+  "close_needed ptr link remote_pid tls application_name prepared_statements id"
+);
 
 describe("SHOW tables", () => {
   test("SHOW POOLS counts the pool's clients and servers by state, as they are", async () => {
@@ -132,8 +126,11 @@ describe("SHOW tables", () => {
     row = rowOf(pools.rows, { database: "app" });
     expect([num(row.cl_active), num(row.cl_waiting), num(row.sv_active), num(row.sv_idle)]).toEqual([2, 1, 2, 0]);
     expect(num(row.maxwait) * 1e6 + num(row.maxwait_us)).toBeGreaterThan(100_000);
+    const statsBefore = rowOf((await show(a, "STATS")).rows, { database: "app" });
     await holder.query("COMMIT");
     expect((await waiting).rows[0].n).toBe(3);
+    const statsAfter = rowOf((await show(a, "STATS")).rows, { database: "app" });
+    expect(num(statsAfter.total_wait_time) - num(statsBefore.total_wait_time)).toBeGreaterThanOrEqual(150_000); // µs
     await other.query("COMMIT");
     row = rowOf((await show(a, "POOLS")).rows, { database: "app" });
     expect([num(row.cl_active), num(row.cl_waiting), num(row.sv_active), num(row.sv_idle)]).toEqual([3, 0, 0, 2]);
@@ -169,10 +166,10 @@ describe("SHOW tables", () => {
     expect(delta("xact_time")).toBeLessThan(10_000_000);
 
     const totals = await show(a, "STATS_TOTALS");
-    expect(totals.columns).toEqual([
-      "database", "server_assignment_count", "xact_count", "query_count", "bytes_received", "bytes_sent", "xact_time",
-      "query_time", "wait_time", "client_parse_count", "server_parse_count", "bind_count",
-    ]);
+    expect(totals.columns).toEqual(cols(
+      "database server_assignment_count xact_count query_count bytes_received bytes_sent xact_time " +
+      "query_time wait_time client_parse_count server_parse_count bind_count"
+    ));
     expect(num(rowOf(totals.rows, { database: "app" }).query_count)).toBe(num(after.total_query_count));
 
     // averages: per second over the last stats_period (1 s here)
@@ -230,11 +227,11 @@ describe("SHOW tables", () => {
     expect(config.rows.length).toBeGreaterThan(50);
 
     const dbs = await show(a, "DATABASES");
-    expect(dbs.columns).toEqual([
-      "name", "host", "port", "database", "force_user", "pool_size", "min_pool_size", "reserve_pool_size", "server_lifetime",
-      "pool_mode", "load_balance_hosts", "max_connections", "current_connections", "max_client_connections",
-      "current_client_connections", "paused", "disabled",
-    ]);
+    expect(dbs.columns).toEqual(cols(
+      "name host port database force_user pool_size min_pool_size reserve_pool_size server_lifetime " +
+      "pool_mode load_balance_hosts max_connections current_connections max_client_connections " +
+      "current_client_connections paused disabled"
+    ));
     const app = rowOf(dbs.rows, { name: "app" });
     expect([app.host, num(app.port), app.database, num(app.pool_size), num(app.current_connections), num(app.current_client_connections)]).toEqual([
       pg.host, pg.port, "app", 2, 1, 1,
@@ -242,10 +239,10 @@ describe("SHOW tables", () => {
     expect(rowOf(dbs.rows, { name: "pgbouncer" }).pool_mode).toBe("statement");
 
     const users = await show(a, "USERS");
-    expect(users.columns).toEqual([
-      "name", "pool_size", "reserve_pool_size", "pool_mode", "max_user_connections", "current_connections",
-      "max_user_client_connections", "current_client_connections",
-    ]);
+    expect(users.columns).toEqual(cols(
+      "name pool_size reserve_pool_size pool_mode max_user_connections current_connections " +
+      "max_user_client_connections current_client_connections"
+    ));
     expect(num(rowOf(users.rows, { name: "postgres" }).current_client_connections)).toBe(1);
 
     const lists = await show(a, "LISTS");
@@ -268,7 +265,7 @@ describe("SHOW tables", () => {
     const w = await wire(p);
     let r = summarize(await (w.send(msg.query("  show   Version ;; ")), w.readUntilReady()));
     expect(r.rows[0]![0]).toMatch(/^pgbun /);
-    expect(commandTag(r.messages.find((m) => m.type === "C")!)).toBe("SHOW");
+    expect(tagOf(r)).toBe("SHOW");
     r = await w.query("SHOW FOO");
     expect([r.errors[0]!.C, r.errors[0]!.M]).toEqual(["08P01", "invalid command 'SHOW FOO', use SHOW HELP;"]);
     expect(r.status).toBe("I");
@@ -303,7 +300,7 @@ describe("control commands", () => {
     expect(await within(blocked, 500)).toBe("pending");
     expect(num(rowOf((await show(a, "POOLS")).rows, { database: "app" }).cl_waiting)).toBe(1);
     const w = await wire(p);
-    expect(commandTag((await w.query("RESUME app")).messages.find((m) => m.type === "C")!)).toBe("RESUME");
+    expect(tagOf(await w.query("RESUME app"))).toBe("RESUME");
     expect((await blocked).rows[0].n).toBe(2);
     expect(num(rowOf((await show(a, "DATABASES")).rows, { name: "app" }).paused)).toBe(0);
   });
@@ -328,7 +325,7 @@ describe("control commands", () => {
     await victim.query("SELECT 1");
     const w = await wire(p);
     const r = await w.query("KILL app");
-    expect(commandTag(r.messages.find((m) => m.type === "C")!)).toBe("KILL");
+    expect(tagOf(r)).toBe("KILL");
     await expect(victim.query("SELECT 1")).rejects.toThrow();
     const a = await admin(p);
     expect((await show(a, "CLIENTS")).rows.filter((row) => row.database === "app").length).toBe(0);
@@ -347,7 +344,7 @@ describe("control commands", () => {
     const a = await admin(p);
     const id = rowOf((await show(a, "CLIENTS")).rows, { application_name: "target" }).id;
     const w = await wire(p);
-    expect(commandTag((await w.query(`KILL_CLIENT ${id}`)).messages.find((m) => m.type === "C")!)).toBe("KILL_CLIENT");
+    expect(tagOf(await w.query(`KILL_CLIENT ${id}`))).toBe("KILL_CLIENT");
     await expect(target.query("SELECT 1")).rejects.toThrow();
     expect((await bystander.query("SELECT 1 AS n")).rows[0].n).toBe(1);
   });
@@ -356,12 +353,12 @@ describe("control commands", () => {
     const p = await pooler();
     const existing = await connect(p);
     const w = await wire(p);
-    expect(commandTag((await w.query("DISABLE app")).messages.find((m) => m.type === "C")!)).toBe("DISABLE");
+    expect(tagOf(await w.query("DISABLE app"))).toBe("DISABLE");
     const err = await connect(p).then(() => null, (e: { code?: string; message: string }) => e);
     expect(err?.code).toBe("57P03");
     expect(err?.message).toBe("database does not allow connections: app");
     expect((await existing.query("SELECT 1 AS n")).rows[0].n).toBe(1); // clients already in keep working
-    expect(commandTag((await w.query("ENABLE app")).messages.find((m) => m.type === "C")!)).toBe("ENABLE");
+    expect(tagOf(await w.query("ENABLE app"))).toBe("ENABLE");
     expect((await (await connect(p)).query("SELECT 1 AS n")).rows[0].n).toBe(1);
   });
 
@@ -381,7 +378,7 @@ describe("control commands", () => {
     const wait = w.readUntilReady();
     expect(await within(wait, 300)).toBe("pending");
     await busy.query("COMMIT");
-    expect(commandTag((await wait).find((m) => m.type === "C")!)).toBe("WAIT_CLOSE");
+    expect(tagOf({ messages: await wait })).toBe("WAIT_CLOSE");
     expect((await show(a, "SERVERS")).rows.length).toBe(0);
     const pidAfter = num((await busy.query("SELECT pg_backend_pid() AS pid")).rows[0].pid);
     expect(pidAfter).not.toBe(pidBefore);
