@@ -70,9 +70,10 @@ async function start(o: CommonOptions): Promise<void> {
   } catch (err) {
     fail(err);
   }
+  core.configLoader = () => loadConfig(loadOptions(o));
   const reload = async () => {
     try {
-      core.reload(await loadConfig(loadOptions(o)));
+      await core.reloadConfig();
     } catch (err) {
       log.error(`reload failed, keeping the running configuration: ${err instanceof Error ? err.message : String(err)}`);
     }

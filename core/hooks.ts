@@ -31,8 +31,12 @@ export function createHooks() {
     authenticated: new AsyncSeriesBailHook<[ClientConnection], Refusal | undefined>(["client"]),
     /** A server connection finished its login (before first use); e.g. connect_query. */
     serverConnected: new AsyncSeriesHook<[ServerConnection]>(["server"]),
-    /** The client needs a server now. Return one that is idle, or undefined after queueing the client. */
-    needServer: new SyncBailHook<[ClientConnection], ServerConnection | undefined>(["client"]),
+    /**
+     * The client needs a server now. Return an idle one; or null once this tap has queued the client (it links a
+     * server later with client.linkServer or hands the client back with core.retryAcquire); undefined passes to
+     * the next tap (the pool queues the client and returns undefined too).
+     */
+    needServer: new SyncBailHook<[ClientConnection], ServerConnection | null | undefined>(["client"]),
     /** A server was linked to a client (before the client's messages reach it); e.g. parameter sync. */
     serverLinked: new SyncHook<[ClientConnection, ServerConnection]>(["client", "server"]),
     /** A server was unlinked in a clean state. Return true once a tap takes it (back to a pool); else it is closed. */

@@ -289,6 +289,13 @@ export class Pgbun {
     }
   }
 
+  /** Runs the needServer path again for a parked client (e.g. after a PAUSE ends); links a server if one is free. */
+  retryAcquire(client: ClientConnection): void {
+    if (client.state !== "waiting" || client.server !== null) return;
+    const server = this.acquireServer(client);
+    if (server) client.linkServer(server);
+  }
+
   /** Unlinks a server from its client; a clean one goes back to its pool, anything else is closed. */
   releaseServer(client: ClientConnection, server: ServerConnection, reason: ReleaseReason): void {
     const clean = client.inSync && server.isClean();
@@ -313,6 +320,15 @@ export class Pgbun {
   }
 
   // ---- reload and shutdown ----
+
+  /** Reads the configuration again (set by the CLI: the same file, env and flags); null re-applies the current one. */
+  configLoader: (() => Promise<PgbunConfig>) | null = null;
+
+  /** SIGHUP and the admin console's RELOAD: load, validate, apply; a broken config throws and changes nothing. */
+  async reloadConfig(): Promise<void> {
+    const next = this.configLoader ? await this.configLoader() : this.config;
+    this.reload(next);
+  }
 
   /** Applies a new configuration (SIGHUP): settings take effect, servers whose target changed close when released. */
   reload(next: PgbunConfig): void {

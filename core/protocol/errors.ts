@@ -52,8 +52,8 @@ export function errorResponse(code: SqlStateCode, message: string, severity: Sev
   return build(Backend.ErrorResponse, { severity, code, message, detail });
 }
 
-export function noticeResponse(message: string, code: SqlStateCode = "00000", severity: Severity = "NOTICE"): Buffer {
-  return build(Backend.NoticeResponse, { severity, code, message });
+export function noticeResponse(message: string, code: SqlStateCode = "00000", severity: Severity = "NOTICE", detail?: string): Buffer {
+  return build(Backend.NoticeResponse, { severity, code, message, detail });
 }
 
 /** Decoded fields of an ErrorResponse/NoticeResponse body; missing fields get safe defaults. */

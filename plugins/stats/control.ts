@@ -112,15 +112,7 @@ export class Control {
     for (const c of [...this.parked]) {
       if (this.isPaused(c.database)) continue;
       this.parked.delete(c);
-      if (c.state !== "waiting" || c.server !== null) continue;
-      let server: ServerConnection | undefined;
-      try {
-        server = this.core.hooks.needServer.call(c) ?? undefined;
-      } catch (err) {
-        c.fatal(SqlState.InternalError, err instanceof Error ? err.message : String(err));
-        continue;
-      }
-      if (server) c.linkServer(server);
+      this.core.retryAcquire(c);
     }
   }
 

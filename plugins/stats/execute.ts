@@ -38,13 +38,9 @@ const SHOWS: Record<ShowTarget, (env: AdminEnv) => Table | Buffer> = {
 const done = (tag: string): Reply => ({ kind: "now", bytes: commandComplete(tag) });
 const error = (message: string): Reply => ({ kind: "error", message });
 
-/**
- * RELOAD goes through the process's SIGHUP handler (bin/pgbun reloads the config file there). Without one
- * (pgbun embedded, e.g. the in-process test pooler) a signal would kill the process: re-apply the config in force.
- */
+/** RELOAD reads the configuration as SIGHUP does (the CLI's loader; embedded, the config in force is re-applied). */
 function reload(core: Pgbun): void {
-  if (process.listenerCount("SIGHUP") > 0) process.kill(process.pid, "SIGHUP");
-  else core.reload(core.config);
+  core.reloadConfig().catch((err: unknown) => core.log.error(`RELOAD failed, keeping the running configuration: ${err instanceof Error ? err.message : String(err)}`));
 }
 
 /** Checks a database argument: not the console itself, and one pgbun knows. */

@@ -21,11 +21,8 @@ const CONSOLE_TYPES = [
   Frontend.FunctionCall,
 ];
 
-/**
- * needServer is a bail hook where only a server stops the chain: a parked client is answered with null, which
- * stops the pool's tap and which the core treats as "queued" (`?? null`). See the note to the core owner.
- */
-const PARKED = null as unknown as ServerConnection | undefined;
+/** needServer's answer when this tap queued the client itself: it stops the chain before the pool's tap. */
+const PARKED = null;
 
 function roleOf(api: PluginApi, user: string): AdminRole | null {
   const s = api.config.settings;
