@@ -37,6 +37,8 @@ export function createHooks() {
      * the next tap (the pool queues the client and returns undefined too).
      */
     needServer: new SyncBailHook<[ClientConnection], ServerConnection | null | undefined>(["client"]),
+    /** An idle server for this client right now, or undefined; never queues (for plugins that can do without). */
+    peekServer: new SyncBailHook<[ClientConnection], ServerConnection | undefined>(["client"]),
     /** A server was linked to a client (before the client's messages reach it); e.g. parameter sync. */
     serverLinked: new SyncHook<[ClientConnection, ServerConnection]>(["client", "server"]),
     /** A server was unlinked in a clean state. Return true once a tap takes it (back to a pool); else it is closed. */

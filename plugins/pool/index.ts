@@ -218,6 +218,9 @@ export default function poolPlugin(): PgbunPlugin {
         return undefined;
       });
       h.needServer.tap(NAME, (client) => manager.needServer(client));
+      h.peekServer.tap(NAME, (client) =>
+        client.pool ? ((client.pool as Pool).takeIdle(api.config.settings.server_round_robin, (s) => manager.usable(s)) ?? undefined) : undefined,
+      );
       h.serverReleased.tap(NAME, (server) => manager.released(server));
       h.serverClosed.tap(NAME, (server) => manager.serverClosed(server));
       h.clientClosed.tap(NAME, (client) => {

@@ -1,7 +1,7 @@
 // Built-in plugin: protocol-level named prepared statements that work in transaction and statement mode.
 import { Backend, Frontend } from "../../core/protocol/codes.ts";
 import { Prebuilt } from "../../core/protocol/writer.ts";
-import { decodeError } from "../../core/protocol/errors.ts";
+import { decodeError, errorResponse } from "../../core/protocol/errors.ts";
 import { decodeParse, decodeQuery, decodeTarget } from "../../core/protocol/decode.ts";
 import { Action, type MessageContext, type MessageResult } from "../../core/context.ts";
 import type { ClientConnection } from "../../core/client.ts";
@@ -72,9 +72,9 @@ export default function preparedStatements(): PgbunPlugin {
       const max = () => api.config.settings.max_prepared_statements;
 
       /** An answer owed to the client: now if nothing is in flight, else when the requests before it are answered. */
-      const owe = (ctx: MessageContext, st: ClientStatements, kind: ReqKind) => {
+      const owe = (ctx: MessageContext, st: ClientStatements, kind: ReqKind, name?: string) => {
         if (st.queue.length === 0) ctx.sendToClient(kind === Req.SynParse ? Prebuilt.ParseComplete : Prebuilt.CloseComplete);
-        else st.queue.push(kind);
+        else st.queue.push(kind, undefined, name);
       };
 
       /** Names the statement on this server, preparing it (and evicting the least recently used) when needed. */
@@ -119,22 +119,33 @@ export default function preparedStatements(): PgbunPlugin {
           return undefined;
         }
         const p = decodeParse(ctx);
+        if (st.byName.has(p.name)) {
+          // PostgreSQL refuses a name in use (42P05) and skips to the Sync: a Parse that fails on the server keeps
+          // that order and rolls back the implicit transaction as PostgreSQL would; its error is renamed below
+          if (ctx.server === null) return Action.WaitForServer;
+          st.queue.push(Req.IntDuplicate, undefined, p.name);
+          return parseMessage("pgbun_duplicate", "pgbun: prepared statement already exists", []);
+        }
         const key = p.paramTypes.length > 0 ? `${p.query}\u0000${p.paramTypes.join(",")}` : p.query;
         const stmt = { query: p.query, paramTypes: p.paramTypes, key };
         st.byName.set(p.name, stmt);
         if (ctx.server === null) {
-          // no server needed yet: the statement is prepared where the first Bind/Describe lands, so a client
-          // preparing synchronously (pgbench -M prepared) never waits for a server it does not use;
-          // a syntax error then surfaces at that first use
-          owe(ctx, st, Req.SynParse);
-          return Action.Drop;
+          const idle = ctx.client.state === "active" ? api.hooks.peekServer.call(ctx.client) : undefined;
+          if (idle) ctx.client.linkServer(idle);
+          else {
+            // no server is free: the statement is prepared where its first Bind/Describe lands, so a client that
+            // prepares synchronously (pgbench -M prepared) never waits for a server it does not use; a syntax
+            // error then surfaces at that first use
+            owe(ctx, st, Req.SynParse, p.name);
+            return Action.Drop;
+          }
         }
         const { parse } = prepare(ctx, st, stmt, true);
         if (parse === null) {
-          owe(ctx, st, Req.SynParse);
+          owe(ctx, st, Req.SynParse, p.name);
           return Action.Drop;
         }
-        st.queue.push(Req.Parse, key);
+        st.queue.push(Req.Parse, key, p.name);
         return parse;
       });
 
@@ -265,6 +276,10 @@ export default function preparedStatements(): PgbunPlugin {
         const srv = serverState(ctx.server);
         const head = st.queue.peek();
         if (head === undefined || head.kind === Req.Query) return undefined;
+        let replacement: MessageResult = undefined;
+        if (head.kind === Req.IntDuplicate) {
+          replacement = errorResponse("42P05", `prepared statement "${head.name}" already exists`);
+        }
         const code = decodeError(ctx.buf, ctx.start, ctx.end).code;
         if (code === "0A000" || code === "26000") {
           // "cached plan must not change result type" after DDL, or a statement gone from the server:
@@ -275,8 +290,10 @@ export default function preparedStatements(): PgbunPlugin {
         for (let p = st.queue.peek(); p !== undefined && p.kind !== Req.Sync; p = st.queue.peek()) {
           st.queue.shift();
           if ((p.kind === Req.Parse || p.kind === Req.IntParse) && p.key !== undefined) srv.names.delete(p.key);
+          // a named Parse the server failed or skipped created nothing: the client's name goes too
+          if ((p.kind === Req.Parse || p.kind === Req.SynParse) && p.name !== undefined) st.byName.delete(p.name);
         }
-        return undefined;
+        return replacement;
       });
 
       // a server reset (server_reset_query_always) drops every statement on it

@@ -18,6 +18,8 @@ export const Req = {
   SynParse: 11,
   /** A CloseComplete owed to the client for a Close of its statement (kept on the server). */
   SynClose: 12,
+  /** A Parse of a name the client already has: a failing Parse stands in, its error is reported as 42P05. */
+  IntDuplicate: 13,
 } as const;
 export type ReqKind = (typeof Req)[keyof typeof Req];
 
@@ -25,6 +27,8 @@ export interface Pending {
   kind: ReqKind;
   /** For Parse/IntParse/IntClose of named statements: the statement's key on the server. */
   key?: string;
+  /** For a client's named Parse (Parse, SynParse, IntDuplicate): the client's statement name. */
+  name?: string;
 }
 
 /** A FIFO of pending requests, reused per client. */
@@ -36,8 +40,8 @@ export class RequestQueue {
     return this.items.length - this.head;
   }
 
-  push(kind: ReqKind, key?: string): void {
-    this.items.push(key === undefined ? { kind } : { kind, key });
+  push(kind: ReqKind, key?: string, name?: string): void {
+    this.items.push(key === undefined && name === undefined ? { kind } : { kind, key, name });
   }
 
   peek(): Pending | undefined {
