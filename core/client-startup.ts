@@ -134,11 +134,20 @@ async function login(client: ClientConnection, packet: Buffer): Promise<void> {
   for (let k = 0; k + 1 < strings.length; k += 2) {
     const name = strings[k]!;
     const value = strings[k + 1]!;
+    if (name === "user") {
+      client.user = value;
+      continue;
+    }
+    if (name === "database") {
+      client.database = value;
+      continue;
+    }
+    if (name.startsWith("_pq_.")) {
+      unsupported.push(name);
+      continue;
+    }
     client.startupParams.set(name, value);
-    if (name === "user") client.user = value;
-    else if (name === "database") client.database = value;
-    else if (name.startsWith("_pq_.")) unsupported.push(name);
-    else if (name === "replication") {
+    if (name === "replication") {
       if (value !== "false" && value !== "off" && value !== "0" && value !== "no") {
         return client.fatal(SqlState.FeatureNotSupported, "replication connections are not supported by pgbun: connect to PostgreSQL directly");
       }

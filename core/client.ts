@@ -24,7 +24,7 @@ export class ClientConnection implements FrameSink, Pausable {
   state: ClientState = "login";
   readonly out: Outbound;
   readonly framer: Framer;
-  readonly ctx: MessageContext;
+  private _ctx: MessageContext | null = null;
   server: ServerConnection | null = null;
 
   /** Identity from the StartupMessage. */
@@ -76,7 +76,7 @@ export class ClientConnection implements FrameSink, Pausable {
   txStatus: number = TxStatus.Idle;
 
   /** Bytes committed to a server while none was linked. */
-  private parked: Buffer[] = [];
+  private parked: Buffer[] | null = null;
   private paused = false;
 
   connectTime: number;
@@ -102,7 +102,6 @@ export class ClientConnection implements FrameSink, Pausable {
     this.label = `C-${this.id}`;
     this.out = new Outbound(socket);
     this.framer = new Framer(this, ALL_WHOLE, core.config.settings.max_packet_size);
-    this.ctx = new MessageContext(this);
     this.connectTime = core.now;
     this.lastActivity = core.now;
     this.addr = socket.remoteAddress ?? "";
@@ -116,6 +115,11 @@ export class ClientConnection implements FrameSink, Pausable {
     this.state = next;
     this.waitStart = next === "waiting" ? this.core.now : 0;
     this.core.clientStateChanged(this, prev, next);
+  }
+
+  /** The per-message hook context, made on first use (an idle client that never meets a hook has none). */
+  get ctx(): MessageContext {
+    return (this._ctx ??= new MessageContext(this));
   }
 
   /** The value of a reported parameter as this client sees it: its own, else the pool's welcome value. */
@@ -265,7 +269,7 @@ export class ClientConnection implements FrameSink, Pausable {
     }
     if (this.state === "waiting") {
       // an earlier hook of this batch committed bytes while no server was free
-      this.parked.push(Buffer.from(buf.subarray(start, end)));
+      (this.parked ??= []).push(Buffer.from(buf.subarray(start, end)));
       this.countFrontend(type);
       return false;
     }
@@ -293,12 +297,8 @@ export class ClientConnection implements FrameSink, Pausable {
   forwardToServer(buf: Uint8Array, start: number, end: number, scan: boolean): boolean {
     if (scan) this.countAll(buf, start, end);
     else this.countFrontend(buf[start]!);
-    if (this.state === "waiting") {
-      this.parked.push(Buffer.from(buf.subarray(start, end)));
-      return false;
-    }
-    if (this.server === null && !this.acquireServer()) {
-      this.parked.push(Buffer.from(buf.subarray(start, end)));
+    if (this.state === "waiting" || (this.server === null && !this.acquireServer())) {
+      (this.parked ??= []).push(Buffer.from(buf.subarray(start, end)));
       return false;
     }
     this.server!.out.push(buf, start, end);
@@ -337,8 +337,8 @@ export class ClientConnection implements FrameSink, Pausable {
     if (this.state === "waiting") {
       this.setState("active");
       const parked = this.parked;
-      this.parked = [];
-      for (const b of parked) server.out.push(b);
+      this.parked = null;
+      if (parked) for (const b of parked) server.out.push(b);
       this.framer.resume();
       this.flushBatch();
       if (!this.closed) this.resumeReading();
@@ -436,7 +436,7 @@ export class ClientConnection implements FrameSink, Pausable {
         server.close("client closed while the server was busy");
       }
     }
-    this.parked.length = 0;
+    this.parked = null;
     this.setState("closed");
     this.out.close();
     try {
