@@ -143,6 +143,7 @@ describe("extended protocol in transaction mode", () => {
         ]),
       );
       // the error arrives only at Sync/Flush; until then client 1 keeps the server
+      await Bun.sleep(150); // client 1's batch reaches pgbun first, so client 1 holds the only server
       c2.send(msg.query("SELECT 'c2'"));
       expect(await readyWithin(c2, 600)).toBe("timeout");
       c1.send(msg.sync());
