@@ -1,0 +1,61 @@
+// Command-line options of bench/run.ts.
+import { resolve } from "node:path";
+
+export interface BenchOptions {
+  mode: "full" | "quick" | "smoke";
+  durationS: number;
+  rounds: number;
+  scale: number;
+  /** Client counts of the select-only matrix. */
+  clients: number[];
+  efficiencyClients: number;
+  idleClients: number;
+  outDir: string;
+  /** Seconds of unrecorded load on each instance before round 1 (JIT, caches). */
+  warmupS: number;
+}
+
+export const USAGE = `usage: bun bench/run.ts [--quick] [--smoke] [--duration S] [--rounds N] [--idle N] [--out DIR]
+  (default)     full run: 1/10/50/200/1000 clients, 8 s runs, 2 rounds, scale 10, 10,000 idle clients
+  --quick       10 and 50 clients, 2 s runs, 1 round, scale 1, 1,000 idle clients
+  --smoke       one case (simple, 10 clients), 1 s, 200 idle clients: proves the pipeline works
+  --duration S  seconds per pgbench run      --rounds N  repetitions of every case
+  --idle N      idle clients for the memory test
+  --out DIR     where results go (default bench/results)`;
+
+function value(argv: string[], i: number, flag: string): string {
+  const v = argv[i + 1];
+  if (v === undefined || v.startsWith("--")) throw new Error(`${flag} needs a value\n${USAGE}`);
+  return v;
+}
+
+function positive(v: string, flag: string): number {
+  const n = Number(v);
+  if (!Number.isFinite(n) || n <= 0) throw new Error(`${flag}: expected a positive number, got ${v}`);
+  return n;
+}
+
+export function parseArgs(argv: string[]): BenchOptions {
+  const flags = new Map<string, string | true>();
+  for (let i = 0; i < argv.length; i++) {
+    const a = argv[i]!;
+    if (a === "--quick" || a === "--smoke") flags.set(a, true);
+    else if (a === "--duration" || a === "--rounds" || a === "--idle" || a === "--out") flags.set(a, value(argv, i++, a));
+    else if (a === "--help" || a === "-h") throw new Error(USAGE);
+    else throw new Error(`unknown argument ${a}\n${USAGE}`);
+  }
+  const mode = flags.has("--smoke") ? "smoke" : flags.has("--quick") ? "quick" : "full";
+  const o: BenchOptions =
+    mode === "full"
+      ? { mode, durationS: 8, rounds: 2, scale: 10, clients: [1, 10, 50, 200, 1000], efficiencyClients: 1000, idleClients: 10_000, outDir: "", warmupS: 3 }
+      : mode === "quick"
+        ? { mode, durationS: 2, rounds: 1, scale: 1, clients: [10, 50], efficiencyClients: 50, idleClients: 1_000, outDir: "", warmupS: 1 }
+        : { mode, durationS: 1, rounds: 1, scale: 1, clients: [10], efficiencyClients: 50, idleClients: 200, outDir: "", warmupS: 1 };
+  const str = (f: string) => flags.get(f) as string | undefined;
+  if (str("--duration")) o.durationS = Math.max(1, Math.round(positive(str("--duration")!, "--duration")));
+  if (str("--rounds")) o.rounds = Math.round(positive(str("--rounds")!, "--rounds"));
+  if (str("--idle")) o.idleClients = Math.round(positive(str("--idle")!, "--idle"));
+  if (mode === "smoke") o.durationS = Math.min(o.durationS, 1);
+  o.outDir = resolve(str("--out") ?? resolve(import.meta.dir, "results"));
+  return o;
+}

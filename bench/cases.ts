@@ -1,0 +1,141 @@
+// The benchmark matrix: which pgbench runs make each table row, and which server instance fills each column.
+import type { PgbenchSpec, Protocol } from "./pgbench.ts";
+
+export const COLUMNS = ["direct", "pgbouncer", "pgbun"] as const;
+export type Column = (typeof COLUMNS)[number];
+
+/** Server instances a run can target: PostgreSQL itself, or one pooler process each. */
+export type TargetId = "direct" | "pgbouncer" | "pgbouncer-session" | "pgbun" | "pgbun-session" | "pgbun-noop10" | "pgbun-audit-log";
+
+export type Cell =
+  | { kind: "run"; target: TargetId }
+  /** The value of the same column in another case of the same round (no second run of the same thing). */
+  | { kind: "same-as"; caseId: string }
+  | { kind: "na"; reason: string };
+
+export type CaseGroup = "transaction" | "session" | "tpcb" | "storm" | "pipeline" | "efficiency";
+
+export interface BenchCase {
+  id: string;
+  label: string;
+  /** A few words for the chart's axis. */
+  short: string;
+  group: CaseGroup;
+  spec: PgbenchSpec;
+  cells: Record<Column, Cell>;
+  /** Run right before the case's pgbun column in every round, for a ratio measured side by side (plain pgbun). */
+  baseline?: TargetId;
+}
+
+export interface MatrixOptions {
+  durationS: number;
+  /** Client counts of the transaction-mode select-only matrix. */
+  clients: number[];
+  /** Clients of the session-vs-transaction efficiency case (more than the pool size, so session mode queues). */
+  efficiencyClients: number;
+  smoke: boolean;
+  auditLog: boolean;
+}
+
+const PROTOCOLS: Protocol[] = ["simple", "extended", "prepared"];
+const run = (target: TargetId): Cell => ({ kind: "run", target });
+const sameAs = (caseId: string): Cell => ({ kind: "same-as", caseId });
+
+export const matrixCaseId = (protocol: Protocol, clients: number) => `tx-${protocol}-${clients}`;
+
+export function buildCases(o: MatrixOptions): BenchCase[] {
+  const select = (clients: number, protocol: Protocol): PgbenchSpec => ({
+    clients,
+    protocol,
+    script: "select-only",
+    reconnect: false,
+    durationS: o.durationS,
+    logAll: clients === o.efficiencyClients, // the efficiency rows count the clients served
+  });
+  const cases: BenchCase[] = [];
+  const protocols = o.smoke ? (["simple"] as Protocol[]) : PROTOCOLS;
+  for (const protocol of protocols) {
+    for (const clients of o.clients) {
+      cases.push({
+        id: matrixCaseId(protocol, clients),
+        label: `select-only, ${protocol}, ${clients} client${clients === 1 ? "" : "s"}`,
+        short: `${protocol}, ${clients}c`,
+        group: "transaction",
+        spec: select(clients, protocol),
+        cells: {
+          direct: run("direct"),
+          pgbouncer: protocol === "prepared" ? { kind: "na", reason: "n/a: PgBouncer 1.18 cannot run -M prepared in transaction mode" } : run("pgbouncer"),
+          pgbun: run("pgbun"),
+        },
+      });
+    }
+  }
+  if (o.smoke) return cases;
+
+  const base10 = matrixCaseId("simple", 10);
+  const hasBase10 = o.clients.includes(10);
+  cases.push({
+    id: "session-simple-10",
+    label: "session mode: select-only, simple, 10 clients",
+    short: "session, 10c",
+    group: "session",
+    spec: select(10, "simple"),
+    cells: { direct: hasBase10 ? sameAs(base10) : run("direct"), pgbouncer: run("pgbouncer-session"), pgbun: run("pgbun-session") },
+  });
+  cases.push({
+    id: "tpcb-50",
+    label: "TPC-B-like (default script), simple, 50 clients",
+    short: "TPC-B, 50c",
+    group: "tpcb",
+    spec: { clients: 50, protocol: "simple", script: "tpcb-like", reconnect: false, durationS: o.durationS },
+    cells: { direct: run("direct"), pgbouncer: run("pgbouncer"), pgbun: run("pgbun") },
+  });
+  cases.push({
+    id: "storm-10",
+    label: "connection storm (-C: a new connection per transaction), select-only, 10 clients",
+    short: "storm -C, 10c",
+    group: "storm",
+    spec: { clients: 10, protocol: "simple", script: "select-only", reconnect: true, durationS: o.durationS },
+    cells: { direct: run("direct"), pgbouncer: run("pgbouncer"), pgbun: run("pgbun") },
+  });
+  const pipelineDirect = hasBase10 ? sameAs(base10) : run("direct");
+  const pipelineBouncer = hasBase10 ? sameAs(base10) : run("pgbouncer");
+  cases.push({
+    id: "pipeline-noop10",
+    label: "pgbun with 10 no-op plugins (Query + ReadyForQuery taps), select-only, simple, 10 clients",
+    short: "10 no-op plugins, 10c",
+    group: "pipeline",
+    spec: select(10, "simple"),
+    cells: { direct: pipelineDirect, pgbouncer: pipelineBouncer, pgbun: run("pgbun-noop10") },
+    baseline: "pgbun",
+  });
+  if (o.auditLog) {
+    cases.push({
+      id: "pipeline-audit-log",
+      label: "pgbun with examples/audit-log.ts (log_level warn: entries built, not written), select-only, simple, 10 clients",
+      short: "audit-log plugin, 10c",
+      group: "pipeline",
+      spec: select(10, "simple"),
+      cells: { direct: pipelineDirect, pgbouncer: pipelineBouncer, pgbun: run("pgbun-audit-log") },
+      baseline: "pgbun",
+    });
+  }
+  const effBase = matrixCaseId("simple", o.efficiencyClients);
+  const hasEffBase = o.clients.includes(o.efficiencyClients);
+  cases.push({
+    id: `session-simple-${o.efficiencyClients}`,
+    label: `session mode: select-only, simple, ${o.efficiencyClients} clients (pool 20: the rest queue)`,
+    short: `session, ${o.efficiencyClients}c`,
+    group: "efficiency",
+    spec: select(o.efficiencyClients, "simple"),
+    cells: { direct: hasEffBase ? sameAs(effBase) : run("direct"), pgbouncer: run("pgbouncer-session"), pgbun: run("pgbun-session") },
+  });
+  return cases;
+}
+
+/** The instances the cases need started. */
+export function targetsOf(cases: BenchCase[]): Set<TargetId> {
+  const out = new Set<TargetId>();
+  for (const c of cases) for (const col of COLUMNS) if (c.cells[col].kind === "run") out.add((c.cells[col] as { target: TargetId }).target);
+  return out;
+}

@@ -1,0 +1,53 @@
+// Starts pgbun variants for the benchmark (pool mode, plugin lists) through the test harness's process runner.
+import { existsSync } from "node:fs";
+import { resolve } from "node:path";
+import { startPgbun, type TestPgbun } from "../tests/harness/pgbun.ts";
+import type { TestPostgres } from "../tests/harness/postgres.ts";
+import { onCleanup } from "./processes.ts";
+
+const REPO_ROOT = resolve(import.meta.dir, "..");
+const NOOP_PLUGIN = resolve(import.meta.dir, "plugins", "noop.ts");
+/** The example plugin the pipeline-cost case measures when the repository has it. */
+export const AUDIT_LOG_EXAMPLE = resolve(REPO_ROOT, "examples", "audit-log.ts");
+
+export type PgbunVariant = "plain" | "session" | "noop10" | "audit-log";
+
+export interface PgbunSettings {
+  poolSize: number;
+  maxClientConn: number;
+}
+
+/** Absolute plugin paths: relative ones would resolve from the config file's (temporary) directory. */
+function pluginsFor(variant: PgbunVariant): unknown[] | undefined {
+  if (variant === "noop10") return Array.from({ length: 10 }, (_, i) => [NOOP_PLUGIN, { id: i + 1 }]);
+  if (variant === "audit-log") return [AUDIT_LOG_EXAMPLE];
+  return undefined;
+}
+
+export function pgbunConfig(variant: PgbunVariant, pg: TestPostgres, s: PgbunSettings): Record<string, unknown> {
+  const plugins = pluginsFor(variant);
+  return {
+    pgbun: {
+      listen_addr: "127.0.0.1",
+      pool_mode: variant === "session" ? "session" : "transaction",
+      default_pool_size: s.poolSize,
+      max_client_conn: s.maxClientConn,
+      log_level: "warn",
+      ...(plugins ? { plugins } : {}),
+    },
+    databases: { "*": { host: pg.host, port: pg.port, password: pg.password } },
+  };
+}
+
+export function variantAvailable(variant: PgbunVariant): boolean {
+  return variant !== "audit-log" || existsSync(AUDIT_LOG_EXAMPLE);
+}
+
+/** Starts one pgbun process (bin/pgbun.ts start --config <json>) on a free port; stopped at cleanup. */
+export async function startPgbunVariant(variant: PgbunVariant, pg: TestPostgres, s: PgbunSettings): Promise<TestPgbun> {
+  const instance = await startPgbun({ config: pgbunConfig(variant, pg, s), pg, timeoutMs: 30_000 });
+  onCleanup(async () => {
+    await instance.stop("SIGQUIT");
+  });
+  return instance;
+}

@@ -1,0 +1,231 @@
+// Turns the benchmark's outcomes into the one results table, the results document and the raw JSON.
+import { COLUMNS, type BenchCase, type Column } from "./cases.ts";
+import type { MachineInfo } from "./machine.ts";
+import type { MemoryResult } from "./memory.ts";
+import type { PgbenchResult } from "./pgbench.ts";
+import type { CellSummary } from "./summary.ts";
+
+export interface CaseOutcome {
+  case: BenchCase;
+  cells: Record<Column, CellSummary>;
+  /** Raw runs per column, round by round (empty for n/a and same-as cells). */
+  runs: Record<Column, PgbenchResult[]>;
+  /** The case's baseline (plain pgbun run beside the variant), when it has one. */
+  baseline?: CellSummary;
+  baselineRuns?: PgbenchResult[];
+}
+
+export type MemoryOutcome = MemoryResult | { error: string };
+
+export interface BenchSettings {
+  mode: "full" | "quick" | "smoke";
+  durationS: number;
+  rounds: number;
+  scale: number;
+  poolSize: number;
+  maxClientConn: number;
+  idleClients: number;
+  maxConnections: number;
+  command: string;
+}
+
+export interface ReportInput {
+  machine: MachineInfo;
+  settings: BenchSettings;
+  cases: CaseOutcome[];
+  memory: { pgbouncer: MemoryOutcome | null; pgbun: MemoryOutcome | null };
+  /** Problems outside any one cell: an instance that did not start, a pgbun crash, warnings in its log. */
+  problems: string[];
+}
+
+export interface TableRow {
+  label: string;
+  cells: Record<Column, string>;
+  ratioPgbouncer: string;
+  ratioDirect: string;
+}
+
+const int = (n: number) => Math.round(n).toLocaleString("en-US");
+const ms = (n: number | null) => (n === null ? "?" : n < 10 ? n.toFixed(2) : n.toFixed(1));
+const mib = (kb: number) => `${(kb / 1024).toFixed(1)} MiB`;
+
+function ratio(a: number | null | undefined, b: number | null | undefined): string {
+  if (a === null || a === undefined || b === null || b === undefined || b === 0) return "—";
+  return `${(a / b).toFixed(2)}×`;
+}
+
+/** Collects failure details under numbered notes; cells refer to them as [n]. */
+class Notes {
+  readonly list: string[] = [];
+  add(text: string): number {
+    const at = this.list.indexOf(text);
+    if (at >= 0) return at + 1;
+    this.list.push(text);
+    return this.list.length;
+  }
+}
+
+function tpsCell(s: CellSummary, where: string, notes: Notes): string {
+  if (s.status === "na") return s.notes[0] ?? "n/a";
+  if (s.status === "failed") return `FAILED [${notes.add(`${where}: ${s.notes.join(" / ")}`)}]`;
+  const connect = s.connectMs === null ? "" : `, connect ${ms(s.connectMs)} ms`;
+  const text = `${int(s.tps ?? 0)} tps (avg ${ms(s.latencyAvgMs)} ms, p99 ${ms(s.p99Ms)} ms${connect})`;
+  if (s.status === "partial") return `${text}, ${s.failedRuns}/${s.runs} runs FAILED [${notes.add(`${where}: ${s.notes.join(" / ")}`)}]`;
+  return text;
+}
+
+function okTps(s: CellSummary): number | null {
+  return s.status === "ok" || s.status === "partial" ? s.tps : null;
+}
+
+function caseRows(outcomes: CaseOutcome[], notes: Notes): TableRow[] {
+  const rows: TableRow[] = [];
+  for (const o of outcomes) {
+    const cells = {} as Record<Column, string>;
+    for (const col of COLUMNS) cells[col] = tpsCell(o.cells[col], `${col}, ${o.case.label}`, notes);
+    let label = o.case.label;
+    if (o.baseline) {
+      const plain = okTps(o.baseline);
+      label += ` (${ratio(okTps(o.cells.pgbun), plain)} of plain pgbun run beside it: ${plain === null ? "failed" : `${int(plain)} tps`})`;
+    }
+    rows.push({
+      label,
+      cells,
+      ratioPgbouncer: ratio(okTps(o.cells.pgbun), okTps(o.cells.pgbouncer)),
+      ratioDirect: ratio(okTps(o.cells.pgbun), okTps(o.cells.direct)),
+    });
+  }
+  return rows;
+}
+
+/**
+ * Transactions per server connection in one run of durationS: tps × durationS / servers (pgbench's totals would count
+ * runs lengthened for slow connecting unequally). Pools use poolSize servers, direct one per client.
+ */
+function efficiencyRows(outcomes: CaseOutcome[], poolSize: number, durationS: number): TableRow[] {
+  const session = outcomes.find((o) => o.case.group === "efficiency");
+  if (!session) return [];
+  const clients = session.case.spec.clients;
+  const tx = outcomes.find((o) => o.case.id === `tx-simple-${clients}`);
+  if (!tx) return [];
+  const servers: Record<Column, number> = { direct: clients, pgbouncer: poolSize, pgbun: poolSize };
+  const perServer = (s: CellSummary, col: Column) => {
+    const tps = okTps(s);
+    return tps === null ? null : (tps * durationS) / servers[col];
+  };
+  const txPer = {} as Record<Column, number | null>;
+  const sessPer = {} as Record<Column, number | null>;
+  for (const col of COLUMNS) {
+    txPer[col] = perServer(tx.cells[col], col);
+    sessPer[col] = perServer(session.cells[col], col);
+  }
+  const show = (v: number | null) => (v === null ? "—" : v < 100 ? v.toFixed(1) : int(v));
+  const row = (label: string, v: Record<Column, number | null>): TableRow => ({
+    label,
+    cells: { direct: show(v.direct), pgbouncer: show(v.pgbouncer), pgbun: show(v.pgbun) },
+    ratioPgbouncer: ratio(v.pgbun, v.pgbouncer),
+    ratioDirect: ratio(v.pgbun, v.direct),
+  });
+  const modeRatio = (col: Column) => ratio(txPer[col], sessPer[col]);
+  const served = (s: CellSummary) => (okTps(s) === null || s.clientsServed === null ? "—" : `${int(s.clientsServed)} of ${int(clients)}`);
+  const servedRow = (mode: string, o: CaseOutcome): TableRow => ({
+    label: `clients that finished a transaction within the timed run, ${clients} clients, ${mode}`,
+    cells: { direct: served(o.cells.direct), pgbouncer: served(o.cells.pgbouncer), pgbun: served(o.cells.pgbun) },
+    ratioPgbouncer: "—",
+    ratioDirect: "—",
+  });
+  return [
+    servedRow("transaction mode", tx),
+    servedRow("session mode", session),
+    row(`transactions per server connection in ${durationS} s, ${clients} clients, transaction mode (pool ${poolSize}; direct: 1 per client)`, txPer),
+    row(`transactions per server connection in ${durationS} s, ${clients} clients, session mode (pool ${poolSize}; direct: 1 per client)`, sessPer),
+    {
+      label: `connection efficiency: transaction mode ÷ session mode, per server connection, ${clients} clients`,
+      cells: { direct: "n/a (no pool)", pgbouncer: modeRatio("pgbouncer"), pgbun: modeRatio("pgbun") },
+      ratioPgbouncer: "—",
+      ratioDirect: "—",
+    },
+  ];
+}
+
+function memoryRows(memory: ReportInput["memory"], idleClients: number, notes: Notes): TableRow[] {
+  const pick = (m: MemoryOutcome | null, f: (r: MemoryResult) => string, where: string): string => {
+    if (!m) return "not measured";
+    if (!("requested" in m)) return `FAILED [${notes.add(`${where}: ${m.error}`)}]`;
+    const value = f(m);
+    return m.ok ? value : `${value}, FAILED [${notes.add(`${where}: ${m.error ?? "failed"}`)}]`;
+  };
+  const num = (m: MemoryOutcome | null, f: (r: MemoryResult) => number | null) => (m && "requested" in m ? f(m) : null);
+  const n = idleClients.toLocaleString("en-US");
+  const na = "n/a (no pooler)";
+  const specs: Array<[string, (r: MemoryResult) => number | null, (r: MemoryResult) => string]> = [
+    ["pooler RSS at rest (after a warm-up login)", (r) => r.rssBeforeKb, (r) => mib(r.rssBeforeKb)],
+    [`pooler RSS holding ${n} idle logged-in clients`, (r) => r.rssAfterKb, (r) => `${mib(r.rssAfterKb)} (${int(r.opened)} open)`],
+    [`memory per idle client ((after − before) / ${n})`, (r) => r.perClientBytes, (r) => (r.perClientBytes === null ? "?" : `${int(r.perClientBytes)} B`)],
+  ];
+  return specs.map(([label, value, text]) => ({
+    label,
+    cells: {
+      direct: na,
+      pgbouncer: pick(memory.pgbouncer, text, `pgbouncer, ${label}`),
+      pgbun: pick(memory.pgbun, text, `pgbun, ${label}`),
+    },
+    ratioPgbouncer: ratio(num(memory.pgbun, value), num(memory.pgbouncer, value)),
+    ratioDirect: "—",
+  }));
+}
+
+export function buildTable(input: ReportInput): { rows: TableRow[]; notes: string[] } {
+  const notes = new Notes();
+  const rows = [
+    ...caseRows(input.cases, notes),
+    ...efficiencyRows(input.cases, input.settings.poolSize, input.settings.durationS),
+    ...memoryRows(input.memory, input.settings.idleClients, notes),
+  ];
+  return { rows, notes: notes.list };
+}
+
+const escapeCell = (s: string) => s.replaceAll("|", "\\|").replaceAll("\n", " ");
+
+export function markdownTable(rows: TableRow[]): string {
+  const lines = ["| case | direct | pgbouncer | pgbun | pgbun/pgbouncer | pgbun/direct |", "| --- | --- | --- | --- | --- | --- |"];
+  for (const r of rows) {
+    const cells = [r.label, r.cells.direct, r.cells.pgbouncer, r.cells.pgbun, r.ratioPgbouncer, r.ratioDirect];
+    lines.push(`| ${cells.map(escapeCell).join(" | ")} |`);
+  }
+  return lines.join("\n");
+}
+
+export function markdownDocument(input: ReportInput, table: string, notes: string[]): string {
+  const m = input.machine;
+  const s = input.settings;
+  const lines = [
+    `# pgbun benchmark: ${m.date.slice(0, 10)} (${s.mode} run)`,
+    "",
+    `Machine: ${m.nproc} × ${m.cpuModel}, ${m.ramGiB} GiB RAM, Linux ${m.kernel}. PostgreSQL ${m.postgres}, ${m.pgbench}, PgBouncer ${m.pgbouncer}, Bun ${m.bun}. Started ${m.date}. 1-minute load average before each run: median ${m.load.median}, min ${m.load.min}, max ${m.load.max}${m.load.max > m.nproc ? ` (above ${m.nproc}: other work on the machine lowered and scattered the numbers)` : ""}.`,
+    "",
+    `Method: \`${s.command}\`. pgbench \`-n -j 2 -T ${s.durationS}\` at scale ${s.scale}, ${s.rounds} round${s.rounds === 1 ? "" : "s"}; ` +
+      "within a round each case runs direct, PgBouncer and pgbun back to back, in an order that rotates from round to round; " +
+      "a cell is the median over rounds. pgbench 15 counts its clients' initial connections inside -T, so where they took " +
+      "more than a tenth of the run (1000 direct clients fork 1000 backends) -T is lengthened by that time; tps excludes it. " +
+      "Both poolers: transaction mode unless the row says session, pool size " +
+      `${s.poolSize}, max_client_conn ${s.maxClientConn}, auth trust (PostgreSQL too, so direct logins pay no SCRAM). ` +
+      `PostgreSQL max_connections = ${s.maxConnections}. Latency: pgbench's average, and p99 from its --log per-transaction files ` +
+      "(in -C storm runs the logged time excludes the connection set-up, which pgbench reports separately as connect). " +
+      "pgbench, PostgreSQL and the pooler share the same cores, so a pooler's own CPU use lowers everyone's throughput.",
+    "",
+    "Ratios compare tps (higher: pgbun faster) in the throughput rows, transactions per server connection (tps × run seconds ÷ server connections) in the efficiency rows, " +
+      "and RSS (lower: pgbun leaner) in the memory rows. Direct and PgBouncer cells of the session-mode and plugin rows repeat " +
+      "the matching transaction-mode row (direct has no pool mode; the plugin rows change only pgbun).",
+    "",
+    table,
+    "",
+  ];
+  if (notes.length > 0 || input.problems.length > 0) {
+    lines.push("Failures and problems:", "");
+    notes.forEach((n, i) => lines.push(`- [${i + 1}] ${n}`));
+    for (const p of input.problems) lines.push(`- ${p}`);
+    lines.push("");
+  }
+  return lines.join("\n");
+}

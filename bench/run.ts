@@ -1,0 +1,347 @@
+// Benchmark entry: direct PostgreSQL vs PgBouncer vs pgbun under pgbench, idle-client memory, one results table.
+// Usage: node_modules/.bin/bun bench/run.ts [--quick] [--smoke] [--duration S] [--rounds N] [--idle N] [--out DIR]
+import { mkdirSync, readFileSync, writeFileSync } from "node:fs";
+import { loadavg } from "node:os";
+import { join, relative } from "node:path";
+import { parseArgs, type BenchOptions } from "./args.ts";
+import { buildCases, COLUMNS, targetsOf, type BenchCase, type Column, type TargetId } from "./cases.ts";
+import { tpsChart } from "./chart.ts";
+import { startBenchPostgres, type BenchPostgres } from "./database.ts";
+import { describeMachine } from "./machine.ts";
+import { measureIdleMemory } from "./memory.ts";
+import { runPgbench, type PgbenchResult, type PgbenchSpec } from "./pgbench.ts";
+import { ensurePgbouncer, pgbouncerVersion } from "./pgbouncer.ts";
+import { variantAvailable } from "./pgbun-process.ts";
+import { cleanupAll, installSignalHandlers } from "./processes.ts";
+import { buildTable, markdownDocument, markdownTable, type CaseOutcome, type MemoryOutcome, type ReportInput } from "./report.ts";
+import { notApplicable, summarize, type CellSummary } from "./summary.ts";
+import { startTarget, type PoolerSettings, type Target } from "./targets.ts";
+
+const POOLER: PoolerSettings = { poolSize: 20, maxClientConn: 11_000 };
+/** Connections PostgreSQL keeps for superusers, plus slack for our own psql calls. */
+const RESERVED_CONNECTIONS = 10;
+const FD_LIMIT = 65_536;
+
+const log = (msg: string) => console.error(`bench: ${msg}`);
+const errText = (err: unknown) => (err instanceof Error ? err.message : String(err));
+
+function nofileLimit(): number {
+  const m = /^Max open files\s+(\d+|unlimited)/m.exec(readFileSync("/proc/self/limits", "utf8"));
+  return !m || m[1] === "unlimited" ? Infinity : Number(m[1]);
+}
+
+/** Raises this process's open-file limit (inherited by PgBouncer, pgbun, pgbench and the idle connector). */
+async function raiseFdLimit(): Promise<number> {
+  if (nofileLimit() < FD_LIMIT && Bun.which("prlimit")) {
+    const proc = Bun.spawn(["prlimit", `--pid=${process.pid}`, `--nofile=${FD_LIMIT}:${FD_LIMIT}`], { stdout: "ignore", stderr: "ignore" });
+    await proc.exited;
+  }
+  return nofileLimit();
+}
+
+/** A failed run that never started, so a missing instance shows up in its cells. */
+function notRun(error: string): PgbenchResult {
+  return {
+    ok: false,
+    error,
+    tps: null,
+    latencyAvgMs: null,
+    p99Ms: null,
+    transactions: 0,
+    failedTransactions: 0,
+    samples: 0,
+    connectMs: null,
+    initialConnectMs: null,
+    connectAllowanceS: 0,
+    clientsServed: null,
+    wallS: 0,
+    command: "",
+  };
+}
+
+function logTail(text: string, lines = 5): string {
+  return text.trim().split("\n").slice(-lines).join(" ⏎ ").slice(0, 600);
+}
+
+/**
+ * Seconds to add to -T so the initial connections leave about durationS of transactions (pgbench 15 runs its -T clock
+ * while connecting); 0 when they took under a tenth of the run. No transactions and no connection time printed
+ * means connecting took the whole run.
+ */
+function connectRoomNeeded(r: PgbenchResult, spec: PgbenchSpec, allowance: number): number {
+  if (r.initialConnectMs !== null) {
+    const connectS = r.initialConnectMs / 1000;
+    return connectS - allowance > 0.1 * spec.durationS ? Math.ceil(connectS * 1.3) : 0;
+  }
+  const starved = r.transactions === 0 && r.tps === null && !/hung/.test(r.error ?? "");
+  return starved ? Math.ceil(Math.max(spec.durationS, spec.clients * 0.05, allowance * 2)) : 0;
+}
+
+class Bench {
+  readonly targets = new Map<TargetId, Target>();
+  readonly targetErrors = new Map<TargetId, string>();
+  readonly runs = new Map<string, Record<Column, PgbenchResult[]>>();
+  readonly baselines = new Map<string, PgbenchResult[]>();
+  /** The 1-minute load average before each run. */
+  readonly loadSamples: number[] = [];
+  readonly problems: string[] = [];
+  /** Seconds of -T each target and client count needs for its initial connections, learnt from earlier runs. */
+  readonly connectAllowance = new Map<string, number>();
+
+  constructor(
+    readonly opts: BenchOptions,
+    readonly db: BenchPostgres,
+    readonly pgbouncerBinary: string | null,
+  ) {}
+
+  async start(id: TargetId): Promise<void> {
+    try {
+      this.targets.set(id, await startTarget(id, this.db.pg, this.pgbouncerBinary, POOLER));
+      this.targetErrors.delete(id);
+    } catch (err) {
+      this.targets.delete(id);
+      this.targetErrors.set(id, `${id} could not be started: ${errText(err)}`.slice(0, 800));
+      log(this.targetErrors.get(id)!);
+    }
+  }
+
+  /** One pgbench run; a pooler that died during it is reported in the run's error and restarted. */
+  async runOn(id: TargetId, c: BenchCase, learn = true): Promise<PgbenchResult> {
+    const target = this.targets.get(id);
+    if (!target) return notRun(this.targetErrors.get(id) ?? `${id} is not running`);
+    const grace = c.spec.clients >= 200 ? 120 : 60;
+    const key = `${id}:${c.spec.clients}`;
+    let allowance = c.spec.reconnect ? 0 : (this.connectAllowance.get(key) ?? 0);
+    this.loadSamples.push(loadavg()[0] ?? 0);
+    let result = await runPgbench(this.db.pgbench, c.spec, target.endpoint, allowance, grace);
+    for (let retry = 0; retry < 2 && learn && !c.spec.reconnect && !target.exitStatus(); retry++) {
+      const needed = connectRoomNeeded(result, c.spec, allowance);
+      if (needed <= allowance) break;
+      const took = result.initialConnectMs === null ? "the whole run" : `${(result.initialConnectMs / 1000).toFixed(1)} s`;
+      log(`${id}, ${c.spec.clients} clients: connecting took ${took}; again with -T ${c.spec.durationS}+${needed}`);
+      allowance = needed;
+      this.connectAllowance.set(key, needed);
+      result = await runPgbench(this.db.pgbench, c.spec, target.endpoint, needed, grace);
+    }
+    const died = target.exitStatus();
+    if (died) {
+      const msg = `${id} ${died} during "${c.label}"; its last log lines: ${logTail(target.logs())}`;
+      this.problems.push(msg);
+      log(`${msg}; restarting it`);
+      result.ok = false;
+      result.error = `${msg}; ${result.error ?? ""}`;
+      await this.start(id);
+    }
+    return result;
+  }
+
+  async warmUp(ids: TargetId[], cases: BenchCase[]): Promise<void> {
+    const warm = cases.find((c) => c.id === "tx-simple-10") ?? cases[0];
+    if (!warm) return;
+    const spec = { ...warm.spec, durationS: this.opts.warmupS };
+    for (const id of ids) if (this.targets.has(id)) await this.runOn(id, { ...warm, spec }, false);
+  }
+
+  async rounds(cases: BenchCase[]): Promise<void> {
+    for (const c of cases) {
+      this.runs.set(c.id, { direct: [], pgbouncer: [], pgbun: [] });
+      if (c.baseline) this.baselines.set(c.id, []);
+    }
+    for (let round = 0; round < this.opts.rounds; round++) {
+      const order = COLUMNS.map((_, i) => COLUMNS[(i + round) % COLUMNS.length]!);
+      for (const c of cases) {
+        const parts: string[] = [];
+        if (c.baseline) {
+          const r = await this.runOn(c.baseline, c);
+          this.baselines.get(c.id)!.push(r);
+          parts.push(`baseline ${c.baseline} ${r.ok ? `${Math.round(r.tps ?? 0)} tps` : "FAILED"}`);
+          await Bun.sleep(300);
+        }
+        for (const col of order) {
+          const cell = c.cells[col];
+          if (cell.kind !== "run") continue;
+          const r = await this.runOn(cell.target, c);
+          this.runs.get(c.id)![col].push(r);
+          parts.push(`${col} ${r.ok ? `${Math.round(r.tps ?? 0)} tps` : `FAILED (${(r.error ?? "").slice(0, 160)})`}`);
+          await Bun.sleep(300);
+        }
+        log(`[round ${round + 1}/${this.opts.rounds}] ${c.label}: ${parts.join(", ")}`);
+      }
+    }
+  }
+
+  outcomes(cases: BenchCase[]): CaseOutcome[] {
+    const byId = new Map(cases.map((c) => [c.id, c]));
+    const summaryOf = (c: BenchCase, col: Column): CellSummary => {
+      const cell = c.cells[col];
+      if (cell.kind === "na") return notApplicable(cell.reason);
+      if (cell.kind === "same-as") {
+        const other = byId.get(cell.caseId);
+        return other ? summaryOf(other, col) : notApplicable("n/a");
+      }
+      return summarize(this.runs.get(c.id)?.[col] ?? []);
+    };
+    return cases.map((c) => ({
+      case: c,
+      cells: Object.fromEntries(COLUMNS.map((col) => [col, summaryOf(c, col)])) as Record<Column, CellSummary>,
+      runs: this.runs.get(c.id) ?? { direct: [], pgbouncer: [], pgbun: [] },
+      ...(c.baseline ? { baseline: summarize(this.baselines.get(c.id) ?? []), baselineRuns: this.baselines.get(c.id) ?? [] } : {}),
+    }));
+  }
+
+  /** Fresh pooler instances, so the RSS is not that of processes that just served the throughput runs. */
+  async memory(id: "pgbouncer" | "pgbun", idle: number): Promise<MemoryOutcome | null> {
+    if (id === "pgbouncer" && !this.pgbouncerBinary) return { error: "pgbouncer is not available" };
+    let target: Target;
+    try {
+      target = await startTarget(id, this.db.pg, this.pgbouncerBinary, POOLER);
+    } catch (err) {
+      return { error: `could not start a fresh ${id}: ${errText(err)}` };
+    }
+    log(`memory: ${id} with ${idle.toLocaleString("en-US")} idle clients`);
+    try {
+      const r = await measureIdleMemory(target.pid!, target.endpoint, idle);
+      const died = target.exitStatus();
+      if (died) {
+        r.ok = false;
+        r.error = `${id} ${died} while holding idle clients; last log lines: ${logTail(target.logs())} ${r.error ?? ""}`;
+      }
+      return r;
+    } catch (err) {
+      return { error: `${errText(err)}${target.exitStatus() ? `; ${id} ${target.exitStatus()}: ${logTail(target.logs())}` : ""}` };
+    }
+  }
+
+  /** pgbun runs at log_level warn: anything it logged is worth a line in the results. */
+  collectPgbunLogs(): void {
+    for (const t of this.targets.values()) {
+      const text = t.logs().trim();
+      if (!t.id.startsWith("pgbun-") && t.id !== "pgbun") continue;
+      if (text === "") continue;
+      const lines = text.split("\n");
+      this.problems.push(`${t.id} logged ${lines.length} line(s) at warn or above, e.g.: ${lines.slice(0, 3).join(" ⏎ ").slice(0, 600)}`);
+    }
+  }
+}
+
+function directCapacity(db: BenchPostgres, poolerTargets: number): number {
+  return db.maxConnections - RESERVED_CONNECTIONS - poolerTargets * POOLER.poolSize;
+}
+
+async function main(opts: BenchOptions): Promise<void> {
+  const startedAt = new Date();
+  const fdLimit = await raiseFdLimit();
+  if (fdLimit < opts.idleClients + 1_000) {
+    log(`open-file limit ${fdLimit} is too low for ${opts.idleClients} idle clients; capping (run as root to raise it)`);
+    opts.idleClients = Math.max(100, fdLimit - 1_000);
+  }
+  const problems: string[] = [];
+  let pgbouncerBinary: string | null = null;
+  let pgbouncerVer = "not available";
+  try {
+    pgbouncerBinary = await ensurePgbouncer();
+    pgbouncerVer = await pgbouncerVersion(pgbouncerBinary);
+  } catch (err) {
+    problems.push(`PgBouncer unavailable, its column is empty: ${errText(err)}`);
+    log(problems.at(-1)!);
+  }
+
+  const cases = buildCases({
+    durationS: opts.durationS,
+    clients: opts.clients,
+    efficiencyClients: opts.efficiencyClients,
+    smoke: opts.mode === "smoke",
+    auditLog: variantAvailable("audit-log"),
+  });
+  const ids = [...targetsOf(cases)];
+  const maxClients = Math.max(...cases.map((c) => c.spec.clients));
+  const maxConnections = Math.max(300, maxClients + RESERVED_CONNECTIONS + (ids.length + 2) * POOLER.poolSize);
+  log(`starting PostgreSQL (max_connections ${maxConnections}) and pgbench -i -s ${opts.scale}`);
+  const db = await startBenchPostgres({ maxConnections, scale: opts.scale });
+
+  const capacity = directCapacity(db, ids.length + 2);
+  for (const c of cases) {
+    if (c.cells.direct.kind === "run" && c.spec.clients > capacity) {
+      c.cells.direct = { kind: "na", reason: `skipped: ${c.spec.clients} clients exceed PostgreSQL's max_connections (${db.maxConnections})` };
+    }
+  }
+
+  const bench = new Bench(opts, db, pgbouncerBinary);
+  bench.problems.push(...problems);
+  log(`starting ${ids.join(", ")}`);
+  for (const id of ids) await bench.start(id);
+  const runCount = cases.reduce((n, c) => n + COLUMNS.filter((col) => c.cells[col].kind === "run").length, 0) * opts.rounds;
+  log(`${runCount} pgbench runs of ${opts.durationS} s (about ${Math.ceil((runCount * (opts.durationS + 2)) / 60)} min), then memory`);
+  await bench.warmUp(ids, cases);
+  await bench.rounds(cases);
+  bench.collectPgbunLogs();
+  const memory = { pgbouncer: await bench.memory("pgbouncer", opts.idleClients), pgbun: await bench.memory("pgbun", opts.idleClients) };
+
+  const machine = await describeMachine({
+    started: startedAt,
+    postgres: db.version,
+    pgbench: db.pgbench,
+    pgbouncer: pgbouncerVer,
+    loadSamples: bench.loadSamples,
+  });
+  const input: ReportInput = {
+    machine,
+    settings: {
+      mode: opts.mode,
+      durationS: opts.durationS,
+      rounds: opts.rounds,
+      scale: opts.scale,
+      poolSize: POOLER.poolSize,
+      maxClientConn: POOLER.maxClientConn,
+      idleClients: opts.idleClients,
+      maxConnections: db.maxConnections,
+      command: `bun bench/run.ts ${process.argv.slice(2).join(" ")}`.trim(),
+    },
+    cases: bench.outcomes(cases),
+    memory,
+    problems: bench.problems,
+  };
+  writeResults(opts, input);
+  log(`done in ${Math.round((Date.now() - startedAt.getTime()) / 1000)} s`);
+}
+
+function writeResults(opts: BenchOptions, input: ReportInput): void {
+  const { rows, notes } = buildTable(input);
+  const table = markdownTable(rows);
+  const doc = markdownDocument(input, table, notes);
+  const suffix = opts.mode === "full" ? "" : `-${opts.mode}`;
+  const date = input.machine.date.slice(0, 10);
+  mkdirSync(opts.outDir, { recursive: true });
+  const json = `${JSON.stringify({ ...input, table: rows, notes }, null, 2)}\n`;
+  const svg = tpsChart(input.cases, `pgbench tps: direct vs PgBouncer vs pgbun (${date}, ${input.machine.nproc} cores)`);
+  const files: Array<[string, string]> = [
+    [`${date}${suffix}.md`, doc],
+    [`${date}${suffix}.json`, json],
+    [`latest${suffix}.md`, doc],
+    [`latest${suffix}.json`, json],
+    [`latest${suffix}.svg`, svg],
+  ];
+  for (const [name, text] of files) writeFileSync(join(opts.outDir, name), text);
+  console.log(`\n${table}\n`);
+  if (notes.length > 0 || input.problems.length > 0) console.log([...notes.map((n, i) => `[${i + 1}] ${n}`), ...input.problems].join("\n"));
+  log(`wrote ${files.map(([n]) => relative(process.cwd(), join(opts.outDir, n))).join(", ")}`);
+}
+
+let opts: BenchOptions;
+try {
+  opts = parseArgs(process.argv.slice(2));
+} catch (err) {
+  console.error(errText(err));
+  process.exit(2);
+}
+installSignalHandlers();
+let code = 0;
+try {
+  await main(opts);
+} catch (err) {
+  console.error(`bench: failed: ${err instanceof Error ? (err.stack ?? err.message) : String(err)}`);
+  code = 1;
+} finally {
+  await cleanupAll();
+}
+process.exit(code);

@@ -1,0 +1,54 @@
+// The server instances runs go to: direct PostgreSQL, PgBouncer and pgbun processes; restarts a pooler that died.
+import type { TestPgbun } from "../tests/harness/pgbun.ts";
+import type { TestPostgres } from "../tests/harness/postgres.ts";
+import type { TargetId } from "./cases.ts";
+import { BENCH_DATABASE } from "./database.ts";
+import type { Endpoint } from "./pgbench.ts";
+import { startPgbouncer, type PgbouncerInstance } from "./pgbouncer.ts";
+import { startPgbunVariant, type PgbunVariant } from "./pgbun-process.ts";
+
+export interface PoolerSettings {
+  poolSize: number;
+  maxClientConn: number;
+}
+
+export interface Target {
+  id: TargetId;
+  endpoint: Endpoint;
+  /** The pooler's pid (for RSS), undefined for direct PostgreSQL. */
+  pid?: number;
+  /** undefined while alive; otherwise how it ended. */
+  exitStatus(): string | undefined;
+  /** pgbun's log lines at warn level or above since start (pgbun only). */
+  logs(): string;
+}
+
+const PGBUN_VARIANTS: Partial<Record<TargetId, PgbunVariant>> = {
+  pgbun: "plain",
+  "pgbun-session": "session",
+  "pgbun-noop10": "noop10",
+  "pgbun-audit-log": "audit-log",
+};
+
+function endpoint(host: string, port: number, pg: TestPostgres): Endpoint {
+  return { host, port, database: BENCH_DATABASE, user: pg.superuser };
+}
+
+function ended(proc: { exitCode: number | null; signalCode: NodeJS.Signals | number | null }): string | undefined {
+  if (proc.exitCode === null && proc.signalCode === null) return undefined;
+  return proc.signalCode ? `killed by ${proc.signalCode}` : `exited with code ${proc.exitCode}`;
+}
+
+export async function startTarget(id: TargetId, pg: TestPostgres, pgbouncerBinary: string | null, s: PoolerSettings): Promise<Target> {
+  if (id === "direct") return { id, endpoint: endpoint(pg.host, pg.port, pg), exitStatus: () => undefined, logs: () => "" };
+  if (id === "pgbouncer" || id === "pgbouncer-session") {
+    if (!pgbouncerBinary) throw new Error("pgbouncer is not available");
+    const poolMode = id === "pgbouncer" ? "transaction" : "session";
+    const b: PgbouncerInstance = await startPgbouncer(pgbouncerBinary, pg, { poolMode, ...s });
+    return { id, endpoint: endpoint(b.host, b.port, pg), pid: b.pid, exitStatus: () => ended(b.proc), logs: () => b.logs() };
+  }
+  const variant = PGBUN_VARIANTS[id];
+  if (!variant) throw new Error(`unknown target ${id}`);
+  const p: TestPgbun = await startPgbunVariant(variant, pg, s);
+  return { id, endpoint: endpoint(p.host, p.port, pg), pid: p.proc.pid, exitStatus: () => ended(p.proc), logs: () => p.logs() };
+}
