@@ -11,8 +11,14 @@ export interface Pausable {
  * Collects the pieces of one batch (spans of the read buffer and injected messages) and writes them at once.
  * When the socket takes less than offered, the rest is copied and queued, and the source is paused until drain.
  */
+const NONE = new Uint8Array(0);
+
 export class Outbound {
-  private pieces: Uint8Array[] = [];
+  /** The batch as (buffer, start, end) triples: no view object is made per forwarded span. */
+  private bufs: Uint8Array[] = [];
+  private starts: number[] = [];
+  private ends: number[] = [];
+  private count = 0;
   private piecesLen = 0;
   private queue: Buffer[] = [];
   private queuedBytes = 0;
@@ -33,23 +39,22 @@ export class Outbound {
   }
 
   /**
-   * Adds bytes to the current batch; they must stay valid until flush() (same event-loop turn).
-   * A piece that continues the previous one in the same buffer extends it, so a read forwarded in several
-   * spans around inspected messages still goes out as one slice, without copying.
+   * Adds bytes to the current batch; they must stay valid until flush() (same event-loop turn). A piece that
+   * continues the previous one in the same buffer extends it, so a read forwarded in several spans around
+   * inspected messages still goes out as one write of one slice, without copying.
    */
   push(buf: Uint8Array, start = 0, end = buf.length): void {
     if (end <= start || this.closed) return;
-    const n = this.pieces.length;
-    if (n > 0) {
-      const last = this.pieces[n - 1]!;
-      if (last.buffer === buf.buffer && last.byteOffset + last.length === buf.byteOffset + start) {
-        this.pieces[n - 1] = new Uint8Array(last.buffer, last.byteOffset, last.length + end - start);
-        this.piecesLen += end - start;
-        return;
-      }
-    }
-    this.pieces.push(start === 0 && end === buf.length ? buf : buf.subarray(start, end));
+    const n = this.count;
     this.piecesLen += end - start;
+    if (n > 0 && this.bufs[n - 1] === buf && this.ends[n - 1] === start) {
+      this.ends[n - 1] = end;
+      return;
+    }
+    this.bufs[n] = buf;
+    this.starts[n] = start;
+    this.ends[n] = end;
+    this.count = n + 1;
   }
 
   /** True when the batch has pieces not yet flushed. */
@@ -57,40 +62,64 @@ export class Outbound {
     return this.piecesLen > 0;
   }
 
+  /** Joins the batch into one new buffer and empties it. */
+  private takeBatch(): Buffer {
+    const out = Buffer.allocUnsafe(this.piecesLen);
+    let at = 0;
+    for (let i = 0; i < this.count; i++) {
+      out.set(this.bufs[i]!.subarray(this.starts[i]!, this.ends[i]!), at);
+      at += this.ends[i]! - this.starts[i]!;
+    }
+    this.clearBatch();
+    return out;
+  }
+
+  private clearBatch(): void {
+    for (let i = 0; i < this.count; i++) this.bufs[i] = NONE; // do not keep read buffers alive
+    this.count = 0;
+    this.piecesLen = 0;
+  }
+
   /** Copies the unflushed batch so it survives the current read buffer (used when parking). */
   detachBatch(): Buffer | null {
-    if (this.piecesLen === 0) return null;
-    const b = Buffer.concat(this.pieces, this.piecesLen);
-    this.pieces.length = 0;
-    this.piecesLen = 0;
-    return b;
+    return this.piecesLen === 0 ? null : this.takeBatch();
   }
 
   /** Writes the batch in one write; `source` is paused if the socket cannot take it all. */
   flush(source: Pausable | null): void {
-    if (this.piecesLen === 0) return;
-    const data = this.pieces.length === 1 ? this.pieces[0]! : Buffer.concat(this.pieces, this.piecesLen);
-    this.pieces.length = 0;
-    this.piecesLen = 0;
+    const len = this.piecesLen;
+    if (len === 0) return;
+    let data: Uint8Array;
+    let off: number;
+    if (this.count === 1) {
+      data = this.bufs[0]!;
+      off = this.starts[0]!;
+      this.clearBatch();
+    } else {
+      data = this.takeBatch();
+      off = 0;
+    }
     if (this.closed || !this.socket) return;
     if (this.queuedBytes > 0) {
-      this.queue.push(Buffer.from(data));
-      this.queuedBytes += data.length;
+      this.enqueue(data, off, len);
       this.pauseSource(source);
       return;
     }
-    const n = this.socket.write(data);
+    const n = this.socket.write(data, off, len);
     if (n < 0) {
       this.closed = true;
       return;
     }
     this.bytesSent += n;
-    if (n < data.length) {
-      const rest = Buffer.from(data.subarray(n));
-      this.queue.push(rest);
-      this.queuedBytes += rest.length;
+    if (n < len) {
+      this.enqueue(data, off + n, len - n);
       this.pauseSource(source);
     }
+  }
+
+  private enqueue(data: Uint8Array, off: number, len: number): void {
+    this.queue.push(Buffer.from(data.subarray(off, off + len)));
+    this.queuedBytes += len;
   }
 
   /** Writes bytes now (outside a batch), queueing what the socket does not take. */
@@ -140,8 +169,7 @@ export class Outbound {
 
   close(): void {
     this.closed = true;
-    this.pieces.length = 0;
-    this.piecesLen = 0;
+    this.clearBatch();
     this.queue.length = 0;
     this.queuedBytes = 0;
     const src = this.pausedSource;

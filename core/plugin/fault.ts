@@ -22,20 +22,23 @@ export class PluginFault extends Error {
     return err instanceof PluginFault ? err : new PluginFault("pgbun-core", err);
   }
 
-  /** Wraps a tap function so anything it throws (or rejects with) names its plugin. */
+  /**
+   * Wraps a tap function so anything it throws (or rejects with) names its plugin. Fixed arity (pgbun's hooks
+   * take at most three arguments): a rest parameter would allocate an array on every call of a hot hook.
+   */
   static wrap<F extends (...args: any[]) => any>(plugin: string, fn: F, kind: "sync" | "async" | "promise"): F {
     if (kind === "promise") {
-      return (async (...args: any[]) => {
+      return (async (a: unknown, b: unknown, c: unknown) => {
         try {
-          return await fn(...args);
+          return await fn(a, b, c);
         } catch (err) {
           throw err instanceof PluginFault ? err : new PluginFault(plugin, err);
         }
       }) as unknown as F;
     }
-    return ((...args: any[]) => {
+    return ((a: unknown, b: unknown, c: unknown) => {
       try {
-        return fn(...args);
+        return fn(a, b, c);
       } catch (err) {
         throw err instanceof PluginFault ? err : new PluginFault(plugin, err);
       }

@@ -39,27 +39,29 @@ export default function parameterTracking(): PgbunPlugin {
         trackedSet = tracked();
       });
       api.hooks.serverLinked.tap("pgbun:parameter-tracking", (client, server) => {
-        const sets: string[] = [];
+        let sets = "";
         let resets = "";
         for (const name of trackedSet) {
           const value = client.param(name);
           if (value === undefined) continue;
           const current = server.params.get(name) ?? server.applied.get(name);
           if (current === value) continue;
-          sets.push(setConfig(name, value));
+          sets += (sets === "" ? "" : ", ") + setConfig(name, value);
           if (!server.params.has(name)) server.applied.set(name, value);
         }
         for (const [name, value] of client.settings) {
           if (server.applied.get(name) === value) continue;
-          sets.push(setConfig(name, value));
+          sets += (sets === "" ? "" : ", ") + setConfig(name, value);
           server.applied.set(name, value);
         }
-        for (const name of [...server.applied.keys()]) {
-          if (client.settings.has(name) || client.param(name) !== undefined) continue;
-          resets += `RESET ${quoteIdent(name)};`;
-          server.applied.delete(name);
+        if (server.applied.size > 0) {
+          for (const name of server.applied.keys()) {
+            if (client.settings.has(name) || client.param(name) !== undefined) continue;
+            resets += `RESET ${quoteIdent(name)};`;
+            server.applied.delete(name); // deleting the current key while iterating a Map is safe
+          }
         }
-        const sql = (sets.length > 0 ? `SELECT ${sets.join(", ")};` : "") + resets;
+        const sql = (sets !== "" ? `SELECT ${sets};` : "") + resets;
         if (sql === "") return;
         server.runInternal(sql, (error) => {
           if (error === null && server.txStatus === TxStatus.Idle) return;

@@ -31,7 +31,7 @@ export interface Pending {
   name?: string;
 }
 
-/** A FIFO of pending requests, reused per client. */
+/** A FIFO of pending requests, reused per client; entries without key or name share one object per kind. */
 export class RequestQueue {
   private items: Pending[] = [];
   private head = 0;
@@ -41,7 +41,7 @@ export class RequestQueue {
   }
 
   push(kind: ReqKind, key?: string, name?: string): void {
-    this.items.push(key === undefined && name === undefined ? { kind } : { kind, key, name });
+    this.items.push(key === undefined && name === undefined ? PLAIN[kind]! : { kind, key, name });
   }
 
   peek(): Pending | undefined {
@@ -52,7 +52,11 @@ export class RequestQueue {
     const p = this.items[this.head];
     if (p === undefined) return undefined;
     this.head++;
-    if (this.head > 64 && this.head * 2 > this.items.length) {
+    if (this.head === this.items.length) {
+      // drained: start over without reallocating
+      this.items.length = 0;
+      this.head = 0;
+    } else if (this.head > 64 && this.head * 2 > this.items.length) {
       this.items = this.items.slice(this.head);
       this.head = 0;
     }
@@ -60,7 +64,11 @@ export class RequestQueue {
   }
 
   clear(): void {
-    this.items = [];
+    this.items.length = 0;
     this.head = 0;
   }
 }
+
+/** Shared, frozen entries for the kinds that carry nothing else (the common case: no allocation per request). */
+const PLAIN: Pending[] = [];
+for (const kind of Object.values(Req)) PLAIN[kind] = Object.freeze({ kind });

@@ -67,7 +67,8 @@ function stateOf(client: ClientConnection): ClientSessionState {
 /** Cheap screening of a Query/Parse text; only a text that may change session state is looked at further. */
 function inspect(client: ClientConnection, ctx: MessageContext, from: number, pooled: boolean): void {
   const b = ctx.buf;
-  const text = Buffer.from(b.buffer, b.byteOffset + from, ctx.end - from).toString("latin1");
+  // read buffers are Buffers; anything else is viewed as one (reading .buffer would allocate per call)
+  const text = (Buffer.isBuffer(b) ? b : Buffer.from(b.buffer, b.byteOffset, b.byteLength)).toString("latin1", from, ctx.end);
   if (!AT_START.test(text) && !ANYWHERE.test(text)) return;
   const st = stateOf(client);
   if (pooled) st.suspect = true;
