@@ -309,6 +309,7 @@ export class Pgbun {
       this.log.error({ server: server.label, err }, "serverReleased hook failed");
     }
     if (!taken) server.close("no pool took the released server");
+    if (this.shuttingDown) this.maybeFinishShutdown();
   }
 
   /** A cancel to this server completed; the pool may hand it out again. */

@@ -60,10 +60,24 @@ class PoolManager {
     if (pool.servers.size + pool.connecting >= limit) return false;
     const workers = this.api.core.worker.count;
     const maxDb = perWorker(pool.entry.max_db_connections ?? this.settings.max_db_connections, workers);
-    if (maxDb > 0 && (this.dbConnections.get(pool.database) ?? 0) >= maxDb) return false;
+    if (maxDb > 0 && (this.dbConnections.get(pool.database) ?? 0) >= maxDb && !this.evictIdle(pool, (p) => p.database === pool.database)) return false;
     const maxUser = perWorker(this.api.config.users[pool.user]?.max_user_connections ?? this.settings.max_user_connections, workers);
-    if (maxUser > 0 && (this.userConnections.get(pool.user) ?? 0) >= maxUser) return false;
+    if (maxUser > 0 && (this.userConnections.get(pool.user) ?? 0) >= maxUser && !this.evictIdle(pool, (p) => p.user === pool.user)) return false;
     return true;
+  }
+
+  /**
+   * At a database- or user-wide limit, an idle server of another pool under the same limit is closed to make
+   * room (as PgBouncer does), so one pool's idle connections cannot starve another's clients.
+   */
+  private evictIdle(pool: Pool, sharesLimit: (p: Pool) => boolean): boolean {
+    for (const other of this.pools.values()) {
+      if (other === pool || !sharesLimit(other) || other.idle.length === 0) continue;
+      const victim = other.idle.shift()!; // the least recently used
+      victim.close("closed to make room under max_db_connections / max_user_connections");
+      return true;
+    }
+    return false;
   }
 
   private count(map: Map<string, number>, key: string, delta: number): void {
@@ -204,15 +218,18 @@ export default function poolPlugin(): PgbunPlugin {
         }
         client.pool = pool;
         pool.clients.add(client);
-        if (!pool.welcome) {
+        // the first client of a pool needs a server's parameters: it waits for one like a query would
+        const deadline = api.core.now + (s.query_wait_timeout > 0 ? s.query_wait_timeout * 1000 : Number.POSITIVE_INFINITY);
+        while (!pool.welcome) {
           const waiting = pool.awaitWelcome();
           if (pool.connecting === 0 && manager.canOpen(pool)) manager.open(pool);
-          else if (pool.connecting === 0) return { code: SqlState.TooManyConnections, message: "no server connection can be opened for this pool (limits reached)" };
           try {
-            await waiting;
+            await (pool.connecting > 0 ? waiting : Promise.race([waiting, Bun.sleep(100)]));
           } catch (err) {
             return refusalOf(err as LoginFailure);
           }
+          if (client.closed) return undefined;
+          if (!pool.welcome && Date.now() > deadline) return { code: SqlState.ProtocolViolation, message: "query_wait_timeout" };
         }
         client.welcomeParams = pool.welcome!;
         return undefined;

@@ -1,5 +1,5 @@
 // Built-in plugin: protocol-level named prepared statements that work in transaction and statement mode.
-import { Backend, Frontend } from "../../core/protocol/codes.ts";
+import { Backend, Frontend, TxStatus } from "../../core/protocol/codes.ts";
 import { Prebuilt } from "../../core/protocol/writer.ts";
 import { decodeError, errorResponse } from "../../core/protocol/errors.ts";
 import { decodeParse, decodeQuery, decodeTarget } from "../../core/protocol/decode.ts";
@@ -21,9 +21,26 @@ interface ClientStatement {
   key: string;
 }
 
+/**
+ * A Bind of a named statement that opened an implicit transaction, kept with what follows it up to its Sync, so
+ * that "cached plan must not change result type" (raised at Bind after DDL) can be retried once, unseen.
+ */
+interface Retry {
+  stmt: ClientStatement;
+  /** The client's Bind (its own statement name), and where the portal and name end in it. */
+  bind: Buffer;
+  portalEnd: number;
+  nameEnd: number;
+  /** Describe (portal) and Execute messages after the Bind, in order, with their request kinds. */
+  rest: Array<{ bytes: Buffer; kind: ReqKind }>;
+  synced: boolean;
+  fired: boolean;
+}
+
 interface ClientStatements {
   byName: Map<string, ClientStatement>;
   queue: RequestQueue;
+  retry: Retry | null;
 }
 
 interface ServerStatements {
@@ -36,7 +53,7 @@ interface ServerStatements {
 
 function clientState(client: ClientConnection): ClientStatements {
   let s = client.data[NAME] as ClientStatements | undefined;
-  if (!s) client.data[NAME] = s = { byName: new Map(), queue: new RequestQueue() };
+  if (!s) client.data[NAME] = s = { byName: new Map(), queue: new RequestQueue(), retry: null };
   return s;
 }
 
@@ -113,6 +130,7 @@ export default function preparedStatements(): PgbunPlugin {
       onClient(Frontend.Parse, (ctx): MessageResult => {
         if (!pooled(ctx)) return undefined;
         const st = clientState(ctx.client);
+        if (st.retry !== null && !st.retry.synced) st.retry = null;
         if (ctx.buf[ctx.start + 5] === 0) {
           // unnamed statement: passes through untouched
           st.queue.push(Req.Parse);
@@ -162,6 +180,10 @@ export default function preparedStatements(): PgbunPlugin {
           return name.startsWith("pgbun_") ? rebind(buf, start, end, portalEnd, nameEnd, `${name}_unknown`) : undefined;
         }
         if (ctx.server === null) return Action.WaitForServer;
+        st.retry =
+          st.queue.length === 0 && ctx.client.txStatus === TxStatus.Idle
+            ? { stmt, bind: Buffer.from(ctx.bytes()), portalEnd: portalEnd - start, nameEnd: nameEnd - start, rest: [], synced: false, fired: false }
+            : null;
         const { name: serverName } = prepare(ctx, st, stmt, false);
         st.queue.push(Req.Bind);
         return rebind(buf, start, end, portalEnd, nameEnd, serverName);
@@ -172,6 +194,10 @@ export default function preparedStatements(): PgbunPlugin {
         const st = clientState(ctx.client);
         const t = decodeTarget(ctx);
         const stmt = t.kind === "S" && t.name !== "" ? st.byName.get(t.name) : undefined;
+        if (st.retry !== null && !st.retry.synced) {
+          if (t.kind === "P") st.retry.rest.push({ bytes: Buffer.from(ctx.bytes()), kind: Req.DescribePortal });
+          else st.retry = null;
+        }
         if (stmt === undefined) {
           st.queue.push(t.kind === "S" ? Req.DescribeStatement : Req.DescribePortal);
           return t.kind === "S" && t.name.startsWith("pgbun_") ? describeStatement(`${t.name}_unknown`) : undefined;
@@ -200,7 +226,13 @@ export default function preparedStatements(): PgbunPlugin {
         if (pooled(ctx)) clientState(ctx.client).queue.push(kind);
         return undefined;
       };
-      onClient(Frontend.Execute, track(Req.Execute));
+      onClient(Frontend.Execute, (ctx) => {
+        if (!pooled(ctx)) return undefined;
+        const st = clientState(ctx.client);
+        st.queue.push(Req.Execute);
+        if (st.retry !== null && !st.retry.synced) st.retry.rest.push({ bytes: Buffer.from(ctx.bytes()), kind: Req.Execute });
+        return undefined;
+      });
       onClient(Frontend.Sync, (ctx) => {
         if (!pooled(ctx)) return undefined;
         const client = ctx.client;
@@ -209,7 +241,12 @@ export default function preparedStatements(): PgbunPlugin {
           ctx.sendToClient(Prebuilt.ReadyForQueryIdle);
           return Action.Drop;
         }
-        clientState(client).queue.push(Req.Sync);
+        const st = clientState(client);
+        st.queue.push(Req.Sync);
+        if (st.retry !== null) {
+          if (st.retry.synced || st.retry.rest.length === 0) st.retry = null;
+          else st.retry.synced = true;
+        }
         return undefined;
       });
       onClient(Frontend.FunctionCall, track(Req.Query));
@@ -258,9 +295,29 @@ export default function preparedStatements(): PgbunPlugin {
       api.onServerMessage(Backend.EmptyQueryResponse, complete(Req.Execute));
       api.onServerMessage(Backend.PortalSuspended, complete(Req.Execute));
 
+      /** Runs the kept Bind/Describe/Execute/Sync again on a freshly prepared statement; the client sees one answer. */
+      const retry = (ctx: MessageContext, st: ClientStatements, r: Retry): void => {
+        st.retry = null;
+        const { name } = prepare(ctx, st, r.stmt, false);
+        st.queue.push(Req.Bind);
+        ctx.sendToServer(rebind(r.bind, 0, r.bind.length, r.portalEnd, r.nameEnd, name));
+        for (const m of r.rest) {
+          st.queue.push(m.kind);
+          ctx.sendToServer(m.bytes);
+        }
+        st.queue.push(Req.Sync);
+        ctx.sendToServer(Prebuilt.Sync);
+        ctx.server!.out.flush(null);
+      };
+
       api.onServerMessage(Backend.ReadyForQuery, (ctx) => {
         if (!pooled(ctx)) return undefined;
         const st = clientState(ctx.client);
+        if (st.retry?.fired && st.queue.peek()?.kind === Req.Sync) {
+          st.queue.shift();
+          retry(ctx, st, st.retry);
+          return Action.Drop;
+        }
         // defensive: anything before the Sync/Query this answers was skipped by the server
         for (let head = st.queue.peek(); head !== undefined; head = st.queue.peek()) {
           st.queue.shift();
@@ -280,7 +337,10 @@ export default function preparedStatements(): PgbunPlugin {
         if (head.kind === Req.IntDuplicate) {
           replacement = errorResponse("42P05", `prepared statement "${head.name}" already exists`);
         }
-        const code = decodeError(ctx.buf, ctx.start, ctx.end).code;
+        const error = decodeError(ctx.buf, ctx.start, ctx.end);
+        const code = error.code;
+        const r = st.retry;
+        const retryable = r !== null && r.synced && !r.fired && head.kind === Req.Bind && code === "0A000" && error.message.includes("cached plan");
         if (code === "0A000" || code === "26000") {
           // "cached plan must not change result type" after DDL, or a statement gone from the server:
           // re-prepare this server's statements at their next use so the next attempt works
@@ -293,6 +353,12 @@ export default function preparedStatements(): PgbunPlugin {
           // a named Parse the server failed or skipped created nothing: the client's name goes too
           if ((p.kind === Req.Parse || p.kind === Req.SynParse) && p.name !== undefined) st.byName.delete(p.name);
         }
+        if (retryable) {
+          // the Bind opened an implicit transaction that the error rolled back: nothing ran, so run it again
+          r.fired = true;
+          return Action.Drop;
+        }
+        st.retry = null;
         return replacement;
       });
 

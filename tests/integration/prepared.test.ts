@@ -4,118 +4,26 @@
 // statement mode refusing transaction blocks.
 import { afterAll, beforeAll, describe, expect, setDefaultTimeout, test } from "bun:test";
 import { SQL } from "bun";
-import { existsSync, readdirSync } from "node:fs";
-import { join } from "node:path";
-import { Client } from "pg";
 import postgres from "postgres";
-import { startPostgres, type TestPostgres } from "../harness/postgres.ts";
 import { startPgbun, type TestPgbun } from "../harness/pgbun.ts";
-import { commandTag, describe as show, errorFields, msg, readyStatus, rows, sqlState, types, WireClient, type BackendMessage } from "../harness/wire.ts";
+import { backendPid, expectLog, initPgbench, pgConnect, runPgbench, tx, usePostgres, withPgbun } from "../harness/fixtures.ts";
+import { commandTag, describe as show, errorFields, msg, readyStatus, readyWithin, rows, sqlState, types, WireClient, type BackendMessage } from "../harness/wire.ts";
 
 // generous per-test and per-hook limit for loaded machines (bun test alone defaults to 5 s)
 setDefaultTimeout(30_000);
 
-/** A PostgreSQL client program: PATH first, then Debian's versioned bin dirs (highest version first). */
-function findBinary(name: string): string {
-  const onPath = Bun.which(name);
-  if (onPath) return onPath;
-  const base = "/usr/lib/postgresql";
-  const versions = existsSync(base) ? readdirSync(base).sort((a, b) => Number(b) - Number(a)) : [];
-  for (const v of versions) {
-    const candidate = join(base, v, "bin", name);
-    if (existsSync(candidate)) return candidate;
-  }
-  throw new Error(`${name} not found on PATH or in ${base}/*/bin`);
-}
-const PGBENCH = findBinary("pgbench");
-
-let pg: TestPostgres;
-
-beforeAll(async () => {
-  pg = await startPostgres();
-  const init = await pgbench(pg.host, pg.port, ["-i", "-s", "1", "-q"]);
-  if (init.code !== 0) throw new Error(`pgbench -i failed:\n${init.output}`);
-  await pg.psql(
+const pg = usePostgres(async (db) => {
+  await initPgbench(db, 25_000);
+  await db.psql(
     `CREATE TABLE stmt_events (id serial PRIMARY KEY, tag text NOT NULL);
      CREATE TABLE ddl_t (a int NOT NULL);
      INSERT INTO ddl_t VALUES (1)`,
     "app",
   );
-}, 60_000);
-
-afterAll(async () => {
-  await pg?.stop();
 });
 
 // ---------------------------------------------------------------------------------------------------------------
 // Helpers.
-
-interface RunResult {
-  code: number;
-  output: string;
-}
-
-async function pgbench(host: string, port: number, args: string[]): Promise<RunResult> {
-  const proc = Bun.spawn([PGBENCH, "-h", host, "-p", String(port), "-U", pg.superuser, ...args, "app"], {
-    env: { ...process.env, PGPASSWORD: pg.password, PGCONNECT_TIMEOUT: "10", LANG: "C", LC_ALL: "C" },
-    stdin: "ignore",
-    stdout: "pipe",
-    stderr: "pipe",
-  });
-  const killer = setTimeout(() => proc.kill("SIGKILL"), 25_000);
-  const [out, err, code] = await Promise.all([new Response(proc.stdout).text(), new Response(proc.stderr).text(), proc.exited]);
-  clearTimeout(killer);
-  return { code, output: `${out}\n${err}` };
-}
-
-/** One pgbun for one test, with the wire clients it made; everything is torn down by dispose(). */
-class Fixture {
-  readonly clients: WireClient[] = [];
-  constructor(readonly pb: TestPgbun) {}
-
-  async login(params: Record<string, string> = {}): Promise<WireClient> {
-    const c = await WireClient.login({ host: this.pb.host, port: this.pb.port, params: { user: "postgres", database: "app", ...params } });
-    this.clients.push(c);
-    return c;
-  }
-
-  async dispose(): Promise<void> {
-    for (const c of this.clients) c.destroy();
-    await this.pb.stop("SIGTERM");
-  }
-}
-
-async function withPgbun(settings: Record<string, unknown>, fn: (f: Fixture) => Promise<void>): Promise<void> {
-  const pb = await startPgbun({ config: { pgbun: { log_level: "debug", ...settings } }, pg });
-  const f = new Fixture(pb);
-  try {
-    await fn(f);
-  } catch (err) {
-    const logs = pb.logs().split("\n").slice(-40).join("\n");
-    console.error(`--- last pgbun log lines ---\n${logs}`);
-    throw err;
-  } finally {
-    await f.dispose();
-  }
-}
-
-const tx = (size: number, extra: Record<string, unknown> = {}) => ({ pool_mode: "transaction", default_pool_size: size, ...extra });
-
-/** Resolves with the messages up to ReadyForQuery, or "timeout" if none arrives within `ms`. */
-async function readyWithin(c: WireClient, ms: number): Promise<BackendMessage[] | "timeout"> {
-  try {
-    return await c.readUntilReady(ms);
-  } catch (err) {
-    if (err instanceof Error && err.name === "WireTimeout" && !c.isClosed) return "timeout";
-    throw err;
-  }
-}
-
-async function backendPid(c: WireClient): Promise<string> {
-  const r = await c.query("SELECT pg_backend_pid()");
-  expect(r.errors).toEqual([]);
-  return r.rows[0]![0]!;
-}
 
 /** Bind (text params) + Execute + Sync of a named statement, read to ReadyForQuery. */
 async function runNamed(c: WireClient, name: string, params: Array<string | null> = []): Promise<BackendMessage[]> {
@@ -141,7 +49,7 @@ describe("pgbench -M prepared (-c 8 -j 2 -T 3, default_pool_size 3)", () => {
     test(`${run.mode} mode: pgbench ${run.label} -M prepared finishes with 0 failed transactions`, async () => {
       const pb = await startPgbun({ config: { pgbun: { pool_mode: run.mode, default_pool_size: 3 } }, pg });
       try {
-        const r = await pgbench(pb.host, pb.port, ["-M", "prepared", "-c", "8", "-j", "2", "-T", "3", ...run.script]);
+        const r = await runPgbench(pg, pb, ["-M", "prepared", "-c", "8", "-j", "2", "-T", "3", ...run.script], 25_000);
         if (r.code !== 0) throw new Error(`pgbench exited with ${r.code}:\n${r.output}\n--- pgbun logs ---\n${pb.logs().slice(-4000)}`);
         expect(r.output).toContain("number of failed transactions: 0 ");
         const processed = /number of transactions actually processed: (\d+)/.exec(r.output);
@@ -169,8 +77,7 @@ describe("50 concurrent driver clients with prepared statements on default_pool_
   test("node-postgres named statements ({ name, text, values }) return each client's own values in every round", async () => {
     const results = await Promise.all(
       Array.from({ length: CLIENTS }, async (_, i) => {
-        const c = new Client({ host: pb.host, port: pb.port, user: pg.superuser, password: pg.password, database: "app" });
-        await c.connect();
+        const c = await pgConnect(pb, {}, { ignoreErrors: false });
         try {
           const seen: string[] = [];
           for (let round = 1; round <= ROUNDS; round++) {
@@ -240,7 +147,7 @@ describe("50 concurrent driver clients with prepared statements on default_pool_
 
 describe("protocol-level named statements: pitfalls (transaction mode)", () => {
   test("Describe (statement) of a named statement on a server other than the one it was parsed on returns ParameterDescription and RowDescription", async () => {
-    await withPgbun(tx(2), async (f) => {
+    await withPgbun(pg, { pgbun: tx(2) }, async (f) => {
       const a = await f.login();
       const b = await f.login();
       a.send(Buffer.concat([msg.parse("s1", "SELECT $1::int + 1 AS next, pg_backend_pid() AS pid"), msg.bind("", "s1", ["41"]), msg.execute(), msg.sync()]));
@@ -272,7 +179,7 @@ describe("protocol-level named statements: pitfalls (transaction mode)", () => {
   });
 
   test("Close of a named statement gets CloseComplete; a later Bind to the name fails with 26000 while another client with the same text keeps working", async () => {
-    await withPgbun(tx(1), async (f) => {
+    await withPgbun(pg, { pgbun: tx(1) }, async (f) => {
       const a = await f.login();
       const c = await f.login();
       const text = "SELECT $1::int * 3 AS v";
@@ -302,7 +209,7 @@ describe("protocol-level named statements: pitfalls (transaction mode)", () => {
   });
 
   test("a failed Parse (syntax error) followed by Close of that name and Sync gets ErrorResponse then ReadyForQuery, and the session continues", async () => {
-    await withPgbun(tx(1), async (f) => {
+    await withPgbun(pg, { pgbun: tx(1) }, async (f) => {
       const a = await f.login();
       a.send(Buffer.concat([msg.parse("bad", "SELEC 1"), msg.close("S", "bad"), msg.sync()]));
       const got = await a.readUntilReady();
@@ -318,7 +225,7 @@ describe("protocol-level named statements: pitfalls (transaction mode)", () => {
   });
 
   test("a statement name reused after Close runs the new text (separate syncs and one pipelined write)", async () => {
-    await withPgbun(tx(2), async (f) => {
+    await withPgbun(pg, { pgbun: tx(2) }, async (f) => {
       const a = await f.login();
       a.send(Buffer.concat([msg.parse("s1", "SELECT 'A' AS v"), msg.bind("", "s1"), msg.execute(), msg.sync()]));
       expect(show(await a.readUntilReady())).toBe('1 2 D(["A"]) C(SELECT 1) Z(I)');
@@ -347,7 +254,7 @@ describe("protocol-level named statements: pitfalls (transaction mode)", () => {
   });
 
   test("a Parse reusing a name that was not closed fails with 42P05 as on PostgreSQL, and the first text stays", async () => {
-    await withPgbun(tx(2), async (f) => {
+    await withPgbun(pg, { pgbun: tx(2) }, async (f) => {
       const a = await f.login();
       a.send(Buffer.concat([msg.parse("dup", "SELECT 'first' AS v"), msg.bind("", "dup"), msg.execute(), msg.sync()]));
       expect(show(await a.readUntilReady())).toBe('1 2 D(["first"]) C(SELECT 1) Z(I)');
@@ -361,7 +268,7 @@ describe("protocol-level named statements: pitfalls (transaction mode)", () => {
   });
 
   test("a pipeline of 20 × (named Parse, Bind, Execute) + one Sync in one write with a failing Execute in the middle: responses in order, the error before ReadyForQuery, the rest skipped", async () => {
-    await withPgbun(tx(2), async (f) => {
+    await withPgbun(pg, { pgbun: tx(2) }, async (f) => {
       const a = await f.login();
       const FAIL = 10;
       const parts: Buffer[] = [];
@@ -385,7 +292,7 @@ describe("protocol-level named statements: pitfalls (transaction mode)", () => {
   });
 
   test("named Parses skipped after an error in a pipeline create no statement: a later Bind to one fails with 26000, as on PostgreSQL", async () => {
-    await withPgbun(tx(2), async (f) => {
+    await withPgbun(pg, { pgbun: tx(2) }, async (f) => {
       const a = await f.login();
       a.send(
         Buffer.concat([
@@ -410,7 +317,7 @@ describe("protocol-level named statements: pitfalls (transaction mode)", () => {
   });
 
   test("max_prepared_statements = 5: 20 distinct statements in rotation give correct results and no server ever holds more than 5 prepared statements", async () => {
-    await withPgbun(tx(2, { max_prepared_statements: 5 }), async (f) => {
+    await withPgbun(pg, { pgbun: tx(2, { max_prepared_statements: 5 }) }, async (f) => {
       const clients = [await f.login(), await f.login()];
       const counts: number[] = [];
       const pids = new Set<string>();
@@ -450,7 +357,7 @@ describe("protocol-level named statements: pitfalls (transaction mode)", () => {
   });
 
   test("after ALTER TABLE ADD COLUMN from another client, re-executing a named SELECT * works or fails exactly once with 0A000, then returns the new column", async () => {
-    await withPgbun(tx(1), async (f) => {
+    await withPgbun(pg, { pgbun: tx(1) }, async (f) => {
       const a = await f.login();
       const b = await f.login();
       a.send(Buffer.concat([msg.parse("all_t", "SELECT * FROM ddl_t"), msg.bind("", "all_t"), msg.execute(), msg.sync()]));
@@ -473,11 +380,41 @@ describe("protocol-level named statements: pitfalls (transaction mode)", () => {
       expect(show(await runNamed(a, "all_t"))).toBe('2 D(["1","7"]) C(SELECT 1) Z(I)');
     });
   });
+
+  test("a Bind/Execute/Sync of its own (an implicit transaction) after ALTER TABLE is retried unseen: the client gets the new column, no error", async () => {
+    await pg.psql("DROP TABLE IF EXISTS ddl_retry; CREATE TABLE ddl_retry (a int); INSERT INTO ddl_retry VALUES (1)", "app");
+    await withPgbun(pg, { pgbun: tx(1) }, async (f) => {
+      const a = await f.login();
+      const b = await f.login();
+      a.send(Buffer.concat([msg.parse("r_all", "SELECT * FROM ddl_retry"), msg.bind("", "r_all"), msg.execute(), msg.sync()]));
+      expect(show(await a.readUntilReady())).toBe('1 2 D(["1"]) C(SELECT 1) Z(I)');
+      expect((await b.query("ALTER TABLE ddl_retry ADD COLUMN c text NOT NULL DEFAULT 'new'")).errors).toEqual([]);
+      expect(show(await runNamed(a, "r_all"))).toBe('2 D(["1","new"]) C(SELECT 1) Z(I)');
+      // and the statement stays usable afterwards
+      expect(show(await runNamed(a, "r_all"))).toBe('2 D(["1","new"]) C(SELECT 1) Z(I)');
+    });
+  });
+
+  test("inside an explicit transaction the stale-plan error is surfaced once (no silent retry) and the next attempt works", async () => {
+    await pg.psql("DROP TABLE IF EXISTS ddl_tx; CREATE TABLE ddl_tx (a int); INSERT INTO ddl_tx VALUES (1)", "app");
+    await withPgbun(pg, { pgbun: tx(1) }, async (f) => {
+      const a = await f.login();
+      const b = await f.login();
+      a.send(Buffer.concat([msg.parse("t_all", "SELECT * FROM ddl_tx"), msg.bind("", "t_all"), msg.execute(), msg.sync()]));
+      expect(show(await a.readUntilReady())).toBe('1 2 D(["1"]) C(SELECT 1) Z(I)');
+      expect((await b.query("ALTER TABLE ddl_tx ADD COLUMN c int NOT NULL DEFAULT 5")).errors).toEqual([]);
+      expect((await a.query("BEGIN")).status).toBe("T");
+      const failed = await runNamed(a, "t_all");
+      expect(codes(failed)).toEqual(["0A000"]);
+      expect((await a.query("ROLLBACK")).status).toBe("I");
+      expect(show(await runNamed(a, "t_all"))).toBe('2 D(["1","5"]) C(SELECT 1) Z(I)');
+    });
+  });
 });
 
 describe("SQL-level PREPARE / DEALLOCATE and DISCARD ALL (transaction mode)", () => {
   test("PREPARE p pins the client: EXECUTE p keeps working across transactions on the same backend, and another client's EXECUTE p fails with 26000", async () => {
-    await withPgbun(tx(2), async (f) => {
+    await withPgbun(pg, { pgbun: tx(2) }, async (f) => {
       const a = await f.login();
       const b = await f.login();
       const prep = await a.query("PREPARE p(int) AS SELECT $1 * 10, pg_backend_pid()");
@@ -502,15 +439,13 @@ describe("SQL-level PREPARE / DEALLOCATE and DISCARD ALL (transaction mode)", ()
       expect(await backendPid(a)).toBe([...pids][0]!);
       expect((await a.query("EXECUTE p(7)")).rows[0]![0]).toBe("70");
       expect((await a.query("COMMIT")).status).toBe("I");
-      // logs reach the test through a pipe, a little later
-      for (let i = 0; i < 100 && !f.pb.logs().includes("client pinned to its server"); i++) await Bun.sleep(50);
-      expect(f.pb.logs()).toContain("client pinned to its server");
+      await expectLog(f.pb, "client pinned to its server");
     });
   });
 
   for (const release of ["DEALLOCATE p", "DEALLOCATE ALL"]) {
     test(`${release} releases the PREPARE pin: with pool size 1 a second client waits while A is pinned, then runs`, async () => {
-      await withPgbun(tx(1), async (f) => {
+      await withPgbun(pg, { pgbun: tx(1) }, async (f) => {
         const a = await f.login();
         const b = await f.login();
         expect((await a.query("PREPARE p AS SELECT 'prepared'")).errors).toEqual([]);
@@ -535,7 +470,7 @@ describe("SQL-level PREPARE / DEALLOCATE and DISCARD ALL (transaction mode)", ()
   }
 
   test("DEALLOCATE ALL also drops the client's protocol-level named statements: a later Bind to one fails with 26000", async () => {
-    await withPgbun(tx(2), async (f) => {
+    await withPgbun(pg, { pgbun: tx(2) }, async (f) => {
       const a = await f.login();
       a.send(Buffer.concat([msg.parse("n1", "SELECT 'n1'"), msg.bind("", "n1"), msg.execute(), msg.sync()]));
       expect(show(await a.readUntilReady())).toBe('1 2 D(["n1"]) C(SELECT 1) Z(I)');
@@ -547,7 +482,7 @@ describe("SQL-level PREPARE / DEALLOCATE and DISCARD ALL (transaction mode)", ()
   });
 
   test("DISCARD ALL resets protocol-level named statements: a later Bind to an old name fails with 26000, as on PostgreSQL", async () => {
-    await withPgbun(tx(2), async (f) => {
+    await withPgbun(pg, { pgbun: tx(2) }, async (f) => {
       const a = await f.login();
       const c = await f.login();
       for (const client of [a, c]) {
@@ -572,7 +507,7 @@ describe("SQL-level PREPARE / DEALLOCATE and DISCARD ALL (transaction mode)", ()
 
 describe("statement mode", () => {
   test("BEGIN is refused with 0A000, the session continues, and the next statement runs outside any transaction", async () => {
-    await withPgbun({ pool_mode: "statement", default_pool_size: 1 }, async (f) => {
+    await withPgbun(pg, { pgbun: { pool_mode: "statement", default_pool_size: 1 } }, async (f) => {
       const a = await f.login();
       const begin = await a.query("BEGIN");
       expect(begin.errors.map((e) => e.C)).toEqual(["0A000"]);
