@@ -13,6 +13,8 @@ export interface TestPgbun {
   port: number;
   host: string;
   proc: Subprocess;
+  /** The config file it was started with (rewrite it, then SIGHUP, to reload). */
+  configFile: string;
   /** Everything the process wrote to stdout and stderr so far, interleaved as it arrived. */
   logs(): string;
   /** Send `signal` (default SIGTERM), wait for the exit (SIGKILL after 5 s); the exit code, 128+n for a signal. */
@@ -125,7 +127,7 @@ export async function startPgbun(opts: StartPgbunOptions): Promise<TestPgbun> {
       proc.exited.then(() => "exited" as const),
     ]);
     if (ready === "up" && proc.exitCode === null && proc.signalCode === null) {
-      return handle(proc, port, dir, logs, output, opts.pg);
+      return handle(proc, port, dir, configFile, logs, output, opts.pg);
     }
     if (ready !== "exited") {
       proc.kill("SIGKILL");
@@ -144,6 +146,7 @@ function handle(
   proc: Subprocess<"ignore", "pipe", "pipe">,
   port: number,
   dir: string,
+  configFile: string,
   logs: () => string,
   output: Promise<unknown>,
   pg: TestPostgres,
@@ -152,6 +155,7 @@ function handle(
     port,
     host: HOST,
     proc,
+    configFile,
     logs,
     async stop(signal: NodeJS.Signals = "SIGTERM"): Promise<number> {
       if (proc.exitCode === null && proc.signalCode === null) {

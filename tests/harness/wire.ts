@@ -130,6 +130,11 @@ export function types(messages: BackendMessage[]): string {
   return messages.map((m) => m.type).join("");
 }
 
+/** The messages of one type, in order. */
+export function only(messages: BackendMessage[], type: string): BackendMessage[] {
+  return messages.filter((m) => m.type === type);
+}
+
 /** All DataRow values of the messages, row by row. */
 export function rows(messages: BackendMessage[]): Array<Array<string | null>> {
   return messages.filter((m) => m.type === "D").map(dataRowValues);
@@ -456,6 +461,25 @@ export function summarize(messages: BackendMessage[]): QueryResult {
     errors: messages.filter((m) => m.type === "E").map((m) => errorFields(m)),
     status: last && last.type === "Z" ? readyStatus(last) : "",
   };
+}
+
+/** Logs in to `to` as `postgres` to database `app` (`params` add to or override those); throws when refused. */
+export function loginApp(
+  to: { host: string; port: number },
+  params: Record<string, string> = {},
+  timeoutMs?: number,
+): Promise<WireClient> {
+  return WireClient.login({ host: to.host, port: to.port, params: { user: "postgres", database: "app", ...params }, timeoutMs });
+}
+
+/** Resolves with the messages up to ReadyForQuery, or "timeout" if none arrives within `ms` (the connection still open). */
+export async function readyWithin(c: WireClient, ms: number): Promise<BackendMessage[] | "timeout"> {
+  try {
+    return await c.readUntilReady(ms);
+  } catch (err) {
+    if (err instanceof WireTimeout && !c.isClosed) return "timeout";
+    throw err;
+  }
 }
 
 /** Sends a CancelRequest on a fresh connection and waits until pgbun closes it. */

@@ -1,10 +1,10 @@
 // The admin console (pgbun:stats) against a real PostgreSQL: SHOW tables match reality, control commands, authorization.
-import { afterAll, afterEach, beforeAll, describe, expect, setDefaultTimeout, test } from "bun:test";
+import { describe, expect, setDefaultTimeout, test } from "bun:test";
 import { readFileSync, writeFileSync } from "node:fs";
-import { Client } from "pg";
-import { startPostgres, type TestPostgres } from "../harness/postgres.ts";
+import type { Client } from "pg";
 import { startPgbun } from "../harness/pgbun.ts";
-import { commandTag, errorFields, msg, summarize, WireClient, type BackendMessage } from "../harness/wire.ts";
+import { closeAfterEach, pgConnect, usePostgres, waitFor } from "../harness/fixtures.ts";
+import { commandTag, errorFields, loginApp, msg, summarize, WireClient, type BackendMessage } from "../harness/wire.ts";
 import { startTestPooler, type TestPooler } from "../../plugin-sdk/testing.ts";
 
 setDefaultTimeout(30_000);
@@ -12,21 +12,11 @@ setDefaultTimeout(30_000);
 const ADMIN = "admin";
 const WATCHER = "watcher";
 
-let pg: TestPostgres;
-beforeAll(async () => void (pg = await startPostgres()), 60_000);
-afterAll(async () => await pg?.stop());
+const pg = usePostgres();
 
 // ---- per-test resources ----
 
-const poolers: TestPooler[] = [];
-const clients: Client[] = [];
-const wires: WireClient[] = [];
-
-afterEach(async () => {
-  for (const c of clients.splice(0)) await c.end().catch(() => undefined);
-  for (const w of wires.splice(0)) w.destroy();
-  for (const p of poolers.splice(0)) await p.stop().catch(() => undefined);
-});
+const track = closeAfterEach();
 
 async function pooler(settings: Record<string, unknown> = {}): Promise<TestPooler> {
   const p = await startTestPooler({
@@ -34,26 +24,18 @@ async function pooler(settings: Record<string, unknown> = {}): Promise<TestPoole
     settings: { pool_mode: "transaction", default_pool_size: 2, admin_users: [ADMIN], stats_users: [WATCHER], stats_period: 1, ...settings },
     databases: { app: { host: pg.host, port: pg.port, password: pg.password } },
   });
-  poolers.push(p);
-  return p;
+  return track(p, (p) => p.stop());
 }
 
 /** A pg client; errors after the test's end (a killed connection) are swallowed. */
 async function connect(p: TestPooler, opts: { user?: string; database?: string; application_name?: string } = {}): Promise<Client> {
-  const { user = "postgres", database = "app", application_name } = opts;
-  const c = new Client({ host: p.host, port: p.port, user, password: pg.password, database, application_name });
-  c.on("error", () => undefined);
-  await c.connect();
-  clients.push(c);
-  return c;
+  return track(await pgConnect(p, opts), (c) => c.end());
 }
 
 const admin = (p: TestPooler, user = ADMIN, database = "pgbouncer") => connect(p, { user, database });
 
 async function wire(p: TestPooler, user = ADMIN, database = "pgbouncer"): Promise<WireClient> {
-  const w = await WireClient.login({ host: p.host, port: p.port, params: { user, database } });
-  wires.push(w);
-  return w;
+  return track(await loginApp(p, { user, database }), (w) => w.destroy());
 }
 
 type Row = Record<string, string | null>;
@@ -76,14 +58,6 @@ const tagOf = (r: { messages: BackendMessage[] }) => commandTag(r.messages.find(
 /** "pending" when the promise has not settled within ms. */
 async function within<T>(promise: Promise<T>, ms: number): Promise<T | "pending"> {
   return Promise.race([promise, Bun.sleep(ms).then(() => "pending" as const)]);
-}
-
-async function until(what: string, check: () => Promise<boolean>, ms = 5_000): Promise<void> {
-  const deadline = Date.now() + ms;
-  while (!(await check())) {
-    if (Date.now() > deadline) throw new Error(`timed out waiting for ${what}`);
-    await Bun.sleep(50);
-  }
 }
 
 /** A column list written as one space-separated string. */
@@ -120,7 +94,7 @@ describe("SHOW tables", () => {
 
     await other.query("BEGIN"); // both servers now busy: the next client waits
     const waiting = third.query("SELECT 3 AS n");
-    await until("a waiting client", async () => num(rowOf((await show(a, "POOLS")).rows, { database: "app" }).cl_waiting) === 1);
+    await waitFor("a waiting client", async () => num(rowOf((await show(a, "POOLS")).rows, { database: "app" }).cl_waiting) === 1);
     await Bun.sleep(150);
     pools = await show(a, "POOLS");
     row = rowOf(pools.rows, { database: "app" });
@@ -173,7 +147,7 @@ describe("SHOW tables", () => {
     expect(num(rowOf(totals.rows, { database: "app" }).query_count)).toBe(num(after.total_query_count));
 
     // averages: per second over the last stats_period (1 s here)
-    await until("averages of a period with traffic", async () => num(rowOf((await show(a, "STATS_AVERAGES")).rows, { database: "app" }).query_count) > 0);
+    await waitFor("averages of a period with traffic", async () => num(rowOf((await show(a, "STATS_AVERAGES")).rows, { database: "app" }).query_count) > 0);
     const avg = rowOf((await show(a, "STATS_AVERAGES")).rows, { database: "app" });
     expect(num(avg.xact_time)).toBeGreaterThan(0);
   });
@@ -393,17 +367,15 @@ describe("control commands", () => {
       pg,
     });
     try {
-      const configFile = readFileSync(`/proc/${pb.proc.pid}/cmdline`, "utf8").split("\0").find((a) => a.endsWith(".json"))!;
-      const c = new Client({ host: pb.host, port: pb.port, user: ADMIN, database: "pgbouncer" });
-      c.on("error", () => undefined);
-      await c.connect();
+      const configFile = pb.configFile;
+      const c = await pgConnect(pb, { user: ADMIN, database: "pgbouncer", password: undefined }); // no password
       const poolSize = async () => rowOf((await show(c, "CONFIG")).rows, { key: "default_pool_size" }).value;
       expect(await poolSize()).toBe("3");
       const cfg = JSON.parse(readFileSync(configFile, "utf8"));
       cfg.pgbun.default_pool_size = 7;
       writeFileSync(configFile, JSON.stringify(cfg));
       expect((await c.query("RELOAD")).command).toBe("RELOAD");
-      await until("the reloaded setting", async () => (await poolSize()) === "7");
+      await waitFor("the reloaded setting", async () => (await poolSize()) === "7");
       await c.query("SHUTDOWN").catch(() => undefined); // the connection ends with the process
       const code = await Promise.race([pb.proc.exited, Bun.sleep(5_000).then(() => "still running")]);
       expect(code).toBe(0);

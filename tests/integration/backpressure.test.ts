@@ -1,22 +1,19 @@
 // Backpressure: a client that does not read makes pgbun stop reading its server, so pgbun never holds a large result.
-import { afterAll, beforeAll, expect, test } from "bun:test";
+import { expect, test } from "bun:test";
 import { readFileSync } from "node:fs";
-import { startPostgres, type TestPostgres } from "../harness/postgres.ts";
 import { startPgbun, type TestPgbun } from "../harness/pgbun.ts";
+import { usePostgres } from "../harness/fixtures.ts";
 import { query, startupMessage } from "../../core/protocol/writer.ts";
 
-let pg: TestPostgres;
 let pgbun: TestPgbun;
-
-beforeAll(async () => {
-  pg = await startPostgres();
-  pgbun = await startPgbun({ pg, config: { pgbun: { pool_mode: "transaction", default_pool_size: 2, log_level: "warn" } } });
-});
-
-afterAll(async () => {
-  await pgbun?.stop();
-  await pg?.stop();
-});
+usePostgres(
+  async (pg) => {
+    pgbun = await startPgbun({ pg, config: { pgbun: { pool_mode: "transaction", default_pool_size: 2, log_level: "warn" } } });
+  },
+  async () => {
+    await pgbun?.stop();
+  },
+);
 
 function rssKb(pid: number): number {
   const m = /VmRSS:\s+(\d+)/.exec(readFileSync(`/proc/${pid}/status`, "utf8"));

@@ -1,14 +1,14 @@
 // Integration: real client libraries and tools (pg, postgres.js, Bun.sql, psql) through pgbun in session and
 // transaction mode: simple/extended/named queries, errors and recovery, notices, COPY, transaction visibility.
-import { afterAll, beforeAll, describe, expect, setDefaultTimeout, test } from "bun:test";
+import { describe, expect, setDefaultTimeout, test } from "bun:test";
 import { SQL } from "bun";
-import { existsSync, mkdtempSync, readdirSync, readFileSync, rmSync, writeFileSync } from "node:fs";
+import { mkdtempSync, readFileSync, rmSync, writeFileSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
-import { Client, type DatabaseError } from "pg";
+import type { Client, ClientConfig } from "pg";
 import postgres from "postgres";
-import { startPostgres, type TestPostgres } from "../harness/postgres.ts";
 import { startPgbun, type TestPgbun } from "../harness/pgbun.ts";
+import { findBinary, pgConnect, rejection, runClientProgram, usePostgres, type ProgramResult } from "../harness/fixtures.ts";
 
 // generous per-test and per-hook limit for loaded machines (bun test alone defaults to 5 s)
 setDefaultTimeout(30_000);
@@ -22,49 +22,31 @@ interface Notice {
 }
 const MODES: Mode[] = ["session", "transaction"];
 
-let pg: TestPostgres;
 const bouncers = {} as Record<Mode, TestPgbun>;
 let scratch: string;
-
-/** A PostgreSQL client program: PATH first, then Debian's versioned bin dirs (highest version first). */
-function findBinary(name: string): string {
-  const onPath = Bun.which(name);
-  if (onPath) return onPath;
-  const base = "/usr/lib/postgresql";
-  const versions = existsSync(base) ? readdirSync(base).sort((a, b) => Number(b) - Number(a)) : [];
-  for (const v of versions) {
-    const candidate = join(base, v, "bin", name);
-    if (existsSync(candidate)) return candidate;
-  }
-  throw new Error(`${name} not found on PATH or in ${base}/*/bin`);
-}
 const PSQL = findBinary("psql");
 
-beforeAll(async () => {
-  pg = await startPostgres();
-  await pg.psql(
-    `CREATE TABLE items (id serial PRIMARY KEY, tag text NOT NULL, n int NOT NULL, payload text);
-     CREATE TABLE copy_target (n int NOT NULL, label text NOT NULL, tag text NOT NULL)`,
-    "app",
-  );
-  for (const mode of MODES) {
-    bouncers[mode] = await startPgbun({ config: { pgbun: { pool_mode: mode, default_pool_size: 4 } }, pg });
-  }
-  scratch = mkdtempSync(join(tmpdir(), "pgbun-clients-"));
-}, 60_000);
-
-afterAll(async () => {
-  for (const mode of MODES) await bouncers[mode]?.stop();
-  await pg?.stop();
-  if (scratch) rmSync(scratch, { recursive: true, force: true });
-});
+const pg = usePostgres(
+  async (db) => {
+    await db.psql(
+      `CREATE TABLE items (id serial PRIMARY KEY, tag text NOT NULL, n int NOT NULL, payload text);
+       CREATE TABLE copy_target (n int NOT NULL, label text NOT NULL, tag text NOT NULL)`,
+      "app",
+    );
+    for (const mode of MODES) {
+      bouncers[mode] = await startPgbun({ config: { pgbun: { pool_mode: mode, default_pool_size: 4 } }, pg: db });
+    }
+    scratch = mkdtempSync(join(tmpdir(), "pgbun-clients-"));
+  },
+  async () => {
+    for (const mode of MODES) await bouncers[mode]?.stop();
+    if (scratch) rmSync(scratch, { recursive: true, force: true });
+  },
+);
 
 /** A connected node-postgres client through the pgbun of `mode`, ended by the caller. */
-async function pgClient(mode: Mode, extra: Partial<ConstructorParameters<typeof Client>[0] & object> = {}): Promise<Client> {
-  const b = bouncers[mode];
-  const client = new Client({ host: b.host, port: b.port, user: pg.superuser, password: pg.password, database: "app", ...extra });
-  await client.connect();
-  return client;
+function pgClient(mode: Mode, extra: ClientConfig = {}): Promise<Client> {
+  return pgConnect(bouncers[mode], extra, { ignoreErrors: false });
 }
 
 /** Runs `fn` with a fresh pg client, always ending it. */
@@ -77,41 +59,16 @@ async function withClient<T>(mode: Mode, fn: (c: Client) => Promise<T>): Promise
   }
 }
 
-/** The rejection of `p`, which must reject with a PostgreSQL error. */
-async function pgError(p: Promise<unknown>): Promise<DatabaseError> {
-  try {
-    await p;
-  } catch (err) {
-    return err as DatabaseError;
-  }
-  throw new Error("expected the query to fail, it succeeded");
-}
-
 /** Count of rows with this tag, read straight from PostgreSQL (not through pgbun). */
 async function directCount(table: string, tag: string): Promise<number> {
   return Number(await pg.psql(`SELECT count(*) FROM ${table} WHERE tag = '${tag}'`, "app"));
 }
 
-interface RunResult {
-  code: number;
-  stdout: string;
-  stderr: string;
-}
-
 /** Runs psql against pgbun (`-X -q -At`, ON_ERROR_STOP), with `args` appended and optional stdin. */
-async function psql(mode: Mode, args: string[], stdin?: string): Promise<RunResult> {
+function psql(mode: Mode, args: string[], stdin?: string): Promise<ProgramResult> {
   const b = bouncers[mode];
-  const proc = Bun.spawn(
-    [PSQL, "-X", "-q", "-At", "-v", "ON_ERROR_STOP=1", "-h", b.host, "-p", String(b.port), "-U", pg.superuser, "-d", "app", ...args],
-    {
-      env: { ...process.env, PGPASSWORD: pg.password, PGCONNECT_TIMEOUT: "10", LANG: "C", LC_ALL: "C" },
-      stdin: stdin === undefined ? "ignore" : new Blob([stdin]),
-      stdout: "pipe",
-      stderr: "pipe",
-    },
-  );
-  const [stdout, stderr, code] = await Promise.all([new Response(proc.stdout).text(), new Response(proc.stderr).text(), proc.exited]);
-  return { code, stdout, stderr };
+  const argv = [PSQL, "-X", "-q", "-At", "-v", "ON_ERROR_STOP=1", "-h", b.host, "-p", String(b.port), "-U", pg.superuser, "-d", "app", ...args];
+  return runClientProgram(pg, argv, { stdin });
 }
 
 for (const mode of MODES) {
@@ -351,14 +308,14 @@ for (const mode of MODES) {
 
     test("pg COPY FROM STDIN without a stream is refused by CopyFail (57014) and the session continues", async () => {
       await withClient(mode, async (c) => {
-        const err = await pgError(c.query("COPY copy_target FROM STDIN"));
+        const err = await rejection(c.query("COPY copy_target FROM STDIN"));
         expect(err.code).toBe("57014");
         expect(err.message).toContain("No source stream defined");
         expect((await c.query("SELECT 'next' AS v")).rows).toEqual([{ v: "next" }]);
         // and inside a transaction: the CopyFail aborts it, ROLLBACK recovers
         await c.query("BEGIN");
-        expect((await pgError(c.query("COPY copy_target FROM STDIN"))).code).toBe("57014");
-        expect((await pgError(c.query("SELECT 1"))).code).toBe("25P02");
+        expect((await rejection(c.query("COPY copy_target FROM STDIN"))).code).toBe("57014");
+        expect((await rejection(c.query("SELECT 1"))).code).toBe("25P02");
         await c.query("ROLLBACK");
         expect((await c.query("SELECT 'recovered' AS v")).rows).toEqual([{ v: "recovered" }]);
       });
@@ -368,17 +325,17 @@ for (const mode of MODES) {
 
     test("errors outside a transaction carry their SQLSTATE and the session continues", async () => {
       await withClient(mode, async (c) => {
-        expect((await pgError(c.query("SELECT 1/0"))).code).toBe("22012");
+        expect((await rejection(c.query("SELECT 1/0"))).code).toBe("22012");
         expect((await c.query("SELECT 1 AS v")).rows).toEqual([{ v: 1 }]);
-        expect((await pgError(c.query("SELECT * FROM no_such_table"))).code).toBe("42P01");
-        expect((await pgError(c.query("SELEC 1"))).code).toBe("42601");
+        expect((await rejection(c.query("SELECT * FROM no_such_table"))).code).toBe("42P01");
+        expect((await rejection(c.query("SELEC 1"))).code).toBe("42601");
         // extended protocol: errors at parse, bind and execute
-        expect((await pgError(c.query("SELEC $1", [1]))).code).toBe("42601");
-        expect((await pgError(c.query("SELECT $1::int", ["not a number"]))).code).toBe("22P02");
-        expect((await pgError(c.query("SELECT 10 / $1::int", [0]))).code).toBe("22012");
+        expect((await rejection(c.query("SELEC $1", [1]))).code).toBe("42601");
+        expect((await rejection(c.query("SELECT $1::int", ["not a number"]))).code).toBe("22P02");
+        expect((await rejection(c.query("SELECT 10 / $1::int", [0]))).code).toBe("22012");
         expect((await c.query("SELECT $1::text AS v", ["alive"])).rows).toEqual([{ v: "alive" }]);
         // a server-side error with a custom SQLSTATE
-        const custom = await pgError(c.query("DO $$BEGIN RAISE EXCEPTION 'custom failure' USING ERRCODE = 'P0042'; END$$"));
+        const custom = await rejection(c.query("DO $$BEGIN RAISE EXCEPTION 'custom failure' USING ERRCODE = 'P0042'; END$$"));
         expect(custom.code).toBe("P0042");
         expect(custom.message).toBe("custom failure");
         expect((await c.query("SELECT 2 AS v")).rows).toEqual([{ v: 2 }]);
@@ -390,16 +347,16 @@ for (const mode of MODES) {
       await withClient(mode, async (c) => {
         await c.query("BEGIN");
         await c.query("INSERT INTO items (tag, n) VALUES ($1, 1)", [tag]);
-        expect((await pgError(c.query("SELECT 1/0"))).code).toBe("22012");
-        expect((await pgError(c.query("SELECT 1"))).code).toBe("25P02");
-        expect((await pgError(c.query("SELECT $1::int", [1]))).code).toBe("25P02");
+        expect((await rejection(c.query("SELECT 1/0"))).code).toBe("22012");
+        expect((await rejection(c.query("SELECT 1"))).code).toBe("25P02");
+        expect((await rejection(c.query("SELECT $1::int", [1]))).code).toBe("25P02");
         const rb = await c.query("ROLLBACK");
         expect(rb.command).toBe("ROLLBACK");
         expect((await c.query("SELECT count(*)::int AS c FROM items WHERE tag = $1", [tag])).rows).toEqual([{ c: 0 }]);
         // the same with an extended-protocol error and a COMMIT (which turns into ROLLBACK)
         await c.query("BEGIN");
         await c.query("INSERT INTO items (tag, n) VALUES ($1, 2)", [tag]);
-        expect((await pgError(c.query("SELECT 1 / $1::int", [0]))).code).toBe("22012");
+        expect((await rejection(c.query("SELECT 1 / $1::int", [0]))).code).toBe("22012");
         const commit = await c.query("COMMIT");
         expect(commit.command).toBe("ROLLBACK");
         expect((await c.query("SELECT count(*)::int AS c FROM items WHERE tag = $1", [tag])).rows).toEqual([{ c: 0 }]);

@@ -2,38 +2,20 @@
 // SET LOCAL values, parameters), the pool size is respected, and each client's parameters are re-applied on
 // whichever server it lands on (startup parameters, options -c, and session SETs of reported parameters).
 import { afterAll, beforeAll, describe, expect, setDefaultTimeout, test } from "bun:test";
-import { Client, type ClientConfig } from "pg";
-import { startPostgres, type TestPostgres } from "../harness/postgres.ts";
+import type { Client, ClientConfig } from "pg";
 import { startPgbun, type TestPgbun } from "../harness/pgbun.ts";
+import { appBackends, pgConnect, usePostgres, waitNoAppBackends } from "../harness/fixtures.ts";
 
 // generous per-test and per-hook limit for loaded machines (bun test alone defaults to 5 s)
 setDefaultTimeout(30_000);
 
-let pg: TestPostgres;
+const pg = usePostgres((db) =>
+  db.psql("CREATE TABLE tagged (id serial PRIMARY KEY, client int NOT NULL, seq int NOT NULL, via text NOT NULL)", "app"),
+);
 
-beforeAll(async () => {
-  pg = await startPostgres();
-  await pg.psql("CREATE TABLE tagged (id serial PRIMARY KEY, client int NOT NULL, seq int NOT NULL, via text NOT NULL)", "app");
-}, 60_000);
-
-afterAll(async () => {
-  await pg?.stop();
-});
-
-async function connect(b: TestPgbun, extra: ClientConfig = {}): Promise<Client> {
-  const client = new Client({ host: b.host, port: b.port, user: pg.superuser, password: pg.password, database: "app", ...extra });
-  await client.connect();
-  return client;
-}
-
-/** Backends of ordinary clients on the `app` database, as PostgreSQL counts them (asked over a direct connection). */
-async function appBackends(): Promise<number> {
-  return Number(await pg.psql("SELECT count(*) FROM pg_stat_activity WHERE backend_type = 'client backend' AND datname = 'app'"));
-}
-
-/** Waits until PostgreSQL has no backend on `app` left (after a pgbun stopped). */
-async function waitNoAppBackends(): Promise<void> {
-  for (let i = 0; i < 100 && (await appBackends()) > 0; i++) await Bun.sleep(50);
+/** A connected node-postgres client through `b`, ended by the caller. */
+function connect(b: TestPgbun, extra: ClientConfig = {}): Promise<Client> {
+  return pgConnect(b, extra, { ignoreErrors: false });
 }
 
 describe("200 concurrent clients, transaction mode, default_pool_size 5", () => {
@@ -49,7 +31,7 @@ describe("200 concurrent clients, transaction mode, default_pool_size 5", () => 
   });
   afterAll(async () => {
     await bouncer?.stop();
-    await waitNoAppBackends();
+    await waitNoAppBackends(pg);
   });
 
   /** One client's whole run; throws on the first thing it sees that is not its own. */
@@ -112,7 +94,7 @@ describe("200 concurrent clients, transaction mode, default_pool_size 5", () => 
     let maxBackends = 0;
     const sampler = (async () => {
       while (sampling) {
-        maxBackends = Math.max(maxBackends, await appBackends());
+        maxBackends = Math.max(maxBackends, await appBackends(pg));
         await Bun.sleep(20);
       }
     })();
@@ -134,7 +116,7 @@ describe("200 concurrent clients, transaction mode, default_pool_size 5", () => 
     // never more servers than the pool size, and they were actually used
     expect(maxBackends).toBeGreaterThan(0);
     expect(maxBackends).toBeLessThanOrEqual(POOL);
-    expect(await appBackends()).toBeLessThanOrEqual(POOL);
+    expect(await appBackends(pg)).toBeLessThanOrEqual(POOL);
   }, 60_000);
 });
 
@@ -146,7 +128,7 @@ describe("parameter re-application on a single shared server (transaction mode, 
   });
   afterAll(async () => {
     await bouncer?.stop();
-    await waitNoAppBackends();
+    await waitNoAppBackends(pg);
   });
 
   const SETTINGS_SQL =

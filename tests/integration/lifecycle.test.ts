@@ -1,109 +1,19 @@
 // Lifecycle integration tests: timeouts, limits, upstream login failures, signals and reload, server auth methods.
 import { afterAll, beforeAll, describe, expect, test } from "bun:test";
 import { readFileSync, writeFileSync } from "node:fs";
-import { startPostgres, type TestPostgres } from "../harness/postgres.ts";
-import { startPgbun, type TestPgbun } from "../harness/pgbun.ts";
-import { describe as show, errorFields, msg, rows, WireClient, type BackendMessage, type ErrorFields } from "../harness/wire.ts";
+import { startPgbun } from "../harness/pgbun.ts";
+import { backendPid, eventually, PgbunFixture, usePostgres, withPgbun } from "../harness/fixtures.ts";
+import { describe as show, errorFields, loginApp, msg, readyWithin, rows, type BackendMessage, type ErrorFields } from "../harness/wire.ts";
 
-let pg: TestPostgres;
-
-beforeAll(async () => {
-  pg = await startPostgres();
-}, 60_000);
-
-afterAll(async () => {
-  await pg?.stop();
-});
-
-class Fixture {
-  readonly clients: WireClient[] = [];
-  constructor(readonly pb: TestPgbun) {}
-
-  async login(params: Record<string, string> = {}): Promise<WireClient> {
-    const c = await WireClient.login({ host: this.pb.host, port: this.pb.port, params: { user: "postgres", database: "app", ...params } });
-    this.clients.push(c);
-    return c;
-  }
-
-  async connect(): Promise<WireClient> {
-    const c = await WireClient.connect({ host: this.pb.host, port: this.pb.port });
-    this.clients.push(c);
-    return c;
-  }
-
-  /** Connects and sends a StartupMessage; returns everything up to ReadyForQuery or the connection's end. */
-  async attempt(params: Record<string, string>, timeoutMs = 8_000): Promise<{ client: WireClient; messages: BackendMessage[]; closed: boolean }> {
-    const c = await this.connect();
-    c.send(msg.startup({ user: "postgres", database: "app", ...params }));
-    try {
-      const messages = await c.readUntil((m) => m.type === "Z", timeoutMs);
-      return { client: c, messages, closed: false };
-    } catch (err) {
-      const received = (err as { received?: BackendMessage[] }).received ?? [];
-      return { client: c, messages: received, closed: c.isClosed };
-    }
-  }
-
-  /** The path of the config file the harness wrote (from the process's command line). */
-  configFile(): string {
-    const args = readFileSync(`/proc/${this.pb.proc.pid}/cmdline`, "utf8").split("\0");
-    const i = args.indexOf("--config");
-    if (i < 0 || !args[i + 1]) throw new Error(`no --config in ${args.join(" ")}`);
-    return args[i + 1]!;
-  }
-
-  async dispose(): Promise<void> {
-    for (const c of this.clients) c.destroy();
-    await this.pb.stop("SIGTERM");
-  }
-}
-
-async function withPgbun(config: Record<string, unknown>, fn: (f: Fixture) => Promise<void>): Promise<void> {
-  const pgbun = (config.pgbun as Record<string, unknown> | undefined) ?? {};
-  const pb = await startPgbun({ config: { ...config, pgbun: { log_level: "debug", ...pgbun } }, pg });
-  const f = new Fixture(pb);
-  try {
-    await fn(f);
-  } catch (err) {
-    console.error(`--- last pgbun log lines ---\n${pb.logs().split("\n").slice(-40).join("\n")}`);
-    throw err;
-  } finally {
-    await f.dispose();
-  }
-}
+const pg = usePostgres();
 
 function errorsOf(messages: BackendMessage[]): ErrorFields[] {
   return messages.filter((m) => m.type === "E").map((m) => errorFields(m));
 }
 
-/** Resolves with the messages up to ReadyForQuery, or "timeout" if none arrives within `ms`. */
-async function readyWithin(c: WireClient, ms: number): Promise<BackendMessage[] | "timeout"> {
-  try {
-    return await c.readUntilReady(ms);
-  } catch (err) {
-    if (err instanceof Error && err.name === "WireTimeout" && !c.isClosed) return "timeout";
-    throw err;
-  }
-}
-
-async function backendPid(c: WireClient): Promise<string> {
-  const r = await c.query("SELECT pg_backend_pid()");
-  expect(r.errors).toEqual([]);
-  return r.rows[0]![0]!;
-}
-
-async function until(cond: () => Promise<boolean> | boolean, timeoutMs: number, stepMs = 100): Promise<boolean> {
-  const deadline = Date.now() + timeoutMs;
-  for (;;) {
-    if (await cond()) return true;
-    if (Date.now() >= deadline) return false;
-    await Bun.sleep(stepMs);
-  }
-}
-
 describe("timeouts", () => {
   test("query_wait_timeout: a client waiting for the only server gets an error within ~2.5 s; after COMMIT new clients are served", async () => {
-    await withPgbun({ pgbun: { pool_mode: "transaction", default_pool_size: 1, query_wait_timeout: 1 } }, async (f) => {
+    await withPgbun(pg, { pgbun: { pool_mode: "transaction", default_pool_size: 1, query_wait_timeout: 1 } }, async (f) => {
       const c1 = await f.login();
       const c2 = await f.login();
       expect((await c1.query("BEGIN")).status).toBe("T");
@@ -127,7 +37,7 @@ describe("timeouts", () => {
   }, 30_000);
 
   test("idle_transaction_timeout: a client idle in BEGIN is disconnected with 25P03 and the next client gets a clean server", async () => {
-    await withPgbun({ pgbun: { pool_mode: "transaction", default_pool_size: 1, idle_transaction_timeout: 1 } }, async (f) => {
+    await withPgbun(pg, { pgbun: { pool_mode: "transaction", default_pool_size: 1, idle_transaction_timeout: 1 } }, async (f) => {
       const idleOutside = await f.login();
       const c1 = await f.login();
       expect((await c1.query("BEGIN")).status).toBe("T");
@@ -150,7 +60,7 @@ describe("timeouts", () => {
   }, 30_000);
 
   test("client_idle_timeout: an idle client is disconnected, a busy one is not", async () => {
-    await withPgbun({ pgbun: { pool_mode: "transaction", default_pool_size: 2, client_idle_timeout: 1 } }, async (f) => {
+    await withPgbun(pg, { pgbun: { pool_mode: "transaction", default_pool_size: 2, client_idle_timeout: 1 } }, async (f) => {
       const idle = await f.login();
       const busy = await f.login();
       const t0 = Date.now();
@@ -169,7 +79,7 @@ describe("timeouts", () => {
   }, 30_000);
 
   test("query_timeout: a query running past it fails, and the server it ran on is not handed to the next client", async () => {
-    await withPgbun({ pgbun: { pool_mode: "transaction", default_pool_size: 1, query_timeout: 1 } }, async (f) => {
+    await withPgbun(pg, { pgbun: { pool_mode: "transaction", default_pool_size: 1, query_timeout: 1 } }, async (f) => {
       const c1 = await f.login();
       const c2 = await f.login();
       const pid1 = await backendPid(c1);
@@ -196,13 +106,13 @@ describe("timeouts", () => {
   }, 30_000);
 
   test("server_idle_timeout: an idle server connection is closed", async () => {
-    await withPgbun({ pgbun: { pool_mode: "transaction", default_pool_size: 2, server_idle_timeout: 1 } }, async (f) => {
+    await withPgbun(pg, { pgbun: { pool_mode: "transaction", default_pool_size: 2, server_idle_timeout: 1 } }, async (f) => {
       const c = await f.login();
       const pid = await backendPid(c); // released right after: idle in the pool
       const alive = async () => (await pg.psql(`SELECT count(*) FROM pg_stat_activity WHERE pid = ${pid}`)) === "1";
       expect(await alive()).toBe(true);
       const t0 = Date.now();
-      expect(await until(async () => !(await alive()), 5_000)).toBe(true);
+      expect(await eventually(async () => !(await alive()), 5_000)).toBe(true);
       expect(Date.now() - t0).toBeLessThan(3_000);
       // the client stays logged in and gets a new server when it needs one
       const r = await c.query("SELECT 2, pg_backend_pid()");
@@ -214,7 +124,7 @@ describe("timeouts", () => {
 
 describe("limits and login errors", () => {
   test("max_client_conn = 3: the 4th connection gets 53300; after one leaves, a new one gets in", async () => {
-    await withPgbun({ pgbun: { pool_mode: "transaction", default_pool_size: 2, max_client_conn: 3 } }, async (f) => {
+    await withPgbun(pg, { pgbun: { pool_mode: "transaction", default_pool_size: 2, max_client_conn: 3 } }, async (f) => {
       const c1 = await f.login();
       await f.login();
       await f.login();
@@ -231,7 +141,7 @@ describe("limits and login errors", () => {
 
   test("an unknown database with no '*' entry gets 3D000", async () => {
     const databases = { app: { host: pg.host, port: pg.port, user: "postgres", password: pg.password, dbname: "app" } };
-    await withPgbun({ pgbun: { pool_mode: "transaction" }, databases }, async (f) => {
+    await withPgbun(pg, { pgbun: { pool_mode: "transaction" }, databases }, async (f) => {
       const r = await f.attempt({ database: "nosuchdb" });
       const errors = errorsOf(r.messages);
       expect(errors.map((e) => e.C)).toEqual(["3D000"]);
@@ -243,7 +153,7 @@ describe("limits and login errors", () => {
   }, 30_000);
 
   test("a database missing upstream gives PostgreSQL's own 3D000 error", async () => {
-    await withPgbun({ pgbun: { pool_mode: "transaction" } }, async (f) => {
+    await withPgbun(pg, { pgbun: { pool_mode: "transaction" } }, async (f) => {
       const r = await f.attempt({ database: "nosuchupstream" });
       const errors = errorsOf(r.messages);
       expect(errors.length).toBe(1);
@@ -256,7 +166,7 @@ describe("limits and login errors", () => {
 
   test("a wrong upstream password gives the client PostgreSQL's 28P01 rather than a hang", async () => {
     const databases = { app: { host: pg.host, port: pg.port, user: "postgres", password: "wrong-password", dbname: "app" } };
-    await withPgbun({ pgbun: { pool_mode: "transaction" }, databases }, async (f) => {
+    await withPgbun(pg, { pgbun: { pool_mode: "transaction" }, databases }, async (f) => {
       for (let i = 0; i < 2; i++) {
         const t0 = Date.now();
         const r = await f.attempt({}, 8_000);
@@ -273,7 +183,7 @@ describe("limits and login errors", () => {
 
 describe("signals", () => {
   test("SIGTERM: new connections are refused, the connected client finishes its query, pgbun exits when it leaves", async () => {
-    await withPgbun({ pgbun: { pool_mode: "transaction", default_pool_size: 2 } }, async (f) => {
+    await withPgbun(pg, { pgbun: { pool_mode: "transaction", default_pool_size: 2 } }, async (f) => {
       const c1 = await f.login();
       c1.send(msg.query("SELECT 'done' FROM pg_sleep(1)"));
       await Bun.sleep(200);
@@ -282,7 +192,7 @@ describe("signals", () => {
 
       let served = false;
       try {
-        const c = await WireClient.login({ host: f.pb.host, port: f.pb.port, params: { user: "postgres", database: "app" }, timeoutMs: 2_000 });
+        const c = await loginApp(f.pb, {}, 2_000);
         f.clients.push(c);
         served = (await c.query("SELECT 1")).rows.length === 1;
       } catch {
@@ -304,7 +214,7 @@ describe("signals", () => {
   }, 30_000);
 
   test("SIGQUIT: pgbun exits at once, even with a query running", async () => {
-    await withPgbun({ pgbun: { pool_mode: "transaction", default_pool_size: 2 } }, async (f) => {
+    await withPgbun(pg, { pgbun: { pool_mode: "transaction", default_pool_size: 2 } }, async (f) => {
       const c1 = await f.login();
       c1.send(msg.query("SELECT pg_sleep(5)"));
       await Bun.sleep(300);
@@ -318,7 +228,7 @@ describe("signals", () => {
   }, 30_000);
 
   test("SIGHUP applies a changed default_pool_size from the config file", async () => {
-    await withPgbun({ pgbun: { pool_mode: "transaction", default_pool_size: 1 } }, async (f) => {
+    await withPgbun(pg, { pgbun: { pool_mode: "transaction", default_pool_size: 1 } }, async (f) => {
       const c1 = await f.login();
       const c2 = await f.login();
       // pool size 1: c2 waits while c1 holds the server
@@ -328,12 +238,12 @@ describe("signals", () => {
       expect((await c1.query("COMMIT")).status).toBe("I");
       expect(rows(await c2.readUntilReady(5_000))).toEqual([["c2"]]);
 
-      const file = f.configFile();
+      const file = f.pb.configFile;
       const config = JSON.parse(readFileSync(file, "utf8")) as { pgbun: Record<string, unknown> };
       config.pgbun.default_pool_size = 2;
       writeFileSync(file, JSON.stringify(config, null, 2));
       f.pb.proc.kill("SIGHUP");
-      expect(await until(() => f.pb.logs().includes("configuration reloaded"), 5_000)).toBe(true);
+      expect(await eventually(() => f.pb.logs().includes("configuration reloaded"), 5_000)).toBe(true);
 
       // pool size 2: a second server serves c2 while c1 holds the first
       expect((await c1.query("BEGIN")).status).toBe("T");
@@ -349,12 +259,12 @@ describe("signals", () => {
   }, 30_000);
 
   test("SIGHUP with a broken config file keeps the running configuration and logs that the reload failed", async () => {
-    await withPgbun({ pgbun: { pool_mode: "transaction", default_pool_size: 1 } }, async (f) => {
+    await withPgbun(pg, { pgbun: { pool_mode: "transaction", default_pool_size: 1 } }, async (f) => {
       const c1 = await f.login();
-      const file = f.configFile();
+      const file = f.pb.configFile;
       writeFileSync(file, "{ this is not json");
       f.pb.proc.kill("SIGHUP");
-      expect(await until(() => /reload failed/i.test(f.pb.logs()), 5_000)).toBe(true);
+      expect(await eventually(() => /reload failed/i.test(f.pb.logs()), 5_000)).toBe(true);
       expect(f.pb.proc.exitCode).toBeNull();
 
       // still serving, and still with pool size 1 in transaction mode
@@ -370,7 +280,7 @@ describe("signals", () => {
 });
 
 describe("server login with each upstream auth method", () => {
-  let f: Fixture;
+  let f: PgbunFixture;
   beforeAll(async () => {
     const at = { host: pg.host, port: pg.port, dbname: "postgres" };
     const databases = {
@@ -382,7 +292,7 @@ describe("server login with each upstream auth method", () => {
       clearbad: { ...at, user: "cleartextuser", password: "nope" },
       scrambad: { ...at, user: "postgres", password: "nope" },
     };
-    f = new Fixture(await startPgbun({ config: { pgbun: { pool_mode: "transaction", log_level: "debug" }, databases }, pg }));
+    f = new PgbunFixture(await startPgbun({ config: { pgbun: { pool_mode: "transaction", log_level: "debug" }, databases }, pg }));
   }, 30_000);
   afterAll(async () => {
     await f?.dispose();

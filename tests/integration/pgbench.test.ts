@@ -1,10 +1,16 @@
 // Integration: pgbench (TPC-B-like and select-only, simple and extended protocol) through pgbun in session and
 // transaction mode; every run must finish without a failed transaction and with real throughput.
 import { afterAll, beforeAll, describe, expect, setDefaultTimeout, test } from "bun:test";
-import { existsSync, readdirSync } from "node:fs";
-import { join } from "node:path";
-import { startPostgres, type TestPostgres } from "../harness/postgres.ts";
 import { startPgbun, type TestPgbun } from "../harness/pgbun.ts";
+import {
+  appBackends,
+  initPgbench,
+  parsePgbenchSummary,
+  runPgbench,
+  usePostgres,
+  waitNoAppBackends,
+  type PgbenchSummary,
+} from "../harness/fixtures.ts";
 
 // generous per-test and per-hook limit for loaded machines (bun test alone defaults to 5 s)
 setDefaultTimeout(30_000);
@@ -20,77 +26,19 @@ const SECONDS = 3;
  */
 const POOL_SIZE: Record<Mode, number> = { session: 4, transaction: 4 };
 
-/** A PostgreSQL client program: PATH first, then Debian's versioned bin dirs (highest version first). */
-function findBinary(name: string): string {
-  const onPath = Bun.which(name);
-  if (onPath) return onPath;
-  const base = "/usr/lib/postgresql";
-  const versions = existsSync(base) ? readdirSync(base).sort((a, b) => Number(b) - Number(a)) : [];
-  for (const v of versions) {
-    const candidate = join(base, v, "bin", name);
-    if (existsSync(candidate)) return candidate;
-  }
-  throw new Error(`${name} not found on PATH or in ${base}/*/bin`);
-}
-const PGBENCH = findBinary("pgbench");
-
-let pg: TestPostgres;
+const pg = usePostgres((db) => initPgbench(db));
 const bouncers = {} as Record<Mode, TestPgbun>;
 
-interface RunResult {
-  code: number;
-  output: string;
-}
-
-async function pgbench(host: string, port: number, args: string[]): Promise<RunResult> {
-  const proc = Bun.spawn([PGBENCH, "-h", host, "-p", String(port), "-U", pg.superuser, ...args, "app"], {
-    env: { ...process.env, PGPASSWORD: pg.password, PGCONNECT_TIMEOUT: "10", LANG: "C", LC_ALL: "C" },
-    stdin: "ignore",
-    stdout: "pipe",
-    stderr: "pipe",
-  });
-  const killer = setTimeout(() => proc.kill("SIGKILL"), 30_000);
-  const [out, err, code] = await Promise.all([new Response(proc.stdout).text(), new Response(proc.stderr).text(), proc.exited]);
-  clearTimeout(killer);
-  return { code, output: `${out}\n${err}` };
-}
-
-interface BenchSummary {
-  processed: number;
-  failed: number;
-  tps: number;
-}
-
-/** The summary lines of a pgbench run; throws (with the whole output) when one is missing. */
-function parseSummary(output: string): BenchSummary {
-  const processed = /number of transactions actually processed: (\d+)/.exec(output);
-  const failed = /number of failed transactions: (\d+)/.exec(output);
-  const tps = /tps = ([\d.]+) \(without initial connection time\)/.exec(output);
-  if (!processed || !failed || !tps) throw new Error(`unexpected pgbench output:\n${output}`);
-  return { processed: Number(processed[1]), failed: Number(failed[1]), tps: Number(tps[1]) };
-}
-
-beforeAll(async () => {
-  pg = await startPostgres();
-  const init = await pgbench(pg.host, pg.port, ["-i", "-s", "1", "-q"]);
-  if (init.code !== 0) throw new Error(`pgbench -i failed:\n${init.output}`);
-}, 60_000);
-
-afterAll(async () => {
-  await pg?.stop();
-});
-
 /** Runs pgbench through pgbun and checks the run's summary; returns it. */
-async function benchThrough(mode: Mode, extra: string[]): Promise<BenchSummary> {
+async function benchThrough(mode: Mode, extra: string[]): Promise<PgbenchSummary> {
   const b = bouncers[mode];
-  const run = pgbench(b.host, b.port, ["-c", String(CLIENTS), "-j", String(THREADS), "-T", String(SECONDS), ...extra]);
+  const run = runPgbench(pg, b, ["-c", String(CLIENTS), "-j", String(THREADS), "-T", String(SECONDS), ...extra]);
   // meanwhile, PostgreSQL's own view: never more backends on `app` than the pool allows
   let done = false;
   let maxBackends = 0;
   const sampler = (async () => {
     while (!done) {
-      const n = Number(await pg.psql("SELECT count(*) FROM pg_stat_activity WHERE backend_type = 'client backend' AND datname = 'app'"));
-      maxBackends = Math.max(maxBackends, n);
+      maxBackends = Math.max(maxBackends, await appBackends(pg));
       await Bun.sleep(50);
     }
   })();
@@ -101,7 +49,7 @@ async function benchThrough(mode: Mode, extra: string[]): Promise<BenchSummary> 
   expect(maxBackends).toBeLessThanOrEqual(POOL_SIZE[mode]);
   if (r.code !== 0) throw new Error(`pgbench exited with ${r.code}:\n${r.output}\n--- pgbun logs ---\n${b.logs()}`);
   expect(r.output).toContain("number of failed transactions: 0 ");
-  const summary = parseSummary(r.output);
+  const summary = parsePgbenchSummary(r.output);
   expect(summary.failed).toBe(0);
   expect(summary.processed).toBeGreaterThan(0);
   expect(summary.tps).toBeGreaterThan(0);
@@ -123,9 +71,7 @@ for (const mode of MODES) {
     afterAll(async () => {
       await bouncers[mode]?.stop();
       // its servers are gone before the next mode starts counting
-      for (let i = 0; i < 100 && (await pg.psql("SELECT count(*) FROM pg_stat_activity WHERE backend_type = 'client backend' AND datname = 'app'")) !== "0"; i++) {
-        await Bun.sleep(50);
-      }
+      await waitNoAppBackends(pg);
     });
 
     for (const protocol of ["simple", "extended"] as const) {

@@ -1,76 +1,25 @@
 // Integration: session state in transaction mode. SET values follow their client from server to server and never
 // leak to another client of the same server; advisory locks, temp tables, LISTEN, holdable cursors and SET ROLE pin
 // the client to its server until they are gone; session_state = "error" refuses such state, "ignore" ignores it.
-import { afterAll, beforeAll, describe, expect, setDefaultTimeout, test } from "bun:test";
-import { startPostgres, type TestPostgres } from "../harness/postgres.ts";
-import { startPgbun, type TestPgbun } from "../harness/pgbun.ts";
-import { errorFields, msg, rows, WireClient, type BackendMessage } from "../harness/wire.ts";
+import { describe, expect, setDefaultTimeout, test } from "bun:test";
+import { expectLog, tx, usePostgres, withPgbun } from "../harness/fixtures.ts";
+import { errorFields, msg, readyWithin, rows, WireClient, type BackendMessage } from "../harness/wire.ts";
 
 // generous per-test and per-hook limit for loaded machines (bun test alone defaults to 5 s)
 setDefaultTimeout(30_000);
 
-let pg: TestPostgres;
-
-beforeAll(async () => {
-  pg = await startPostgres();
-  await pg.psql(
+const pg = usePostgres((db) =>
+  db.psql(
     `CREATE SCHEMA myschema;
      CREATE TABLE myschema.marker (v text);
      INSERT INTO myschema.marker VALUES ('in myschema');
      CREATE ROLE pin_role NOLOGIN`,
     "app",
-  );
-}, 60_000);
-
-afterAll(async () => {
-  await pg?.stop();
-});
+  ),
+);
 
 // ---------------------------------------------------------------------------------------------------------------
 // Helpers.
-
-/** One pgbun for one test, with the wire clients it made; everything is torn down by dispose(). */
-class Fixture {
-  readonly clients: WireClient[] = [];
-  constructor(readonly pb: TestPgbun) {}
-
-  async login(params: Record<string, string> = {}): Promise<WireClient> {
-    const c = await WireClient.login({ host: this.pb.host, port: this.pb.port, params: { user: "postgres", database: "app", ...params } });
-    this.clients.push(c);
-    return c;
-  }
-
-  async dispose(): Promise<void> {
-    for (const c of this.clients) c.destroy();
-    await this.pb.stop("SIGTERM");
-  }
-}
-
-async function withPgbun(settings: Record<string, unknown>, fn: (f: Fixture) => Promise<void>): Promise<void> {
-  const pb = await startPgbun({ config: { pgbun: { log_level: "debug", ...settings } }, pg });
-  const f = new Fixture(pb);
-  try {
-    await fn(f);
-  } catch (err) {
-    const logs = pb.logs().split("\n").slice(-40).join("\n");
-    console.error(`--- last pgbun log lines ---\n${logs}`);
-    throw err;
-  } finally {
-    await f.dispose();
-  }
-}
-
-const tx = (size: number, extra: Record<string, unknown> = {}) => ({ pool_mode: "transaction", default_pool_size: size, ...extra });
-
-/** Resolves with the messages up to ReadyForQuery, or "timeout" if none arrives within `ms`. */
-async function readyWithin(c: WireClient, ms: number): Promise<BackendMessage[] | "timeout"> {
-  try {
-    return await c.readUntilReady(ms);
-  } catch (err) {
-    if (err instanceof Error && err.name === "WireTimeout" && !c.isClosed) return "timeout";
-    throw err;
-  }
-}
 
 /** Runs `sql`, which must succeed and leave no transaction open; returns its rows. */
 async function ok(c: WireClient, sql: string): Promise<Array<Array<string | null>>> {
@@ -87,15 +36,9 @@ async function value(c: WireClient, sql: string): Promise<string | null> {
   return r[0]![0]!;
 }
 
+/** The backend pid of the server a client's next query runs on, read with `value` (so its checks apply too). */
 async function backendPid(c: WireClient): Promise<string> {
   return (await value(c, "SELECT pg_backend_pid()"))!;
-}
-
-/** Waits (up to 5 s) until pgbun's log output contains `text`; logs reach the test through a pipe, a little later. */
-async function expectLog(pb: TestPgbun, text: string): Promise<void> {
-  const deadline = Date.now() + 5_000;
-  while (!pb.logs().includes(text) && Date.now() < deadline) await Bun.sleep(50);
-  expect(pb.logs()).toContain(text);
 }
 
 /** channel and payload of a NotificationResponse. */
@@ -150,7 +93,7 @@ describe("SET values follow their client and never leak to another client of the
   ];
   for (const c of cases) {
     test(`${c.name} by A is seen by A in every later transaction; B on the same server never sees it`, async () => {
-      await withPgbun(tx(1), async (f) => {
+      await withPgbun(pg, { pgbun: tx(1) }, async (f) => {
         const a = await f.login();
         const b = await f.login();
         expect(c.other).toContain(await value(b, c.read));
@@ -173,7 +116,7 @@ describe("SET values follow their client and never leak to another client of the
   }
 
   test("search_path set by A resolves A's unqualified names to myschema; B's stay unresolved (42P01)", async () => {
-    await withPgbun(tx(1), async (f) => {
+    await withPgbun(pg, { pgbun: tx(1) }, async (f) => {
       const a = await f.login();
       const b = await f.login();
       await ok(a, "SET search_path TO myschema, public");
@@ -187,7 +130,7 @@ describe("SET values follow their client and never leak to another client of the
   });
 
   test("two clients with different values of the same custom setting each keep their own", async () => {
-    await withPgbun(tx(1), async (f) => {
+    await withPgbun(pg, { pgbun: tx(1) }, async (f) => {
       const a = await f.login();
       const b = await f.login();
       await ok(a, "SET myapp.tenant = 'a'");
@@ -200,7 +143,7 @@ describe("SET values follow their client and never leak to another client of the
   });
 
   test("RESET statement_timeout after connecting with options=-c statement_timeout=1234 gives back 1234ms", async () => {
-    await withPgbun(tx(1), async (f) => {
+    await withPgbun(pg, { pgbun: tx(1) }, async (f) => {
       const a = await f.login({ options: "-c statement_timeout=1234" });
       const b = await f.login();
       expect(await value(a, "SHOW statement_timeout")).toBe("1234ms");
@@ -259,7 +202,7 @@ describe("state that pins the client to its server (transaction mode)", () => {
   ];
   for (const c of cases) {
     test(`${c.name}: same backend across transactions, and with pool size 1 another client waits until then`, async () => {
-      await withPgbun(tx(1), async (f) => {
+      await withPgbun(pg, { pgbun: tx(1) }, async (f) => {
         const a = await f.login();
         const b = await f.login();
         for (const sql of c.setup) {
@@ -290,7 +233,7 @@ describe("state that pins the client to its server (transaction mode)", () => {
   }
 
   test("LISTEN pins the client (stable backend, gets a NOTIFY sent directly to PostgreSQL) until UNLISTEN *", async () => {
-    await withPgbun(tx(2), async (f) => {
+    await withPgbun(pg, { pgbun: tx(2) }, async (f) => {
       const a = await f.login();
       const b = await f.login();
       const c = await f.login();
@@ -322,7 +265,7 @@ describe("state that pins the client to its server (transaction mode)", () => {
   });
 
   test("pinned state is visible in the logs: 'client pinned to its server: advisory lock', then 'client unpinned'", async () => {
-    await withPgbun(tx(1), async (f) => {
+    await withPgbun(pg, { pgbun: tx(1) }, async (f) => {
       const a = await f.login();
       await ok(a, "SELECT pg_advisory_lock(42)");
       await ok(a, "SELECT 1");
@@ -337,7 +280,7 @@ describe("state that pins the client to its server (transaction mode)", () => {
 
 describe("session_state settings (transaction mode, pool size 1)", () => {
   test('session_state = "error": CREATE TEMP TABLE gets a FATAL 0A000 and the next client does not see the temp table', async () => {
-    await withPgbun(tx(1, { session_state: "error" }), async (f) => {
+    await withPgbun(pg, { pgbun: tx(1, { session_state: "error" }) }, async (f) => {
       const a = await f.login();
       const b = await f.login();
       a.send(msg.query("CREATE TEMP TABLE tt_err (x int)"));
@@ -355,7 +298,7 @@ describe("session_state settings (transaction mode, pool size 1)", () => {
   });
 
   test('session_state = "ignore": no pin (as in PgBouncer): with pool size 1, B is served on the same backend while A\'s temp table exists', async () => {
-    await withPgbun(tx(1, { session_state: "ignore" }), async (f) => {
+    await withPgbun(pg, { pgbun: tx(1, { session_state: "ignore" }) }, async (f) => {
       const a = await f.login();
       const b = await f.login();
       await ok(a, "CREATE TEMP TABLE tt_ign (x int)");

@@ -1,0 +1,78 @@
+// The plugin pipeline against a real PostgreSQL: a plugin whose hook throws fails only what it touched, naming itself.
+import { describe, expect, setDefaultTimeout, test } from "bun:test";
+import { harnessTempDir } from "../harness/postgres.ts";
+import { firstValue, pluginTestKit, rejection, usePostgres, waitFor, writePlugin } from "../harness/fixtures.ts";
+import type { TestPooler } from "../../plugin-sdk/testing.ts";
+
+// PostgreSQL and pgbun processes start here: generous limits for a loaded machine
+setDefaultTimeout(30_000);
+
+const pg = usePostgres();
+const { pooler, connect } = pluginTestKit(pg);
+
+describe("a throwing plugin", () => {
+  const thrower = `
+    import { definePlugin, decodeQuery, decodeDataRow } from "\${SDK}";
+    export default definePlugin(() => ({
+      name: "thrower",
+      apply(api) {
+        api.onClientMessage("Query", (ctx) => {
+          if (decodeQuery(ctx) === "SELECT 'boom'") throw new Error("kaboom in a client hook");
+          return undefined;
+        });
+        api.onServerMessage("DataRow", (ctx) => {
+          if (decodeDataRow(ctx)[0] === "server-boom") throw new Error("kaboom in a server hook");
+          return undefined;
+        });
+      },
+    }));
+  `;
+
+  async function setup(): Promise<TestPooler> {
+    const dir = await harnessTempDir("thrower");
+    writePlugin(dir, "thrower.ts", thrower);
+    return pooler(["./thrower.ts"], { dir });
+  }
+
+  test("a throw in a Query hook: that query fails naming the plugin, the client continues, others are unaffected", async () => {
+    const p = await setup();
+    const a = await connect(p);
+    const b = await connect(p);
+    expect(await firstValue(b, "SELECT 'b before'")).toBe("b before");
+
+    const err = await rejection(a.query("SELECT 'boom'"));
+    expect(err.message).toContain("kaboom in a client hook");
+    expect(err.severity).toBe("ERROR");
+
+    expect(await firstValue(a, "SELECT 'a after'")).toBe("a after");
+    expect(await firstValue(b, "SELECT 'b after'")).toBe("b after");
+    // again, inside a transaction: the client keeps its session
+    await a.query("BEGIN");
+    await rejection(a.query("SELECT 'boom'"));
+    expect(await firstValue(a, "SELECT 'still here'")).toBe("still here");
+    await a.query("COMMIT");
+    // and the pooler still accepts new clients
+    expect(await firstValue(await connect(p), "SELECT 'new client'")).toBe("new client");
+    // the error says which plugin failed
+    expect(err.message).toContain('plugin "thrower" failed');
+  });
+
+  test("a throw in a server-message hook ends that client with an error naming the plugin; others keep working", async () => {
+    const p = await setup();
+    const a = await connect(p);
+    const b = await connect(p);
+    let ended = false;
+    a.on("end", () => (ended = true));
+
+    const err = await rejection(a.query("SELECT 'server-boom'"));
+    expect(err.message).toContain("kaboom in a server hook");
+    await waitFor("the failed client's connection to end", () => ended, 3_000);
+    await rejection(a.query("SELECT 1"));
+
+    expect(await firstValue(b, "SELECT 'b works'")).toBe("b works");
+    const c = await connect(p);
+    expect(await firstValue(c, "SELECT 'new client works'")).toBe("new client works");
+    // the error says which plugin failed
+    expect(err.message).toContain('plugin "thrower" failed');
+  });
+});
