@@ -1,14 +1,12 @@
 // pgbun's command line (commander): start, check.
 import { Command } from "commander";
-import { readFileSync } from "node:fs";
-import { join } from "node:path";
 import { ConfigError, describeConfig, loadConfig, type LoadOptions } from "../core/config/load.ts";
 import { createLogger } from "../core/logger.ts";
+import { VERSION } from "../core/version.ts";
 import { Pgbun } from "../core/pgbun.ts";
 import { loadPlugins, PluginLoadError } from "../core/plugin/loader.ts";
 import { supervise, workerCount, workerIdentity } from "../core/workers.ts";
 
-const version = (JSON.parse(readFileSync(join(import.meta.dir, "..", "package.json"), "utf8")) as { version: string }).version;
 
 interface CommonOptions {
   config?: string;
@@ -92,7 +90,7 @@ async function start(o: CommonOptions): Promise<void> {
   process.on("unhandledRejection", (err) => log.error({ err }, "unhandled rejection (kept serving)"));
 }
 
-const program = new Command("pgbun").description("A programmable PostgreSQL connection pooler").version(version);
+const program = new Command("pgbun").description("A programmable PostgreSQL connection pooler").version(VERSION);
 withCommon(program.command("start").description("run the pooler")).action((o: CommonOptions) => start(o));
 withCommon(program.command("check").description("validate the config and print the effective settings")).action(async (o: CommonOptions) => {
   try {

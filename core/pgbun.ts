@@ -9,7 +9,7 @@ import { CancelRegistry } from "./cancel.ts";
 import { createHooks, type MessageHook, type PgbunHooks, type ReleaseReason } from "./hooks.ts";
 import { Backend, Frontend, messageCode } from "./protocol/codes.ts";
 import { Frame, frameFlags, type FrameFlags } from "./protocol/framer.ts";
-import { errorResponse, SqlState } from "./protocol/errors.ts";
+import { SqlState } from "./protocol/errors.ts";
 import { applyPlugins, attributeTaps, loadPlugins, type LoadedPlugin } from "./plugin/loader.ts";
 import type { PluginApi, TapOptions } from "./plugin/types.ts";
 import type { PgbunConfig } from "./config/load.ts";
@@ -378,10 +378,5 @@ export class Pgbun {
     const resolve = this.exitResolve;
     this.exitResolve = null;
     void this.hooks.shutdown.promise().finally(resolve);
-  }
-
-  /** Reports an error to a client outside any batch. */
-  sendError(client: ClientConnection, code: string, message: string): void {
-    client.out.send(errorResponse(code, message));
   }
 }

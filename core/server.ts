@@ -8,7 +8,7 @@ import { decodeDataRow } from "./protocol/decode.ts";
 import { Outbound, type Pausable } from "./net/outbound.ts";
 import { Action } from "./context.ts";
 import { PluginFault } from "./plugin/fault.ts";
-import { ServerLogin, type LoginFailure } from "./server-login.ts";
+import { ServerLogin } from "./server-login.ts";
 import type { ClientConnection } from "./client.ts";
 import type { Pgbun } from "./pgbun.ts";
 
@@ -376,4 +376,3 @@ export class ServerConnection implements FrameSink, Pausable {
   }
 }
 
-export type { LoginFailure };

@@ -80,11 +80,6 @@ export class Outbound {
     this.piecesLen = 0;
   }
 
-  /** Copies the unflushed batch so it survives the current read buffer (used when parking). */
-  detachBatch(): Buffer | null {
-    return this.piecesLen === 0 ? null : this.takeBatch();
-  }
-
   /** Writes the batch in one write; `source` is paused if the socket cannot take it all. */
   flush(source: Pausable | null): void {
     const len = this.piecesLen;

@@ -1,7 +1,7 @@
 // Finds, compiles (esbuild), orders and applies plugins; attributes every tap to the plugin that made it.
 import { createHash } from "node:crypto";
-import { existsSync, mkdirSync, readFileSync, statSync, writeFileSync } from "node:fs";
-import { dirname, extname, isAbsolute, join, resolve } from "node:path";
+import { existsSync, mkdirSync, renameSync, statSync, writeFileSync } from "node:fs";
+import { extname, isAbsolute, join, resolve } from "node:path";
 import { build } from "esbuild";
 import { HookMap } from "tapable";
 import type { PluginSpec } from "../config/load.ts";
@@ -66,7 +66,7 @@ async function compile(file: string, cacheDir: string): Promise<string> {
   });
   const tmp = `${out}.${process.pid}.tmp`;
   writeFileSync(tmp, result.outputFiles[0]!.contents);
-  require("node:fs").renameSync(tmp, out);
+  renameSync(tmp, out);
   return out;
 }
 
@@ -173,9 +173,4 @@ export async function applyPlugins(list: LoadedPlugin[], makeApi: (l: LoadedPlug
       setCurrent(null);
     }
   }
-}
-
-export function readPackageVersion(): string {
-  const pkg = JSON.parse(readFileSync(join(dirname(import.meta.dir), "..", "package.json"), "utf8")) as { version: string };
-  return pkg.version;
 }

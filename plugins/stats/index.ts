@@ -1,7 +1,7 @@
 // Built-in plugin "pgbun:stats": PgBouncer's counters and its admin console (virtual database pgbouncer, alias pgbun).
 import type { ClientConnection } from "../../core/client.ts";
 import type { PgbunPlugin, PluginApi } from "../../core/plugin/types.ts";
-import { readPackageVersion } from "../../core/plugin/loader.ts";
+import { VERSION } from "../../core/version.ts";
 import { Control } from "./control.ts";
 import { COUNTER_FIELDS, StatsRegistry } from "./counters.ts";
 import { PLUGIN_NAME, type AdminEnv } from "./env.ts";
@@ -40,7 +40,7 @@ export default function statsPlugin(): PgbunPlugin {
         core: api.core,
         stats,
         control,
-        version: readPackageVersion(),
+        version: VERSION,
         log: api.log,
         adminClients: () => [...admins].filter((c) => c.state === "active"),
         countersOf: counters.countersOf,
