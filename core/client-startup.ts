@@ -3,7 +3,6 @@ import { MAX_STARTUP_PACKET, StartupCode } from "./protocol/codes.ts";
 import { SqlState } from "./protocol/errors.ts";
 import { backendKeyData, negotiateProtocolVersion, parameterStatus, Prebuilt } from "./protocol/writer.ts";
 import type { ClientConnection, PoolMode } from "./client.ts";
-import type { Refusal } from "./hooks.ts";
 import { PluginFault } from "./plugin/fault.ts";
 
 /** Parameters the server reports with ParameterStatus, by lower-case name, with their canonical spelling. */
@@ -102,13 +101,6 @@ function setParam(client: ClientConnection, name: string, value: string): string
   return null;
 }
 
-function refuse(client: ClientConnection, r: Refusal): void {
-  if (r.error) {
-    client.out.send(r.error);
-    client.close(r.message);
-  } else client.fatal(r.code, r.message, r.detail);
-}
-
 /** Parses the StartupMessage and runs the login sequence through the hooks. */
 async function login(client: ClientConnection, packet: Buffer): Promise<void> {
   const core = client.core;
@@ -171,7 +163,7 @@ async function login(client: ClientConnection, packet: Buffer): Promise<void> {
   try {
     const startRefusal = await core.hooks.startup.promise(client);
     if (client.closed) return;
-    if (startRefusal) return refuse(client, startRefusal);
+    if (startRefusal) return client.refuse(startRefusal);
     if (!client.virtual) {
       const entry = core.resolveDatabase(client.database);
       if (!entry) return client.fatal(SqlState.InvalidCatalogName, `no such database: ${client.database}`);
@@ -181,11 +173,11 @@ async function login(client: ClientConnection, packet: Buffer): Promise<void> {
     }
     const authRefusal = core.hooks.authenticate.isUsed() ? await core.hooks.authenticate.promise(client) : undefined;
     if (client.closed) return;
-    if (authRefusal) return refuse(client, authRefusal);
+    if (authRefusal) return client.refuse(authRefusal);
     client.out.send(Prebuilt.AuthenticationOk);
     const poolRefusal = await core.hooks.authenticated.promise(client);
     if (client.closed) return;
-    if (poolRefusal) return refuse(client, poolRefusal);
+    if (poolRefusal) return client.refuse(poolRefusal);
   } catch (err) {
     const fault = PluginFault.from(err);
     core.log.error({ client: client.label, plugin: fault.plugin, err: fault.cause }, `plugin ${fault.plugin} failed during login`);

@@ -411,6 +411,14 @@ export class ClientConnection implements FrameSink, Pausable {
 
   // ---- closing ----
 
+  /** Ends the session with PostgreSQL's own ErrorResponse when there is one (a failed server login), else pgbun's. */
+  refuse(r: { code: string; message: string; detail?: string; error?: Buffer }): void {
+    if (this.state === "closed") return;
+    if (!r.error) return this.fatal(r.code, r.message, r.detail);
+    this.out.send(r.error);
+    this.close(r.message);
+  }
+
   /** Sends a FATAL ErrorResponse and closes. */
   fatal(code: string, message: string, detail?: string): void {
     if (this.state === "closed") return;

@@ -106,12 +106,7 @@ class PoolManager {
         this.api.log.warn({ pool: `${pool.database}/${pool.user}`, host: target.host, port: target.port, code: f.code }, `server login failed: ${f.message}`);
         pool.failWelcome(f);
         // every waiter gets the failure rather than hanging (PostgreSQL's own error when it sent one)
-        for (let c = pool.nextWaiter(); c; c = pool.nextWaiter()) {
-          if (f.error) {
-            c.out.send(f.error);
-            c.close(f.message);
-          } else c.fatal(SqlState.ConnectionFailure, `server login failed: ${f.message}`);
-        }
+        for (let c = pool.nextWaiter(); c; c = pool.nextWaiter()) c.refuse({ code: SqlState.ConnectionFailure, message: `server login failed: ${f.message}`, error: f.error });
       },
     );
   }
