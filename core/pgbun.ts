@@ -336,10 +336,8 @@ export class Pgbun {
     const old = this.config;
     this.config = next;
     this.setTrackedExtra();
-    for (const s of this.servers) {
-      const before = JSON.stringify(old.databases);
-      if (before !== JSON.stringify(next.databases)) s.closeNeeded = true;
-    }
+    // servers log in with the [databases] entries: when those change, each is closed at its next release
+    if (JSON.stringify(old.databases) !== JSON.stringify(next.databases)) for (const s of this.servers) s.closeNeeded = true;
     this.hooks.reload.call(next);
     this.log.info("configuration reloaded");
   }

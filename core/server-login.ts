@@ -1,6 +1,7 @@
 // Logs a server connection in to PostgreSQL: StartupMessage, trust/cleartext/md5/SCRAM-SHA-256, within server_connect_timeout.
 import { AuthCode, Backend, Frontend } from "./protocol/codes.ts";
 import { decodeError, SqlState } from "./protocol/errors.ts";
+import { decodeParameterStatus } from "./protocol/decode.ts";
 import { MessageWriter, startupMessage } from "./protocol/writer.ts";
 import { md5PasswordResponse, ScramClient } from "./auth/scram-client.ts";
 import type { ServerConnection } from "./server.ts";
@@ -60,12 +61,8 @@ export class ServerLogin {
           this.authentication(buf, start, end);
           return true;
         case Backend.ParameterStatus: {
-          let j = start + 5;
-          while (j < end && buf[j] !== 0) j++;
-          const name = decoder.decode(buf.subarray(start + 5, j));
-          let k = j + 1;
-          while (k < end && buf[k] !== 0) k++;
-          this.server.params.set(name, decoder.decode(buf.subarray(j + 1, k)));
+          const { name, value } = decodeParameterStatus({ buf, start, end });
+          this.server.params.set(name, value);
           return true;
         }
         case Backend.BackendKeyData: {

@@ -4,7 +4,7 @@ import { Backend, backendName, TxStatus } from "./protocol/codes.ts";
 import { ALL_WHOLE, Framer, type FrameSink } from "./protocol/framer.ts";
 import { decodeError, errorResponse, SqlState } from "./protocol/errors.ts";
 import { Prebuilt, query } from "./protocol/writer.ts";
-import { decodeDataRow } from "./protocol/decode.ts";
+import { decodeDataRow, decodeParameterStatus } from "./protocol/decode.ts";
 import { Outbound, type Pausable } from "./net/outbound.ts";
 import { Action } from "./context.ts";
 import { PluginFault } from "./plugin/fault.ts";
@@ -43,8 +43,6 @@ interface InternalQuery {
   rows: Array<Array<string | null>>;
   done?: (error: InternalError | null, rows: Array<Array<string | null>>) => void;
 }
-
-const decoder = new TextDecoder();
 
 export class ServerConnection implements FrameSink, Pausable {
   readonly id: number;
@@ -270,14 +268,7 @@ export class ServerConnection implements FrameSink, Pausable {
   }
 
   private parameterStatus(buf: Uint8Array, start: number, end: number, client: ClientConnection | null): void {
-    let i = start + 5;
-    let j = i;
-    while (j < end && buf[j] !== 0) j++;
-    const name = decoder.decode(buf.subarray(i, j));
-    i = j + 1;
-    j = i;
-    while (j < end && buf[j] !== 0) j++;
-    const value = decoder.decode(buf.subarray(i, j));
+    const { name, value } = decodeParameterStatus({ buf, start, end });
     this.params.set(name, value);
     if (client) client.setParam(name, value);
   }
