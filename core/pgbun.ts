@@ -54,7 +54,9 @@ export class Pgbun {
   /** This process's place among the workers (0 of 1 when single-process). */
   readonly worker: WorkerIdentity = workerIdentity();
   shuttingDown: ShutdownMode | null = null;
-  private idSeq = 0;
+  /** Ids of clients and servers: worker w of n hands out w+1, w+1+n, w+1+2n… so ids never collide across workers. */
+  private idSeq = this.worker.id + 1 - this.worker.count;
+  private readonly idStep = this.worker.count;
   private currentPlugin: string | null = null;
   private janitor: Janitor | null = null;
   private exitResolve: (() => void) | null = null;
@@ -70,7 +72,7 @@ export class Pgbun {
   }
 
   nextId(): number {
-    return ++this.idSeq;
+    return (this.idSeq += this.idStep);
   }
 
   private setTrackedExtra(): void {
