@@ -4,6 +4,7 @@ import type { ClientConnection } from "../../core/client.ts";
 import type { Pgbun } from "../../core/pgbun.ts";
 import type { Control } from "./control.ts";
 import type { ClientCounters, StatsRegistry } from "./counters.ts";
+import type { PeerConsole } from "./peer-console.ts";
 
 export const PLUGIN_NAME = "pgbun:stats";
 /** The virtual database (and user) PgBouncer shows for its console; `pgbun` is accepted as an alias. */
@@ -18,6 +19,8 @@ export interface AdminEnv {
   readonly version: string;
   /** The plugin's logger (lines carry its name). */
   readonly log: Logger;
+  /** The other workers, when workers > 1 (SHOW totals and control commands span them); null in one process. */
+  peers: PeerConsole | null;
   /** Clients logged in to the admin console. */
   adminClients(): ClientConnection[];
   /** The stats taps' state of a pooled client, if it has any yet. */

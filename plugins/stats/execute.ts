@@ -2,6 +2,7 @@
 import type { Pgbun } from "../../core/pgbun.ts";
 import { commandComplete, Prebuilt } from "../../core/protocol/writer.ts";
 import type { AdminCommand, ShowTarget } from "./commands.ts";
+import type { Control } from "./control.ts";
 import { ADMIN_DATABASES, type AdminEnv } from "./env.ts";
 import { showClients, showServers } from "./show-connections.ts";
 import { showConfig } from "./show-config.ts";
@@ -18,9 +19,12 @@ export type Reply =
   /** Answered with CommandComplete `tag` once `done()` holds. */
   | { kind: "wait"; done: () => boolean; tag: string }
   /** The console's client is closed by the shutdown itself. */
-  | { kind: "shutdown" };
+  | { kind: "shutdown" }
+  /** Answered with `result` once the sibling workers answered (workers > 1); `cancel` when the console client left. */
+  | { kind: "later"; result: Promise<Reply>; cancel: () => void };
 
-const SHOWS: Record<ShowTarget, (env: AdminEnv) => Table | Buffer> = {
+/** This worker's table for each SHOW (HELP is a notice, not a table). */
+export const SHOWS: Record<ShowTarget, (env: AdminEnv) => Table | Buffer> = {
   help: () => showHelp(),
   pools: showPools,
   stats: showStats,
@@ -35,68 +39,97 @@ const SHOWS: Record<ShowTarget, (env: AdminEnv) => Table | Buffer> = {
   version: showVersion,
 };
 
-const done = (tag: string): Reply => ({ kind: "now", bytes: commandComplete(tag) });
-const error = (message: string): Reply => ({ kind: "error", message });
+/** Commands that change the pooler's state; with workers > 1 they are applied by every worker. */
+export type ControlCommand = Extract<AdminCommand, { kind: "pause" | "resume" | "kill" | "kill_client" | "reconnect" | "disable" | "enable" | "wait_close" }>;
+type DbVerb = Exclude<ControlCommand["kind"], "kill_client">;
+
+/** How the errors about a command's database argument name the command. */
+const DB_VERBS: Record<DbVerb, string> = {
+  pause: "pause",
+  resume: "resume",
+  kill: "kill",
+  reconnect: "reconnect",
+  wait_close: "wait for",
+  disable: "disable",
+  enable: "enable",
+};
+const CONTROL_KINDS: ReadonlySet<string> = new Set(["kill_client", ...Object.keys(DB_VERBS)]);
+
+export function isControl(cmd: AdminCommand): cmd is ControlCommand {
+  return CONTROL_KINDS.has(cmd.kind);
+}
+
+export const done = (tag: string): Reply => ({ kind: "now", bytes: commandComplete(tag) });
+export const error = (message: string): Reply => ({ kind: "error", message });
+
+/** The CommandComplete tag of a control command: its name, as PgBouncer answers. */
+export const controlTag = (cmd: ControlCommand): string => cmd.kind.toUpperCase();
 
 /** RELOAD reads the configuration as SIGHUP does (the CLI's loader; embedded, the config in force is re-applied). */
-function reload(core: Pgbun): void {
+export function reload(core: Pgbun): void {
   core.reloadConfig().catch((err: unknown) => core.log.error(`RELOAD failed, keeping the running configuration: ${err instanceof Error ? err.message : String(err)}`));
 }
 
-/** Checks a database argument: not the console itself, and one pgbun knows. */
-function checkDb(env: AdminEnv, verb: string, db: string | null): string | null {
-  if (db === null) return null;
-  if (ADMIN_DATABASES.has(db)) return `cannot ${verb} admin database`;
-  if (!env.control.knownDatabase(db)) return `no such database: ${db}`;
+/**
+ * Checks a control command's database argument: not the console itself, and one pgbun knows (here, or in a
+ * sibling worker when `knownElsewhere`: a database served through "*" is known where it has a pool).
+ */
+export function checkControl(env: AdminEnv, cmd: ControlCommand, knownElsewhere = false): string | null {
+  if (cmd.kind === "kill_client" || cmd.db === null) return null;
+  if (ADMIN_DATABASES.has(cmd.db)) return `cannot ${DB_VERBS[cmd.kind]} admin database`;
+  if (!knownElsewhere && !env.control.knownDatabase(cmd.db)) return `no such database: ${cmd.db}`;
+  return null;
+}
+
+/** The command's effect on this process; an error message when its state refuses it (already paused, no such client). */
+export function applyControl(control: Control, cmd: ControlCommand): string | null {
+  switch (cmd.kind) {
+    case "pause":
+      return control.pause(cmd.db);
+    case "resume":
+      return control.resume(cmd.db);
+    case "kill":
+      return control.kill(cmd.db);
+    case "kill_client":
+      return control.killClient(cmd.id);
+    case "reconnect":
+      return control.reconnect(cmd.db);
+    case "disable":
+      control.disable(cmd.db);
+      return null;
+    case "enable":
+      return control.enable(cmd.db);
+    case "wait_close":
+      return null;
+  }
+}
+
+/** What a waiting command (PAUSE, WAIT_CLOSE) waits for on this process; null for the others. */
+export function waitCondition(control: Control, cmd: ControlCommand): (() => boolean) | null {
+  const db = cmd.kind === "kill_client" ? null : cmd.db;
+  if (cmd.kind === "pause") return () => control.pauseComplete(db);
+  if (cmd.kind === "wait_close") return () => control.waitCloseComplete(db);
   return null;
 }
 
 export function execute(env: AdminEnv, cmd: AdminCommand): Reply {
-  const { control } = env;
+  // workers > 1: SHOW totals and control commands span the workers (null: this command stays local)
+  if (env.peers) {
+    const across = env.peers.execute(cmd);
+    if (across) return across;
+  }
+  if (isControl(cmd)) {
+    const err = checkControl(env, cmd) ?? applyControl(env.control, cmd);
+    if (err) return error(err);
+    const until = waitCondition(env.control, cmd);
+    return until ? { kind: "wait", done: until, tag: controlTag(cmd) } : done(controlTag(cmd));
+  }
   switch (cmd.kind) {
     case "empty":
       return { kind: "now", bytes: Prebuilt.EmptyQueryResponse };
     case "show": {
       const out = SHOWS[cmd.target](env);
       return { kind: "now", bytes: Buffer.isBuffer(out) ? out : encodeTable(out) };
-    }
-    case "pause": {
-      const err = checkDb(env, "pause", cmd.db) ?? control.pause(cmd.db);
-      if (err) return error(err);
-      const db = cmd.db;
-      return { kind: "wait", done: () => control.pauseComplete(db), tag: "PAUSE" };
-    }
-    case "resume": {
-      const err = checkDb(env, "resume", cmd.db) ?? control.resume(cmd.db);
-      return err ? error(err) : done("RESUME");
-    }
-    case "kill": {
-      const err = checkDb(env, "kill", cmd.db) ?? control.kill(cmd.db);
-      return err ? error(err) : done("KILL");
-    }
-    case "kill_client": {
-      const err = control.killClient(cmd.id);
-      return err ? error(err) : done("KILL_CLIENT");
-    }
-    case "reconnect": {
-      const err = checkDb(env, "reconnect", cmd.db) ?? control.reconnect(cmd.db);
-      return err ? error(err) : done("RECONNECT");
-    }
-    case "wait_close": {
-      const err = checkDb(env, "wait for", cmd.db);
-      if (err) return error(err);
-      const db = cmd.db;
-      return { kind: "wait", done: () => control.waitCloseComplete(db), tag: "WAIT_CLOSE" };
-    }
-    case "disable": {
-      const err = checkDb(env, "disable", cmd.db);
-      if (err) return error(err);
-      control.disable(cmd.db);
-      return done("DISABLE");
-    }
-    case "enable": {
-      const err = checkDb(env, "enable", cmd.db) ?? control.enable(cmd.db);
-      return err ? error(err) : done("ENABLE");
     }
     case "reload":
       reload(env.core);

@@ -5,6 +5,7 @@ import { VERSION } from "../../core/version.ts";
 import { Control } from "./control.ts";
 import { COUNTER_FIELDS, StatsRegistry } from "./counters.ts";
 import { PLUGIN_NAME, type AdminEnv } from "./env.ts";
+import { PeerConsole } from "./peer-console.ts";
 import { tapAdmin } from "./tap-admin.ts";
 import { tapCounters } from "./tap-counters.ts";
 
@@ -42,12 +43,19 @@ export default function statsPlugin(): PgbunPlugin {
         control,
         version: VERSION,
         log: api.log,
+        peers: null,
         adminClients: () => [...admins].filter((c) => c.state === "active"),
         countersOf: counters.countersOf,
         markWaiting: counters.markWaiting,
         refreshBytes: counters.refreshBytes,
       };
       tapAdmin(api, env, admins);
+      if (api.core.worker.count > 1) {
+        const peers = new PeerConsole(env);
+        peers.start();
+        env.peers = peers;
+        api.hooks.shutdown.tapPromise(PLUGIN_NAME, async () => peers.stop());
+      }
 
       api.hooks.tick.tap(PLUGIN_NAME, () => {
         control.poll();

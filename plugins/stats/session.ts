@@ -6,7 +6,7 @@ import { errorResponse, SqlState } from "../../core/protocol/errors.ts";
 import { commandComplete, Prebuilt } from "../../core/protocol/writer.ts";
 import { isReadOnly, parseCommand } from "./commands.ts";
 import { ADMIN_DB, type AdminEnv } from "./env.ts";
-import { execute } from "./execute.ts";
+import { execute, type Reply } from "./execute.ts";
 
 /** admin_users may run everything; stats_users only SHOW. */
 export type AdminRole = "admin" | "stats";
@@ -15,13 +15,16 @@ export const EXTENDED_REFUSED = "admin console supports only simple query protoc
 
 /**
  * Every message of the console's client arrives here (the plugin's taps drop them before any server is asked
- * for). While a command waits (PAUSE, WAIT_CLOSE) later messages are kept in order and the socket is paused.
+ * for). While a command waits (PAUSE, WAIT_CLOSE, or the other workers' answers) later messages are kept in order
+ * and the socket is paused.
  */
 export class AdminSession {
   /** An extended-protocol message was refused: like PostgreSQL after an error, skip until Sync. */
   private skipToSync = false;
   private busy = false;
   private readonly queued: Buffer[] = [];
+  /** The command being answered later (workers > 1), until it settles. */
+  private later: Extract<Reply, { kind: "later" }> | null = null;
 
   constructor(
     readonly client: ClientConnection,
@@ -69,7 +72,10 @@ export class AdminSession {
     // authorization is checked per command (CVE-2026-6667 was a console that did not)
     if (!isReadOnly(cmd) && this.role !== "admin") return this.fail(SqlState.InsufficientPrivilege, "admin access needed");
     if (!isReadOnly(cmd)) this.env.log.info({ client: this.client.label, user: this.client.user, command: sql.trim() }, "admin console command");
-    const reply = execute(this.env, cmd);
+    this.answer(execute(this.env, cmd));
+  }
+
+  private answer(reply: Reply): void {
     const out = this.client.out;
     switch (reply.kind) {
       case "now":
@@ -86,7 +92,21 @@ export class AdminSession {
         this.busy = true;
         this.env.control.whenDone(this.client, reply.done, () => this.finish(reply.tag));
         return;
+      case "later":
+        this.busy = true;
+        this.later = reply;
+        reply.result.then(
+          (r) => this.settled(r),
+          (err: unknown) => this.settled({ kind: "error", message: err instanceof Error ? err.message : String(err) }),
+        );
+        return;
     }
+  }
+
+  /** The console's client left: a command still waiting for the other workers is dropped. */
+  closed(): void {
+    this.later?.cancel();
+    this.later = null;
   }
 
   /** A waiting command completed: answer it, then run what arrived meanwhile. */
@@ -96,6 +116,20 @@ export class AdminSession {
     const out = this.client.out;
     out.push(commandComplete(tag));
     out.push(Prebuilt.ReadyForQueryIdle);
+    this.runQueued();
+  }
+
+  /** A command answered later (workers > 1) has its reply. */
+  private settled(reply: Reply): void {
+    this.busy = false;
+    this.later = null;
+    if (this.client.closed) return;
+    this.answer(reply);
+    this.runQueued();
+  }
+
+  private runQueued(): void {
+    const out = this.client.out;
     while (!this.busy && this.queued.length > 0) {
       const m = this.queued.shift()!;
       this.message(m[0]!, m, 0, m.length);

@@ -1,5 +1,6 @@
 // SHOW DATABASES and SHOW USERS: configured entries (and ones created through "*") with their limits and usage.
 import type { DatabaseEntry } from "../../core/config/databases.ts";
+import { perWorker } from "../../core/workers.ts";
 import { ADMIN_DB, type AdminEnv } from "./env.ts";
 import { poolViews, serverDatabase, serverUser } from "./pool-view.ts";
 import { columns, sortRows, type Cell, type Table } from "./table.ts";
@@ -46,9 +47,19 @@ function counts(env: AdminEnv, serverKey: (s: Parameters<typeof serverDatabase>[
   return { servers, clients };
 }
 
+/**
+ * This process's own limits: with workers > 1 each worker opens its share of pool-wide limits (as pgbun:pool
+ * does), so the console's sum over the workers is what they open together. One process: the configured values.
+ */
+function shareOf(env: AdminEnv): (n: number) => number {
+  const workers = env.core.worker.count;
+  return (n) => perWorker(n, workers);
+}
+
 export function showDatabases(env: AdminEnv): Table {
   const { config } = env.core;
   const s = config.settings;
+  const share = shareOf(env);
   const { servers, clients } = counts(env, serverDatabase, "database");
   const entries = new Map<string, DatabaseEntry>();
   for (const [name, e] of Object.entries(config.databases)) if (name !== "*") entries.set(name, e);
@@ -63,13 +74,13 @@ export function showDatabases(env: AdminEnv): Table {
       e.port,
       e.dbname ?? name,
       e.user ?? "",
-      e.pool_size ?? s.default_pool_size,
-      e.min_pool_size ?? s.min_pool_size,
-      e.reserve_pool_size ?? s.reserve_pool_size,
+      share(e.pool_size ?? s.default_pool_size),
+      share(e.min_pool_size ?? s.min_pool_size),
+      share(e.reserve_pool_size ?? s.reserve_pool_size),
       s.server_lifetime,
       e.pool_mode ?? null,
       e.host.length > 1 ? "round-robin" : null,
-      e.max_db_connections ?? s.max_db_connections,
+      share(e.max_db_connections ?? s.max_db_connections),
       servers.get(name) ?? 0,
       s.max_db_client_connections,
       clients.get(name) ?? 0,
@@ -78,13 +89,15 @@ export function showDatabases(env: AdminEnv): Table {
     ]);
   }
   const admins = env.adminClients().length;
-  rows.push([ADMIN_DB, null, env.core.port, ADMIN_DB, ADMIN_DB, 2, 0, 0, 0, "statement", null, 0, 0, 0, admins, 0, 0]);
+  rows.push([ADMIN_DB, null, env.core.port, ADMIN_DB, ADMIN_DB, share(2), 0, 0, 0, "statement", null, 0, 0, 0, admins, 0, 0]);
   return { columns: DATABASE_COLUMNS, rows: sortRows(rows) };
 }
 
 export function showUsers(env: AdminEnv): Table {
   const { config } = env.core;
   const s = config.settings;
+  const share = shareOf(env);
+  const shareOrNull = (n: number | undefined) => (n === undefined ? null : share(n));
   const { servers, clients } = counts(env, serverUser, "user");
   const names = new Set<string>(Object.keys(config.users));
   for (const c of env.core.clients) if (!c.virtual && c.user) names.add(c.user);
@@ -93,10 +106,10 @@ export function showUsers(env: AdminEnv): Table {
     const u = config.users[name];
     return [
       name,
-      u?.pool_size ?? null,
-      u?.reserve_pool_size ?? null,
+      shareOrNull(u?.pool_size),
+      shareOrNull(u?.reserve_pool_size),
       u?.pool_mode ?? null,
-      u?.max_user_connections ?? s.max_user_connections,
+      share(u?.max_user_connections ?? s.max_user_connections),
       servers.get(name) ?? 0,
       s.max_user_client_connections,
       clients.get(name) ?? 0,

@@ -86,8 +86,11 @@ export function tapAdmin(api: PluginApi, env: AdminEnv, admins: Set<ClientConnec
   });
 
   h.clientClosed.tap(PLUGIN_NAME, (client) => {
-    if (client.virtual) admins.delete(client);
-    else if (control.parkedCount > 0) control.forget(client);
+    if (client.virtual) {
+      admins.delete(client);
+      const session = client.data[PLUGIN_NAME];
+      if (session instanceof AdminSession) session.closed();
+    } else if (control.parkedCount > 0) control.forget(client);
   });
   // a release or close may complete a PAUSE or WAIT_CLOSE (checked once the pool has taken the server)
   h.serverReleased.tap({ name: PLUGIN_NAME, stage: -1000 }, () => {

@@ -1,0 +1,196 @@
+// The admin console across workers (workers > 1): SHOW totals from every worker, control commands applied by every worker.
+import type { UnixSocketListener } from "bun";
+import { rmSync } from "node:fs";
+import { noticeResponse } from "../../core/protocol/errors.ts";
+import { commandComplete } from "../../core/protocol/writer.ts";
+import type { AdminCommand, ShowTarget } from "./commands.ts";
+import { ADMIN_DATABASES, type AdminEnv } from "./env.ts";
+import { applyControl, checkControl, controlTag, done, error, isControl, SHOWS, waitCondition, type ControlCommand, type Reply } from "./execute.ts";
+import { mergesAcrossWorkers, mergeTables, sameColumns } from "./merge.ts";
+import { adminPeerPath, listenForPeers, PEER_ANSWER_TIMEOUT_MS, PeerCall, type PeerAnswer, type PeerReply } from "./peers.ts";
+import { encodeTable, type Table } from "./table.ts";
+
+interface Answer {
+  worker: number;
+  call: PeerCall;
+  /** null: no answer in time, or the worker is gone. */
+  answer: PeerAnswer | null;
+}
+
+/** The sibling requests of one console command; cancelled (its calls closed, its waits dropped) when the console client leaves. */
+class Asking {
+  private readonly calls = new Set<PeerCall>();
+  private cancelled = false;
+
+  constructor(private readonly peers: PeerConsole) {}
+
+  /** As a wait's owner: a cancelled command's local wait is dropped. */
+  get closed(): boolean {
+    return this.cancelled;
+  }
+
+  /** Sends `command` to every sibling and collects each one's first answer (or null after the timeout). */
+  async all(command: AdminCommand): Promise<Answer[]> {
+    const { id, count, supervisorPid } = this.peers.worker;
+    const asked: Promise<Answer>[] = [];
+    for (let w = 0; w < count; w++) {
+      if (w === id || this.cancelled) continue;
+      const call = new PeerCall(w, adminPeerPath(supervisorPid, w), command);
+      this.calls.add(call);
+      asked.push(call.next(PEER_ANSWER_TIMEOUT_MS).then((answer) => ({ worker: w, call, answer })));
+    }
+    return Promise.all(asked);
+  }
+
+  closeAll(): void {
+    for (const c of this.calls) c.close();
+    this.calls.clear();
+  }
+
+  cancel(): void {
+    this.cancelled = true;
+    this.closeAll();
+  }
+}
+
+export class PeerConsole {
+  private listener: UnixSocketListener<unknown> | null = null;
+  private readonly path: string;
+
+  constructor(private readonly env: AdminEnv) {
+    this.path = adminPeerPath(this.worker.supervisorPid, this.worker.id);
+  }
+
+  get worker() {
+    return this.env.core.worker;
+  }
+
+  /** Starts serving the siblings' requests on this worker's admin peer socket. */
+  start(): void {
+    this.listener = listenForPeers(this.path, (command, reply) => this.serve(command, reply));
+  }
+
+  stop(): void {
+    this.listener?.stop(true);
+    this.listener = null;
+    rmSync(this.path, { force: true });
+  }
+
+  /** The console's command across the workers, or null when this worker answers it alone. */
+  execute(cmd: AdminCommand): Reply | null {
+    if (cmd.kind === "show") return mergesAcrossWorkers(cmd.target) ? this.later((a) => this.show(a, cmd.target)) : null;
+    if (isControl(cmd)) return this.later((a) => this.control(a, cmd));
+    // the supervisor forwards these signals to every worker (this one included), as for a signal sent to pgbun
+    if (cmd.kind === "reload") return this.signalSupervisor("SIGHUP") ? { kind: "now", bytes: commandComplete("RELOAD") } : null;
+    if (cmd.kind === "shutdown" && this.signalSupervisor("SIGINT")) {
+      // no answer: the shutdown closes the console's connection
+      return { kind: "later", result: new Promise<Reply>(() => undefined), cancel: () => undefined };
+    }
+    return null;
+  }
+
+  private later(run: (asking: Asking) => Promise<Reply>): Reply {
+    const asking = new Asking(this);
+    const result = run(asking).finally(() => asking.closeAll());
+    return { kind: "later", result, cancel: () => asking.cancel() };
+  }
+
+  private signalSupervisor(signal: NodeJS.Signals): boolean {
+    const pid = this.worker.supervisorPid;
+    if (!(pid > 1) || pid === process.pid) return false;
+    try {
+      process.kill(pid, signal);
+      return true;
+    } catch (err) {
+      this.env.log.error({ err, supervisor: pid, signal }, "could not signal the supervisor; the command applies to this worker only");
+      return false;
+    }
+  }
+
+  /** A NOTICE per sibling left out, and a log line naming it. */
+  private leftOut(workers: number[], what: string): Buffer[] {
+    return workers.map((w) => {
+      this.env.log.warn({ peer: w, command: what }, "a worker did not answer the admin console in time; left out");
+      return noticeResponse(`worker ${w} did not answer within ${PEER_ANSWER_TIMEOUT_MS} ms: ${what} leaves it out`, "01000", "WARNING");
+    });
+  }
+
+  private async show(asking: Asking, target: ShowTarget): Promise<Reply> {
+    const mine = SHOWS[target](this.env) as Table;
+    const tables = [mine];
+    const missing: number[] = [];
+    for (const { worker, answer } of await asking.all({ kind: "show", target })) {
+      if (answer?.kind === "table" && sameColumns(answer.table, mine)) tables.push(answer.table);
+      else missing.push(worker);
+    }
+    const merged = encodeTable(mergeTables(target, tables));
+    return { kind: "now", bytes: Buffer.concat([...this.leftOut(missing, `SHOW ${target.toUpperCase()}`), merged]) };
+  }
+
+  /** Whether a sibling knows a database this worker does not (one served through "*" has a pool only where it was used). */
+  private async knownBySibling(asking: Asking, db: string): Promise<boolean> {
+    const answers = await asking.all({ kind: "show", target: "databases" });
+    asking.closeAll();
+    return answers.some(({ answer }) => answer?.kind === "table" && answer.table.rows.some((r) => r[0] === db));
+  }
+
+  /**
+   * The arguments are checked here first (nothing is sent for an invalid command); then every worker applies it.
+   * It succeeds if it succeeded on some worker (KILL_CLIENT: the one that has the client; PAUSE: any that was not
+   * paused yet), else it fails with this worker's error. A wait is over when every worker's wait is.
+   */
+  private async control(asking: Asking, cmd: ControlCommand): Promise<Reply> {
+    const { control } = this.env;
+    const db = cmd.kind === "kill_client" ? null : cmd.db;
+    const unknownHere = db !== null && !ADMIN_DATABASES.has(db) && !control.knownDatabase(db);
+    const invalid = checkControl(this.env, cmd, unknownHere && (await this.knownBySibling(asking, db)));
+    if (invalid) return error(invalid);
+    const here = applyControl(control, cmd);
+    const tag = controlTag(cmd);
+    if (cmd.kind === "kill_client" && here === null) return done(tag); // ids are unique: no other worker has it
+    const until = waitCondition(control, cmd);
+    const answers = await asking.all(cmd);
+    const succeeded = (a: PeerAnswer | null) => a?.kind === "ok" || (a?.kind === "waiting" && a.error === null);
+    if (here !== null && !answers.some((a) => succeeded(a.answer))) return error(here);
+    const missing = answers.filter((a) => a.answer === null).map((a) => a.worker);
+    if (until) {
+      const waits: Promise<unknown>[] = [new Promise<void>((resolve) => control.whenDone(asking, until, resolve))];
+      for (const { worker, call, answer } of answers) {
+        if (answer?.kind !== "waiting") continue;
+        waits.push(
+          call.next(null).then((end) => {
+            if (end?.kind !== "done") this.env.log.warn({ peer: worker, command: tag }, "a worker went away while the admin console waited for it");
+          }),
+        );
+      }
+      await Promise.all(waits);
+    }
+    return { kind: "now", bytes: Buffer.concat([...this.leftOut(missing, tag), commandComplete(tag)]) };
+  }
+
+  /** A sibling's request: this worker's SHOW table, or the control command applied here (its arguments were checked by the asker). */
+  private serve(cmd: AdminCommand, reply: PeerReply): void {
+    if (cmd.kind === "show") {
+      const out = SHOWS[cmd.target](this.env);
+      reply.send(Buffer.isBuffer(out) ? { kind: "error", message: `SHOW ${cmd.target} is not a table` } : { kind: "table", table: out });
+      return reply.end();
+    }
+    if (!isControl(cmd)) {
+      reply.send({ kind: "error", message: `${cmd.kind} is not sent between workers` });
+      return reply.end();
+    }
+    this.env.log.info({ command: cmd }, "admin console command from a sibling worker");
+    const { control } = this.env;
+    const err = applyControl(control, cmd);
+    const until = waitCondition(control, cmd);
+    if (!until) {
+      reply.send(err === null ? { kind: "ok" } : { kind: "error", message: err });
+      return reply.end();
+    }
+    reply.send({ kind: "waiting", error: err });
+    control.whenDone(reply, until, () => {
+      reply.send({ kind: "done" });
+      reply.end();
+    });
+  }
+}
