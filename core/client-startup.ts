@@ -4,6 +4,7 @@ import { SqlState } from "./protocol/errors.ts";
 import { backendKeyData, negotiateProtocolVersion, parameterStatus, Prebuilt } from "./protocol/writer.ts";
 import type { ClientConnection, PoolMode } from "./client.ts";
 import { PluginFault } from "./plugin/fault.ts";
+import { intern } from "./intern.ts";
 
 /** Parameters the server reports with ParameterStatus, by lower-case name, with their canonical spelling. */
 const REPORTED = new Map(
@@ -92,12 +93,12 @@ function setParam(client: ClientConnection, name: string, value: string): string
   const reported = REPORTED.get(name.toLowerCase()) ?? client.core.trackedExtra.get(name.toLowerCase());
   if (reported) {
     client.params.set(reported, value);
-    (client.startupValues ??= new Map()).set(reported, value);
+    client.startupValues.set(reported, value);
     return null;
   }
   if (!SETTING_NAME.test(name)) return `invalid parameter name "${name}"`;
   client.settings.set(name.toLowerCase(), value);
-  (client.startupValues ??= new Map()).set(name.toLowerCase(), value);
+  client.startupValues.set(name.toLowerCase(), value);
   return null;
 }
 
@@ -116,7 +117,7 @@ async function login(client: ClientConnection, packet: Buffer): Promise<void> {
   while (i < packet.length) {
     const j = packet.indexOf(0, i);
     if (j < 0) return client.fatal(SqlState.ProtocolViolation, "invalid startup packet layout: expected terminator as last byte");
-    strings.push(decoder.decode(packet.subarray(i, j)));
+    strings.push(intern(decoder.decode(packet.subarray(i, j))));
     i = j + 1;
   }
   if (strings.length % 2 !== 1 || strings[strings.length - 1] !== "") {

@@ -10,6 +10,11 @@ import { PluginFault } from "./plugin/fault.ts";
 import type { ServerConnection } from "./server.ts";
 import type { Pgbun } from "./pgbun.ts";
 import type { DatabaseEntry } from "./config/databases.ts";
+import { ParamList } from "./params.ts";
+import { intern } from "./intern.ts";
+
+/** The welcome parameters of a client not yet given its pool's. */
+const NO_PARAMS: ReadonlyMap<string, string> = new Map();
 
 /**
  * login: startup and authentication; active: logged in, with or without a server;
@@ -20,7 +25,6 @@ export type PoolMode = "session" | "transaction" | "statement";
 
 export class ClientConnection implements FrameSink, Pausable {
   readonly id: number;
-  readonly label: string;
   state: ClientState = "login";
   readonly out: Outbound;
   readonly framer: Framer;
@@ -31,23 +35,22 @@ export class ClientConnection implements FrameSink, Pausable {
   user = "";
   database = "";
   /** Startup parameters as sent (minus user/database), for plugins. */
-  startupParams = new Map<string, string>();
+  readonly startupParams = new ParamList();
   /**
    * Parameters the server reports (ParameterStatus) where this client's value differs from the pool's welcome
    * values (startup parameters, SETs): re-applied on each server. `param()` gives the effective value.
    */
-  params = new Map<string, string>();
+  readonly params = new ParamList();
   /** Settings the server does not report (options -c, custom GUCs) that this client's session must carry. */
-  settings = new Map<string, string>();
-  /** Values given at connection time (startup parameters, options -c): what RESET returns to; null if none. */
-  startupValues: Map<string, string> | null = null;
+  readonly settings = new ParamList();
+  /** Values given at connection time (startup parameters, options -c): what RESET returns to. */
+  readonly startupValues = new ParamList();
   /** Resolved [databases] entry and the pool mode in force for this client. */
   dbEntry: DatabaseEntry | null = null;
   poolMode: PoolMode = "session";
   /** Owned by the pool plugin. */
   pool: unknown = null;
-  /** Free-form per-client state for plugins, keyed by plugin name. */
-  readonly data: Record<string, unknown> = {};
+  private _data: Record<string, unknown> | null = null;
   /** Served entirely by a plugin (e.g. the admin console): no [databases] entry, no pool, never a server. */
   virtual = false;
   /** Why this client must keep its server (session state), or null. */
@@ -92,20 +95,29 @@ export class ClientConnection implements FrameSink, Pausable {
   startupBuf: Buffer | null = null;
   startupSeen = false;
   /** The server's parameter values for this pool (filled by the pool plugin at login). */
-  welcomeParams = new Map<string, string>();
+  welcomeParams: ReadonlyMap<string, string> = NO_PARAMS;
 
   constructor(
     readonly core: Pgbun,
     readonly socket: Socket<any>,
   ) {
     this.id = core.nextId();
-    this.label = `C-${this.id}`;
     this.out = new Outbound(socket);
     this.framer = new Framer(this, ALL_WHOLE, core.config.settings.max_packet_size);
     this.connectTime = core.now;
     this.lastActivity = core.now;
-    this.addr = socket.remoteAddress ?? "";
+    this.addr = intern(socket.remoteAddress ?? "");
     this.port = (socket as any).remotePort ?? 0;
+  }
+
+  /** Free-form per-client state for plugins, keyed by plugin name (made on first use). */
+  get data(): Record<string, unknown> {
+    return (this._data ??= {});
+  }
+
+  /** The client's name in logs: C-<id>. */
+  get label(): string {
+    return `C-${this.id}`;
   }
 
   /** The one place client state changes; keeps the core's lists and counters right. */
@@ -129,7 +141,7 @@ export class ClientConnection implements FrameSink, Pausable {
 
   /** Records a reported parameter's value for this client, keeping only what differs from the welcome value. */
   setParam(name: string, value: string): void {
-    if (this.welcomeParams.get(name) === value && this.startupValues?.get(name) === undefined) this.params.delete(name);
+    if (this.welcomeParams.get(name) === value && !this.startupValues.has(name)) this.params.delete(name);
     else this.params.set(name, value);
   }
 

@@ -20,7 +20,8 @@ export class Outbound {
   private ends: number[] = [];
   private count = 0;
   private piecesLen = 0;
-  private queue: Buffer[] = [];
+  /** What the socket did not take yet, oldest first; made on the first partial write. */
+  private queue: Buffer[] | null = null;
   private queuedBytes = 0;
   private pausedSource: Pausable | null = null;
   closed = false;
@@ -113,7 +114,7 @@ export class Outbound {
   }
 
   private enqueue(data: Uint8Array, off: number, len: number): void {
-    this.queue.push(Buffer.from(data.subarray(off, off + len)));
+    (this.queue ??= []).push(Buffer.from(data.subarray(off, off + len)));
     this.queuedBytes += len;
   }
 
@@ -134,8 +135,9 @@ export class Outbound {
   /** Called from the socket's drain handler. */
   drain(): void {
     if (!this.socket || this.closed) return;
-    while (this.queue.length > 0) {
-      const head = this.queue[0]!;
+    const queue = this.queue;
+    while (queue !== null && queue.length > 0) {
+      const head = queue[0]!;
       const n = this.socket.write(head);
       if (n < 0) {
         this.closed = true;
@@ -144,10 +146,10 @@ export class Outbound {
       this.bytesSent += n;
       this.queuedBytes -= n;
       if (n < head.length) {
-        this.queue[0] = head.subarray(n);
+        queue[0] = head.subarray(n);
         return;
       }
-      this.queue.shift();
+      queue.shift();
     }
     const src = this.pausedSource;
     this.pausedSource = null;
@@ -165,7 +167,7 @@ export class Outbound {
   close(): void {
     this.closed = true;
     this.clearBatch();
-    this.queue.length = 0;
+    this.queue = null;
     this.queuedBytes = 0;
     const src = this.pausedSource;
     this.pausedSource = null;

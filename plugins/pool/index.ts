@@ -204,15 +204,15 @@ export default function poolPlugin(): PgbunPlugin {
         const s = api.config.settings;
         const pool = manager.poolFor(client);
         const maxDbClients = s.max_db_client_connections;
-        if (maxDbClients > 0 && [...manager.pools.values()].filter((p) => p.database === pool.database).reduce((n, p) => n + p.clients.size, 0) >= maxDbClients) {
+        if (maxDbClients > 0 && [...manager.pools.values()].filter((p) => p.database === pool.database).reduce((n, p) => n + p.clientCount, 0) >= maxDbClients) {
           return { code: SqlState.TooManyConnections, message: "no more connections allowed (max_db_client_connections)" };
         }
         const maxUserClients = s.max_user_client_connections;
-        if (maxUserClients > 0 && [...manager.pools.values()].filter((p) => p.user === pool.user).reduce((n, p) => n + p.clients.size, 0) >= maxUserClients) {
+        if (maxUserClients > 0 && [...manager.pools.values()].filter((p) => p.user === pool.user).reduce((n, p) => n + p.clientCount, 0) >= maxUserClients) {
           return { code: SqlState.TooManyConnections, message: "no more connections allowed (max_user_client_connections)" };
         }
         client.pool = pool;
-        pool.clients.add(client);
+        pool.clientCount++;
         // the first client of a pool needs a server's parameters: it waits for one like a query would
         const deadline = api.core.now + (s.query_wait_timeout > 0 ? s.query_wait_timeout * 1000 : Number.POSITIVE_INFINITY);
         while (!pool.welcome) {
@@ -238,7 +238,7 @@ export default function poolPlugin(): PgbunPlugin {
       h.clientClosed.tap(NAME, (client) => {
         const pool = client.pool as Pool | null;
         if (!pool) return;
-        pool.clients.delete(client);
+        pool.clientCount--;
         pool.removeWaiter(client);
       });
       h.tick.tap(NAME, (now) => manager.tick(now));

@@ -11,8 +11,8 @@ export class Pool {
   readonly servers = new Set<ServerConnection>();
   /** Clients waiting for a server, oldest first. */
   readonly waiters: ClientConnection[] = [];
-  /** Clients logged in to this pool. */
-  readonly clients = new Set<ClientConnection>();
+  /** Clients logged in to this pool (a count: listing them is a walk over the core's clients, for the console). */
+  clientCount = 0;
   /** Logins in progress. */
   connecting = 0;
   /** The server's parameters at login, sent to each new client. */

@@ -73,7 +73,7 @@ function inspect(client: ClientConnection, ctx: MessageContext, from: number, po
   const st = stateOf(client);
   if (pooled) st.suspect = true;
   for (const m of text.matchAll(CUSTOM_SET)) st.customNames.add((m[1] ?? m[2])!.toLowerCase());
-  if (client.startupValues === null) return;
+  if (client.startupValues.size === 0) return;
   for (const m of text.matchAll(RESET)) st.resets.add(m[1] === undefined ? "all" : m[1].toLowerCase());
 }
 
@@ -98,7 +98,7 @@ function releaseIfDone(api: PluginApi, client: ClientConnection, server: ServerC
 /** RESET sends a setting back to the server's default; the client's default is what it connected with. */
 function reapplyStartupValues(api: PluginApi, client: ClientConnection, server: ServerConnection, resets: Set<string>): void {
   const values: Array<[string, string]> = [];
-  for (const [name, value] of client.startupValues ?? []) if (resets.has("all") || resets.has(name.toLowerCase())) values.push([name, value]);
+  for (const [name, value] of client.startupValues) if (resets.has("all") || resets.has(name.toLowerCase())) values.push([name, value]);
   if (values.length === 0) return;
   server.runInternal(reapplyQuery(values), (error) => {
     if (error) return;

@@ -40,11 +40,12 @@ const byName = (a: PoolView, b: PoolView) => (a.database < b.database ? -1 : a.d
 export function poolViews(core: Pgbun): PoolView[] {
   const manager = poolManager(core);
   if (manager) {
-    const out: PoolView[] = [];
+    const out = new Map<unknown, PoolView>();
     for (const p of manager.pools.values()) {
-      out.push({ database: p.database, user: p.user, mode: p.mode, clients: [...p.clients], servers: [...p.servers], connecting: p.connecting });
+      out.set(p, { database: p.database, user: p.user, mode: p.mode, clients: [], servers: [...p.servers], connecting: p.connecting });
     }
-    return out.sort(byName);
+    for (const c of core.clients) if (c.pool !== null) out.get(c.pool)?.clients.push(c);
+    return [...out.values()].sort(byName);
   }
   const views = new Map<string, PoolView>();
   const viewOf = (database: string, user: string, mode: string) => {
