@@ -2,6 +2,8 @@
 import { TxStatus } from "../../core/protocol/codes.ts";
 import { SqlState } from "../../core/protocol/errors.ts";
 import type { PgbunPlugin } from "../../core/plugin/types.ts";
+import type { ClientConnection } from "../../core/client.ts";
+import type { ServerConnection } from "../../core/server.ts";
 
 const BASE_TRACKED = ["client_encoding", "DateStyle", "TimeZone", "standard_conforming_strings", "application_name", "IntervalStyle"];
 
@@ -23,6 +25,16 @@ function setConfig(name: string, value: string): string {
   return `pg_catalog.set_config(${quoteLiteral(name)}, ${quoteLiteral(value)}, false)`;
 }
 
+/** Runs the SET/RESET batch; a function of its own, so the link tap makes no closure when nothing differs. */
+function applyBatch(client: ClientConnection, server: ServerConnection, sql: string): void {
+  server.runInternal(sql, (error) => {
+    if (error === null && server.txStatus === TxStatus.Idle) return;
+    // the batch ran in one implicit transaction: on error none of it applied
+    server.closeNeeded = true;
+    if (client.server === server) client.fatal(error?.code ?? SqlState.InternalError, error?.message ?? "could not apply connection parameters");
+  });
+}
+
 /**
  * On each link, compares the client's tracked parameters (ParameterStatus-reported) and its other settings
  * (startup `options`, custom GUCs) with what the server has, and runs one internal SET/RESET batch for the
@@ -33,15 +45,17 @@ export default function parameterTracking(): PgbunPlugin {
     name: "pgbun:parameter-tracking",
     provides: ["parameter-tracking"],
     apply(api) {
-      const tracked = () => new Set([...BASE_TRACKED, ...api.config.settings.track_extra_parameters]);
-      let trackedSet = tracked();
+      // an array, walked by index: this runs on every link, and must not allocate when nothing differs
+      const tracked = () => [...new Set([...BASE_TRACKED, ...api.config.settings.track_extra_parameters])];
+      let trackedNames = tracked();
       api.hooks.reload.tap("pgbun:parameter-tracking", () => {
-        trackedSet = tracked();
+        trackedNames = tracked();
       });
       api.hooks.serverLinked.tap("pgbun:parameter-tracking", (client, server) => {
         let sets = "";
         let resets = "";
-        for (const name of trackedSet) {
+        for (let i = 0; i < trackedNames.length; i++) {
+          const name = trackedNames[i]!;
           const value = client.param(name);
           if (value === undefined) continue;
           const current = server.params.get(name) ?? server.applied.get(name);
@@ -49,10 +63,12 @@ export default function parameterTracking(): PgbunPlugin {
           sets += (sets === "" ? "" : ", ") + setConfig(name, value);
           if (!server.params.has(name)) server.applied.set(name, value);
         }
-        for (const [name, value] of client.settings) {
-          if (server.applied.get(name) === value) continue;
-          sets += (sets === "" ? "" : ", ") + setConfig(name, value);
-          server.applied.set(name, value);
+        if (client.settings.size > 0) {
+          for (const [name, value] of client.settings) {
+            if (server.applied.get(name) === value) continue;
+            sets += (sets === "" ? "" : ", ") + setConfig(name, value);
+            server.applied.set(name, value);
+          }
         }
         if (server.applied.size > 0) {
           for (const name of server.applied.keys()) {
@@ -62,13 +78,7 @@ export default function parameterTracking(): PgbunPlugin {
           }
         }
         const sql = (sets !== "" ? `SELECT ${sets};` : "") + resets;
-        if (sql === "") return;
-        server.runInternal(sql, (error) => {
-          if (error === null && server.txStatus === TxStatus.Idle) return;
-          // the batch ran in one implicit transaction: on error none of it applied
-          server.closeNeeded = true;
-          if (client.server === server) client.fatal(error?.code ?? SqlState.InternalError, error?.message ?? "could not apply connection parameters");
-        });
+        if (sql !== "") applyBatch(client, server, sql);
       });
     },
   };

@@ -2,9 +2,20 @@
 import { Backend, TxStatus } from "../../core/protocol/codes.ts";
 import { errorResponse, SqlState } from "../../core/protocol/errors.ts";
 import { Prebuilt } from "../../core/protocol/writer.ts";
-import type { PgbunPlugin } from "../../core/plugin/types.ts";
+import type { PgbunPlugin, PluginApi } from "../../core/plugin/types.ts";
+import type { ClientConnection } from "../../core/client.ts";
+import type { ServerConnection } from "../../core/server.ts";
 
 const NAME = "pgbun:pool-statement";
+
+/** Rolls the refused transaction back, then releases the server (its own function: no closure per ReadyForQuery). */
+function rollBack(api: PluginApi, client: ClientConnection, server: ServerConnection): void {
+  server.runInternal("ROLLBACK", (error) => {
+    if (error || server.txStatus !== TxStatus.Idle) return server.close("could not roll back a refused transaction block");
+    if (client.server === server && client.inSync) api.core.releaseServer(client, server, "statement");
+  });
+  server.out.flush(null);
+}
 
 /**
  * In statement mode a server serves one statement at a time. When a statement leaves the server inside a
@@ -23,11 +34,7 @@ export default function poolStatement(): PgbunPlugin {
           const server = ctx.server;
           if (client.poolMode !== "statement" || server === null || client.txStatus === TxStatus.Idle) return undefined;
           client.txStatus = TxStatus.Idle;
-          server.runInternal("ROLLBACK", (error) => {
-            if (error || server.txStatus !== TxStatus.Idle) return server.close("could not roll back a refused transaction block");
-            if (client.server === server && client.inSync) api.core.releaseServer(client, server, "statement");
-          });
-          server.out.flush(null);
+          rollBack(api, client, server);
           return Buffer.concat([
             errorResponse(SqlState.FeatureNotSupported, "transaction blocks not allowed in statement pooling mode", "ERROR"),
             Prebuilt.ReadyForQueryIdle,

@@ -122,6 +122,9 @@ class PoolManager {
     pool.idle.push(server);
   }
 
+  /** usable() as a value made once: hot paths pass it on without making a closure per call. */
+  readonly isUsable = (server: ServerConnection): boolean => this.usable(server);
+
   usable(server: ServerConnection): boolean {
     if (server.closeNeeded || server.fatalSeen || server.state === "closed") return false;
     const life = this.settings.server_lifetime * 1000;
@@ -130,7 +133,7 @@ class PoolManager {
 
   needServer(client: ClientConnection): ServerConnection | undefined {
     const pool = client.pool as Pool;
-    const server = pool.takeIdle(this.settings.server_round_robin, (s) => this.usable(s));
+    const server = pool.takeIdle(this.settings.server_round_robin, this.isUsable);
     if (server) return server;
     pool.waiters.push(client);
     if (pool.connecting < pool.waiters.length && this.canOpen(pool)) this.open(pool);
@@ -151,6 +154,12 @@ class PoolManager {
       this.makeAvailable(pool, server);
       return true;
     }
+    this.runReset(pool, server, reset);
+    return true;
+  }
+
+  /** server_reset_query, then back to the pool (a method of its own: its closure is made only when it runs). */
+  private runReset(pool: Pool, server: ServerConnection, reset: string): void {
     server.setState("tested");
     server.applied.clear();
     server.runInternal(reset, (error) => {
@@ -158,7 +167,6 @@ class PoolManager {
       else this.makeAvailable(pool, server);
     });
     server.out.flush(null);
-    return true;
   }
 
   serverClosed(server: ServerConnection): void {
@@ -231,7 +239,7 @@ export default function poolPlugin(): PgbunPlugin {
       });
       h.needServer.tap(NAME, (client) => manager.needServer(client));
       h.peekServer.tap(NAME, (client) =>
-        client.pool ? ((client.pool as Pool).takeIdle(api.config.settings.server_round_robin, (s) => manager.usable(s)) ?? undefined) : undefined,
+        client.pool ? ((client.pool as Pool).takeIdle(api.config.settings.server_round_robin, manager.isUsable) ?? undefined) : undefined,
       );
       h.serverReleased.tap(NAME, (server) => manager.released(server));
       h.serverClosed.tap(NAME, (server) => manager.serverClosed(server));

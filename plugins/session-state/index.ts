@@ -6,6 +6,7 @@ import type { ClientConnection } from "../../core/client.ts";
 import type { MessageContext } from "../../core/context.ts";
 import type { ServerConnection } from "../../core/server.ts";
 import type { PgbunPlugin, PluginApi } from "../../core/plugin/types.ts";
+import { mayChangeSessionState } from "./screen.ts";
 
 const NAME = "pgbun:session-state";
 
@@ -67,6 +68,7 @@ function stateOf(client: ClientConnection): ClientSessionState {
 /** Cheap screening of a Query/Parse text; only a text that may change session state is looked at further. */
 function inspect(client: ClientConnection, ctx: MessageContext, from: number, pooled: boolean): void {
   const b = ctx.buf;
+  if (!mayChangeSessionState(b, from, ctx.end)) return;
   // read buffers are Buffers; anything else is viewed as one (reading .buffer would allocate per call)
   const text = (Buffer.isBuffer(b) ? b : Buffer.from(b.buffer, b.byteOffset, b.byteLength)).toString("latin1", from, ctx.end);
   if (!AT_START.test(text) && !ANYWHERE.test(text)) return;
