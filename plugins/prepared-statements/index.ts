@@ -27,7 +27,7 @@ interface ClientStatement {
  */
 interface Retry {
   stmt: ClientStatement;
-  /** The client's Bind (its own statement name), and where the portal and name end in it. */
+  /** The Bind as sent (under the server's statement name), and where the portal and name end in it. */
   bind: Buffer;
   portalEnd: number;
   nameEnd: number;
@@ -63,11 +63,17 @@ function serverState(server: ServerConnection): ServerStatements {
   return s;
 }
 
-/** Reads a NUL-terminated name at `from`; returns it and the index of its NUL. */
-function nameAt(buf: Uint8Array, from: number, end: number): [string, number] {
+/** The index of the NUL ending the string that starts at `from` (`end` when there is none). */
+function nulAt(buf: Uint8Array, from: number, end: number): number {
   let j = from;
   while (j < end && buf[j] !== 0) j++;
-  return [decoder.decode(buf.subarray(from, j)), j];
+  return j;
+}
+
+/** The text between from and to; "" costs nothing, and a Buffer (every read buffer) is read without a view. */
+function textOf(buf: Uint8Array, from: number, to: number): string {
+  if (from >= to) return "";
+  return Buffer.isBuffer(buf) ? buf.toString("utf8", from, to) : decoder.decode(buf.subarray(from, to));
 }
 
 /**
@@ -94,15 +100,22 @@ export default function preparedStatements(): PgbunPlugin {
         else st.queue.push(kind, undefined, name);
       };
 
-      /** Names the statement on this server, preparing it (and evicting the least recently used) when needed. */
-      const prepare = (ctx: MessageContext, st: ClientStatements, stmt: ClientStatement, asClientParse: boolean): { name: string; parse: Buffer | null } => {
+      /** The Parse the latest prepare() made (null when the server had the statement): a second result, unboxed. */
+      let preparedParse: Buffer | null = null;
+
+      /**
+       * Names the statement on this server, preparing it (and evicting the least recently used) when needed; the
+       * Parse it made is left in preparedParse (sent already unless asClientParse).
+       */
+      const prepare = (ctx: MessageContext, st: ClientStatements, stmt: ClientStatement, asClientParse: boolean): string => {
         const server = ctx.server!;
         const srv = serverState(server);
         const existing = srv.names.get(stmt.key);
+        preparedParse = null;
         if (existing !== undefined && !srv.stale.has(stmt.key)) {
           srv.names.delete(stmt.key);
           srv.names.set(stmt.key, existing);
-          return { name: existing, parse: null };
+          return existing;
         }
         if (existing !== undefined) {
           ctx.sendToServer(closeStatement(existing));
@@ -124,7 +137,8 @@ export default function preparedStatements(): PgbunPlugin {
           ctx.sendToServer(parse);
           st.queue.push(Req.IntParse, stmt.key);
         }
-        return { name, parse };
+        preparedParse = parse;
+        return name;
       };
 
       onClient(Frontend.Parse, (ctx): MessageResult => {
@@ -158,7 +172,8 @@ export default function preparedStatements(): PgbunPlugin {
             return Action.Drop;
           }
         }
-        const { parse } = prepare(ctx, st, stmt, true);
+        prepare(ctx, st, stmt, true);
+        const parse = preparedParse;
         if (parse === null) {
           owe(ctx, st, Req.SynParse, p.name);
           return Action.Drop;
@@ -171,8 +186,9 @@ export default function preparedStatements(): PgbunPlugin {
         if (!pooled(ctx)) return undefined;
         const st = clientState(ctx.client);
         const { buf, start, end } = ctx;
-        const [, portalEnd] = nameAt(buf, start + 5, end);
-        const [name, nameEnd] = nameAt(buf, portalEnd + 1, end);
+        const portalEnd = nulAt(buf, start + 5, end);
+        const nameEnd = nulAt(buf, portalEnd + 1, end);
+        const name = textOf(buf, portalEnd + 1, nameEnd);
         const stmt = name === "" ? undefined : st.byName.get(name);
         if (stmt === undefined) {
           st.queue.push(Req.Bind);
@@ -180,32 +196,35 @@ export default function preparedStatements(): PgbunPlugin {
           return name.startsWith("pgbun_") ? rebind(buf, start, end, portalEnd, nameEnd, `${name}_unknown`) : undefined;
         }
         if (ctx.server === null) return Action.WaitForServer;
-        st.retry =
-          st.queue.length === 0 && ctx.client.txStatus === TxStatus.Idle
-            ? { stmt, bind: Buffer.from(ctx.bytes()), portalEnd: portalEnd - start, nameEnd: nameEnd - start, rest: [], synced: false, fired: false }
-            : null;
-        const { name: serverName } = prepare(ctx, st, stmt, false);
+        const retryable = st.queue.length === 0 && ctx.client.txStatus === TxStatus.Idle;
+        const serverName = prepare(ctx, st, stmt, false);
         st.queue.push(Req.Bind);
-        return rebind(buf, start, end, portalEnd, nameEnd, serverName);
+        const bind = rebind(buf, start, end, portalEnd, nameEnd, serverName);
+        // the rewritten Bind is pgbun's own buffer: a retry renames it again, no copy of the client's is kept
+        const keptNameEnd = portalEnd - start + 1 + Buffer.byteLength(serverName);
+        st.retry = retryable ? { stmt, bind, portalEnd: portalEnd - start, nameEnd: keptNameEnd, rest: [], synced: false, fired: false } : null;
+        return bind;
       });
 
       onClient(Frontend.Describe, (ctx) => {
         if (!pooled(ctx)) return undefined;
         const st = clientState(ctx.client);
-        const t = decodeTarget(ctx);
-        const stmt = t.kind === "S" && t.name !== "" ? st.byName.get(t.name) : undefined;
+        // 'S' statement or 'P' portal, then the name (read only when there is one)
+        const ofStatement = ctx.buf[ctx.start + 5] === 0x53;
+        const targetName = textOf(ctx.buf, ctx.start + 6, nulAt(ctx.buf, ctx.start + 6, ctx.end));
+        const stmt = ofStatement && targetName !== "" ? st.byName.get(targetName) : undefined;
         if (st.retry !== null && !st.retry.synced) {
-          if (t.kind === "P") st.retry.rest.push({ bytes: Buffer.from(ctx.bytes()), kind: Req.DescribePortal });
+          if (!ofStatement) st.retry.rest.push({ bytes: Buffer.from(ctx.bytes()), kind: Req.DescribePortal });
           else st.retry = null;
         }
         if (stmt === undefined) {
-          st.queue.push(t.kind === "S" ? Req.DescribeStatement : Req.DescribePortal);
-          return t.kind === "S" && t.name.startsWith("pgbun_") ? describeStatement(`${t.name}_unknown`) : undefined;
+          st.queue.push(ofStatement ? Req.DescribeStatement : Req.DescribePortal);
+          return ofStatement && targetName.startsWith("pgbun_") ? describeStatement(`${targetName}_unknown`) : undefined;
         }
         if (ctx.server === null) return Action.WaitForServer;
-        const { name } = prepare(ctx, st, stmt, false);
+        const serverName = prepare(ctx, st, stmt, false);
         st.queue.push(Req.DescribeStatement);
-        return describeStatement(name);
+        return describeStatement(serverName);
       });
 
       onClient(Frontend.Close, (ctx) => {
@@ -298,7 +317,7 @@ export default function preparedStatements(): PgbunPlugin {
       /** Runs the kept Bind/Describe/Execute/Sync again on a freshly prepared statement; the client sees one answer. */
       const retry = (ctx: MessageContext, st: ClientStatements, r: Retry): void => {
         st.retry = null;
-        const { name } = prepare(ctx, st, r.stmt, false);
+        const name = prepare(ctx, st, r.stmt, false);
         st.queue.push(Req.Bind);
         ctx.sendToServer(rebind(r.bind, 0, r.bind.length, r.portalEnd, r.nameEnd, name));
         for (const m of r.rest) {

@@ -16,10 +16,20 @@ export function describeStatement(name: string): Buffer {
   return new MessageWriter(name.length + 8).begin(Frontend.Describe).int8(0x53).cstring(name).end().finish();
 }
 
-/** A Bind with its statement name replaced; everything after the name is copied as is. */
+/**
+ * A Bind with its statement name replaced; everything after the name is copied as is. Runs for every Bind of a
+ * named statement, so it writes straight into one new buffer (no writer, no views).
+ */
 export function rebind(buf: Uint8Array, start: number, end: number, portalEnd: number, nameEnd: number, name: string): Buffer {
-  const portal = buf.subarray(start + 5, portalEnd + 1);
-  const rest = buf.subarray(nameEnd + 1, end);
-  const w = new MessageWriter(end - start + name.length).begin(Frontend.Bind).bytes(portal).cstring(name).bytes(rest);
-  return w.end().finish();
+  const nameLen = Buffer.byteLength(name);
+  const head = portalEnd + 1 - start; // type, length, portal and its NUL
+  const tail = end - (nameEnd + 1); // parameters, formats, result formats
+  const out = Buffer.allocUnsafe(head + nameLen + 1 + tail);
+  const src = Buffer.isBuffer(buf) ? buf : Buffer.from(buf.buffer, buf.byteOffset, buf.byteLength);
+  src.copy(out, 0, start, portalEnd + 1);
+  out.write(name, head, "utf8");
+  out[head + nameLen] = 0;
+  src.copy(out, head + nameLen + 1, nameEnd + 1, end);
+  out.writeInt32BE(out.length - 1, 1);
+  return out;
 }
