@@ -41,8 +41,7 @@ export function startupData(client: ClientConnection, chunk: Uint8Array): void {
       client.close("cancel request");
       return;
     }
-    client.startupSeen = true;
-    void login(client, packet);
+    void login(client, packet); // sets the user (startupSeen) before its first await, or closes the client
   }
   if (buf.length > 0) client.startupBuf = Buffer.from(buf);
 }

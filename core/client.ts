@@ -13,6 +13,9 @@ import type { DatabaseEntry } from "./config/databases.ts";
 import { ParamList } from "./params.ts";
 import { intern } from "./intern.ts";
 
+const COPY_WINDOW_OPEN = 1;
+const COPY_WINDOW_EXTENDED = 2;
+
 /** The welcome parameters of a client not yet given its pool's. */
 const NO_PARAMS: ReadonlyMap<string, string> = new Map();
 
@@ -71,8 +74,8 @@ export class ClientConnection implements FrameSink, Pausable {
    * that ambiguous, and then nothing is discounted (the server is closed rather than reused).
    */
   private copyWindowSyncs = 0;
-  private copyWindowOpen = false;
-  private copyWindowExtended = false;
+  /** COPY_WINDOW_OPEN while the window is open; COPY_WINDOW_EXTENDED when it was opened by Execute. */
+  private copyWindow = 0;
   private copyEndsBeforeWindow = 0;
   private copyEndsUnmatched = 0;
   /** Transaction status of the last ReadyForQuery this client saw. */
@@ -90,16 +93,14 @@ export class ClientConnection implements FrameSink, Pausable {
   /** Last time a query was forwarded and not yet answered (for query_timeout), 0 when none. */
   queryStart = 0;
   readonly addr: string;
-  readonly port: number;
   /** Startup-phase buffer (untyped packets), and whether the StartupMessage arrived. */
   startupBuf: Buffer | null = null;
-  startupSeen = false;
   /** The server's parameter values for this pool (filled by the pool plugin at login). */
   welcomeParams: ReadonlyMap<string, string> = NO_PARAMS;
 
   constructor(
     readonly core: Pgbun,
-    readonly socket: Socket<any>,
+    socket: Socket<any>,
   ) {
     this.id = core.nextId();
     this.out = new Outbound(socket);
@@ -107,7 +108,21 @@ export class ClientConnection implements FrameSink, Pausable {
     this.connectTime = core.now;
     this.lastActivity = core.now;
     this.addr = intern(socket.remoteAddress ?? "");
-    this.port = (socket as any).remotePort ?? 0;
+  }
+
+  /** The client's socket (the outbound queue's). */
+  get socket(): Socket<any> {
+    return this.out.socket!;
+  }
+
+  /** The client's TCP port (read from the socket: an idle client carries one field less). */
+  get port(): number {
+    return (this.out.socket as { remotePort?: number } | null)?.remotePort ?? 0;
+  }
+
+  /** The StartupMessage was accepted: its user is known from then on (a StartupMessage without one is refused). */
+  get startupSeen(): boolean {
+    return this.user !== "";
   }
 
   /** Free-form per-client state for plugins, keyed by plugin name (made on first use). */
@@ -214,7 +229,7 @@ export class ClientConnection implements FrameSink, Pausable {
         // a Sync sent during copy-in is ignored by the server and gets no ReadyForQuery
         if (!this.copyIn) {
           this.rfqPending++;
-          if (this.copyWindowOpen) this.copyWindowSyncs++;
+          if ((this.copyWindow & COPY_WINDOW_OPEN) !== 0) this.copyWindowSyncs++;
         }
         this.syncPending = false;
         if (this.queryStart === 0) this.queryStart = this.core.now;
@@ -234,8 +249,8 @@ export class ClientConnection implements FrameSink, Pausable {
       case Frontend.CopyFail:
         this.copyIn = false;
         // a COPY run by Execute still needs its Sync before the server is idle again
-        if (this.copyWindowExtended) this.syncPending = true;
-        this.copyWindowOpen = false;
+        if ((this.copyWindow & COPY_WINDOW_EXTENDED) !== 0) this.syncPending = true;
+        this.copyWindow &= ~COPY_WINDOW_OPEN;
         this.copyEndsUnmatched++;
         break;
     }
@@ -369,15 +384,14 @@ export class ClientConnection implements FrameSink, Pausable {
     this.syncPending = false;
     this.copyIn = false;
     this.queryStart = 0;
-    this.copyWindowOpen = false;
+    this.copyWindow &= ~COPY_WINDOW_OPEN;
     this.copyWindowSyncs = 0;
     this.copyEndsBeforeWindow = 0;
     this.copyEndsUnmatched = 0;
   }
 
   private openCopyWindow(extended: boolean): void {
-    this.copyWindowOpen = true;
-    this.copyWindowExtended = extended;
+    this.copyWindow = COPY_WINDOW_OPEN | (extended ? COPY_WINDOW_EXTENDED : 0);
     this.copyWindowSyncs = 0;
     this.copyEndsBeforeWindow = this.copyEndsUnmatched;
   }

@@ -28,7 +28,7 @@ export class Outbound {
   /** Total bytes handed to the kernel, for stats. */
   bytesSent = 0;
 
-  constructor(private socket: Socket<any> | null) {}
+  constructor(public socket: Socket<any> | null) {}
 
   attach(socket: Socket<any>): void {
     this.socket = socket;
