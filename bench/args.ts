@@ -18,7 +18,7 @@ export interface BenchOptions {
 export const USAGE = `usage: bun bench/run.ts [--quick] [--smoke] [--duration S] [--rounds N] [--idle N] [--out DIR]
   (default)     full run: 1/10/50/200/1000 clients, 8 s runs, 2 rounds, scale 10, 10,000 idle clients
   --quick       10 and 50 clients, 2 s runs, 1 round, scale 1, 1,000 idle clients
-  --smoke       one case (simple, 10 clients), 1 s, 200 idle clients: proves the pipeline works
+  --smoke       simple 10 clients and the pass-through row, 1 s, 200 idle clients: proves the pipeline works
   --duration S  seconds per pgbench run      --rounds N  repetitions of every case
   --idle N      idle clients for the memory test
   --out DIR     where results go (default bench/results)`;

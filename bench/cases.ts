@@ -5,7 +5,17 @@ export const COLUMNS = ["direct", "pgbouncer", "pgbun"] as const;
 export type Column = (typeof COLUMNS)[number];
 
 /** Server instances a run can target: PostgreSQL itself, or one pooler process each. */
-export type TargetId = "direct" | "pgbouncer" | "pgbouncer-session" | "pgbun" | "pgbun-session" | "pgbun-noop10" | "pgbun-audit-log";
+export type TargetId =
+  | "direct"
+  | "pgbouncer"
+  | "pgbouncer-session"
+  | "pgbun"
+  | "pgbun-session"
+  | "pgbun-noop10"
+  | "pgbun-audit-log"
+  | "pgbun-workers2"
+  /** bench/passthrough.ts: bytes forwarded, nothing parsed or pooled (a reference, not a pooler). */
+  | "passthrough";
 
 export type Cell =
   | { kind: "run"; target: TargetId }
@@ -13,7 +23,7 @@ export type Cell =
   | { kind: "same-as"; caseId: string }
   | { kind: "na"; reason: string };
 
-export type CaseGroup = "transaction" | "session" | "tpcb" | "storm" | "pipeline" | "efficiency";
+export type CaseGroup = "transaction" | "session" | "tpcb" | "storm" | "pipeline" | "workers" | "floor" | "efficiency";
 
 export interface BenchCase {
   id: string;
@@ -23,8 +33,10 @@ export interface BenchCase {
   group: CaseGroup;
   spec: PgbenchSpec;
   cells: Record<Column, Cell>;
-  /** Run right before the case's pgbun column in every round, for a ratio measured side by side (plain pgbun). */
+  /** Run right before the case's pgbun column in every round, for a ratio measured side by side. */
   baseline?: TargetId;
+  /** How the row names the baseline ("plain pgbun", "1-worker pgbun", "the pass-through"). */
+  baselineName?: string;
 }
 
 export interface MatrixOptions {
@@ -35,6 +47,8 @@ export interface MatrixOptions {
   efficiencyClients: number;
   smoke: boolean;
   auditLog: boolean;
+  /** default_pool_size of both poolers (the workers rows say how it is split). */
+  poolSize: number;
 }
 
 const PROTOCOLS: Protocol[] = ["simple", "extended", "prepared"];
@@ -70,10 +84,23 @@ export function buildCases(o: MatrixOptions): BenchCase[] {
       });
     }
   }
-  if (o.smoke) return cases;
-
   const base10 = matrixCaseId("simple", 10);
   const hasBase10 = o.clients.includes(10);
+  const pipelineDirect = hasBase10 ? sameAs(base10) : run("direct");
+  const pipelineBouncer = hasBase10 ? sameAs(base10) : run("pgbouncer");
+  /** Also in the smoke run: the only case that proves bench/passthrough.ts and the baseline runs work. */
+  const floor: BenchCase = {
+    id: "floor-passthrough-10",
+    label: "REFERENCE, not a pooler: bare Bun pass-through (no parsing, no pooling), the runtime's floor; pgbun measured beside it, select-only, simple, 10 clients",
+    short: "reference: pass-through, 10c",
+    group: "floor",
+    spec: select(10, "simple"),
+    cells: { direct: pipelineDirect, pgbouncer: pipelineBouncer, pgbun: run("pgbun") },
+    baseline: "passthrough",
+    baselineName: "the pass-through",
+  };
+  if (o.smoke) return [...cases, floor];
+
   cases.push({
     id: "session-simple-10",
     label: "session mode: select-only, simple, 10 clients",
@@ -98,8 +125,6 @@ export function buildCases(o: MatrixOptions): BenchCase[] {
     spec: { clients: 10, protocol: "simple", script: "select-only", reconnect: true, durationS: o.durationS },
     cells: { direct: run("direct"), pgbouncer: run("pgbouncer"), pgbun: run("pgbun") },
   });
-  const pipelineDirect = hasBase10 ? sameAs(base10) : run("direct");
-  const pipelineBouncer = hasBase10 ? sameAs(base10) : run("pgbouncer");
   cases.push({
     id: "pipeline-noop10",
     label: "pgbun with 10 no-op plugins (Query + ReadyForQuery taps), select-only, simple, 10 clients",
@@ -108,6 +133,7 @@ export function buildCases(o: MatrixOptions): BenchCase[] {
     spec: select(10, "simple"),
     cells: { direct: pipelineDirect, pgbouncer: pipelineBouncer, pgbun: run("pgbun-noop10") },
     baseline: "pgbun",
+    baselineName: "plain pgbun",
   });
   if (o.auditLog) {
     cases.push({
@@ -118,8 +144,27 @@ export function buildCases(o: MatrixOptions): BenchCase[] {
       spec: select(10, "simple"),
       cells: { direct: pipelineDirect, pgbouncer: pipelineBouncer, pgbun: run("pgbun-audit-log") },
       baseline: "pgbun",
+      baselineName: "plain pgbun",
     });
   }
+  for (const clients of [10, 50]) {
+    const hasBase = o.clients.includes(clients);
+    cases.push({
+      id: `workers2-${clients}`,
+      label: `pgbun with workers = 2 (pool ${o.poolSize} split: ${Math.ceil(o.poolSize / 2)} per worker), select-only, simple, ${clients} clients`,
+      short: `workers = 2, ${clients}c`,
+      group: "workers",
+      spec: select(clients, "simple"),
+      cells: {
+        direct: hasBase ? sameAs(matrixCaseId("simple", clients)) : run("direct"),
+        pgbouncer: hasBase ? sameAs(matrixCaseId("simple", clients)) : run("pgbouncer"),
+        pgbun: run("pgbun-workers2"),
+      },
+      baseline: "pgbun",
+      baselineName: "1-worker pgbun",
+    });
+  }
+  cases.push(floor);
   const effBase = matrixCaseId("simple", o.efficiencyClients);
   const hasEffBase = o.clients.includes(o.efficiencyClients);
   cases.push({
@@ -133,9 +178,12 @@ export function buildCases(o: MatrixOptions): BenchCase[] {
   return cases;
 }
 
-/** The instances the cases need started. */
+/** The instances the cases need started: every column's target and every baseline. */
 export function targetsOf(cases: BenchCase[]): Set<TargetId> {
   const out = new Set<TargetId>();
-  for (const c of cases) for (const col of COLUMNS) if (c.cells[col].kind === "run") out.add((c.cells[col] as { target: TargetId }).target);
+  for (const c of cases) {
+    for (const col of COLUMNS) if (c.cells[col].kind === "run") out.add((c.cells[col] as { target: TargetId }).target);
+    if (c.baseline) out.add(c.baseline);
+  }
   return out;
 }

@@ -2,6 +2,7 @@
 import { mkdtempSync, readdirSync, readFileSync, rmSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
+import type { PoolerCpu } from "./cpu.ts";
 import { pgClientEnv } from "./database.ts";
 import { killProcess, trackProcess } from "./processes.ts";
 
@@ -47,6 +48,8 @@ export interface PgbenchResult {
   clientsServed: number | null;
   wallS: number;
   command: string;
+  /** The pooler's CPU over the run (utime + stime, its whole process tree); absent for direct runs. */
+  poolerCpu?: PoolerCpu | null;
 }
 
 /** Fraction of transactions written to the --log files; p99 needs a few thousand samples, not every line. */

@@ -1,4 +1,4 @@
-// Starts pgbun variants for the benchmark (pool mode, plugin lists) through the test harness's process runner.
+// Starts pgbun variants for the benchmark (pool mode, plugin lists, workers) through the test harness's process runner.
 import { existsSync } from "node:fs";
 import { resolve } from "node:path";
 import { startPgbun, type TestPgbun } from "../tests/harness/pgbun.ts";
@@ -10,7 +10,7 @@ const NOOP_PLUGIN = resolve(import.meta.dir, "plugins", "noop.ts");
 /** The example plugin the pipeline-cost case measures when the repository has it. */
 export const AUDIT_LOG_EXAMPLE = resolve(REPO_ROOT, "examples", "audit-log.ts");
 
-export type PgbunVariant = "plain" | "session" | "noop10" | "audit-log";
+export type PgbunVariant = "plain" | "session" | "noop10" | "audit-log" | "workers2";
 
 export interface PgbunSettings {
   poolSize: number;
@@ -33,6 +33,8 @@ export function pgbunConfig(variant: PgbunVariant, pg: TestPostgres, s: PgbunSet
       default_pool_size: s.poolSize,
       max_client_conn: s.maxClientConn,
       log_level: "warn",
+      // with N workers each one gets default_pool_size / N (rounded up): the same servers in all
+      ...(variant === "workers2" ? { workers: 2 } : {}),
       ...(plugins ? { plugins } : {}),
     },
     databases: { "*": { host: pg.host, port: pg.port, password: pg.password } },

@@ -1,5 +1,6 @@
 // Turns the benchmark's outcomes into the one results table, the results document and the raw JSON.
 import { COLUMNS, type BenchCase, type Column } from "./cases.ts";
+import { formatCpuUs } from "./cpu.ts";
 import type { MachineInfo } from "./machine.ts";
 import type { MemoryResult } from "./memory.ts";
 import type { PgbenchResult } from "./pgbench.ts";
@@ -65,11 +66,17 @@ class Notes {
   }
 }
 
+/** "38 µs/txn", rounded to what the clock ticks support; null when not measured. */
+function cpuText(s: CellSummary): string | null {
+  return s.cpuUsPerTxn === null ? null : `${formatCpuUs(s.cpuUsPerTxn, s.cpuResolutionUs ?? 1)} µs/txn`;
+}
+
 function tpsCell(s: CellSummary, where: string, notes: Notes): string {
   if (s.status === "na") return s.notes[0] ?? "n/a";
   if (s.status === "failed") return `FAILED [${notes.add(`${where}: ${s.notes.join(" / ")}`)}]`;
   const connect = s.connectMs === null ? "" : `, connect ${ms(s.connectMs)} ms`;
-  const text = `${int(s.tps ?? 0)} tps (avg ${ms(s.latencyAvgMs)} ms, p99 ${ms(s.p99Ms)} ms${connect})`;
+  const cpu = cpuText(s) === null ? "" : `, CPU ${cpuText(s)}`;
+  const text = `${int(s.tps ?? 0)} tps (avg ${ms(s.latencyAvgMs)} ms, p99 ${ms(s.p99Ms)} ms${connect}${cpu})`;
   if (s.status === "partial") return `${text}, ${s.failedRuns}/${s.runs} runs FAILED [${notes.add(`${where}: ${s.notes.join(" / ")}`)}]`;
   return text;
 }
@@ -78,24 +85,70 @@ function okTps(s: CellSummary): number | null {
   return s.status === "ok" || s.status === "partial" ? s.tps : null;
 }
 
+function okCpu(s: CellSummary | undefined): number | null {
+  return s && (s.status === "ok" || s.status === "partial") ? s.cpuUsPerTxn : null;
+}
+
+/** The tps ratio, followed by the CPU-per-transaction ratio when both sides measured it. */
+function tpsAndCpuRatio(pgbun: CellSummary, other: CellSummary): string {
+  const tps = ratio(okTps(pgbun), okTps(other));
+  const a = okCpu(pgbun);
+  const b = okCpu(other);
+  return a === null || b === null ? tps : `${tps} (CPU/txn ${ratio(a, b)})`;
+}
+
+/** "(0.57× of plain pgbun run beside it: 10,006 tps, CPU 36 µs/txn; CPU/txn 1.61×)" */
+function baselineNote(o: CaseOutcome & { baseline: CellSummary }): string {
+  const base = okTps(o.baseline);
+  const name = o.case.baselineName ?? o.case.baseline ?? "baseline";
+  if (base === null) return ` (${name} run beside it failed)`;
+  const cpu = cpuText(o.baseline);
+  const cpuRatio = okCpu(o.cells.pgbun) !== null && okCpu(o.baseline) !== null ? `; CPU/txn ${ratio(okCpu(o.cells.pgbun), okCpu(o.baseline))}` : "";
+  return ` (${ratio(okTps(o.cells.pgbun), base)} of ${name} run beside it: ${int(base)} tps${cpu === null ? "" : `, CPU ${cpu}`}${cpuRatio})`;
+}
+
 function caseRows(outcomes: CaseOutcome[], notes: Notes): TableRow[] {
   const rows: TableRow[] = [];
   for (const o of outcomes) {
     const cells = {} as Record<Column, string>;
     for (const col of COLUMNS) cells[col] = tpsCell(o.cells[col], `${col}, ${o.case.label}`, notes);
-    let label = o.case.label;
-    if (o.baseline) {
-      const plain = okTps(o.baseline);
-      label += ` (${ratio(okTps(o.cells.pgbun), plain)} of plain pgbun run beside it: ${plain === null ? "failed" : `${int(plain)} tps`})`;
-    }
+    const label = o.baseline ? o.case.label + baselineNote({ ...o, baseline: o.baseline }) : o.case.label;
     rows.push({
       label,
       cells,
-      ratioPgbouncer: ratio(okTps(o.cells.pgbun), okTps(o.cells.pgbouncer)),
+      ratioPgbouncer: tpsAndCpuRatio(o.cells.pgbun, o.cells.pgbouncer),
       ratioDirect: ratio(okTps(o.cells.pgbun), okTps(o.cells.direct)),
     });
   }
   return rows;
+}
+
+/**
+ * One row for pooler CPU per transaction across the plain comparisons (rows without a baseline: both poolers as
+ * configured, nothing else changed): the µs ranges and the median of the per-row pgbun ÷ PgBouncer ratios.
+ */
+function cpuRows(outcomes: CaseOutcome[]): TableRow[] {
+  const pairs = outcomes
+    .filter((o) => !o.baseline)
+    .map((o) => ({ bouncer: okCpu(o.cells.pgbouncer), pgbun: okCpu(o.cells.pgbun) }))
+    .filter((p): p is { bouncer: number; pgbun: number } => p.bouncer !== null && p.pgbun !== null && p.bouncer > 0);
+  if (pairs.length === 0) return [];
+  const ratios = pairs.map((p) => p.pgbun / p.bouncer).sort((a, b) => a - b);
+  const mid = Math.floor(ratios.length / 2);
+  const med = ratios.length % 2 === 1 ? ratios[mid]! : (ratios[mid - 1]! + ratios[mid]!) / 2;
+  const range = (v: number[]) => {
+    const [lo, hi] = [int(Math.min(...v)), int(Math.max(...v))];
+    return lo === hi ? `${lo} µs/txn` : `${lo}–${hi} µs/txn`;
+  };
+  const spread = ratios.length > 1 ? ` (${ratios[0]!.toFixed(2)}× to ${ratios.at(-1)!.toFixed(2)}×)` : "";
+  return [
+    {
+      label: `pooler CPU per transaction (utime + stime ÷ transactions), pgbun ÷ PgBouncer: median over the ${pairs.length} row${pairs.length === 1 ? "" : "s"} above where both ran`,
+      cells: { direct: "n/a (no pooler)", pgbouncer: range(pairs.map((p) => p.bouncer)), pgbun: range(pairs.map((p) => p.pgbun)) },
+      ratioPgbouncer: `${med.toFixed(2)}×${spread}`,
+      ratioDirect: "—",
+    },
+  ];
 }
 
 /**
@@ -179,6 +232,7 @@ export function buildTable(input: ReportInput): { rows: TableRow[]; notes: strin
   const notes = new Notes();
   const rows = [
     ...caseRows(input.cases, notes),
+    ...cpuRows(input.cases),
     ...efficiencyRows(input.cases, input.settings.poolSize, input.settings.durationS),
     ...memoryRows(input.memory, input.settings.idleClients, notes),
   ];
@@ -214,9 +268,19 @@ export function markdownDocument(input: ReportInput, table: string, notes: strin
       "(in -C storm runs the logged time excludes the connection set-up, which pgbench reports separately as connect). " +
       "pgbench, PostgreSQL and the pooler share the same cores, so a pooler's own CPU use lowers everyone's throughput.",
     "",
+    "CPU: every pooler cell ends with the pooler's CPU per transaction: utime + stime of its process tree (a pgbun supervisor " +
+      "and its workers summed) read from /proc right before and right after pgbench, divided by the transactions pgbench processed, " +
+      "median over rounds, rounded to what the clock ticks support (including the work of accepting pgbench's connections). " +
+      "It counts only the pooler's own work, so on a loaded machine its pgbun ÷ PgBouncer ratio (in parentheses in the ratio column) " +
+      "is much steadier than the tps ratio, which also moves with whatever else holds the cores.",
+    "",
     "Ratios compare tps (higher: pgbun faster) in the throughput rows, transactions per server connection (tps × run seconds ÷ server connections) in the efficiency rows, " +
-      "and RSS (lower: pgbun leaner) in the memory rows. Direct and PgBouncer cells of the session-mode and plugin rows repeat " +
-      "the matching transaction-mode row (direct has no pool mode; the plugin rows change only pgbun).",
+      "and RSS (lower: pgbun leaner) in the memory rows. Rows that name a run beside them measure pgbun against a baseline run " +
+      "right before it in every round: the plugin rows against plain pgbun, the workers = 2 rows against pgbun with one worker, and " +
+      "the REFERENCE row against bench/passthrough.ts, a bare Bun TCP pass-through (no protocol parsing, no pooling: each client " +
+      "its own PostgreSQL connection, bytes forwarded as they arrive), the least any proxy on this runtime costs; it is not a pooler. " +
+      "The direct cell of the session-mode rows, and the direct and PgBouncer cells of the plugin, workers and reference rows, " +
+      "repeat the matching transaction-mode row (direct has no pool mode; those rows change only pgbun).",
     "",
     table,
     "",

@@ -1,4 +1,4 @@
-// Benchmark entry: direct PostgreSQL vs PgBouncer vs pgbun under pgbench, idle-client memory, one results table.
+// Benchmark entry: direct PostgreSQL vs PgBouncer vs pgbun under pgbench, pooler CPU per transaction, idle-client memory.
 // Usage: node_modules/.bin/bun bench/run.ts [--quick] [--smoke] [--duration S] [--rounds N] [--idle N] [--out DIR]
 import { mkdirSync, readFileSync, writeFileSync } from "node:fs";
 import { loadavg } from "node:os";
@@ -6,6 +6,7 @@ import { join, relative } from "node:path";
 import { parseArgs, type BenchOptions } from "./args.ts";
 import { buildCases, COLUMNS, targetsOf, type BenchCase, type Column, type TargetId } from "./cases.ts";
 import { tpsChart } from "./chart.ts";
+import { cpuPerTransaction, formatCpuUs, sampleCpu } from "./cpu.ts";
 import { startBenchPostgres, type BenchPostgres } from "./database.ts";
 import { describeMachine } from "./machine.ts";
 import { measureIdleMemory } from "./memory.ts";
@@ -59,6 +60,12 @@ function notRun(error: string): PgbenchResult {
   };
 }
 
+/** A run in the progress log: tps, and the pooler's CPU per transaction when measured. */
+function brief(r: PgbenchResult): string {
+  const cpu = r.poolerCpu ? `, CPU ${formatCpuUs(r.poolerCpu.usPerTxn, r.poolerCpu.resolutionUs)} µs/txn` : "";
+  return `${Math.round(r.tps ?? 0)} tps${cpu}`;
+}
+
 function logTail(text: string, lines = 5): string {
   return text.trim().split("\n").slice(-lines).join(" ⏎ ").slice(0, 600);
 }
@@ -87,6 +94,10 @@ class Bench {
   readonly problems: string[] = [];
   /** Seconds of -T each target and client count needs for its initial connections, learnt from earlier runs. */
   readonly connectAllowance = new Map<string, number>();
+  /** Instances that had their warm-up run since they (re)started. */
+  readonly warmed = new Set<TargetId>();
+  /** The case a warm-up runs (shortened to opts.warmupS). */
+  warmCase: BenchCase | undefined;
 
   constructor(
     readonly opts: BenchOptions,
@@ -98,6 +109,7 @@ class Bench {
     try {
       this.targets.set(id, await startTarget(id, this.db.pg, this.pgbouncerBinary, POOLER));
       this.targetErrors.delete(id);
+      this.warmed.delete(id);
     } catch (err) {
       this.targets.delete(id);
       this.targetErrors.set(id, `${id} could not be started: ${errText(err)}`.slice(0, 800));
@@ -105,15 +117,27 @@ class Bench {
     }
   }
 
-  /** One pgbench run; a pooler that died during it is reported in the run's error and restarted. */
+  /** pgbench with the pooler's CPU (its process tree's utime + stime) read right before and right after. */
+  private async measure(target: Target, spec: PgbenchSpec, allowance: number, grace: number): Promise<PgbenchResult> {
+    const before = target.pid === undefined ? null : sampleCpu(target.pid);
+    const result = await runPgbench(this.db.pgbench, spec, target.endpoint, allowance, grace);
+    if (target.pid !== undefined) result.poolerCpu = cpuPerTransaction(before, sampleCpu(target.pid), result.transactions);
+    return result;
+  }
+
+  /**
+   * One measured pgbench run (an instance not yet warmed up since it started gets its warm-up first); a pooler that
+   * died during it is reported in the run's error and restarted. `learn` false: a warm-up (no -T adjustment).
+   */
   async runOn(id: TargetId, c: BenchCase, learn = true): Promise<PgbenchResult> {
+    if (learn) await this.warm(id);
     const target = this.targets.get(id);
     if (!target) return notRun(this.targetErrors.get(id) ?? `${id} is not running`);
     const grace = c.spec.clients >= 200 ? 120 : 60;
     const key = `${id}:${c.spec.clients}`;
     let allowance = c.spec.reconnect ? 0 : (this.connectAllowance.get(key) ?? 0);
     this.loadSamples.push(loadavg()[0] ?? 0);
-    let result = await runPgbench(this.db.pgbench, c.spec, target.endpoint, allowance, grace);
+    let result = await this.measure(target, c.spec, allowance, grace);
     for (let retry = 0; retry < 2 && learn && !c.spec.reconnect && !target.exitStatus(); retry++) {
       const needed = connectRoomNeeded(result, c.spec, allowance);
       if (needed <= allowance) break;
@@ -121,7 +145,7 @@ class Bench {
       log(`${id}, ${c.spec.clients} clients: connecting took ${took}; again with -T ${c.spec.durationS}+${needed}`);
       allowance = needed;
       this.connectAllowance.set(key, needed);
-      result = await runPgbench(this.db.pgbench, c.spec, target.endpoint, needed, grace);
+      result = await this.measure(target, c.spec, needed, grace);
     }
     const died = target.exitStatus();
     if (died) {
@@ -135,11 +159,19 @@ class Bench {
     return result;
   }
 
+  /** A short unrecorded run (JIT, caches) on an instance that has not had one since it started. */
+  private async warm(id: TargetId): Promise<void> {
+    const warm = this.warmCase;
+    if (!warm || this.warmed.has(id) || !this.targets.has(id)) return;
+    this.warmed.add(id);
+    const r = await this.runOn(id, { ...warm, spec: { ...warm.spec, durationS: this.opts.warmupS } }, false);
+    if (!r.ok) log(`warm-up of ${id} failed: ${(r.error ?? "").slice(0, 200)}`);
+  }
+
+  /** Warms every instance before round 1 (each pgbun variant, baselines and the pass-through included). */
   async warmUp(ids: TargetId[], cases: BenchCase[]): Promise<void> {
-    const warm = cases.find((c) => c.id === "tx-simple-10") ?? cases[0];
-    if (!warm) return;
-    const spec = { ...warm.spec, durationS: this.opts.warmupS };
-    for (const id of ids) if (this.targets.has(id)) await this.runOn(id, { ...warm, spec }, false);
+    this.warmCase = cases.find((c) => c.id === "tx-simple-10") ?? cases[0];
+    for (const id of ids) await this.warm(id);
   }
 
   async rounds(cases: BenchCase[]): Promise<void> {
@@ -154,7 +186,7 @@ class Bench {
         if (c.baseline) {
           const r = await this.runOn(c.baseline, c);
           this.baselines.get(c.id)!.push(r);
-          parts.push(`baseline ${c.baseline} ${r.ok ? `${Math.round(r.tps ?? 0)} tps` : "FAILED"}`);
+          parts.push(`baseline ${c.baseline} ${r.ok ? brief(r) : "FAILED"}`);
           await Bun.sleep(300);
         }
         for (const col of order) {
@@ -162,7 +194,7 @@ class Bench {
           if (cell.kind !== "run") continue;
           const r = await this.runOn(cell.target, c);
           this.runs.get(c.id)![col].push(r);
-          parts.push(`${col} ${r.ok ? `${Math.round(r.tps ?? 0)} tps` : `FAILED (${(r.error ?? "").slice(0, 160)})`}`);
+          parts.push(`${col} ${r.ok ? brief(r) : `FAILED (${(r.error ?? "").slice(0, 160)})`}`);
           await Bun.sleep(300);
         }
         log(`[round ${round + 1}/${this.opts.rounds}] ${c.label}: ${parts.join(", ")}`);
@@ -212,11 +244,11 @@ class Bench {
     }
   }
 
-  /** pgbun runs at log_level warn: anything it logged is worth a line in the results. */
+  /** pgbun runs at log_level warn and the pass-through logs nothing: anything they wrote is worth a line. */
   collectPgbunLogs(): void {
     for (const t of this.targets.values()) {
       const text = t.logs().trim();
-      if (!t.id.startsWith("pgbun-") && t.id !== "pgbun") continue;
+      if (!t.id.startsWith("pgbun-") && t.id !== "pgbun" && t.id !== "passthrough") continue;
       if (text === "") continue;
       const lines = text.split("\n");
       this.problems.push(`${t.id} logged ${lines.length} line(s) at warn or above, e.g.: ${lines.slice(0, 3).join(" ⏎ ").slice(0, 600)}`);
@@ -252,6 +284,7 @@ async function main(opts: BenchOptions): Promise<void> {
     efficiencyClients: opts.efficiencyClients,
     smoke: opts.mode === "smoke",
     auditLog: variantAvailable("audit-log"),
+    poolSize: POOLER.poolSize,
   });
   const ids = [...targetsOf(cases)];
   const maxClients = Math.max(...cases.map((c) => c.spec.clients));
@@ -270,7 +303,7 @@ async function main(opts: BenchOptions): Promise<void> {
   bench.problems.push(...problems);
   log(`starting ${ids.join(", ")}`);
   for (const id of ids) await bench.start(id);
-  const runCount = cases.reduce((n, c) => n + COLUMNS.filter((col) => c.cells[col].kind === "run").length, 0) * opts.rounds;
+  const runCount = cases.reduce((n, c) => n + COLUMNS.filter((col) => c.cells[col].kind === "run").length + (c.baseline ? 1 : 0), 0) * opts.rounds;
   log(`${runCount} pgbench runs of ${opts.durationS} s (about ${Math.ceil((runCount * (opts.durationS + 2)) / 60)} min), then memory`);
   await bench.warmUp(ids, cases);
   await bench.rounds(cases);

@@ -1,4 +1,4 @@
-// Runs the benchmark end to end on one tiny case (bench/run.ts --smoke) and checks it writes a table of numbers.
+// Runs the benchmark end to end on its smoke cases (bench/run.ts --smoke) and checks it writes a table of numbers.
 import { expect, test } from "bun:test";
 import { existsSync, mkdtempSync, readFileSync, rmSync } from "node:fs";
 import { tmpdir } from "node:os";
@@ -7,6 +7,9 @@ import { join, resolve } from "node:path";
 const REPO_ROOT = resolve(import.meta.dir, "..");
 const BUN = join(REPO_ROOT, "node_modules", ".bin", "bun");
 const NUMBER_CELL = /^\d[\d,]*(\.\d+)? tps \(avg [\d.]+ ms, p99 [\d.]+ ms\)$/;
+/** A pooler's cell also carries its CPU per transaction. */
+const POOLER_CELL = /^\d[\d,]*(\.\d+)? tps \(avg [\d.]+ ms, p99 [\d.]+ ms, CPU [\d,]+ µs\/txn\)$/;
+const RATIO = /^\d+\.\d\d×$/;
 
 /** The cells of the table row whose first cell is `label`. */
 function row(table: string, label: string): string[] | undefined {
@@ -17,7 +20,7 @@ function row(table: string, label: string): string[] | undefined {
   return undefined;
 }
 
-test("bench/run.ts --smoke completes and writes a results table with numeric cells", async () => {
+test("bench/run.ts --smoke completes and writes a results table with numeric cells, pooler CPU and the pass-through row", async () => {
   const out = mkdtempSync(join(tmpdir(), "pgbun-bench-smoke-"));
   try {
     const proc = Bun.spawn([BUN, "bench/run.ts", "--quick", "--duration", "1", "--smoke", "--out", out], {
@@ -35,12 +38,15 @@ test("bench/run.ts --smoke completes and writes a results table with numeric cel
     expect(cells).toBeDefined();
     const [, direct, pgbouncer, pgbun, vsBouncer, vsDirect] = cells!;
     expect(direct).toMatch(NUMBER_CELL);
-    expect(pgbun).toMatch(NUMBER_CELL);
-    expect(vsDirect).toMatch(/^\d+\.\d\d×$/);
+    expect(pgbun).toMatch(POOLER_CELL);
+    expect(vsDirect).toMatch(RATIO);
     if (!doc.includes("PgBouncer unavailable")) {
-      expect(pgbouncer).toMatch(NUMBER_CELL);
-      expect(vsBouncer).toMatch(/^\d+\.\d\d×$/);
+      expect(pgbouncer).toMatch(POOLER_CELL);
+      expect(vsBouncer).toMatch(/^\d+\.\d\d× \(CPU\/txn \d+\.\d\d×\)$/);
     }
+    const floor = doc.split("\n").find((l) => l.startsWith("| REFERENCE, not a pooler: bare Bun pass-through"));
+    expect(floor).toBeDefined();
+    expect(floor!).toMatch(/of the pass-through run beside it: [\d,]+ tps, CPU [\d,]+ µs\/txn/);
     const perClient = row(doc, "memory per idle client ((after − before) / 200)");
     expect(perClient?.[3]).toMatch(/^-?\d[\d,]* B$/);
 

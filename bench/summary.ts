@@ -11,6 +11,10 @@ export interface CellSummary {
   transactions: number | null;
   connectMs: number | null;
   clientsServed: number | null;
+  /** Median µs of pooler CPU per transaction over the runs that measured it; null for direct or unmeasured. */
+  cpuUsPerTxn: number | null;
+  /** The coarsest tick resolution among those runs, in µs per transaction (how many digits cpuUsPerTxn supports). */
+  cpuResolutionUs: number | null;
   runs: number;
   failedRuns: number;
   /** tps of every successful run, in round order: the spread. */
@@ -27,13 +31,28 @@ export function median(values: number[]): number | null {
 const nums = (values: Array<number | null>) => values.filter((v): v is number => v !== null);
 
 export function notApplicable(reason: string): CellSummary {
-  return { status: "na", notes: [reason], tps: null, latencyAvgMs: null, p99Ms: null, transactions: null, connectMs: null, clientsServed: null, runs: 0, failedRuns: 0, tpsRuns: [] };
+  return {
+    status: "na",
+    notes: [reason],
+    tps: null,
+    latencyAvgMs: null,
+    p99Ms: null,
+    transactions: null,
+    connectMs: null,
+    clientsServed: null,
+    cpuUsPerTxn: null,
+    cpuResolutionUs: null,
+    runs: 0,
+    failedRuns: 0,
+    tpsRuns: [],
+  };
 }
 
 /** Medians over the successful runs; any failed run makes the cell "partial", all failed makes it "failed". */
 export function summarize(runs: PgbenchResult[]): CellSummary {
   const good = runs.filter((r) => r.ok);
   const bad = runs.filter((r) => !r.ok);
+  const cpu = good.map((r) => r.poolerCpu).filter((c) => c !== null && c !== undefined);
   const status = runs.length === 0 ? "na" : good.length === 0 ? "failed" : bad.length > 0 ? "partial" : "ok";
   return {
     status,
@@ -44,6 +63,8 @@ export function summarize(runs: PgbenchResult[]): CellSummary {
     transactions: median(good.map((r) => r.transactions)),
     connectMs: median(nums(good.map((r) => r.connectMs))),
     clientsServed: median(nums(good.map((r) => r.clientsServed))),
+    cpuUsPerTxn: median(cpu.map((c) => c.usPerTxn)),
+    cpuResolutionUs: cpu.length === 0 ? null : Math.max(...cpu.map((c) => c.resolutionUs)),
     runs: runs.length,
     failedRuns: bad.length,
     tpsRuns: nums(good.map((r) => r.tps)),

@@ -1,9 +1,10 @@
-// The server instances runs go to: direct PostgreSQL, PgBouncer and pgbun processes; restarts a pooler that died.
+// The server instances runs go to: direct PostgreSQL, PgBouncer, pgbun processes and the bare pass-through.
 import type { TestPgbun } from "../tests/harness/pgbun.ts";
 import type { TestPostgres } from "../tests/harness/postgres.ts";
 import type { TargetId } from "./cases.ts";
 import { BENCH_DATABASE } from "./database.ts";
 import type { Endpoint } from "./pgbench.ts";
+import { startPassthrough } from "./passthrough-process.ts";
 import { startPgbouncer, type PgbouncerInstance } from "./pgbouncer.ts";
 import { startPgbunVariant, type PgbunVariant } from "./pgbun-process.ts";
 
@@ -15,11 +16,11 @@ export interface PoolerSettings {
 export interface Target {
   id: TargetId;
   endpoint: Endpoint;
-  /** The pooler's pid (for RSS), undefined for direct PostgreSQL. */
+  /** The pooler's pid (for RSS and CPU; with workers the supervisor's), undefined for direct PostgreSQL. */
   pid?: number;
   /** undefined while alive; otherwise how it ended. */
   exitStatus(): string | undefined;
-  /** pgbun's log lines at warn level or above since start (pgbun only). */
+  /** pgbun's log lines at warn level or above since start; PgBouncer's log; the pass-through's stderr. */
   logs(): string;
 }
 
@@ -28,6 +29,7 @@ const PGBUN_VARIANTS: Partial<Record<TargetId, PgbunVariant>> = {
   "pgbun-session": "session",
   "pgbun-noop10": "noop10",
   "pgbun-audit-log": "audit-log",
+  "pgbun-workers2": "workers2",
 };
 
 function endpoint(host: string, port: number, pg: TestPostgres): Endpoint {
@@ -46,6 +48,10 @@ export async function startTarget(id: TargetId, pg: TestPostgres, pgbouncerBinar
     const poolMode = id === "pgbouncer" ? "transaction" : "session";
     const b: PgbouncerInstance = await startPgbouncer(pgbouncerBinary, pg, { poolMode, ...s });
     return { id, endpoint: endpoint(b.host, b.port, pg), pid: b.pid, exitStatus: () => ended(b.proc), logs: () => b.logs() };
+  }
+  if (id === "passthrough") {
+    const t = await startPassthrough(pg);
+    return { id, endpoint: endpoint(t.host, t.port, pg), pid: t.proc.pid, exitStatus: () => ended(t.proc), logs: () => t.logs() };
   }
   const variant = PGBUN_VARIANTS[id];
   if (!variant) throw new Error(`unknown target ${id}`);
