@@ -14,10 +14,14 @@ export interface Pausable {
 const NONE = new Uint8Array(0);
 
 export class Outbound {
-  /** The batch as (buffer, start, end) triples: no view object is made per forwarded span. */
-  private bufs: Uint8Array[] = [];
-  private starts: number[] = [];
-  private ends: number[] = [];
+  /**
+   * The batch as (buffer, start, end) pieces: no view object is made per forwarded span. The first piece lives
+   * in fields (most batches have one), further ones as flat triples in `more`, made the first time one is needed.
+   */
+  private buf0: Uint8Array = NONE;
+  private start0 = 0;
+  private end0 = 0;
+  private more: Array<Uint8Array | number> | null = null;
   private count = 0;
   private piecesLen = 0;
   /** What the socket did not take yet, oldest first; made on the first partial write. */
@@ -48,13 +52,31 @@ export class Outbound {
     if (end <= start || this.closed) return;
     const n = this.count;
     this.piecesLen += end - start;
-    if (n > 0 && this.bufs[n - 1] === buf && this.ends[n - 1] === start) {
-      this.ends[n - 1] = end;
+    if (n === 0) {
+      this.buf0 = buf;
+      this.start0 = start;
+      this.end0 = end;
+      this.count = 1;
       return;
     }
-    this.bufs[n] = buf;
-    this.starts[n] = start;
-    this.ends[n] = end;
+    if (n === 1) {
+      if (this.buf0 === buf && this.end0 === start) {
+        this.end0 = end;
+        return;
+      }
+    } else {
+      const more = this.more!;
+      const last = (n - 2) * 3;
+      if (more[last] === buf && more[last + 2] === start) {
+        more[last + 2] = end;
+        return;
+      }
+    }
+    const more = (this.more ??= []);
+    const at = (n - 1) * 3;
+    more[at] = buf;
+    more[at + 1] = start;
+    more[at + 2] = end;
     this.count = n + 1;
   }
 
@@ -66,17 +88,24 @@ export class Outbound {
   /** Joins the batch into one new buffer and empties it. */
   private takeBatch(): Buffer {
     const out = Buffer.allocUnsafe(this.piecesLen);
-    let at = 0;
-    for (let i = 0; i < this.count; i++) {
-      out.set(this.bufs[i]!.subarray(this.starts[i]!, this.ends[i]!), at);
-      at += this.ends[i]! - this.starts[i]!;
+    out.set(this.buf0.subarray(this.start0, this.end0), 0);
+    let at = this.end0 - this.start0;
+    const more = this.more!;
+    for (let i = 0; i < (this.count - 1) * 3; i += 3) {
+      const buf = more[i] as Uint8Array;
+      const s = more[i + 1] as number;
+      const e = more[i + 2] as number;
+      out.set(buf.subarray(s, e), at);
+      at += e - s;
     }
     this.clearBatch();
     return out;
   }
 
   private clearBatch(): void {
-    for (let i = 0; i < this.count; i++) this.bufs[i] = NONE; // do not keep read buffers alive
+    this.buf0 = NONE; // do not keep read buffers alive
+    const more = this.more;
+    if (more !== null) for (let i = 0; i < (this.count - 1) * 3; i += 3) more[i] = NONE;
     this.count = 0;
     this.piecesLen = 0;
   }
@@ -88,8 +117,8 @@ export class Outbound {
     let data: Uint8Array;
     let off: number;
     if (this.count === 1) {
-      data = this.bufs[0]!;
-      off = this.starts[0]!;
+      data = this.buf0;
+      off = this.start0;
       this.clearBatch();
     } else {
       data = this.takeBatch();

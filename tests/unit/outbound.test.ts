@@ -11,9 +11,10 @@ class FakeSocket {
   /** Bytes the "kernel" accepted, in order. */
   accepted: number[] = [];
 
-  write(data: Uint8Array): number {
+  /** Like Bun's socket.write(data, byteOffset, byteLength). */
+  write(data: Uint8Array, off = 0, len = data.length - off): number {
     if (this.broken) return -1;
-    const copy = new Uint8Array(data); // what write() was offered at that moment
+    const copy = new Uint8Array(data.subarray(off, off + len)); // what write() was offered at that moment
     this.writes.push(copy);
     const n = Math.min(copy.length, this.budget);
     for (let i = 0; i < n; i++) this.accepted.push(copy[i]!);
@@ -53,6 +54,30 @@ describe("a batch", () => {
     expect(text(socket.accepted)).toBe("1:HELLO:2");
     expect(out.backlog).toBe(0);
     expect(out.bytesSent).toBe(9);
+  });
+
+  test("adjacent spans of one buffer merge into one piece, first or later; batches after a multi-piece one start clean", () => {
+    const { out, socket } = outbound();
+    const read = bytes("ABCDEFGHIJ");
+    out.push(read, 0, 2);
+    out.push(read, 2, 4); // continues the first piece
+    out.push(bytes("-"));
+    out.push(read, 6, 8);
+    out.push(read, 8, 10); // continues a later piece
+    out.push(bytes("+"), 0, 1);
+    out.flush(null);
+    expect(socket.writes.length).toBe(1);
+    expect(text(socket.accepted)).toBe("ABCD-GHIJ+");
+    // one piece, sent without joining: the write gets the read buffer itself at an offset
+    out.push(read, 4, 6);
+    out.flush(null);
+    expect(socket.writes.length).toBe(2);
+    expect(text(socket.accepted)).toBe("ABCD-GHIJ+EF");
+    out.push(bytes("x"));
+    out.push(bytes("y"));
+    out.flush(null);
+    expect(text(socket.accepted)).toBe("ABCD-GHIJ+EFxy");
+    expect(out.bytesSent).toBe(14);
   });
 
   test("an empty batch writes nothing; empty spans are ignored", () => {
