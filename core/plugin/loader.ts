@@ -2,7 +2,7 @@
 import { createHash } from "node:crypto";
 import { existsSync, mkdirSync, renameSync, statSync, writeFileSync } from "node:fs";
 import { extname, isAbsolute, join, resolve } from "node:path";
-import { build } from "esbuild";
+import { build, stop as stopEsbuild } from "esbuild";
 import { HookMap } from "tapable";
 import type { PluginSpec } from "../config/load.ts";
 import type { PgbunHooks } from "../hooks.ts";
@@ -47,6 +47,9 @@ export interface LoadedPlugin {
   options: Record<string, unknown>;
 }
 
+/** Set once esbuild's service process has been started by a compile, so loadPlugins stops it afterwards. */
+let esbuildStarted = false;
+
 /** Compiles a TypeScript plugin with esbuild into a cached ES module; returns the module's path. */
 async function compile(file: string, cacheDir: string): Promise<string> {
   const stat = statSync(file);
@@ -54,6 +57,7 @@ async function compile(file: string, cacheDir: string): Promise<string> {
   mkdirSync(cacheDir, { recursive: true });
   const out = join(cacheDir, `${key}.mjs`);
   if (existsSync(out)) return out;
+  esbuildStarted = true;
   const result = await build({
     entryPoints: [file],
     bundle: true,
@@ -110,15 +114,23 @@ export async function loadPlugins(specs: PluginSpec[] | null, dir: string): Prom
   const cacheDir = join(dir, ".pgbun-cache");
   const listed = specs ?? DEFAULT_PLUGINS.map((s) => ({ specifier: s, options: {} }));
   const loaded: LoadedPlugin[] = [];
-  for (const s of listed) {
-    let mod: unknown;
-    try {
-      mod = await importSpecifier(s.specifier, dir, cacheDir);
-    } catch (err) {
-      if (err instanceof PluginLoadError) throw err;
-      throw new PluginLoadError(s.specifier, err instanceof Error ? err.message : String(err));
+  try {
+    for (const s of listed) {
+      let mod: unknown;
+      try {
+        mod = await importSpecifier(s.specifier, dir, cacheDir);
+      } catch (err) {
+        if (err instanceof PluginLoadError) throw err;
+        throw new PluginLoadError(s.specifier, err instanceof Error ? err.message : String(err));
+      }
+      loaded.push({ plugin: instantiate(s.specifier, mod, s.options), specifier: s.specifier, options: s.options });
     }
-    loaded.push({ plugin: instantiate(s.specifier, mod, s.options), specifier: s.specifier, options: s.options });
+  } finally {
+    // esbuild's service process is only needed while compiling: do not leave it running beside the pooler
+    if (esbuildStarted) {
+      esbuildStarted = false;
+      await stopEsbuild();
+    }
   }
   /** capability → "plugin "name" (specifier)" for messages */
   const provided = new Map<string, string>();
