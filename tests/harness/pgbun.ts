@@ -73,8 +73,6 @@ function childEnv(extra: Record<string, string> = {}): Record<string, string> {
   for (const [key, value] of Object.entries(process.env)) {
     if (value !== undefined && !key.startsWith("PGBUN_")) env[key] = value;
   }
-  // as bin/pgbun does: keep Bun's allocator from returning freed pages to the kernel under load
-  env.MIMALLOC_PURGE_DELAY ??= "-1";
   return { ...env, ...extra };
 }
 
