@@ -13,6 +13,8 @@ import type { DatabaseEntry } from "./config/databases.ts";
 import { ParamList } from "./params.ts";
 import { intern } from "./intern.ts";
 
+/** Bytes a waiting client may send before its socket is paused (kept by the framer until a server is linked). */
+const WAITING_READ_LIMIT = 64 * 1024;
 const COPY_WINDOW_OPEN = 1;
 const COPY_WINDOW_EXTENDED = 2;
 
@@ -174,6 +176,9 @@ export class ClientConnection implements FrameSink, Pausable {
   onData(chunk: Uint8Array): void {
     this.lastActivity = this.core.now;
     this.framer.feed(chunk);
+    // a waiting client is read until it has sent WAITING_READ_LIMIT bytes (most send one query and wait): no
+    // pause/resume round trip per queued transaction, and a client that goes away is noticed while it waits
+    if (this.state === "waiting" && !this.paused && this.framer.bufferedBytes > WAITING_READ_LIMIT) this.pauseReading();
     this.flushBatch();
   }
 
@@ -350,8 +355,6 @@ export class ClientConnection implements FrameSink, Pausable {
     }
     if (this.state === "closed") return false;
     this.setState("waiting");
-    this.socket.pause();
-    this.paused = true;
     return false;
   }
 

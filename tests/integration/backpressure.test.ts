@@ -88,3 +88,60 @@ test("after the slow client, the server is clean for the next client", async () 
   expect(c.received).toBeLessThan(200);
   c.socket.end();
 });
+
+test("a client waiting for a server is read only up to a bound: what it sends meanwhile stays in the kernel", async () => {
+  // both servers of the pool are held by open transactions, so the third client waits
+  const holders = [await rawClient(pgbun.port), await rawClient(pgbun.port)];
+  for (const h of holders) {
+    h.socket.write(startupMessage({ user: "postgres", database: "app" }));
+    await h.untilReady(10_000);
+    h.reset();
+    h.socket.write(query("BEGIN; SELECT 1"));
+    await h.untilReady(10_000);
+  }
+  let accepted = 0;
+  let pending = Buffer.alloc(0);
+  let onData: ((chunk: Buffer) => void) | null = null;
+  const waiter = await Bun.connect({
+    hostname: "127.0.0.1",
+    port: pgbun.port,
+    socket: {
+      data: (_s, chunk) => onData?.(Buffer.from(chunk)),
+      drain: (s) => {
+        const n = s.write(pending);
+        if (n > 0) {
+          accepted += n;
+          pending = pending.subarray(n);
+        }
+      },
+    },
+  });
+  let got = Buffer.alloc(0);
+  onData = (chunk) => (got = Buffer.concat([got, chunk]));
+  waiter.write(startupMessage({ user: "postgres", database: "app" }));
+  while (!got.includes(Buffer.from([0x5a, 0, 0, 0, 5]))) await Bun.sleep(20);
+  got = Buffer.alloc(0);
+  const before = rssKb(pgbun.proc.pid);
+  // a small query makes the client wait; a 48 MB one follows it while no server is free (a message of a tapped
+  // type is assembled whole before anyone decides: what is bounded is what arrives after the client waits)
+  const big = Buffer.concat([query("SELECT 1"), query(`SELECT length('${"y".repeat(48 << 20)}')`)]);
+  const n = waiter.write(big);
+  accepted = Math.max(n, 0);
+  pending = big.subarray(accepted);
+  await Bun.sleep(2000);
+  const acceptedWhileWaiting = accepted;
+  const during = rssKb(pgbun.proc.pid);
+  // the holders finish: the waiter gets a server, pgbun reads the rest, and the query runs whole
+  for (const h of holders) {
+    h.reset();
+    h.socket.write(query("COMMIT"));
+    await h.untilReady(10_000);
+    h.socket.end();
+  }
+  const deadline = Date.now() + 60_000;
+  while (!got.includes(String(48 << 20)) && Date.now() < deadline) await Bun.sleep(50);
+  waiter.end();
+  expect(acceptedWhileWaiting).toBeLessThan(24 << 20);
+  expect(during - before).toBeLessThan(16 * 1024);
+  expect(got.toString("latin1")).toContain(String(48 << 20));
+}, 90_000);
