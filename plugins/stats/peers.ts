@@ -1,6 +1,7 @@
 // The admin peer channel (workers > 1): a private Unix socket per worker; one command per connection, answers as JSON lines.
 import type { Socket, UnixSocketListener } from "bun";
 import { chmodSync, rmSync } from "node:fs";
+import { Outbound } from "../../core/net/outbound.ts";
 import { workerSocketPath } from "../../core/workers.ts";
 import { SHOW_TARGETS, type AdminCommand, type ShowTarget } from "./commands.ts";
 import type { Cell, Column, Table } from "./table.ts";
@@ -68,50 +69,39 @@ class LineReader {
   }
 }
 
-/** Writes JSON lines, keeping what the socket did not take until its drain. */
+/** Writes JSON lines through the core's outbound queue (it keeps what the socket did not take until drain). */
 class LineWriter {
-  private pending: Buffer[] = [];
+  private readonly out: Outbound;
   private ending = false;
   closed = false;
 
-  constructor(private readonly socket: Socket<any>) {}
+  constructor(private readonly socket: Socket<any>) {
+    this.out = new Outbound(socket);
+  }
 
   send(value: unknown): void {
     if (this.closed || this.ending) return;
-    const line = Buffer.from(`${JSON.stringify(value)}\n`);
-    if (this.pending.length > 0) this.pending.push(line);
-    else this.write(line);
-  }
-
-  private write(buf: Buffer): boolean {
-    const n = this.socket.write(buf);
-    if (n < 0) {
-      this.closed = true;
-      this.pending = [];
-      return false;
-    }
-    if (n < buf.length) {
-      this.pending.unshift(buf.subarray(n));
-      return false;
-    }
-    return true;
+    this.out.send(Buffer.from(`${JSON.stringify(value)}\n`));
+    if (this.out.closed) this.closed = true; // the socket refused the write
   }
 
   drain(): void {
-    while (this.pending.length > 0 && !this.closed) if (!this.write(this.pending.shift()!)) return;
-    if (this.ending && !this.closed) this.close();
+    if (this.closed) return;
+    this.out.drain();
+    if (this.out.closed) this.closed = true;
+    else if (this.ending && this.out.backlog === 0) this.close();
   }
 
   /** Ends the connection once everything sent is written. */
   end(): void {
-    if (this.pending.length > 0) this.ending = true;
+    if (this.out.backlog > 0) this.ending = true;
     else this.close();
   }
 
   close(): void {
     if (this.closed) return;
     this.closed = true;
-    this.pending = [];
+    this.out.close();
     this.socket.end();
   }
 }
