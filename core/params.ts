@@ -9,10 +9,6 @@
 export class ParamList implements Iterable<[string, string]> {
   private kv: string[] | null = null;
 
-  constructor(entries?: Iterable<readonly [string, string]>) {
-    if (entries) for (const [name, value] of entries) this.set(name, value);
-  }
-
   private indexOf(name: string): number {
     const kv = this.kv;
     if (kv === null) return -1;
@@ -47,10 +43,6 @@ export class ParamList implements Iterable<[string, string]> {
     return true;
   }
 
-  clear(): void {
-    this.kv = null;
-  }
-
   *keys(): IterableIterator<string> {
     const kv = this.kv;
     if (kv !== null) for (let i = 0; i < kv.length; i += 2) yield kv[i]!;
@@ -64,9 +56,5 @@ export class ParamList implements Iterable<[string, string]> {
 
   [Symbol.iterator](): IterableIterator<[string, string]> {
     return this.entries();
-  }
-
-  toMap(): Map<string, string> {
-    return new Map(this.entries());
   }
 }
