@@ -7,24 +7,22 @@ import type { Pgbun } from "./pgbun.ts";
 import { workerSocketPath } from "./workers.ts";
 
 export class CancelRegistry {
-  private readonly byPid = new Map<number, ClientConnection>();
-
   constructor(private readonly core: Pgbun) {}
 
-  /** Issues the client a fresh random key. */
+  /**
+   * Issues the client its key: the pid names the client's slot in the core's ClientList (so no table of keys is
+   * kept) and, in its low 4 bits, the worker that owns it; the secret is random, compared in constant time.
+   */
   register(client: ClientConnection): void {
-    // the low 4 bits name the worker that owns the key, so any worker can route a cancel to it
-    const worker = this.core.worker.id;
-    let pid: number;
-    do pid = ((randomInt(1, 0x07ffffff) << 4) | worker) >>> 0;
-    while (pid === 0 || pid > 0x7fffffff || this.byPid.has(pid));
-    client.cancelPid = pid;
-    client.cancelSecret = randomInt(0, 0x7fffffff) | (randomInt(0, 2) << 31);
-    this.byPid.set(pid, client);
+    let secret: number;
+    do secret = randomInt(0, 0x7fffffff) | (randomInt(0, 2) << 31);
+    while (secret === 0); // 0 marks a client without a key
+    client.cancelSecret = secret;
   }
 
-  unregister(client: ClientConnection): void {
-    if (client.cancelPid && this.byPid.get(client.cancelPid) === client) this.byPid.delete(client.cancelPid);
+  /** The pid of the key a client in `slot` of worker `worker` is given. */
+  static pidOf(slot: number, worker: number): number {
+    return (((slot + 1) << 4) | worker) >>> 0;
   }
 
   /** A CancelRequest packet (length, code, pid, secret); unknown or wrong keys are ignored, as PostgreSQL does. */
@@ -34,8 +32,8 @@ export class CancelRegistry {
     const owner = pid & 0xf;
     const w = this.core.worker;
     if (w.count > 1 && owner !== w.id && owner < w.count) return this.forwardToWorker(owner, packet);
-    const client = this.byPid.get(pid);
-    if (!client) return;
+    const client = this.core.clients.at((pid >>> 4) - 1);
+    if (!client || client.cancelSecret === 0 || client.cancelPid !== pid) return;
     const want = Buffer.alloc(4);
     want.writeInt32BE(client.cancelSecret | 0, 0);
     if (!timingSafeEqual(want, packet.subarray(12, 16))) return;

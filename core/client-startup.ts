@@ -186,10 +186,33 @@ async function login(client: ClientConnection, packet: Buffer): Promise<void> {
   welcome(client);
 }
 
+/**
+ * The ParameterStatus messages of a pool's welcome values, built once per pool and set of names the client
+ * overrides (most clients of an application override the same ones): a login then writes one shared buffer
+ * instead of building a dozen messages. Bounded per pool; beyond that the block is built for the client alone.
+ */
+const welcomeBlocks = new WeakMap<ReadonlyMap<string, string>, Map<string, Buffer>>();
+const MAX_BLOCKS_PER_POOL = 32;
+
+function welcomeBlock(client: ClientConnection): Buffer {
+  const welcome = client.welcomeParams;
+  let key = "";
+  for (const name of client.params.keys()) if (welcome.has(name)) key += name + "\0";
+  let blocks = welcomeBlocks.get(welcome);
+  const hit = blocks?.get(key);
+  if (hit !== undefined) return hit;
+  const parts: Buffer[] = [];
+  for (const [name, value] of welcome) if (!client.params.has(name)) parts.push(parameterStatus(name, value));
+  const block = Buffer.concat(parts);
+  if (blocks === undefined) welcomeBlocks.set(welcome, (blocks = new Map()));
+  if (blocks.size < MAX_BLOCKS_PER_POOL) blocks.set(key, block);
+  return block;
+}
+
 /** ParameterStatus for each parameter, BackendKeyData, ReadyForQuery: the client is in. */
 function welcome(client: ClientConnection): void {
   const core = client.core;
-  for (const [name, value] of client.welcomeParams) if (!client.params.has(name)) client.out.push(parameterStatus(name, value));
+  client.out.push(welcomeBlock(client));
   for (const [name, value] of client.params) {
     client.out.push(parameterStatus(name, value));
   }
@@ -197,7 +220,11 @@ function welcome(client: ClientConnection): void {
   client.out.push(backendKeyData(client.cancelPid, client.cancelSecret));
   client.out.push(Prebuilt.ReadyForQueryIdle);
   client.out.flush(null);
+  client.startupParams.share();
+  client.startupValues.share();
+  client.params.share();
   client.setState("active");
+  client.shedIO();
   if (core.config.settings.log_connections) {
     core.log.info({ client: client.label, user: client.user, database: client.database, addr: client.addr }, "login");
   }

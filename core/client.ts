@@ -1,10 +1,11 @@
 // A client connection: its state, the relay of its messages to the linked server, parking while it waits.
 import type { Socket } from "bun";
 import { Frontend, TxStatus } from "./protocol/codes.ts";
-import { ALL_WHOLE, Framer, type FrameSink } from "./protocol/framer.ts";
+import { ALL_WHOLE, type Framer, type FrameSink } from "./protocol/framer.ts";
 import { errorResponse, SqlState } from "./protocol/errors.ts";
 import { readyForQuery } from "./protocol/writer.ts";
-import { Outbound, type Pausable } from "./net/outbound.ts";
+import type { Outbound, Pausable } from "./net/outbound.ts";
+import { giveFramer, giveOutbound, takeFramer, takeOutbound } from "./net/spares.ts";
 import { Action, MessageContext } from "./context.ts";
 import { PluginFault } from "./plugin/fault.ts";
 import type { ServerConnection } from "./server.ts";
@@ -12,6 +13,7 @@ import type { Pgbun } from "./pgbun.ts";
 import type { DatabaseEntry } from "./config/databases.ts";
 import { ParamList } from "./params.ts";
 import { intern } from "./intern.ts";
+import { CancelRegistry } from "./cancel.ts";
 
 /** Bytes a waiting client may send before its socket is paused (kept by the framer until a server is linked). */
 const WAITING_READ_LIMIT = 64 * 1024;
@@ -31,8 +33,10 @@ export type PoolMode = "session" | "transaction" | "statement";
 export class ClientConnection implements FrameSink, Pausable {
   readonly id: number;
   state: ClientState = "login";
-  readonly out: Outbound;
-  readonly framer: Framer;
+  private readonly sock: Socket<any>;
+  /** Held only while something is in flight (see net/spares.ts); use `out` and `framer`. */
+  private _out: Outbound | null = null;
+  private _framer: Framer | null = null;
   private _ctx: MessageContext | null = null;
   server: ServerConnection | null = null;
 
@@ -61,8 +65,9 @@ export class ClientConnection implements FrameSink, Pausable {
   /** Why this client must keep its server (session state), or null. */
   pinReason: string | null = null;
 
-  /** Pooler-issued cancel key. */
-  cancelPid = 0;
+  /** Slot in the core's ClientList (-1 when not in it); names the cancel key. */
+  slot = -1;
+  /** Secret of the pooler-issued cancel key (0 until issued at login). */
   cancelSecret = 0;
 
   /** Protocol state towards the linked server. */
@@ -94,7 +99,6 @@ export class ClientConnection implements FrameSink, Pausable {
   lastActivity: number;
   /** Last time a query was forwarded and not yet answered (for query_timeout), 0 when none. */
   queryStart = 0;
-  readonly addr: string;
   /** Startup-phase buffer (untyped packets), and whether the StartupMessage arrived. */
   startupBuf: Buffer | null = null;
   /** The server's parameter values for this pool (filled by the pool plugin at login). */
@@ -105,21 +109,62 @@ export class ClientConnection implements FrameSink, Pausable {
     socket: Socket<any>,
   ) {
     this.id = core.nextId();
-    this.out = new Outbound(socket);
-    this.framer = new Framer(this, ALL_WHOLE, core.config.settings.max_packet_size);
+    this.sock = socket;
     this.connectTime = core.now;
     this.lastActivity = core.now;
-    this.addr = intern(socket.remoteAddress ?? "");
   }
 
-  /** The client's socket (the outbound queue's). */
   get socket(): Socket<any> {
-    return this.out.socket!;
+    return this.sock;
   }
 
-  /** The client's TCP port (read from the socket: an idle client carries one field less). */
+  /** The client's address and TCP port (read from the socket: an idle client carries two fields less). */
+  get addr(): string {
+    return intern(this.sock.remoteAddress ?? "");
+  }
+
   get port(): number {
-    return (this.out.socket as { remotePort?: number } | null)?.remotePort ?? 0;
+    return (this.sock as { remotePort?: number }).remotePort ?? 0;
+  }
+
+  /** The outbound queue towards the client, taken from the spares when the client had given it back. */
+  get out(): Outbound {
+    return this._out ?? this.takeOut();
+  }
+
+  private takeOut(): Outbound {
+    const o = (this._out = takeOutbound(this.sock));
+    if (this.state === "closed") o.close(); // late writes to a closed client go nowhere
+    return o;
+  }
+
+  /** The framer of the client's input; its flags follow whether a server is linked. */
+  get framer(): Framer {
+    return this._framer ?? (this._framer = takeFramer(this, this.server !== null ? this.core.clientFlags : ALL_WHOLE, this.core.config.settings.max_packet_size));
+  }
+
+  /**
+   * Gives back the framer and outbound queue of a client with nothing in flight and no server: an idle client
+   * then holds neither. Called once its login is answered and whenever its server is released.
+   */
+  shedIO(): void {
+    if (this.server !== null || this.paused || this.parked !== null || this.state !== "active") return;
+    const f = this._framer;
+    const o = this._out;
+    if ((f !== null && !f.reusable) || (o !== null && !o.reusable)) return;
+    if (f !== null) {
+      this._framer = null;
+      giveFramer(f);
+    }
+    if (o !== null) {
+      this._out = null;
+      giveOutbound(o);
+    }
+  }
+
+  /** Pid of the pooler-issued cancel key (see CancelRegistry). */
+  get cancelPid(): number {
+    return CancelRegistry.pidOf(this.slot, this.core.worker.id);
   }
 
   /** The StartupMessage was accepted: its user is known from then on (a StartupMessage without one is refused). */
@@ -190,6 +235,7 @@ export class ClientConnection implements FrameSink, Pausable {
       if (server.releaseRequested) this.core.releaseServer(this, server, "plugin");
     }
     this.out.flush(server);
+    if (this.server === null) this.shedIO();
   }
 
   pauseReading(): void {
@@ -463,8 +509,9 @@ export class ClientConnection implements FrameSink, Pausable {
   close(reason: string): void {
     if (this.state === "closed") return;
     // a message the client stopped sending halfway leaves the server waiting for its rest: never reuse that
-    const midMessage = this.framer.midMessage;
-    this.framer.close();
+    const framer = this._framer;
+    const midMessage = framer !== null && framer.midMessage;
+    framer?.close();
     const server = this.server;
     if (server) {
       if (this.inSync && !midMessage && server.isClean()) this.core.releaseServer(this, server, "client-close");
@@ -475,7 +522,7 @@ export class ClientConnection implements FrameSink, Pausable {
     }
     this.parked = null;
     this.setState("closed");
-    this.out.close();
+    this._out?.close();
     try {
       this.socket.end();
     } catch {}

@@ -5,6 +5,7 @@ import { workerIdentity, workerSocketPath, type WorkerIdentity } from "./workers
 import { ClientConnection, type ClientState } from "./client.ts";
 import { startupData } from "./client-startup.ts";
 import { ServerConnection, type ServerState, type ServerTarget } from "./server.ts";
+import { ClientList } from "./client-list.ts";
 import { CancelRegistry } from "./cancel.ts";
 import { createHooks, type MessageHook, type PgbunHooks, type ReleaseReason } from "./hooks.ts";
 import { Backend, Frontend, messageCode } from "./protocol/codes.ts";
@@ -35,7 +36,7 @@ export type ShutdownMode = "now" | "safe" | "graceful";
 export class Pgbun {
   readonly hooks: PgbunHooks = createHooks();
   readonly cancel = new CancelRegistry(this);
-  readonly clients = new Set<ClientConnection>();
+  readonly clients = new ClientList();
   readonly servers = new Set<ServerConnection>();
   /** Count of clients per state, for SHOW-style reporting and limits. */
   readonly clientCounts: Record<ClientState, number> = { login: 0, active: 0, waiting: 0, closed: 0 };
@@ -196,7 +197,6 @@ export class Pgbun {
     this.clientCounts[next]++;
     if (next === "closed") {
       this.clients.delete(client);
-      this.cancel.unregister(client);
       if (this.config.settings.log_disconnections && prev !== "login") {
         this.log.info({ client: client.label, user: client.user, database: client.database }, "closed");
       }

@@ -138,7 +138,10 @@ export class ServerConnection implements FrameSink, Pausable {
     this.framer.feed(chunk);
     const client = this.client;
     if (client) client.out.flush(this);
-    if (this.releaseRequested && client) this.core.releaseServer(client, this, client.poolMode === "statement" ? "statement" : "transaction");
+    if (this.releaseRequested && client) {
+      this.core.releaseServer(client, this, client.poolMode === "statement" ? "statement" : "transaction");
+      client.shedIO();
+    }
   }
 
   onClose(reason: string): void {

@@ -38,6 +38,17 @@ export class Outbound {
     this.socket = socket;
   }
 
+  /** Nothing batched or queued, no source paused, not closed: the queue may serve another socket. */
+  get reusable(): boolean {
+    return !this.closed && this.piecesLen === 0 && this.queuedBytes === 0 && this.pausedSource === null;
+  }
+
+  /** Starts over for another socket (only when reusable); the byte count restarts at 0. */
+  reuse(socket: Socket<any> | null): void {
+    this.socket = socket;
+    this.bytesSent = 0;
+  }
+
   /** Bytes not yet accepted by the socket. */
   get backlog(): number {
     return this.queuedBytes + this.piecesLen;

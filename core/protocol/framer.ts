@@ -48,9 +48,23 @@ export class Framer {
   /** Set by the sink before message() returns false to hold that message too (it will be seen again). */
   holdCurrent = false;
 
-  constructor(private readonly sink: FrameSink, flags: FrameFlags, maxLength = 0x7fffffff) {
+  constructor(private sink: FrameSink, flags: FrameFlags, maxLength = 0x7fffffff) {
     this.flags = flags;
     this.maxLength = maxLength;
+  }
+
+  /** Nothing buffered, held or half-read, and not broken: the framer may serve another connection. */
+  get reusable(): boolean {
+    return !this.broken && !this.holdCurrent && this.held === null && this.passRemaining === 0 && this.pendingHeader === null && this.pendingParts === null;
+  }
+
+  /** Starts over for another connection (only when reusable). */
+  reuse(sink: FrameSink, flags: FrameFlags, maxLength: number): void {
+    this.sink = sink;
+    this.flags = flags;
+    this.maxLength = maxLength;
+    this.pendingHave = 0;
+    this.pendingTotal = 0;
   }
 
   /** True while the sink asked to hold input (parked). */
