@@ -220,8 +220,8 @@ function welcome(client: ClientConnection): void {
   client.out.push(backendKeyData(client.cancelPid, client.cancelSecret));
   client.out.push(Prebuilt.ReadyForQueryIdle);
   client.out.flush(null);
-  client.startupParams.share();
-  client.startupValues.share();
+  client.startupParams = client.startupParams.readOnly();
+  client.startupValues = client.startupValues.readOnly();
   client.params.share();
   client.setState("active");
   client.shedIO();

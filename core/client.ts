@@ -43,8 +43,8 @@ export class ClientConnection implements FrameSink, Pausable {
   /** Identity from the StartupMessage. */
   user = "";
   database = "";
-  /** Startup parameters as sent (minus user/database), for plugins. */
-  readonly startupParams = new ParamList();
+  /** Startup parameters as sent (minus user/database), for plugins; read-only (shared) once logged in. */
+  startupParams = new ParamList();
   /**
    * Parameters the server reports (ParameterStatus) where this client's value differs from the pool's welcome
    * values (startup parameters, SETs): re-applied on each server. `param()` gives the effective value.
@@ -52,8 +52,8 @@ export class ClientConnection implements FrameSink, Pausable {
   readonly params = new ParamList();
   /** Settings the server does not report (options -c, custom GUCs) that this client's session must carry. */
   readonly settings = new ParamList();
-  /** Values given at connection time (startup parameters, options -c): what RESET returns to. */
-  readonly startupValues = new ParamList();
+  /** Values given at connection time (startup parameters, options -c): what RESET returns to; read-only once logged in. */
+  startupValues = new ParamList();
   /** Resolved [databases] entry and the pool mode in force for this client. */
   dbEntry: DatabaseEntry | null = null;
   poolMode: PoolMode = "session";

@@ -3,7 +3,25 @@
 /** Lists shared by content (see share()): bounded, so unique lists from hostile clients cannot grow it. */
 const SHARED_MAX_ENTRIES = 1024;
 const SHARED_MAX_KEY = 512;
-const sharedLists = new Map<string, string[]>();
+const sharedLists = new Map<string, ReadOnlyParamList>();
+
+/** The key of a list's content in sharedLists, or null when too long to share. */
+function contentKey(kv: readonly string[]): string | null {
+  let key = "";
+  for (let i = 0; i < kv.length; i++) key += kv[i] + "\0"; // names and values are C strings: no NUL inside
+  return key.length > SHARED_MAX_KEY ? null : key;
+}
+
+/** The shared read-only list of this content (made on first request), or null when the table is full. */
+function sharedList(kv: string[]): ReadOnlyParamList | null {
+  const key = contentKey(kv);
+  if (key === null) return null;
+  const hit = sharedLists.get(key);
+  if (hit !== undefined || sharedLists.size >= SHARED_MAX_ENTRIES) return hit ?? null;
+  const list = new ReadOnlyParamList(Object.freeze(kv.slice()) as string[]);
+  sharedLists.set(key, list);
+  return list;
+}
 
 /**
  * Per-client parameter sets (startup parameters, reported values, settings) hold a handful of entries each, and
@@ -13,7 +31,7 @@ const sharedLists = new Map<string, string[]>();
  */
 export class ParamList implements Iterable<[string, string]> {
   /** Frozen while shared (see share()): copied before any change. No flag field: it would make every list 16 bytes larger. */
-  private kv: string[] | null = null;
+  protected kv: string[] | null = null;
 
   /**
    * Makes this list use one copy shared with every list of the same content: ten thousand clients of one
@@ -22,12 +40,17 @@ export class ParamList implements Iterable<[string, string]> {
   share(): void {
     const kv = this.kv;
     if (kv === null || Object.isFrozen(kv)) return;
-    let key = "";
-    for (let i = 0; i < kv.length; i++) key += kv[i] + "\0"; // names and values are C strings: no NUL inside
-    if (key.length > SHARED_MAX_KEY) return;
-    const hit = sharedLists.get(key);
-    if (hit !== undefined) this.kv = hit;
-    else if (sharedLists.size < SHARED_MAX_ENTRIES) sharedLists.set(key, Object.freeze(kv) as string[]);
+    const shared = sharedList(kv);
+    if (shared !== null) this.kv = shared.kv;
+  }
+
+  /**
+   * For a list that never changes again (a client's startup parameters once it is logged in): the one shared
+   * read-only list of the same content, so ten thousand such clients hold one list object, not one each. Returns
+   * this list itself when it is empty or cannot be shared.
+   */
+  readOnly(): ParamList {
+    return this.kv === null ? this : (sharedList(this.kv) ?? this);
   }
 
   /** The list's own array, copied first when shared. */
@@ -85,5 +108,21 @@ export class ParamList implements Iterable<[string, string]> {
 
   [Symbol.iterator](): IterableIterator<[string, string]> {
     return this.entries();
+  }
+}
+
+/** A shared list of startup parameters: several clients hold it, so it cannot be changed. */
+class ReadOnlyParamList extends ParamList {
+  constructor(kv: string[]) {
+    super();
+    this.kv = kv;
+  }
+
+  override set(name: string): this {
+    throw new TypeError(`cannot set ${name}: the startup parameters of a logged-in client are read-only`);
+  }
+
+  override delete(name: string): boolean {
+    throw new TypeError(`cannot delete ${name}: the startup parameters of a logged-in client are read-only`);
   }
 }

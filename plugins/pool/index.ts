@@ -9,6 +9,12 @@ import { Pool } from "./pool.ts";
 import { perWorker } from "../../core/workers.ts";
 
 const NAME = "pgbun:pool";
+/**
+ * Server logins a pool runs at once. Asked for a thousand servers at once (a session-mode pool after a restart),
+ * PostgreSQL forks backends so slowly that logins pass server_connect_timeout and fail, and every waiting client
+ * with them; PgBouncer opens one at a time. A few in parallel fill a pool fast without that stampede.
+ */
+const MAX_CONNECTING = 8;
 
 function failureOf(err: unknown): LoginFailure {
   if (err instanceof LoginError) return err.failure;
@@ -57,7 +63,7 @@ class PoolManager {
   /** Can this pool open one more server? `reserve`: also use reserve_pool_size. */
   canOpen(pool: Pool, reserve = false): boolean {
     const limit = pool.size + (reserve ? pool.reserveSize : 0);
-    if (pool.servers.size + pool.connecting >= limit) return false;
+    if (pool.servers.size + pool.connecting >= limit || pool.connecting >= MAX_CONNECTING) return false;
     const workers = this.api.core.worker.count;
     const maxDb = perWorker(pool.entry.max_db_connections ?? this.settings.max_db_connections, workers);
     if (maxDb > 0 && (this.dbConnections.get(pool.database) ?? 0) >= maxDb && !this.evictIdle(pool, (p) => p.database === pool.database)) return false;
@@ -97,6 +103,8 @@ class PoolManager {
         pool.servers.add(s);
         pool.setWelcome(s.params);
         this.makeAvailable(pool, s);
+        // logins beyond MAX_CONNECTING were held back: the next one starts as this one ends
+        if (pool.waiters.length > pool.connecting && this.canOpen(pool)) this.open(pool);
       },
       (err) => {
         pool.connecting--;
