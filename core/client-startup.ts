@@ -225,7 +225,7 @@ function welcome(client: ClientConnection): void {
   client.params.share();
   client.setState("active");
   client.shedIO();
-  if (core.config.settings.log_connections) {
+  if (core.config.settings.log_connections && core.log.isLevelEnabled("info")) {
     core.log.info({ client: client.label, user: client.user, database: client.database, addr: client.addr }, "login");
   }
   const rest = client.startupBuf;

@@ -197,7 +197,7 @@ export class Pgbun {
     this.clientCounts[next]++;
     if (next === "closed") {
       this.clients.delete(client);
-      if (this.config.settings.log_disconnections && prev !== "login") {
+      if (this.config.settings.log_disconnections && prev !== "login" && this.log.isLevelEnabled("info")) {
         this.log.info({ client: client.label, user: client.user, database: client.database }, "closed");
       }
       this.maybeFinishShutdown();
