@@ -11,6 +11,9 @@ export type TargetId =
   | "pgbouncer-session"
   | "pgbun"
   | "pgbun-session"
+  /** Session mode with a server connection for every client of the efficiency case (default_pool_size = its clients). */
+  | "pgbouncer-session-wide"
+  | "pgbun-session-wide"
   | "pgbun-noop10"
   | "pgbun-audit-log"
   | "pgbun-workers2"
@@ -37,13 +40,18 @@ export interface BenchCase {
   baseline?: TargetId;
   /** How the row names the baseline ("plain pgbun", "1-worker pgbun", "the pass-through"). */
   baselineName?: string;
+  /** default_pool_size of the pooler columns when it is not the bench's (the session-wide case: one per client). */
+  poolSize?: number;
 }
 
 export interface MatrixOptions {
   durationS: number;
   /** Client counts of the transaction-mode select-only matrix. */
   clients: number[];
-  /** Clients of the session-vs-transaction efficiency case (more than the pool size, so session mode queues). */
+  /**
+   * Clients of the session-vs-transaction efficiency cases: session mode at the bench's pool size (more clients than
+   * servers: the rest starve) and at a pool of one server per client (every client served, what the ratio uses).
+   */
   efficiencyClients: number;
   smoke: boolean;
   auditLog: boolean;
@@ -56,6 +64,10 @@ const run = (target: TargetId): Cell => ({ kind: "run", target });
 const sameAs = (caseId: string): Cell => ({ kind: "same-as", caseId });
 
 export const matrixCaseId = (protocol: Protocol, clients: number) => `tx-${protocol}-${clients}`;
+/** Session mode at the bench's pool size: more clients than servers. */
+export const sessionCaseId = (clients: number) => `session-simple-${clients}`;
+/** Session mode with a server connection per client: the efficiency rows' session side. */
+export const sessionWideCaseId = (clients: number) => `session-wide-simple-${clients}`;
 
 export function buildCases(o: MatrixOptions): BenchCase[] {
   const select = (clients: number, protocol: Protocol): PgbenchSpec => ({
@@ -165,15 +177,25 @@ export function buildCases(o: MatrixOptions): BenchCase[] {
     });
   }
   cases.push(floor);
-  const effBase = matrixCaseId("simple", o.efficiencyClients);
-  const hasEffBase = o.clients.includes(o.efficiencyClients);
+  const n = o.efficiencyClients;
+  const effBase = matrixCaseId("simple", n);
+  const effDirect = o.clients.includes(n) ? sameAs(effBase) : run("direct");
   cases.push({
-    id: `session-simple-${o.efficiencyClients}`,
-    label: `session mode: select-only, simple, ${o.efficiencyClients} clients (pool 20: the rest queue)`,
-    short: `session, ${o.efficiencyClients}c`,
+    id: sessionCaseId(n),
+    label: `session mode, pool ${o.poolSize}: select-only, simple, ${n} clients (at most ${o.poolSize} clients get a server; the other ${n - o.poolSize} or more wait the whole run)`,
+    short: `session, pool ${o.poolSize}, ${n}c`,
     group: "efficiency",
-    spec: select(o.efficiencyClients, "simple"),
-    cells: { direct: hasEffBase ? sameAs(effBase) : run("direct"), pgbouncer: run("pgbouncer-session"), pgbun: run("pgbun-session") },
+    spec: select(n, "simple"),
+    cells: { direct: effDirect, pgbouncer: run("pgbouncer-session"), pgbun: run("pgbun-session") },
+  });
+  cases.push({
+    id: sessionWideCaseId(n),
+    label: `session mode, pool ${n} (a server connection per client): select-only, simple, ${n} clients`,
+    short: `session, pool ${n}, ${n}c`,
+    group: "efficiency",
+    spec: select(n, "simple"),
+    cells: { direct: o.clients.includes(n) ? effDirect : sameAs(sessionCaseId(n)), pgbouncer: run("pgbouncer-session-wide"), pgbun: run("pgbun-session-wide") },
+    poolSize: n,
   });
   return cases;
 }

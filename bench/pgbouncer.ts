@@ -74,6 +74,8 @@ export interface PgbouncerOptions {
   poolMode: "session" | "transaction";
   poolSize: number;
   maxClientConn: number;
+  /** server_idle_timeout in seconds (0: never close an idle server); PgBouncer's default (600) when absent. */
+  serverIdleTimeout?: number;
 }
 
 function iniText(pg: TestPostgres, port: number, dir: string, o: PgbouncerOptions): string {
@@ -91,7 +93,7 @@ admin_users = ${pg.superuser}
 pool_mode = ${o.poolMode}
 default_pool_size = ${o.poolSize}
 max_client_conn = ${o.maxClientConn}
-ignore_startup_parameters = extra_float_digits
+${o.serverIdleTimeout === undefined ? "" : `server_idle_timeout = ${o.serverIdleTimeout}\n`}ignore_startup_parameters = extra_float_digits
 logfile = ${join(dir, "pgbouncer.log")}
 log_connections = 0
 log_disconnections = 0

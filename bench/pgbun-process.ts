@@ -10,7 +10,8 @@ const NOOP_PLUGIN = resolve(import.meta.dir, "plugins", "noop.ts");
 /** The example plugin the pipeline-cost case measures when the repository has it. */
 export const AUDIT_LOG_EXAMPLE = resolve(REPO_ROOT, "examples", "audit-log.ts");
 
-export type PgbunVariant = "plain" | "session" | "noop10" | "audit-log" | "workers2";
+/** "session-wide": session mode keeping idle servers (server_idle_timeout 0), for a pool of a server per client. */
+export type PgbunVariant = "plain" | "session" | "session-wide" | "noop10" | "audit-log" | "workers2";
 
 export interface PgbunSettings {
   poolSize: number;
@@ -29,12 +30,14 @@ export function pgbunConfig(variant: PgbunVariant, pg: TestPostgres, s: PgbunSet
   return {
     pgbun: {
       listen_addr: "127.0.0.1",
-      pool_mode: variant === "session" ? "session" : "transaction",
+      pool_mode: variant === "session" || variant === "session-wide" ? "session" : "transaction",
       default_pool_size: s.poolSize,
       max_client_conn: s.maxClientConn,
       log_level: "warn",
       // with N workers each one gets default_pool_size / N (rounded up): the same servers in all
       ...(variant === "workers2" ? { workers: 2 } : {}),
+      // its pool, filled once (bench/run.ts), stays full between runs instead of closing after 600 s idle
+      ...(variant === "session-wide" ? { server_idle_timeout: 0 } : {}),
       ...(plugins ? { plugins } : {}),
     },
     databases: { "*": { host: pg.host, port: pg.port, password: pg.password } },

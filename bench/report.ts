@@ -1,5 +1,5 @@
 // Turns the benchmark's outcomes into the one results table, the results document and the raw JSON.
-import { COLUMNS, type BenchCase, type Column } from "./cases.ts";
+import { COLUMNS, matrixCaseId, sessionCaseId, sessionWideCaseId, type BenchCase, type Column } from "./cases.ts";
 import { formatCpuUs } from "./cpu.ts";
 import type { MachineInfo } from "./machine.ts";
 import type { MemoryResult } from "./memory.ts";
@@ -152,29 +152,35 @@ function cpuRows(outcomes: CaseOutcome[]): TableRow[] {
 }
 
 /**
- * Transactions per server connection in one run of durationS: tps × durationS / servers (pgbench's totals would count
- * runs lengthened for slow connecting unequally). Pools use poolSize servers, direct one per client.
+ * Transactions per server connection in one run of durationS: tps × durationS ÷ servers (pgbench's totals would count
+ * runs lengthened for slow connecting unequally). A pooler's servers are its pool size (the case's, else the bench's)
+ * capped at the client count; direct PostgreSQL has one per client. Transaction mode at the bench's pool is compared
+ * with session mode at a pool of one server per client, the only way session mode serves every client; the
+ * clients-served rows show it, and what session mode at the bench's pool does instead (the rest wait the whole run).
  */
 function efficiencyRows(outcomes: CaseOutcome[], poolSize: number, durationS: number): TableRow[] {
-  const session = outcomes.find((o) => o.case.group === "efficiency");
-  if (!session) return [];
-  const clients = session.case.spec.clients;
-  const tx = outcomes.find((o) => o.case.id === `tx-simple-${clients}`);
+  const wide = outcomes.find((o) => o.case.id === sessionWideCaseId(o.case.spec.clients));
+  if (!wide) return [];
+  const clients = wide.case.spec.clients;
+  const tx = outcomes.find((o) => o.case.id === matrixCaseId("simple", clients));
   if (!tx) return [];
-  const servers: Record<Column, number> = { direct: clients, pgbouncer: poolSize, pgbun: poolSize };
-  const perServer = (s: CellSummary, col: Column) => {
-    const tps = okTps(s);
-    return tps === null ? null : (tps * durationS) / servers[col];
+  const starved = outcomes.find((o) => o.case.id === sessionCaseId(clients));
+  const poolOf = (o: CaseOutcome) => Math.min(o.case.poolSize ?? poolSize, clients);
+  const perServer = (o: CaseOutcome, col: Column) => {
+    const tps = okTps(o.cells[col]);
+    return tps === null ? null : (tps * durationS) / (col === "direct" ? clients : poolOf(o));
   };
   const txPer = {} as Record<Column, number | null>;
   const sessPer = {} as Record<Column, number | null>;
   for (const col of COLUMNS) {
-    txPer[col] = perServer(tx.cells[col], col);
-    sessPer[col] = perServer(session.cells[col], col);
+    txPer[col] = perServer(tx, col);
+    sessPer[col] = perServer(wide, col);
   }
   const show = (v: number | null) => (v === null ? "—" : v < 100 ? v.toFixed(1) : int(v));
-  const row = (label: string, v: Record<Column, number | null>): TableRow => ({
-    label,
+  const perServerRow = (mode: string, o: CaseOutcome, v: Record<Column, number | null>): TableRow => ({
+    label:
+      `transactions per server connection in ${durationS} s (tps × ${durationS} s ÷ server connections: the pool size, capped at the client count; ` +
+      `direct: 1 per client), ${clients} clients, ${mode}, pool ${poolOf(o)}`,
     cells: { direct: show(v.direct), pgbouncer: show(v.pgbouncer), pgbun: show(v.pgbun) },
     ratioPgbouncer: ratio(v.pgbun, v.pgbouncer),
     ratioDirect: ratio(v.pgbun, v.direct),
@@ -182,18 +188,21 @@ function efficiencyRows(outcomes: CaseOutcome[], poolSize: number, durationS: nu
   const modeRatio = (col: Column) => ratio(txPer[col], sessPer[col]);
   const served = (s: CellSummary) => (okTps(s) === null || s.clientsServed === null ? "—" : `${int(s.clientsServed)} of ${int(clients)}`);
   const servedRow = (mode: string, o: CaseOutcome): TableRow => ({
-    label: `clients that finished a transaction within the timed run, ${clients} clients, ${mode}`,
+    label: `clients that finished a transaction within the timed run, ${clients} clients, ${mode}, pool ${poolOf(o)}`,
     cells: { direct: served(o.cells.direct), pgbouncer: served(o.cells.pgbouncer), pgbun: served(o.cells.pgbun) },
     ratioPgbouncer: "—",
     ratioDirect: "—",
   });
   return [
     servedRow("transaction mode", tx),
-    servedRow("session mode", session),
-    row(`transactions per server connection in ${durationS} s, ${clients} clients, transaction mode (pool ${poolSize}; direct: 1 per client)`, txPer),
-    row(`transactions per server connection in ${durationS} s, ${clients} clients, session mode (pool ${poolSize}; direct: 1 per client)`, sessPer),
+    ...(starved ? [servedRow("session mode", starved)] : []),
+    servedRow("session mode", wide),
+    perServerRow("transaction mode", tx, txPer),
+    perServerRow("session mode", wide, sessPer),
     {
-      label: `connection efficiency: transaction mode ÷ session mode, per server connection, ${clients} clients`,
+      label:
+        `connection efficiency: transaction mode (pool ${poolOf(tx)}) ÷ session mode (pool ${poolOf(wide)}: a server per client, all served), ` +
+        `transactions per server connection, ${clients} clients (target: at least 2×)`,
       cells: { direct: "n/a (no pool)", pgbouncer: modeRatio("pgbouncer"), pgbun: modeRatio("pgbun") },
       ratioPgbouncer: "—",
       ratioDirect: "—",
@@ -263,7 +272,7 @@ export function markdownDocument(input: ReportInput, table: string, notes: strin
       "a cell is the median over rounds. pgbench 15 counts its clients' initial connections inside -T, so where they took " +
       "more than a tenth of the run (1000 direct clients fork 1000 backends) -T is lengthened by that time; tps excludes it. " +
       "Both poolers: transaction mode unless the row says session, pool size " +
-      `${s.poolSize}, max_client_conn ${s.maxClientConn}, auth trust (PostgreSQL too, so direct logins pay no SCRAM). ` +
+      `${s.poolSize} unless the row says otherwise, max_client_conn ${s.maxClientConn}, auth trust (PostgreSQL too, so direct logins pay no SCRAM). ` +
       `PostgreSQL max_connections = ${s.maxConnections}. Latency: pgbench's average, and p99 from its --log per-transaction files ` +
       "(in -C storm runs the logged time excludes the connection set-up, which pgbench reports separately as connect). " +
       "pgbench, PostgreSQL and the pooler share the same cores, so a pooler's own CPU use lowers everyone's throughput.",
@@ -274,13 +283,24 @@ export function markdownDocument(input: ReportInput, table: string, notes: strin
       "It counts only the pooler's own work, so on a loaded machine its pgbun ÷ PgBouncer ratio (in parentheses in the ratio column) " +
       "is much steadier than the tps ratio, which also moves with whatever else holds the cores.",
     "",
-    "Ratios compare tps (higher: pgbun faster) in the throughput rows, transactions per server connection (tps × run seconds ÷ server connections) in the efficiency rows, " +
+    "Ratios compare tps (higher: pgbun faster) in the throughput rows, transactions per server connection in the efficiency rows, " +
       "and RSS (lower: pgbun leaner) in the memory rows. Rows that name a run beside them measure pgbun against a baseline run " +
       "right before it in every round: the plugin rows against plain pgbun, the workers = 2 rows against pgbun with one worker, and " +
       "the REFERENCE row against bench/passthrough.ts, a bare Bun TCP pass-through (no protocol parsing, no pooling: each client " +
       "its own PostgreSQL connection, bytes forwarded as they arrive), the least any proxy on this runtime costs; it is not a pooler. " +
       "The direct cell of the session-mode rows, and the direct and PgBouncer cells of the plugin, workers and reference rows, " +
       "repeat the matching transaction-mode row (direct has no pool mode; those rows change only pgbun).",
+    "",
+    "Connection efficiency: transactions per server connection = tps × run seconds ÷ server connections (a pooler's pool size, " +
+      "capped at the client count; direct PostgreSQL one per client), transaction mode at the pool above against session mode " +
+      "with a pool of one server connection per client, the only way session mode serves every client. Session mode at the " +
+      "pool above serves only as many clients as it has servers, the others wait the whole run (its clients-served row), so its " +
+      "transactions per server connection would say nothing about serving all of them. The one-server-per-client poolers " +
+      "run after all the rounds, alone: every other pooler stopped first, then PgBouncer's and pgbun's in turn, each started, " +
+      "its servers opened in warm-up runs of its own case with up to 100 more clients each (PostgreSQL forks too slowly on " +
+      "2 cores for 1000 logins at once) and kept (server_idle_timeout 0), measured in as many runs as there are rounds " +
+      "(median), and stopped before the next starts; so the rounds ran without their idle backends, and max_connections " +
+      "leaves room for one such pool, not for one beside the others.",
     "",
     table,
     "",

@@ -16,9 +16,11 @@ import { variantAvailable } from "./pgbun-process.ts";
 import { cleanupAll, installSignalHandlers } from "./processes.ts";
 import { buildTable, markdownDocument, markdownTable, type CaseOutcome, type MemoryOutcome, type ReportInput } from "./report.ts";
 import { notApplicable, summarize, type CellSummary } from "./summary.ts";
-import { startTarget, type PoolerSettings, type Target } from "./targets.ts";
+import { isWideTarget, startTarget, type PoolerSettings, type Target } from "./targets.ts";
 
-const POOLER: PoolerSettings = { poolSize: 20, maxClientConn: 11_000 };
+/** Both poolers' settings; the session-wide targets (efficiency phase) get a pool of opts.efficiencyClients instead. */
+const POOLER = { poolSize: 20, maxClientConn: 11_000 } as const;
+const poolerSettings = (opts: BenchOptions): PoolerSettings => ({ ...POOLER, widePoolSize: opts.efficiencyClients });
 /** Connections PostgreSQL keeps for superusers, plus slack for our own psql calls. */
 const RESERVED_CONNECTIONS = 10;
 const FD_LIMIT = 65_536;
@@ -86,6 +88,19 @@ function connectRoomNeeded(r: PgbenchResult, spec: PgbenchSpec, allowance: numbe
 
 /** An instance idle for longer than this gets a warm-up run again before its next measured run. */
 const REWARM_AFTER_MS = 30_000;
+/**
+ * Servers a pool with a server per client is asked for at once while it fills (one step per warm-up run). Asked for
+ * 1000 at once, PostgreSQL on 2 cores forked them so slowly that pgbun's logins hit server_connect_timeout (15 s)
+ * and its pool stalled at 300 to 460 servers; PgBouncer opens one at a time anyway (3 to 12 a second here).
+ */
+const FILL_STEP = 100;
+/** Seconds of warm-up runs such a pool gets to open all its servers (PgBouncer: 80 s for 1000 on a quiet machine). */
+const fillLimitS = (clients: number) => Math.max(60, clients * 0.5);
+/** How long the efficiency phase waits for a stopped pooler's backends to exit before it starts the next. */
+const RELEASE_WAIT_MS = 30_000;
+
+/** A case with a session-wide target in a column: run in the efficiency phase, after the rounds, not in them. */
+const isWideCase = (c: BenchCase) => COLUMNS.some((col) => c.cells[col].kind === "run" && isWideTarget((c.cells[col] as { target: TargetId }).target));
 
 class Bench {
   readonly targets = new Map<TargetId, Target>();
@@ -101,18 +116,21 @@ class Bench {
   readonly warmed = new Set<TargetId>();
   /** When each instance last ran pgbench (ms): one idle for longer than REWARM_AFTER_MS is warmed again. */
   readonly lastRun = new Map<TargetId, number>();
-  /** The case a warm-up runs (shortened to opts.warmupS). */
+  /** The case a warm-up runs (shortened to opts.warmupS); a session-wide target's fills its pool instead (see fill). */
   warmCase: BenchCase | undefined;
+  readonly pooler: PoolerSettings;
 
   constructor(
     readonly opts: BenchOptions,
     readonly db: BenchPostgres,
     readonly pgbouncerBinary: string | null,
-  ) {}
+  ) {
+    this.pooler = poolerSettings(opts);
+  }
 
   async start(id: TargetId): Promise<void> {
     try {
-      this.targets.set(id, await startTarget(id, this.db.pg, this.pgbouncerBinary, POOLER));
+      this.targets.set(id, await startTarget(id, this.db.pg, this.pgbouncerBinary, this.pooler));
       this.targetErrors.delete(id);
       this.warmed.delete(id);
     } catch (err) {
@@ -135,7 +153,7 @@ class Bench {
    * died during it is reported in the run's error and restarted. `learn` false: a warm-up (no -T adjustment).
    */
   async runOn(id: TargetId, c: BenchCase, learn = true): Promise<PgbenchResult> {
-    if (learn) await this.warm(id);
+    if (learn) await this.warm(id, c);
     const target = this.targets.get(id);
     if (!target) return notRun(this.targetErrors.get(id) ?? `${id} is not running`);
     const grace = c.spec.clients >= 200 ? 120 : 60;
@@ -170,20 +188,49 @@ class Bench {
    * A short unrecorded run (JIT, caches) on an instance that has not had one since it started, or that sat idle
    * for more than REWARM_AFTER_MS while other cases ran: a pooler used only by a late row (the plugin, workers
    * and reference rows) otherwise pays in its measured run for having been idle (measured: 10 µs/txn more).
+   * A session-wide target is instead filled once on its case `c` (see fill).
    */
-  private async warm(id: TargetId): Promise<void> {
-    const warm = this.warmCase;
+  private async warm(id: TargetId, c: BenchCase): Promise<void> {
+    const wide = isWideTarget(id);
+    const warm = wide ? c : this.warmCase;
     const idle = Date.now() - (this.lastRun.get(id) ?? 0);
-    if (!warm || (this.warmed.has(id) && idle <= REWARM_AFTER_MS) || !this.targets.has(id)) return;
+    if (!warm || (this.warmed.has(id) && (wide || idle <= REWARM_AFTER_MS)) || !this.targets.has(id)) return;
     this.warmed.add(id);
+    if (wide) return this.fill(id, warm);
     const r = await this.runOn(id, { ...warm, spec: { ...warm.spec, durationS: this.opts.warmupS } }, false);
     if (!r.ok) log(`warm-up of ${id} failed: ${(r.error ?? "").slice(0, 200)}`);
+  }
+
+  /**
+   * Warm-up runs of a session-wide target's own case until one serves every client, its pool then holding a server
+   * per client (kept: server_idle_timeout 0), as a long-running session pooler's are (else the measured run would
+   * include forking a backend per client). Each run asks for at most FILL_STEP servers more than the pool holds.
+   */
+  private async fill(id: TargetId, c: BenchCase): Promise<void> {
+    const total = c.spec.clients;
+    const started = Date.now();
+    let held = 0;
+    let clients = Math.min(total, FILL_STEP);
+    for (let runs = 1; this.targets.has(id); runs++) {
+      const r = await this.runOn(id, { ...c, spec: { ...c.spec, clients, durationS: this.opts.warmupS } }, false);
+      const served = r.clientsServed ?? clients;
+      if (!r.ok) log(`warm-up of ${id} with ${clients} clients: ${served} served; ${(r.error ?? "").slice(0, 160)}`);
+      if (served >= clients) held = clients;
+      const took = Math.round((Date.now() - started) / 1000);
+      if (served >= total) return log(`warm-up of ${id}: ${runs} run(s) (${took} s) until all ${total} clients got a server`);
+      if (took > fillLimitS(total)) {
+        const msg = `${id}: after ${runs} warm-up runs (${took} s) its pool held ${held} of ${total} servers, so it was measured with fewer (the rest of its clients wait)`;
+        this.problems.push(msg);
+        return log(msg);
+      }
+      if (served >= clients) clients = Math.min(total, clients + FILL_STEP);
+    }
   }
 
   /** Warms every instance before round 1 (each pgbun variant, baselines and the pass-through included). */
   async warmUp(ids: TargetId[], cases: BenchCase[]): Promise<void> {
     this.warmCase = cases.find((c) => c.id === "tx-simple-10") ?? cases[0];
-    for (const id of ids) await this.warm(id);
+    for (const id of ids) if (this.warmCase) await this.warm(id, this.warmCase);
   }
 
   async rounds(cases: BenchCase[]): Promise<void> {
@@ -214,6 +261,59 @@ class Bench {
     }
   }
 
+  /**
+   * The session-wide cases, after the rounds: every other instance stopped and its backends gone, then each column's
+   * target alone: started, its pool filled (runOn's warm-up), measured opts.rounds times, stopped. PostgreSQL thus
+   * holds one pool of a server per client at a time, and the rounds ran without those idle backends.
+   */
+  async efficiency(cases: BenchCase[]): Promise<void> {
+    if (cases.length === 0) return;
+    for (const id of [...this.targets.keys()]) await this.stop(id);
+    await this.serversReleased();
+    for (const c of cases) {
+      this.runs.set(c.id, { direct: [], pgbouncer: [], pgbun: [] });
+      for (const col of COLUMNS) {
+        const cell = c.cells[col];
+        if (cell.kind !== "run") continue;
+        await this.start(cell.target);
+        for (let round = 0; round < this.opts.rounds; round++) {
+          const r = await this.runOn(cell.target, c);
+          this.runs.get(c.id)![col].push(r);
+          log(`[efficiency ${round + 1}/${this.opts.rounds}] ${c.label}: ${col} ${r.ok ? brief(r) : `FAILED (${(r.error ?? "").slice(0, 160)})`}`);
+          await Bun.sleep(300);
+        }
+        await this.stop(cell.target);
+        await this.serversReleased();
+      }
+    }
+  }
+
+  /** Stops an instance, keeping what pgbun logged (see noteLogs). */
+  private async stop(id: TargetId): Promise<void> {
+    const t = this.targets.get(id);
+    if (!t) return;
+    this.noteLogs(t);
+    this.targets.delete(id);
+    await t.stop();
+  }
+
+  /** Waits (up to RELEASE_WAIT_MS) until PostgreSQL has no client backend but the one asking. */
+  private async serversReleased(): Promise<void> {
+    const sql = "SELECT count(*) FROM pg_stat_activity WHERE backend_type = 'client backend' AND pid <> pg_backend_pid()";
+    const deadline = Date.now() + RELEASE_WAIT_MS;
+    for (;;) {
+      let open: number;
+      try {
+        open = Number(await this.db.pg.psql(sql));
+      } catch (err) {
+        return log(`could not count PostgreSQL's backends: ${errText(err)}`);
+      }
+      if (open === 0) return;
+      if (Date.now() > deadline) return log(`${open} backend(s) still open ${RELEASE_WAIT_MS / 1000} s after the poolers stopped`);
+      await Bun.sleep(200);
+    }
+  }
+
   outcomes(cases: BenchCase[]): CaseOutcome[] {
     const byId = new Map(cases.map((c) => [c.id, c]));
     const summaryOf = (c: BenchCase, col: Column): CellSummary => {
@@ -238,7 +338,7 @@ class Bench {
     if (id === "pgbouncer" && !this.pgbouncerBinary) return { error: "pgbouncer is not available" };
     let target: Target;
     try {
-      target = await startTarget(id, this.db.pg, this.pgbouncerBinary, POOLER);
+      target = await startTarget(id, this.db.pg, this.pgbouncerBinary, this.pooler);
     } catch (err) {
       return { error: `could not start a fresh ${id}: ${errText(err)}` };
     }
@@ -257,14 +357,17 @@ class Bench {
   }
 
   /** pgbun runs at log_level warn and the pass-through logs nothing: anything they wrote is worth a line. */
+  private noteLogs(t: Target): void {
+    const text = t.logs().trim();
+    if (!t.id.startsWith("pgbun-") && t.id !== "pgbun" && t.id !== "passthrough") return;
+    if (text === "") return;
+    const lines = text.split("\n");
+    this.problems.push(`${t.id} logged ${lines.length} line(s) at warn or above, e.g.: ${lines.slice(0, 3).join(" ⏎ ").slice(0, 600)}`);
+  }
+
+  /** noteLogs of every instance still running (the stopped ones had theirs noted when they stopped). */
   collectPgbunLogs(): void {
-    for (const t of this.targets.values()) {
-      const text = t.logs().trim();
-      if (!t.id.startsWith("pgbun-") && t.id !== "pgbun" && t.id !== "passthrough") continue;
-      if (text === "") continue;
-      const lines = text.split("\n");
-      this.problems.push(`${t.id} logged ${lines.length} line(s) at warn or above, e.g.: ${lines.slice(0, 3).join(" ⏎ ").slice(0, 600)}`);
-    }
+    for (const t of this.targets.values()) this.noteLogs(t);
   }
 }
 
@@ -298,9 +401,14 @@ async function main(opts: BenchOptions): Promise<void> {
     auditLog: variantAvailable("audit-log"),
     poolSize: POOLER.poolSize,
   });
-  const ids = [...targetsOf(cases)];
+  const wideCases = cases.filter(isWideCase);
+  const roundCases = cases.filter((c) => !isWideCase(c));
+  const ids = [...targetsOf(roundCases)];
   const maxClients = Math.max(...cases.map((c) => c.spec.clients));
-  const maxConnections = Math.max(300, maxClients + RESERVED_CONNECTIONS + (ids.length + 2) * POOLER.poolSize);
+  // the most direct clients beside every pool of the rounds and the memory test's two; the efficiency phase's pool of
+  // a server per client runs alone (everything else stopped), so it needs room only for itself
+  const shared = Math.max(300, maxClients + RESERVED_CONNECTIONS + (ids.length + 2) * POOLER.poolSize);
+  const maxConnections = wideCases.length > 0 ? Math.max(shared, opts.efficiencyClients + RESERVED_CONNECTIONS) : shared;
   log(`starting PostgreSQL (max_connections ${maxConnections}) and pgbench -i -s ${opts.scale}`);
   const db = await startBenchPostgres({ maxConnections, scale: opts.scale });
 
@@ -315,10 +423,14 @@ async function main(opts: BenchOptions): Promise<void> {
   bench.problems.push(...problems);
   log(`starting ${ids.join(", ")}`);
   for (const id of ids) await bench.start(id);
-  const runCount = cases.reduce((n, c) => n + COLUMNS.filter((col) => c.cells[col].kind === "run").length + (c.baseline ? 1 : 0), 0) * opts.rounds;
-  log(`${runCount} pgbench runs of ${opts.durationS} s (about ${Math.ceil((runCount * (opts.durationS + 2)) / 60)} min), then memory`);
-  await bench.warmUp(ids, cases);
-  await bench.rounds(cases);
+  const runsOf = (list: BenchCase[]) =>
+    list.reduce((n, c) => n + COLUMNS.filter((col) => c.cells[col].kind === "run").length + (c.baseline ? 1 : 0), 0) * opts.rounds;
+  const runCount = runsOf(roundCases);
+  const efficiency = wideCases.length > 0 ? `then the efficiency phase (${runsOf(wideCases)} runs, each pool filled first), ` : "";
+  log(`${runCount} pgbench runs of ${opts.durationS} s (about ${Math.ceil((runCount * (opts.durationS + 2)) / 60)} min), ${efficiency}then memory`);
+  await bench.warmUp(ids, roundCases);
+  await bench.rounds(roundCases);
+  await bench.efficiency(wideCases);
   bench.collectPgbunLogs();
   const memory = { pgbouncer: await bench.memory("pgbouncer", opts.idleClients), pgbun: await bench.memory("pgbun", opts.idleClients) };
 

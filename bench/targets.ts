@@ -7,10 +7,27 @@ import type { Endpoint } from "./pgbench.ts";
 import { startPassthrough } from "./passthrough-process.ts";
 import { startPgbouncer, type PgbouncerInstance } from "./pgbouncer.ts";
 import { startPgbunVariant, type PgbunVariant } from "./pgbun-process.ts";
+import { killProcess } from "./processes.ts";
 
 export interface PoolerSettings {
   poolSize: number;
   maxClientConn: number;
+  /** default_pool_size of the session-wide targets: a server connection for every client of the efficiency case. */
+  widePoolSize: number;
+}
+
+/**
+ * Session-mode targets whose pool has a server connection per client (PoolerSettings.widePoolSize), started only in
+ * bench/run.ts's efficiency phase, one at a time. They keep idle servers (server_idle_timeout 0): the pool, filled a
+ * step at a time before the measured runs, stays full between them.
+ */
+const WIDE_TARGETS: ReadonlySet<TargetId> = new Set<TargetId>(["pgbouncer-session-wide", "pgbun-session-wide"]);
+
+export const isWideTarget = (id: TargetId): boolean => WIDE_TARGETS.has(id);
+
+/** The pool size and client limit a target runs with. */
+function settingsOf(id: TargetId, s: PoolerSettings): { poolSize: number; maxClientConn: number } {
+  return { poolSize: isWideTarget(id) ? s.widePoolSize : s.poolSize, maxClientConn: s.maxClientConn };
 }
 
 export interface Target {
@@ -22,11 +39,14 @@ export interface Target {
   exitStatus(): string | undefined;
   /** pgbun's log lines at warn level or above since start; PgBouncer's log; the pass-through's stderr. */
   logs(): string;
+  /** Ends the process (its server connections close with it); nothing for direct PostgreSQL. */
+  stop(): Promise<void>;
 }
 
 const PGBUN_VARIANTS: Partial<Record<TargetId, PgbunVariant>> = {
   pgbun: "plain",
   "pgbun-session": "session",
+  "pgbun-session-wide": "session-wide",
   "pgbun-noop10": "noop10",
   "pgbun-audit-log": "audit-log",
   "pgbun-workers2": "workers2",
@@ -42,19 +62,20 @@ function ended(proc: { exitCode: number | null; signalCode: NodeJS.Signals | num
 }
 
 export async function startTarget(id: TargetId, pg: TestPostgres, pgbouncerBinary: string | null, s: PoolerSettings): Promise<Target> {
-  if (id === "direct") return { id, endpoint: endpoint(pg.host, pg.port, pg), exitStatus: () => undefined, logs: () => "" };
-  if (id === "pgbouncer" || id === "pgbouncer-session") {
+  if (id === "direct") return { id, endpoint: endpoint(pg.host, pg.port, pg), exitStatus: () => undefined, logs: () => "", stop: async () => {} };
+  if (id === "pgbouncer" || id === "pgbouncer-session" || id === "pgbouncer-session-wide") {
     if (!pgbouncerBinary) throw new Error("pgbouncer is not available");
     const poolMode = id === "pgbouncer" ? "transaction" : "session";
-    const b: PgbouncerInstance = await startPgbouncer(pgbouncerBinary, pg, { poolMode, ...s });
-    return { id, endpoint: endpoint(b.host, b.port, pg), pid: b.pid, exitStatus: () => ended(b.proc), logs: () => b.logs() };
+    const idle = isWideTarget(id) ? { serverIdleTimeout: 0 } : {};
+    const b: PgbouncerInstance = await startPgbouncer(pgbouncerBinary, pg, { poolMode, ...settingsOf(id, s), ...idle });
+    return { id, endpoint: endpoint(b.host, b.port, pg), pid: b.pid, exitStatus: () => ended(b.proc), logs: () => b.logs(), stop: () => b.stop() };
   }
   if (id === "passthrough") {
     const t = await startPassthrough(pg);
-    return { id, endpoint: endpoint(t.host, t.port, pg), pid: t.proc.pid, exitStatus: () => ended(t.proc), logs: () => t.logs() };
+    return { id, endpoint: endpoint(t.host, t.port, pg), pid: t.proc.pid, exitStatus: () => ended(t.proc), logs: () => t.logs(), stop: () => killProcess(t.proc, "SIGTERM") };
   }
   const variant = PGBUN_VARIANTS[id];
   if (!variant) throw new Error(`unknown target ${id}`);
-  const p: TestPgbun = await startPgbunVariant(variant, pg, s);
-  return { id, endpoint: endpoint(p.host, p.port, pg), pid: p.proc.pid, exitStatus: () => ended(p.proc), logs: () => p.logs() };
+  const p: TestPgbun = await startPgbunVariant(variant, pg, settingsOf(id, s));
+  return { id, endpoint: endpoint(p.host, p.port, pg), pid: p.proc.pid, exitStatus: () => ended(p.proc), logs: () => p.logs(), stop: async () => void (await p.stop("SIGQUIT")) };
 }
