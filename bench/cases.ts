@@ -14,6 +14,16 @@ export type TargetId =
   /** Session mode with a server connection for every client of the efficiency case (default_pool_size = its clients). */
   | "pgbouncer-session-wide"
   | "pgbun-session-wide"
+  /**
+   * Plain pgbun instances that only serve as a comparison row's other side: each started, warmed and left idle
+   * exactly like the variant it is compared with. Compared with the main pgbun, which runs in every row, a variant
+   * used once a round lost 10-20 % to having sat idle (measured: idle plain pgbun and idle pgbun with 10 no-op
+   * plugins ran alike, both slower than a busy plain one), which the plugin rows had put on the plugins.
+   */
+  | "pgbun-twin-noop10"
+  | "pgbun-twin-audit-log"
+  | "pgbun-twin-workers2"
+  | "pgbun-twin-floor"
   | "pgbun-noop10"
   | "pgbun-audit-log"
   | "pgbun-workers2"
@@ -107,7 +117,7 @@ export function buildCases(o: MatrixOptions): BenchCase[] {
     short: "reference: pass-through, 10c",
     group: "floor",
     spec: select(10, "simple"),
-    cells: { direct: pipelineDirect, pgbouncer: pipelineBouncer, pgbun: run("pgbun") },
+    cells: { direct: pipelineDirect, pgbouncer: pipelineBouncer, pgbun: run("pgbun-twin-floor") },
     baseline: "passthrough",
     baselineName: "the pass-through",
   };
@@ -144,7 +154,7 @@ export function buildCases(o: MatrixOptions): BenchCase[] {
     group: "pipeline",
     spec: select(10, "simple"),
     cells: { direct: pipelineDirect, pgbouncer: pipelineBouncer, pgbun: run("pgbun-noop10") },
-    baseline: "pgbun",
+    baseline: "pgbun-twin-noop10",
     baselineName: "plain pgbun",
   });
   if (o.auditLog) {
@@ -155,7 +165,7 @@ export function buildCases(o: MatrixOptions): BenchCase[] {
       group: "pipeline",
       spec: select(10, "simple"),
       cells: { direct: pipelineDirect, pgbouncer: pipelineBouncer, pgbun: run("pgbun-audit-log") },
-      baseline: "pgbun",
+      baseline: "pgbun-twin-audit-log",
       baselineName: "plain pgbun",
     });
   }
@@ -172,7 +182,7 @@ export function buildCases(o: MatrixOptions): BenchCase[] {
         pgbouncer: hasBase ? sameAs(matrixCaseId("simple", clients)) : run("pgbouncer"),
         pgbun: run("pgbun-workers2"),
       },
-      baseline: "pgbun",
+      baseline: "pgbun-twin-workers2",
       baselineName: "1-worker pgbun",
     });
   }

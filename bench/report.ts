@@ -286,7 +286,10 @@ export function markdownDocument(input: ReportInput, table: string, notes: strin
     "Ratios compare tps (higher: pgbun faster) in the throughput rows, transactions per server connection in the efficiency rows, " +
       "and RSS (lower: pgbun leaner) in the memory rows. Rows that name a run beside them measure pgbun against a baseline run " +
       "right before it in every round: the plugin rows against plain pgbun, the workers = 2 rows against pgbun with one worker, and " +
-      "the REFERENCE row against bench/passthrough.ts, a bare Bun TCP pass-through (no protocol parsing, no pooling: each client " +
+      "the REFERENCE row a plain pgbun against bench/passthrough.ts. Both sides of such a row are instances of their own, started " +
+      "together and used only in that row, so they sit idle and are warmed alike (an instance idle for minutes runs slower for a " +
+      "while; compared with the main pgbun, busy in every row, an idle variant looked 10-20 % slower whatever it was). " +
+      "bench/passthrough.ts, a bare Bun TCP pass-through (no protocol parsing, no pooling: each client " +
       "its own PostgreSQL connection, bytes forwarded as they arrive), the least any proxy on this runtime costs; it is not a pooler. " +
       "The direct cell of the session-mode rows, and the direct and PgBouncer cells of the plugin, workers and reference rows, " +
       "repeat the matching transaction-mode row (direct has no pool mode; those rows change only pgbun).",
