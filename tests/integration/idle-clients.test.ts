@@ -24,6 +24,13 @@ async function login(p: TestPooler): Promise<WireClient> {
   return track(await loginApp(p), (c) => c.destroy());
 }
 
+/** `n` wire clients logged in one after another (their slots in order), destroyed after the test. */
+async function loginMany(p: TestPooler, n: number): Promise<WireClient[]> {
+  const clients: WireClient[] = [];
+  for (let i = 0; i < n; i++) clients.push(await login(p));
+  return clients;
+}
+
 /** The pooler's side of a wire client, found the way a CancelRequest finds it: by the slot its key's pid names. */
 function coreClient(p: TestPooler, c: WireClient): ClientConnection {
   const pid = c.key!.pid;
@@ -51,8 +58,7 @@ describe("many idle clients", () => {
   test("50 clients log in and go idle holding no framer or outbound queue; queried again in other orders, each gets its own answers", async () => {
     const p = await pooler();
     const N = 50;
-    const cs: WireClient[] = [];
-    for (let i = 0; i < N; i++) cs.push(await login(p));
+    const cs = await loginMany(p, N);
 
     // each has its own slot, hence its own cancel pid
     const pids = cs.map((c) => c.key!.pid);
@@ -126,8 +132,7 @@ describe("many idle clients", () => {
 describe("cancel keys derived from slots", () => {
   test("a CancelRequest with an idle-then-busy client's BackendKeyData cancels its pg_sleep(10) with 57014 within 3 s", async () => {
     const p = await pooler();
-    const others = [];
-    for (let i = 0; i < 5; i++) others.push(await login(p));
+    const others = await loginMany(p, 5);
     const c = await login(p);
     expect(heldIO(coreClient(p, c))).toEqual({ framer: false, out: false });
     c.send(msg.query("SELECT pg_sleep(10)"));
@@ -184,8 +189,7 @@ describe("cancel keys derived from slots", () => {
 describe("a client idle halfway through a message", () => {
   test("half a Query (split in the header, then in the body), a 1 s pause while others run, then the rest: answered", async () => {
     const p = await pooler();
-    const others = [];
-    for (let i = 0; i < 4; i++) others.push(await login(p));
+    const others = await loginMany(p, 4);
     const c = await login(p);
     const q = msg.query("SELECT 'sent in two halves'");
     for (const split of [3, Math.floor(q.length / 2)]) {

@@ -1,6 +1,5 @@
 // Unit tests of what idle clients hold: ClientList slots, ParamList sharing, slot-derived cancel pids, spare framers/outbounds.
 import { describe, expect, test } from "bun:test";
-import type { Socket } from "bun";
 import { ClientList } from "../../core/client-list.ts";
 import type { ClientConnection } from "../../core/client.ts";
 import { CancelRegistry } from "../../core/cancel.ts";
@@ -8,7 +7,8 @@ import type { ServerConnection } from "../../core/server.ts";
 import type { Pgbun } from "../../core/pgbun.ts";
 import { ParamList } from "../../core/params.ts";
 import { ALL_WHOLE, Framer, frameFlags, type FrameSink } from "../../core/protocol/framer.ts";
-import { Outbound, type Pausable } from "../../core/net/outbound.ts";
+import { Outbound } from "../../core/net/outbound.ts";
+import { asSocket, FakeSocket, FakeSource } from "../harness/fake-socket.ts";
 import { giveFramer, giveOutbound, takeFramer, takeOutbound } from "../../core/net/spares.ts";
 
 // ---------------------------------------------------------------------------------------------------------------
@@ -26,6 +26,14 @@ function fake(name: string): ClientConnection {
 
 const nameOf = (c: ClientConnection) => (c as unknown as FakeClient).name;
 const names = (list: ClientList) => [...list].map(nameOf);
+
+/** A list holding clients c0 … c<n-1> in slots 0 … n-1. */
+function filledList(n: number): { list: ClientList; cs: ClientConnection[] } {
+  const list = new ClientList();
+  const cs = Array.from({ length: n }, (_, i) => fake(`c${i}`));
+  for (const c of cs) list.add(c);
+  return { list, cs };
+}
 
 describe("ClientList", () => {
   test("add gives slots 0, 1, 2...; at(slot) finds the client; size counts", () => {
@@ -71,9 +79,7 @@ describe("ClientList", () => {
   });
 
   test("the most recently freed slot is reused first, and each freed slot exactly once", () => {
-    const list = new ClientList();
-    const cs = Array.from({ length: 6 }, (_, i) => fake(`c${i}`));
-    for (const c of cs) list.add(c);
+    const { list, cs } = filledList(6);
     list.delete(cs[1]!);
     list.delete(cs[4]!);
     const x = fake("x");
@@ -115,18 +121,14 @@ describe("ClientList", () => {
   });
 
   test("iteration yields clients in slot order and skips freed slots", () => {
-    const list = new ClientList();
-    const cs = Array.from({ length: 5 }, (_, i) => fake(`c${i}`));
-    for (const c of cs) list.add(c);
+    const { list, cs } = filledList(5);
     list.delete(cs[0]!);
     list.delete(cs[3]!);
     expect(names(list)).toEqual(["c1", "c2", "c4"]);
   });
 
   test("deleting the current client while iterating: every other client is still visited once", () => {
-    const list = new ClientList();
-    const cs = Array.from({ length: 6 }, (_, i) => fake(`c${i}`));
-    for (const c of cs) list.add(c);
+    const { list, cs } = filledList(6);
     const seen: string[] = [];
     for (const c of list) {
       seen.push(nameOf(c));
@@ -138,9 +140,7 @@ describe("ClientList", () => {
   });
 
   test("deleting other clients while iterating: those not yet reached are not visited", () => {
-    const list = new ClientList();
-    const cs = Array.from({ length: 6 }, (_, i) => fake(`c${i}`));
-    for (const c of cs) list.add(c);
+    const { list, cs } = filledList(6);
     const seen: string[] = [];
     for (const c of list) {
       seen.push(nameOf(c));
@@ -155,9 +155,7 @@ describe("ClientList", () => {
   });
 
   test("deleting every client from inside the loop ends the iteration cleanly", () => {
-    const list = new ClientList();
-    const cs = Array.from({ length: 4 }, (_, i) => fake(`c${i}`));
-    for (const c of cs) list.add(c);
+    const { list, cs } = filledList(4);
     const seen: string[] = [];
     for (const c of list) {
       seen.push(nameOf(c));
@@ -169,9 +167,7 @@ describe("ClientList", () => {
   });
 
   test("a client added during iteration does not disturb it (nobody visited twice or skipped)", () => {
-    const list = new ClientList();
-    const cs = Array.from({ length: 3 }, (_, i) => fake(`c${i}`));
-    for (const c of cs) list.add(c);
+    const { list, cs } = filledList(3);
     list.delete(cs[1]!);
     const seen: string[] = [];
     let added = false;
@@ -188,9 +184,7 @@ describe("ClientList", () => {
   });
 
   test("once the last client leaves the tables are dropped: the next client gets slot 0, then 1", () => {
-    const list = new ClientList();
-    const cs = Array.from({ length: 5 }, (_, i) => fake(`c${i}`));
-    for (const c of cs) list.add(c);
+    const { list, cs } = filledList(5);
     // freed in ascending order: without the shrink the free stack would hand out slot 4 next
     for (const c of cs) expect(list.delete(c)).toBe(true);
     expect(list.size).toBe(0);
@@ -602,31 +596,6 @@ describe("Framer.reusable and reuse()", () => {
   });
 });
 
-/** A socket whose write() takes at most `budget` bytes per call, like tests/unit/outbound.test.ts's. */
-class FakeSocket {
-  budget = Infinity;
-  accepted: number[] = [];
-  write(data: Uint8Array, off = 0, len = data.length - off): number {
-    const n = Math.min(len, this.budget);
-    for (let i = 0; i < n; i++) this.accepted.push(data[off + i]!);
-    return n;
-  }
-  text(): string {
-    return Buffer.from(this.accepted).toString();
-  }
-}
-
-class FakeSource implements Pausable {
-  calls: string[] = [];
-  pauseReading(): void {
-    this.calls.push("pause");
-  }
-  resumeReading(): void {
-    this.calls.push("resume");
-  }
-}
-
-const asSocket = (s: FakeSocket) => s as unknown as Socket<any>;
 
 describe("Outbound.reusable and reuse()", () => {
   test("a fresh queue is reusable; a batch not yet flushed is not; flushed in full it is again", () => {

@@ -1,40 +1,11 @@
 // Unit tests of the outbound queue: one write per batch, partial writes queued, source paused until drain, order kept.
 import { describe, expect, test } from "bun:test";
-import type { Socket } from "bun";
-import { Outbound, type Pausable } from "../../core/net/outbound.ts";
-
-/** A socket whose write() takes at most `budget` bytes per call (Infinity: all); -1 after `broken`. */
-class FakeSocket {
-  budget = Infinity;
-  broken = false;
-  writes: Uint8Array[] = [];
-  /** Bytes the "kernel" accepted, in order. */
-  accepted: number[] = [];
-
-  /** Like Bun's socket.write(data, byteOffset, byteLength). */
-  write(data: Uint8Array, off = 0, len = data.length - off): number {
-    if (this.broken) return -1;
-    const copy = new Uint8Array(data.subarray(off, off + len)); // what write() was offered at that moment
-    this.writes.push(copy);
-    const n = Math.min(copy.length, this.budget);
-    for (let i = 0; i < n; i++) this.accepted.push(copy[i]!);
-    return n;
-  }
-}
-
-class FakeSource implements Pausable {
-  calls: string[] = [];
-  pauseReading(): void {
-    this.calls.push("pause");
-  }
-  resumeReading(): void {
-    this.calls.push("resume");
-  }
-}
+import { Outbound } from "../../core/net/outbound.ts";
+import { asSocket, FakeSocket, FakeSource } from "../harness/fake-socket.ts";
 
 function outbound(): { out: Outbound; socket: FakeSocket } {
   const socket = new FakeSocket();
-  return { out: new Outbound(socket as unknown as Socket<any>), socket };
+  return { out: new Outbound(asSocket(socket)), socket };
 }
 
 const bytes = (s: string) => Buffer.from(s);
