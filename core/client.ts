@@ -313,8 +313,21 @@ export class ClientConnection implements FrameSink, Pausable {
     this.framer.feed(chunk);
     // a waiting client is read until it has sent WAITING_READ_LIMIT bytes (most send one query and wait): no
     // pause/resume round trip per queued transaction, and a client that goes away is noticed while it waits
-    if (this.state === "waiting" && !this.paused && this.framer.bufferedBytes > WAITING_READ_LIMIT) this.pauseReading();
+    if ((this.state === "waiting" || this.framer.holding) && !this.paused && this.framer.bufferedBytes > WAITING_READ_LIMIT) this.pauseReading();
     this.flushBatch();
+  }
+
+  /**
+   * Runs the input a hook held (Action.Hold) again, after the current event: a server hook may call it while that
+   * server's read is still being relayed, and the held messages must follow what that read sends the client.
+   */
+  resumeInput(): void {
+    queueMicrotask(() => {
+      if (this.state === "closed" || !this.framer.holding) return;
+      this.framer.resume();
+      this.flushBatch();
+      if (!this.closed && !this.framer.holding) this.resumeReading();
+    });
   }
 
   /** Writes what this batch produced, in one write per direction. */
@@ -425,6 +438,9 @@ export class ClientConnection implements FrameSink, Pausable {
             }
             return this.message(type, buf, start, end);
           }
+        } else if (r === Action.Hold) {
+          this.framer.holdCurrent = true;
+          return false;
         } else if (r instanceof Uint8Array) {
           if (type === Frontend.Terminate) this.terminate();
           return this.forwardToServer(r, 0, r.length, true);
@@ -448,7 +464,7 @@ export class ClientConnection implements FrameSink, Pausable {
   private forwardWithAfter(r: unknown, type: number, buf: Uint8Array, start: number, end: number): boolean {
     const after = this.ctx.after!;
     this.ctx.after = null;
-    if (r === Action.WaitForServer) throw new Error("appendAfter cannot be combined with WaitForServer");
+    if (r === Action.WaitForServer || r === Action.Hold) throw new Error("appendAfter cannot be combined with WaitForServer or Hold");
     const parts: Uint8Array[] = [];
     if (r === undefined) parts.push(buf.subarray(start, end));
     else if (r instanceof Uint8Array) parts.push(r);

@@ -8,6 +8,12 @@ export const Action = {
   Drop: 0,
   /** (client messages) Park this message until the client has a server, then run the hook again. */
   WaitForServer: 1,
+  /**
+   * (client messages) Hold this message and everything the client sends after it until `client.resumeInput()`;
+   * the hooks then run again for it. For a plugin that must see a server's answer before the message may go on
+   * (what was sent ahead of it is still forwarded: flush it with the batch).
+   */
+  Hold: 2,
 } as const;
 
 /** What a per-message hook returns: undefined (forward), an Action, or replacement bytes (whole messages). */

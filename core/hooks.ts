@@ -47,6 +47,11 @@ export function createHooks() {
       "client",
       "reason",
     ]),
+    /**
+     * A server's session was reset (server_reset_query, DISCARD ALL) before it serves anyone else: what a plugin
+     * keeps about that session (prepared statements, applied settings) is gone.
+     */
+    serverReset: new SyncHook<[ServerConnection]>(["server"]),
     /** A client connection closed (state already final). */
     clientClosed: new SyncHook<[ClientConnection, CloseReason]>(["client", "reason"]),
     /** A server connection closed. */

@@ -171,8 +171,9 @@ class PoolManager {
     server.setState("tested");
     server.applied.clear();
     server.runInternal(reset, (error) => {
-      if (error || !server.isClean()) server.close("server_reset_query failed");
-      else this.makeAvailable(pool, server);
+      if (error || !server.isClean()) return server.close("server_reset_query failed");
+      this.api.hooks.serverReset.call(server);
+      this.makeAvailable(pool, server);
     });
     server.out.flush(null);
   }
