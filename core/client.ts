@@ -24,7 +24,8 @@ const VIRTUAL = 1;
 const PAUSED = 2;
 const SYNC_PENDING = 4;
 const COPY_IN = 8;
-const COPY_WINDOW_SHIFT = 4;
+const SESSION_SUSPECT = 16;
+const COPY_WINDOW_SHIFT = 5;
 const TX_STATUS_SHIFT = 8;
 
 /** What few clients need (a login in progress, a pinned session, copy-end bookkeeping): made on first use. */
@@ -145,6 +146,17 @@ export class ClientConnection implements FrameSink, Pausable {
   }
   set copyIn(on: boolean) {
     this.setBit(COPY_IN, on);
+  }
+
+  /**
+   * Something this client ran may have changed its server's session state and has not been checked yet (set and
+   * cleared by the session-state plugin): like a pin, the server is not known clean while this is set.
+   */
+  get sessionSuspect(): boolean {
+    return (this.bits & SESSION_SUSPECT) !== 0;
+  }
+  set sessionSuspect(on: boolean) {
+    this.setBit(SESSION_SUSPECT, on);
   }
 
   private get paused(): boolean {

@@ -51,8 +51,6 @@ function reapplyQuery(values: Array<[string, string]>): string {
 const PIN_REASONS = ["advisory lock", "temporary table", "cursor WITH HOLD", "LISTEN", "SQL PREPARE"] as const;
 
 interface ClientSessionState {
-  /** A statement of the current transaction may have changed session state. */
-  suspect: boolean;
   /** Custom (dotted) settings this client has SET: asked for by name, as pg_settings omits them. */
   customNames: Set<string>;
   /** Settings RESET in this transaction (lower case), or "all". */
@@ -61,7 +59,7 @@ interface ClientSessionState {
 
 function stateOf(client: ClientConnection): ClientSessionState {
   let s = client.data[NAME] as ClientSessionState | undefined;
-  if (!s) client.data[NAME] = s = { suspect: false, customNames: new Set(), resets: new Set() };
+  if (!s) client.data[NAME] = s = { customNames: new Set(), resets: new Set() };
   return s;
 }
 
@@ -73,7 +71,7 @@ function inspect(client: ClientConnection, ctx: MessageContext, from: number, po
   const text = (Buffer.isBuffer(b) ? b : Buffer.from(b.buffer, b.byteOffset, b.byteLength)).toString("latin1", from, ctx.end);
   if (!AT_START.test(text) && !ANYWHERE.test(text)) return;
   const st = stateOf(client);
-  if (pooled) st.suspect = true;
+  if (pooled) client.sessionSuspect = true;
   for (const m of text.matchAll(CUSTOM_SET)) st.customNames.add((m[1] ?? m[2])!.toLowerCase());
   if (client.startupValues.size === 0) return;
   for (const m of text.matchAll(RESET)) st.resets.add(m[1] === undefined ? "all" : m[1].toLowerCase());
@@ -190,8 +188,8 @@ export default function sessionState(): PgbunPlugin {
             reapplyStartupValues(api, client, server, st.resets);
             st.resets = new Set();
           }
-          if (active(client) && (st.suspect || client.pinReason !== null)) {
-            st.suspect = false;
+          if (active(client) && (client.sessionSuspect || client.pinReason !== null)) {
+            client.sessionSuspect = false;
             checkState(api, client, server, st);
           }
           server.out.flush(null);
