@@ -34,6 +34,8 @@ export interface ErrorFields {
   message: string;
   detail?: string;
   hint?: string;
+  /** The server routine that raised it (R): drivers such as postgres.js decide on retries by it. */
+  routine?: string;
 }
 
 function build(type: number, f: ErrorFields): Buffer {
@@ -44,12 +46,18 @@ function build(type: number, f: ErrorFields): Buffer {
   w.int8(0x4d).cstring(f.message); // M
   if (f.detail) w.int8(0x44).cstring(f.detail); // D
   if (f.hint) w.int8(0x48).cstring(f.hint); // H
+  if (f.routine) w.int8(0x52).cstring(f.routine); // R
   return w.int8(0).end().finish();
 }
 
 /** An ErrorResponse from pgbun; FATAL ones are followed by closing the connection. */
 export function errorResponse(code: SqlStateCode, message: string, severity: Severity = "ERROR", detail?: string): Buffer {
   return build(Backend.ErrorResponse, { severity, code, message, detail });
+}
+
+/** An ErrorResponse with every field given (for standing in for one PostgreSQL would send, routine included). */
+export function errorResponseOf(fields: ErrorFields): Buffer {
+  return build(Backend.ErrorResponse, fields);
 }
 
 export function noticeResponse(message: string, code: SqlStateCode = "00000", severity: Severity = "NOTICE", detail?: string): Buffer {

@@ -1,67 +1,32 @@
 // Built-in plugin: protocol-level named prepared statements that work in transaction and statement mode.
-import { Backend, Frontend, TxStatus } from "../../core/protocol/codes.ts";
+import { Backend, Frontend } from "../../core/protocol/codes.ts";
 import { Prebuilt } from "../../core/protocol/writer.ts";
-import { decodeError, errorResponse } from "../../core/protocol/errors.ts";
+import { decodeError, errorResponse, errorResponseOf } from "../../core/protocol/errors.ts";
 import { decodeParse, decodeQuery, decodeTarget } from "../../core/protocol/decode.ts";
 import { Action, type MessageContext, type MessageResult } from "../../core/context.ts";
-import type { ClientConnection } from "../../core/client.ts";
-import type { ServerConnection } from "../../core/server.ts";
 import type { PgbunPlugin } from "../../core/plugin/types.ts";
 import { closeStatement, describeStatement, parseMessage, rebind } from "./messages.ts";
-import { Req, RequestQueue, type ReqKind } from "./requests.ts";
+import { Req, type ReqKind } from "./requests.ts";
+import { parameterTypes, shapeOf } from "./shape.ts";
+import { clientState, NAME, serverState, type ClientStatement, type ClientStatements, type ServerStatement, type ServerStatements } from "./state.ts";
 
-const NAME = "pgbun:prepared-statements";
 const decoder = new TextDecoder();
 const RESETS_STATEMENTS = /^\s*(discard\s+all|deallocate\s+(prepare\s+)?all)\s*;?\s*$/i;
-
-interface ClientStatement {
-  query: string;
-  paramTypes: number[];
-  /** Query text plus parameter types: equal keys share one server-side statement. */
-  key: string;
-}
-
-/**
- * A Bind of a named statement that opened an implicit transaction, kept with what follows it up to its Sync, so
- * that "cached plan must not change result type" (raised at Bind after DDL) can be retried once, unseen.
- */
-interface Retry {
-  stmt: ClientStatement;
-  /** The Bind as sent (under the server's statement name), and where the portal and name end in it. */
-  bind: Buffer;
-  portalEnd: number;
-  nameEnd: number;
-  /** Describe (portal) and Execute messages after the Bind, in order, with their request kinds. */
-  rest: Array<{ bytes: Buffer; kind: ReqKind }>;
-  synced: boolean;
-  fired: boolean;
-}
-
-interface ClientStatements {
-  byName: Map<string, ClientStatement>;
-  queue: RequestQueue;
-  retry: Retry | null;
-}
-
-interface ServerStatements {
-  /** key → pgbun's statement name on this server, in LRU order (oldest first). */
-  names: Map<string, string>;
-  /** Keys whose server statement has a stale plan (after DDL): closed and re-prepared at next use. */
-  stale: Set<string>;
-  seq: number;
-}
-
-function clientState(client: ClientConnection): ClientStatements {
-  let s = client.data[NAME] as ClientStatements | undefined;
-  if (!s) client.data[NAME] = s = { byName: new Map(), queue: new RequestQueue(), retry: null };
-  return s;
-}
-
-function serverState(server: ServerConnection): ServerStatements {
-  let s = server.data[NAME] as ServerStatements | undefined;
-  if (!s) server.data[NAME] = s = { names: new Map(), stale: new Set(), seq: 0 };
-  return s;
-}
+/** A statement name that never exists on a server: a Bind or Describe of it fails there, in place. */
+const CHANGED_NAME = "pgbun_changed";
+/** What resolve() returns when the message must wait for the server's Describe. */
+const HOLD = null;
+/** What resolve() returns when the client's statement would fail with "cached plan must not change result type". */
+const CHANGED = "";
+/** PostgreSQL's error for a statement whose result type changed since it was prepared (routine included: postgres.js re-prepares on it). */
+const CACHED_PLAN_CHANGED = errorResponseOf({
+  severity: "ERROR",
+  code: "0A000",
+  message: "cached plan must not change result type",
+  routine: "RevalidateCachedQuery",
+});
+/** Error classes at Execute that may mean a shared statement no longer fits the schema (feature, statement, syntax/access). */
+const STALE_CLASSES = new Set(["0A", "26", "42"]);
 
 /** The index of the NUL ending the string that starts at `from` (`end` when there is none). */
 function nulAt(buf: Uint8Array, from: number, end: number): number {
@@ -77,10 +42,15 @@ function textOf(buf: Uint8Array, from: number, to: number): string {
 }
 
 /**
- * Each client keeps its statement names; each server keeps statements under pgbun's names (`pgbun_N`), shared
- * by every client of the pool with the same query text and parameter types. A Bind or Describe that lands on a
- * server lacking the statement is preceded by a Parse whose ParseComplete is swallowed; a Parse of a statement
- * the server already has, and a Close of a statement, are answered by pgbun in the position the client expects.
+ * Each client keeps its statement names; each server keeps statements under pgbun's names (`pgbun_N`), shared by
+ * every client of the pool with the same query text and parameter types as long as they have the same shape
+ * (parameter types and result columns, learned with a Describe after each Parse pgbun makes).
+ *
+ * A client's Parse is always parsed on the server, so it gets what its own Parse would give after any schema
+ * change. A Bind or Describe that lands on a server whose statement has the client's shape uses it; where the server
+ * has none, pgbun parses one (with the parameter types the client's statement resolved) and holds the message until
+ * the server has described it: the same shape goes on, another one is answered as PostgreSQL answers the client's own
+ * statement after such a change ("cached plan must not change result type"). Nothing is ever retried unseen.
  */
 export default function preparedStatements(): PgbunPlugin {
   return {
@@ -100,51 +70,102 @@ export default function preparedStatements(): PgbunPlugin {
         else st.queue.push(kind, undefined, name);
       };
 
-      /** The Parse the latest prepare() made (null when the server had the statement): a second result, unboxed. */
-      let preparedParse: Buffer | null = null;
-
-      /**
-       * Names the statement on this server, preparing it (and evicting the least recently used) when needed; the
-       * Parse it made is left in preparedParse (sent already unless asClientParse).
-       */
-      const prepare = (ctx: MessageContext, st: ClientStatements, stmt: ClientStatement, asClientParse: boolean): string => {
-        const server = ctx.server!;
-        const srv = serverState(server);
-        const existing = srv.names.get(stmt.key);
-        preparedParse = null;
-        if (existing !== undefined && !srv.stale.has(stmt.key)) {
-          srv.names.delete(stmt.key);
-          srv.names.set(stmt.key, existing);
-          return existing;
-        }
-        if (existing !== undefined) {
-          ctx.sendToServer(closeStatement(existing));
+      /** Closes what was forgotten after errors, and the least recently used statements beyond the limit. */
+      const makeRoom = (ctx: MessageContext, st: ClientStatements, srv: ServerStatements) => {
+        for (const name of srv.forgotten) {
+          ctx.sendToServer(closeStatement(name));
           st.queue.push(Req.IntClose);
-          srv.names.delete(stmt.key);
-          srv.stale.delete(stmt.key);
         }
+        srv.forgotten.length = 0;
         const limit = max();
         while (limit > 0 && srv.names.size >= limit) {
-          const [oldKey, oldName] = srv.names.entries().next().value as [string, string];
+          const [oldKey, old] = srv.names.entries().next().value as [string, ServerStatement];
           srv.names.delete(oldKey);
-          ctx.sendToServer(closeStatement(oldName));
+          ctx.sendToServer(closeStatement(old.name));
           st.queue.push(Req.IntClose);
         }
-        const name = `pgbun_${++srv.seq}`;
-        srv.names.set(stmt.key, name);
-        const parse = parseMessage(name, stmt.query, stmt.paramTypes);
-        if (!asClientParse) {
-          ctx.sendToServer(parse);
-          st.queue.push(Req.IntParse, stmt.key);
+      };
+
+      /**
+       * A new statement of pgbun's on the linked server for `key`, replacing the one it had, and its Parse (not
+       * sent: the caller sends it, with describe() after it).
+       */
+      const newStatement = (ctx: MessageContext, st: ClientStatements, key: string): ServerStatement => {
+        const srv = serverState(ctx.server!);
+        const old = srv.names.get(key);
+        if (old !== undefined) {
+          srv.names.delete(key);
+          ctx.sendToServer(closeStatement(old.name));
+          st.queue.push(Req.IntClose);
         }
-        preparedParse = parse;
-        return name;
+        makeRoom(ctx, st, srv);
+        const stmt: ServerStatement = { name: `pgbun_${++srv.seq}`, key, paramOids: null, shape: null, failed: false };
+        srv.names.set(key, stmt);
+        return stmt;
+      };
+
+      /** The Describe that learns a new statement's shape (its answers are swallowed). */
+      const describe = (st: ClientStatements, stmt: ServerStatement): Buffer => {
+        st.queue.push(Req.IntDescribe, undefined, undefined, stmt);
+        return describeStatement(stmt.name);
+      };
+
+      /** Parses a statement of pgbun's for `cs` on the linked server and describes it; `types`: its parameter types. */
+      const parseOnServer = (ctx: MessageContext, st: ClientStatements, cs: ClientStatement, types: number[]): ServerStatement => {
+        const stmt = newStatement(ctx, st, cs.key);
+        ctx.sendToServer(parseMessage(stmt.name, cs.query, types));
+        st.queue.push(Req.IntParse, undefined, undefined, stmt);
+        ctx.sendToServer(describe(st, stmt));
+        return stmt;
+      };
+
+      /**
+       * The server statement a Bind or Describe of `cs` goes to on the linked server: its name; CHANGED when the
+       * client's statement would fail as PostgreSQL fails a statement whose result type changed; HOLD when pgbun
+       * has just sent a Parse and Describe and the message must wait for the answer (then resolve() runs again).
+       */
+      const resolve = (ctx: MessageContext, st: ClientStatements, cs: ClientStatement): string | typeof HOLD => {
+        const own = cs.own;
+        const held = st.held;
+        if (held !== null) {
+          // the statement parsed for this message has been described (or failed, and the server skips to the Sync)
+          st.held = null;
+          if (held.failed || held.shape === own!.shape) return held.name;
+          return CHANGED;
+        }
+        const srv = serverState(ctx.server!);
+        const stmt = srv.names.get(cs.key);
+        if (stmt !== undefined && (stmt === own || (own !== null && own.shape !== null && stmt.shape === own.shape))) {
+          srv.names.delete(cs.key);
+          srv.names.set(cs.key, stmt);
+          return stmt.name;
+        }
+        if (own === null || own.shape === null || own.paramOids === null) {
+          // never parsed for real (its Parse was answered while no server was free): this is its Parse
+          cs.own = parseOnServer(ctx, st, cs, cs.paramTypes);
+          return cs.own.name;
+        }
+        // parsed elsewhere, and this server has no statement of its shape: parse one as the client's statement
+        // would be re-planned (its parameter types fixed), and look at it before binding
+        st.held = parseOnServer(ctx, st, cs, own.paramOids);
+        ctx.sendToServer(Prebuilt.Flush);
+        return HOLD;
+      };
+
+      /** Forgets the statements bound since the last ReadyForQuery on this server (an error may mean they are stale). */
+      const forgetBound = (st: ClientStatements, srv: ServerStatements) => {
+        for (const key of st.bound) {
+          const stmt = srv.names.get(key);
+          if (stmt === undefined) continue;
+          srv.names.delete(key);
+          srv.forgotten.push(stmt.name);
+        }
+        st.bound.length = 0;
       };
 
       onClient(Frontend.Parse, (ctx): MessageResult => {
         if (!pooled(ctx)) return undefined;
         const st = clientState(ctx.client);
-        if (st.retry !== null && !st.retry.synced) st.retry = null;
         if (ctx.buf[ctx.start + 5] === 0) {
           // unnamed statement: passes through untouched
           st.queue.push(Req.Parse);
@@ -159,27 +180,25 @@ export default function preparedStatements(): PgbunPlugin {
           return parseMessage("pgbun_duplicate", "pgbun: prepared statement already exists", []);
         }
         const key = p.paramTypes.length > 0 ? `${p.query}\u0000${p.paramTypes.join(",")}` : p.query;
-        const stmt = { query: p.query, paramTypes: p.paramTypes, key };
-        st.byName.set(p.name, stmt);
+        const cs: ClientStatement = { query: p.query, paramTypes: p.paramTypes, key, own: null };
+        st.byName.set(p.name, cs);
         if (ctx.server === null) {
           const idle = ctx.client.state === "active" ? api.hooks.peekServer.call(ctx.client) : undefined;
           if (idle) ctx.client.linkServer(idle);
           else {
-            // no server is free: the statement is prepared where its first Bind/Describe lands, so a client that
+            // no server is free: the statement is parsed where its first Bind/Describe lands, so a client that
             // prepares synchronously (pgbench -M prepared) never waits for a server it does not use; a syntax
             // error then surfaces at that first use
             owe(ctx, st, Req.SynParse, p.name);
             return Action.Drop;
           }
         }
-        prepare(ctx, st, stmt, true);
-        const parse = preparedParse;
-        if (parse === null) {
-          owe(ctx, st, Req.SynParse, p.name);
-          return Action.Drop;
-        }
-        st.queue.push(Req.Parse, key, p.name);
-        return parse;
+        // the client's own Parse is parsed for real: after DDL it must give what PostgreSQL gives a new statement
+        const stmt = newStatement(ctx, st, key);
+        cs.own = stmt;
+        st.queue.push(Req.Parse, undefined, p.name, stmt);
+        ctx.appendAfter(describe(st, stmt));
+        return parseMessage(stmt.name, p.query, p.paramTypes);
       });
 
       onClient(Frontend.Bind, (ctx) => {
@@ -189,21 +208,18 @@ export default function preparedStatements(): PgbunPlugin {
         const portalEnd = nulAt(buf, start + 5, end);
         const nameEnd = nulAt(buf, portalEnd + 1, end);
         const name = textOf(buf, portalEnd + 1, nameEnd);
-        const stmt = name === "" ? undefined : st.byName.get(name);
-        if (stmt === undefined) {
+        const cs = name === "" ? undefined : st.byName.get(name);
+        if (cs === undefined) {
           st.queue.push(Req.Bind);
           // unknown names must not reach pgbun's own statements on the server
           return name.startsWith("pgbun_") ? rebind(buf, start, end, portalEnd, nameEnd, `${name}_unknown`) : undefined;
         }
         if (ctx.server === null) return Action.WaitForServer;
-        const retryable = st.queue.length === 0 && ctx.client.txStatus === TxStatus.Idle;
-        const serverName = prepare(ctx, st, stmt, false);
-        st.queue.push(Req.Bind);
-        const bind = rebind(buf, start, end, portalEnd, nameEnd, serverName);
-        // the rewritten Bind is pgbun's own buffer: a retry renames it again, no copy of the client's is kept
-        const keptNameEnd = portalEnd - start + 1 + Buffer.byteLength(serverName);
-        st.retry = retryable ? { stmt, bind, portalEnd: portalEnd - start, nameEnd: keptNameEnd, rest: [], synced: false, fired: false } : null;
-        return bind;
+        const target = resolve(ctx, st, cs);
+        if (target === HOLD) return Action.Hold;
+        st.bound.push(cs.key);
+        st.queue.push(target === CHANGED ? Req.IntChanged : Req.Bind);
+        return rebind(buf, start, end, portalEnd, nameEnd, target === CHANGED ? CHANGED_NAME : target);
       });
 
       onClient(Frontend.Describe, (ctx) => {
@@ -212,19 +228,17 @@ export default function preparedStatements(): PgbunPlugin {
         // 'S' statement or 'P' portal, then the name (read only when there is one)
         const ofStatement = ctx.buf[ctx.start + 5] === 0x53;
         const targetName = textOf(ctx.buf, ctx.start + 6, nulAt(ctx.buf, ctx.start + 6, ctx.end));
-        const stmt = ofStatement && targetName !== "" ? st.byName.get(targetName) : undefined;
-        if (st.retry !== null && !st.retry.synced) {
-          if (!ofStatement) st.retry.rest.push({ bytes: Buffer.from(ctx.bytes()), kind: Req.DescribePortal });
-          else st.retry = null;
-        }
-        if (stmt === undefined) {
+        const cs = ofStatement && targetName !== "" ? st.byName.get(targetName) : undefined;
+        if (cs === undefined) {
           st.queue.push(ofStatement ? Req.DescribeStatement : Req.DescribePortal);
           return ofStatement && targetName.startsWith("pgbun_") ? describeStatement(`${targetName}_unknown`) : undefined;
         }
         if (ctx.server === null) return Action.WaitForServer;
-        const serverName = prepare(ctx, st, stmt, false);
-        st.queue.push(Req.DescribeStatement);
-        return describeStatement(serverName);
+        const target = resolve(ctx, st, cs);
+        if (target === HOLD) return Action.Hold;
+        st.bound.push(cs.key);
+        st.queue.push(target === CHANGED ? Req.IntChanged : Req.DescribeStatement);
+        return describeStatement(target === CHANGED ? CHANGED_NAME : target);
       });
 
       onClient(Frontend.Close, (ctx) => {
@@ -245,13 +259,7 @@ export default function preparedStatements(): PgbunPlugin {
         if (pooled(ctx)) clientState(ctx.client).queue.push(kind);
         return undefined;
       };
-      onClient(Frontend.Execute, (ctx) => {
-        if (!pooled(ctx)) return undefined;
-        const st = clientState(ctx.client);
-        st.queue.push(Req.Execute);
-        if (st.retry !== null && !st.retry.synced) st.retry.rest.push({ bytes: Buffer.from(ctx.bytes()), kind: Req.Execute });
-        return undefined;
-      });
+      onClient(Frontend.Execute, track(Req.Execute));
       onClient(Frontend.Sync, (ctx) => {
         if (!pooled(ctx)) return undefined;
         const client = ctx.client;
@@ -260,12 +268,7 @@ export default function preparedStatements(): PgbunPlugin {
           ctx.sendToClient(Prebuilt.ReadyForQueryIdle);
           return Action.Drop;
         }
-        const st = clientState(client);
-        st.queue.push(Req.Sync);
-        if (st.retry !== null) {
-          if (st.retry.synced || st.retry.rest.length === 0) st.retry = null;
-          else st.retry.synced = true;
-        }
+        clientState(client).queue.push(Req.Sync);
         return undefined;
       });
       onClient(Frontend.FunctionCall, track(Req.Query));
@@ -278,7 +281,9 @@ export default function preparedStatements(): PgbunPlugin {
         if (first === 0x64 /* d */ && RESETS_STATEMENTS.test(decodeQuery(ctx))) {
           if (ctx.server === null) return Action.WaitForServer;
           st.byName.clear();
-          serverState(ctx.server).names.clear();
+          const srv = serverState(ctx.server);
+          srv.names.clear();
+          srv.forgotten.length = 0;
         }
         st.queue.push(Req.Query);
         return undefined;
@@ -308,40 +313,47 @@ export default function preparedStatements(): PgbunPlugin {
       api.onServerMessage(Backend.ParseComplete, complete(Req.Parse, Req.IntParse));
       api.onServerMessage(Backend.BindComplete, complete(Req.Bind));
       api.onServerMessage(Backend.CloseComplete, complete(Req.Close, Req.IntClose));
-      api.onServerMessage(Backend.NoData, complete(Req.DescribeStatement, Req.DescribePortal));
-      api.onServerMessage(Backend.RowDescription, complete(Req.DescribeStatement, Req.DescribePortal));
       api.onServerMessage(Backend.CommandComplete, complete(Req.Execute));
       api.onServerMessage(Backend.EmptyQueryResponse, complete(Req.Execute));
       api.onServerMessage(Backend.PortalSuspended, complete(Req.Execute));
 
-      /** Runs the kept Bind/Describe/Execute/Sync again on a freshly prepared statement; the client sees one answer. */
-      const retry = (ctx: MessageContext, st: ClientStatements, r: Retry): void => {
-        st.retry = null;
-        const name = prepare(ctx, st, r.stmt, false);
-        st.queue.push(Req.Bind);
-        ctx.sendToServer(rebind(r.bind, 0, r.bind.length, r.portalEnd, r.nameEnd, name));
-        for (const m of r.rest) {
-          st.queue.push(m.kind);
-          ctx.sendToServer(m.bytes);
+      /** ParameterDescription: part of a Describe's answer; pgbun's own Describe is read and swallowed. */
+      api.onServerMessage(Backend.ParameterDescription, (ctx) => {
+        if (!pooled(ctx)) return undefined;
+        const head = clientState(ctx.client).queue.peek();
+        if (head === undefined || head.kind !== Req.IntDescribe) return undefined;
+        head.stmt!.paramOids = parameterTypes(ctx.buf, ctx.start);
+        return Action.Drop;
+      });
+
+      /** RowDescription or NoData: ends a Describe; pgbun's own gives the statement its shape. */
+      const described = (ctx: MessageContext): MessageResult => {
+        if (!pooled(ctx)) return undefined;
+        const st = clientState(ctx.client);
+        const head = st.queue.peek();
+        if (head === undefined) return undefined;
+        if (head.kind === Req.DescribeStatement || head.kind === Req.DescribePortal) {
+          st.queue.shift();
+          return settle(ctx, st, true);
         }
-        st.queue.push(Req.Sync);
-        ctx.sendToServer(Prebuilt.Sync);
-        ctx.server!.out.flush(null);
+        if (head.kind !== Req.IntDescribe) return undefined;
+        st.queue.shift();
+        const stmt = head.stmt!;
+        stmt.shape = shapeOf(stmt.paramOids ?? [], ctx.buf, ctx.start, ctx.end);
+        if (st.held === stmt) ctx.client.resumeInput();
+        return settle(ctx, st, false);
       };
+      api.onServerMessage(Backend.RowDescription, described);
+      api.onServerMessage(Backend.NoData, described);
 
       api.onServerMessage(Backend.ReadyForQuery, (ctx) => {
         if (!pooled(ctx)) return undefined;
         const st = clientState(ctx.client);
-        if (st.retry?.fired && st.queue.peek()?.kind === Req.Sync) {
-          st.queue.shift();
-          retry(ctx, st, st.retry);
-          return Action.Drop;
-        }
+        st.bound.length = 0;
         // defensive: anything before the Sync/Query this answers was skipped by the server
         for (let head = st.queue.peek(); head !== undefined; head = st.queue.peek()) {
           st.queue.shift();
           if (head.kind === Req.Sync || head.kind === Req.Query) break;
-          if (head.kind === Req.SynParse || head.kind === Req.SynClose) continue;
         }
         return settle(ctx, st, true);
       }, { stage: -20 }); // first: it only observes (owed answers go out after the ReadyForQuery)
@@ -353,42 +365,40 @@ export default function preparedStatements(): PgbunPlugin {
         const head = st.queue.peek();
         if (head === undefined || head.kind === Req.Query) return undefined;
         let replacement: MessageResult = undefined;
-        if (head.kind === Req.IntDuplicate) {
-          replacement = errorResponse("42P05", `prepared statement "${head.name}" already exists`);
-        }
-        const error = decodeError(ctx.buf, ctx.start, ctx.end);
-        const code = error.code;
-        const r = st.retry;
-        const retryable = r !== null && r.synced && !r.fired && head.kind === Req.Bind && code === "0A000" && error.message.includes("cached plan");
-        if (code === "0A000" || code === "26000") {
-          // "cached plan must not change result type" after DDL, or a statement gone from the server:
-          // re-prepare this server's statements at their next use so the next attempt works
-          for (const key of srv.names.keys()) srv.stale.add(key);
-        }
+        if (head.kind === Req.IntDuplicate) replacement = errorResponse("42P05", `prepared statement "${head.name}" already exists`);
+        else if (head.kind === Req.IntChanged) replacement = CACHED_PLAN_CHANGED;
+        // an error about a shared statement may mean it no longer fits the schema: forget it on this server
+        if (head.kind !== Req.Execute || STALE_CLASSES.has(decodeError(ctx.buf, ctx.start, ctx.end).code.slice(0, 2))) forgetBound(st, srv);
         // the server skips everything up to the next Sync: nothing it skipped was prepared or answered
         for (let p = st.queue.peek(); p !== undefined && p.kind !== Req.Sync; p = st.queue.peek()) {
           st.queue.shift();
-          if ((p.kind === Req.Parse || p.kind === Req.IntParse) && p.key !== undefined) srv.names.delete(p.key);
+          const stmt = p.stmt;
+          if (stmt !== undefined && (p.kind === Req.Parse || p.kind === Req.IntParse)) {
+            stmt.failed = true;
+            if (srv.names.get(stmt.key) === stmt) srv.names.delete(stmt.key);
+          }
           // a named Parse the server failed or skipped created nothing: the client's name goes too
           if ((p.kind === Req.Parse || p.kind === Req.SynParse) && p.name !== undefined) st.byName.delete(p.name);
         }
-        if (retryable) {
-          // the Bind opened an implicit transaction that the error rolled back: nothing ran, so run it again
-          r.fired = true;
-          return Action.Drop;
-        }
-        st.retry = null;
+        // a held message waits for a Describe the server now skips: let it go on (the server skips it too)
+        if (st.held !== null) ctx.client.resumeInput();
         return replacement;
       });
 
-      // a server reset (server_reset_query_always) drops every statement on it
-      api.hooks.serverReleased.tap({ name: NAME, stage: -10 }, (server) => {
-        if (api.config.settings.server_reset_query_always) serverState(server).names.clear();
-        return undefined;
+      // a server reset (server_reset_query, DISCARD ALL) drops every statement on it
+      api.hooks.serverReset.tap(NAME, (server) => {
+        const srv = serverState(server);
+        srv.names.clear();
+        srv.forgotten.length = 0;
       });
       api.hooks.serverLinked.tap(NAME, (client) => {
         // a fresh link starts with nothing in flight
-        if (client.inSync) clientState(client).queue.clear();
+        if (client.inSync) {
+          const st = clientState(client);
+          st.queue.clear();
+          st.held = null;
+          st.bound.length = 0;
+        }
       });
     },
   };

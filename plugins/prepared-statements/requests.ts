@@ -1,4 +1,5 @@
 // The queue of requests a client has in flight on its server, so pgbun can place the responses it makes up itself.
+import type { ServerStatement } from "./state.ts";
 
 /** What each queued request is waiting for; SYN_* are answers pgbun owes the client, INT_* are its own requests. */
 export const Req = {
@@ -12,7 +13,7 @@ export const Req = {
   Query: 8,
   /** A Parse pgbun sent to prepare a client's statement on this server: its ParseComplete is swallowed. */
   IntParse: 9,
-  /** A Close pgbun sent (LRU eviction, stale plan): its CloseComplete is swallowed. */
+  /** A Close pgbun sent (LRU eviction, replaced or forgotten statement): its CloseComplete is swallowed. */
   IntClose: 10,
   /** A ParseComplete owed to the client for a Parse that was not sent (already prepared on the server). */
   SynParse: 11,
@@ -20,6 +21,14 @@ export const Req = {
   SynClose: 12,
   /** A Parse of a name the client already has: a failing Parse stands in, its error is reported as 42P05. */
   IntDuplicate: 13,
+  /** A Describe pgbun sent after its own Parse to learn the statement's shape: its answer is swallowed. */
+  IntDescribe: 14,
+  /**
+   * A Bind/Describe of a client statement whose result type changed since the client's Parse, sent to a name that
+   * does not exist: the server fails it and skips to the Sync as PostgreSQL does for the client's own statement, and
+   * its error is reported as PostgreSQL's "cached plan must not change result type".
+   */
+  IntChanged: 15,
 } as const;
 export type ReqKind = (typeof Req)[keyof typeof Req];
 
@@ -29,6 +38,8 @@ export interface Pending {
   key?: string;
   /** For a client's named Parse (Parse, SynParse, IntDuplicate): the client's statement name. */
   name?: string;
+  /** For Parse/IntParse/IntDescribe of a statement pgbun prepared: that statement. */
+  stmt?: ServerStatement;
 }
 
 /** A FIFO of pending requests, reused per client; entries without key or name share one object per kind. */
@@ -40,8 +51,8 @@ export class RequestQueue {
     return this.items.length - this.head;
   }
 
-  push(kind: ReqKind, key?: string, name?: string): void {
-    this.items.push(key === undefined && name === undefined ? PLAIN[kind]! : { kind, key, name });
+  push(kind: ReqKind, key?: string, name?: string, stmt?: ServerStatement): void {
+    this.items.push(key === undefined && name === undefined && stmt === undefined ? PLAIN[kind]! : { kind, key, name, stmt });
   }
 
   peek(): Pending | undefined {

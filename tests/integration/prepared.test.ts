@@ -1,6 +1,6 @@
 // Integration: prepared statements through pgbun in transaction and statement mode: pgbench -M prepared, many
 // drivers' named statements on a small pool, the protocol pitfalls of REFERENCE.md §2 (Describe without Parse,
-// Close, failed Parse, name reuse, pipelines, LRU eviction, DDL), SQL-level PREPARE/DEALLOCATE, DISCARD ALL, and
+// Close, failed Parse, name reuse, pipelines, LRU eviction; DDL is prepared-ddl.test.ts), SQL-level PREPARE/DEALLOCATE, DISCARD ALL, and
 // statement mode refusing transaction blocks.
 import { afterAll, beforeAll, describe, expect, setDefaultTimeout, test } from "bun:test";
 import { SQL } from "bun";
@@ -356,60 +356,6 @@ describe("protocol-level named statements: pitfalls (transaction mode)", () => {
     });
   });
 
-  test("after ALTER TABLE ADD COLUMN from another client, re-executing a named SELECT * works or fails exactly once with 0A000, then returns the new column", async () => {
-    await withPgbun(pg, { pgbun: tx(1) }, async (f) => {
-      const a = await f.login();
-      const b = await f.login();
-      a.send(Buffer.concat([msg.parse("all_t", "SELECT * FROM ddl_t"), msg.bind("", "all_t"), msg.execute(), msg.sync()]));
-      expect(show(await a.readUntilReady())).toBe('1 2 D(["1"]) C(SELECT 1) Z(I)');
-      expect(show(await runNamed(a, "all_t"))).toBe('2 D(["1"]) C(SELECT 1) Z(I)');
-
-      const alter = await b.query("ALTER TABLE ddl_t ADD COLUMN b int NOT NULL DEFAULT 7");
-      expect(alter.errors).toEqual([]);
-
-      const first = await runNamed(a, "all_t");
-      if (types(first) === "EZ") {
-        expect(codes(first)).toEqual(["0A000"]);
-        expect(errorFields(first[0]!).M).toBe("cached plan must not change result type");
-        expect(readyStatus(first[1]!)).toBe("I");
-      } else {
-        expect(show(first)).toBe('2 D(["1","7"]) C(SELECT 1) Z(I)');
-      }
-      // the second attempt works, with the new column
-      expect(show(await runNamed(a, "all_t"))).toBe('2 D(["1","7"]) C(SELECT 1) Z(I)');
-      expect(show(await runNamed(a, "all_t"))).toBe('2 D(["1","7"]) C(SELECT 1) Z(I)');
-    });
-  });
-
-  test("a Bind/Execute/Sync of its own (an implicit transaction) after ALTER TABLE is retried unseen: the client gets the new column, no error", async () => {
-    await pg.psql("DROP TABLE IF EXISTS ddl_retry; CREATE TABLE ddl_retry (a int); INSERT INTO ddl_retry VALUES (1)", "app");
-    await withPgbun(pg, { pgbun: tx(1) }, async (f) => {
-      const a = await f.login();
-      const b = await f.login();
-      a.send(Buffer.concat([msg.parse("r_all", "SELECT * FROM ddl_retry"), msg.bind("", "r_all"), msg.execute(), msg.sync()]));
-      expect(show(await a.readUntilReady())).toBe('1 2 D(["1"]) C(SELECT 1) Z(I)');
-      expect((await b.query("ALTER TABLE ddl_retry ADD COLUMN c text NOT NULL DEFAULT 'new'")).errors).toEqual([]);
-      expect(show(await runNamed(a, "r_all"))).toBe('2 D(["1","new"]) C(SELECT 1) Z(I)');
-      // and the statement stays usable afterwards
-      expect(show(await runNamed(a, "r_all"))).toBe('2 D(["1","new"]) C(SELECT 1) Z(I)');
-    });
-  });
-
-  test("inside an explicit transaction the stale-plan error is surfaced once (no silent retry) and the next attempt works", async () => {
-    await pg.psql("DROP TABLE IF EXISTS ddl_tx; CREATE TABLE ddl_tx (a int); INSERT INTO ddl_tx VALUES (1)", "app");
-    await withPgbun(pg, { pgbun: tx(1) }, async (f) => {
-      const a = await f.login();
-      const b = await f.login();
-      a.send(Buffer.concat([msg.parse("t_all", "SELECT * FROM ddl_tx"), msg.bind("", "t_all"), msg.execute(), msg.sync()]));
-      expect(show(await a.readUntilReady())).toBe('1 2 D(["1"]) C(SELECT 1) Z(I)');
-      expect((await b.query("ALTER TABLE ddl_tx ADD COLUMN c int NOT NULL DEFAULT 5")).errors).toEqual([]);
-      expect((await a.query("BEGIN")).status).toBe("T");
-      const failed = await runNamed(a, "t_all");
-      expect(codes(failed)).toEqual(["0A000"]);
-      expect((await a.query("ROLLBACK")).status).toBe("I");
-      expect(show(await runNamed(a, "t_all"))).toBe('2 D(["1","5"]) C(SELECT 1) Z(I)');
-    });
-  });
 });
 
 describe("SQL-level PREPARE / DEALLOCATE and DISCARD ALL (transaction mode)", () => {

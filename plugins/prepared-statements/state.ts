@@ -1,0 +1,61 @@
+// What the prepared-statements plugin keeps per client (its statement names) and per server (pgbun's statements).
+import type { ClientConnection } from "../../core/client.ts";
+import type { ServerConnection } from "../../core/server.ts";
+import { RequestQueue } from "./requests.ts";
+
+export const NAME = "pgbun:prepared-statements";
+
+/** One statement pgbun prepared on one server, under its own name. */
+export interface ServerStatement {
+  /** pgbun's name for it on that server (pgbun_N). */
+  readonly name: string;
+  /** Query text plus the parameter types the Parse gave: statements of equal keys may be shared. */
+  readonly key: string;
+  /** Parameter types the server resolved (ParameterDescription); null until described. */
+  paramOids: number[] | null;
+  /** Parameter types and result columns (see shape.ts); null until described. */
+  shape: string | null;
+  /** Its Parse failed or was skipped after an error: it does not exist on the server. */
+  failed: boolean;
+}
+
+/** A client's named statement. */
+export interface ClientStatement {
+  query: string;
+  paramTypes: number[];
+  key: string;
+  /**
+   * The server statement made for this statement's own Parse: its shape is what PostgreSQL would hold under the
+   * client's name. null until the statement is parsed for real (a Parse answered while no server was free).
+   */
+  own: ServerStatement | null;
+}
+
+export interface ClientStatements {
+  byName: Map<string, ClientStatement>;
+  queue: RequestQueue;
+  /** Keys bound since the last ReadyForQuery (forgotten on the server when the server reports an error for them). */
+  bound: string[];
+  /** A statement parsed for a held Bind/Describe: once described, the held message runs again. */
+  held: ServerStatement | null;
+}
+
+export interface ServerStatements {
+  /** key → pgbun's statement on this server, in LRU order (oldest first). */
+  names: Map<string, ServerStatement>;
+  /** Names forgotten after an error, closed on the server at its next use. */
+  forgotten: string[];
+  seq: number;
+}
+
+export function clientState(client: ClientConnection): ClientStatements {
+  let s = client.data[NAME] as ClientStatements | undefined;
+  if (!s) client.data[NAME] = s = { byName: new Map(), queue: new RequestQueue(), bound: [], held: null };
+  return s;
+}
+
+export function serverState(server: ServerConnection): ServerStatements {
+  let s = server.data[NAME] as ServerStatements | undefined;
+  if (!s) server.data[NAME] = s = { names: new Map(), forgotten: [], seq: 0 };
+  return s;
+}
