@@ -301,6 +301,8 @@ export class Pgbun {
   /** Unlinks a server from its client; a clean one goes back to its pool, anything else is closed. */
   releaseServer(client: ClientConnection, server: ServerConnection, reason: ReleaseReason): void {
     const clean = client.inSync && server.isClean();
+    // state a pinned or not yet checked client made lives on in the server's session: the pool resets it first
+    if (client.pinReason !== null || client.sessionSuspect) server.resetNeeded = true;
     client.unlinkServer();
     server.unlink();
     if (!clean) return server.close(`released in an unknown state (${reason})`);

@@ -66,6 +66,11 @@ export class ServerConnection implements FrameSink, Pausable {
   readonly data: Record<string, unknown> = {};
   /** Close instead of reusing at the next release (reload, lifetime). */
   closeNeeded = false;
+  /**
+   * Its last client left session state of unknown cleanliness (pinned, or suspect and not yet checked): the pool
+   * resets and checks it before anyone else gets it (PgBouncer's "used" then "tested"), or closes it.
+   */
+  resetNeeded = false;
   releaseRequested = false;
   cancelsInFlight = 0;
   connectTime: number;

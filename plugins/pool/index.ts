@@ -1,11 +1,12 @@
 // Built-in plugin "pgbun:pool": session and transaction pooling per (database, user) with PgBouncer's limits.
 import type { ClientConnection } from "../../core/client.ts";
-import type { ServerConnection } from "../../core/server.ts";
+import type { InternalError, ServerConnection } from "../../core/server.ts";
 import { LoginError, type LoginFailure } from "../../core/server-login.ts";
 import { SqlState } from "../../core/protocol/errors.ts";
 import type { PgbunPlugin, PluginApi } from "../../core/plugin/types.ts";
 import type { Refusal } from "../../core/hooks.ts";
 import { Pool } from "./pool.ts";
+import { leftover, LEFTOVER_QUERY } from "./reset.ts";
 import { perWorker } from "../../core/workers.ts";
 
 const NAME = "pgbun:pool";
@@ -148,7 +149,7 @@ class PoolManager {
     return undefined;
   }
 
-  released(server: ServerConnection): true | undefined {
+  released(server: ServerConnection, client: ClientConnection | null): true | undefined {
     const pool = server.pool as Pool;
     if (!pool || !this.pools.has(pool.key) || !this.usable(server)) return undefined;
     if (server.cancelsInFlight > 0) {
@@ -157,6 +158,10 @@ class PoolManager {
     }
     const s = this.settings;
     const reset = s.server_reset_query;
+    if (server.resetNeeded) {
+      this.resetLeftState(pool, server, reset, client);
+      return true;
+    }
     const needsReset = reset !== "" && (pool.mode === "session" || s.server_reset_query_always);
     if (!needsReset) {
       this.makeAvailable(pool, server);
@@ -172,6 +177,29 @@ class PoolManager {
     server.applied.clear();
     server.runInternal(reset, (error) => {
       if (error || !server.isClean()) return server.close("server_reset_query failed");
+      this.api.hooks.serverReset.call(server);
+      this.makeAvailable(pool, server);
+    });
+    server.out.flush(null);
+  }
+
+  /**
+   * A server whose client left session state behind (pinned, or not yet checked): server_reset_query and the
+   * leftover check go out in one write; only a server both found clean goes back to the pool, any other is closed.
+   * Only such servers pay for this: a plain transaction's release stays a push onto the idle stack.
+   */
+  private resetLeftState(pool: Pool, server: ServerConnection, reset: string, client: ClientConnection | null): void {
+    if (reset === "") return server.close("its client left session state and server_reset_query is empty");
+    this.api.log.info({ server: server.label, client: client?.label, pin: client?.pinReason ?? undefined }, "resetting a server its client left with session state");
+    server.setState("tested");
+    server.applied.clear();
+    let resetError: InternalError | null = null;
+    server.runInternal(reset, (error) => (resetError = error));
+    server.runInternal(LEFTOVER_QUERY, (error, rows) => {
+      const left = resetError !== null ? `server_reset_query failed: ${resetError.message}` : error !== null ? `state check failed: ${error.message}` : leftover(rows, server.target.user);
+      if (left !== null) return server.close(`session state left after the reset: ${left}`);
+      if (!server.isClean()) return server.close("not idle after the reset");
+      server.resetNeeded = false;
       this.api.hooks.serverReset.call(server);
       this.makeAvailable(pool, server);
     });
@@ -250,7 +278,7 @@ export default function poolPlugin(): PgbunPlugin {
       h.peekServer.tap(NAME, (client) =>
         client.pool ? ((client.pool as Pool).takeIdle(api.config.settings.server_round_robin, manager.isUsable) ?? undefined) : undefined,
       );
-      h.serverReleased.tap(NAME, (server) => manager.released(server));
+      h.serverReleased.tap(NAME, (server, client) => manager.released(server, client));
       h.serverClosed.tap(NAME, (server) => manager.serverClosed(server));
       h.clientClosed.tap(NAME, (client) => {
         const pool = client.pool as Pool | null;
