@@ -251,4 +251,27 @@ describe("shared statements stay shared when nothing changed", () => {
       expect(r.rows).toEqual([["1"]]);
     });
   });
+
+  test("a pipeline of two statements the server does not have yet (pool of 2): each is parsed and described there first, and the answers come in order", async () => {
+    const t = freshTable("ddl_pipe");
+    await pg.psql(`CREATE TABLE ${t} (a int, b text); INSERT INTO ${t} VALUES (1, 'one')`, "app");
+    await withPgbun(pg, { pgbun: tx(2) }, async (f) => {
+      const a = await f.login();
+      const holder = await f.login();
+      // both statements parsed on the server a is on now (holder opens the second server later)
+      a.send(Buffer.concat([msg.parse("sa", `SELECT a, pg_backend_pid() FROM ${t}`), msg.parse("sb", `SELECT b FROM ${t}`), msg.sync()]));
+      expect(show(await a.readUntilReady())).toBe("1 1 Z(I)");
+      const first = (await a.query("SELECT pg_backend_pid()")).rows[0]![0];
+      expect((await holder.query("BEGIN")).status).toBe("T");
+      // a now lands on the other server, which has neither statement: one write, two held Binds
+      a.send(Buffer.concat([msg.bind("", "sa"), msg.execute(), msg.bind("", "sb"), msg.execute(), msg.sync()]));
+      const got = await a.readUntilReady();
+      expect(got.map((m) => m.type).join("")).toBe("2DC2DCZ");
+      const [[one, pid], [text]] = rows(got) as [[string, string], [string]];
+      expect(one).toBe("1");
+      expect(text).toBe("one");
+      expect(pid).not.toBe(first);
+      expect((await holder.query("COMMIT")).status).toBe("I");
+    });
+  });
 });
