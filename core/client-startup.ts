@@ -1,5 +1,5 @@
 // The client's startup phase: SSLRequest/GSSENCRequest, CancelRequest, StartupMessage, authentication, welcome.
-import { MAX_STARTUP_PACKET, StartupCode } from "./protocol/codes.ts";
+import { Frontend, MAX_STARTUP_PACKET, StartupCode } from "./protocol/codes.ts";
 import { SqlState } from "./protocol/errors.ts";
 import { backendKeyData, negotiateProtocolVersion, parameterStatus, Prebuilt } from "./protocol/writer.ts";
 import type { ClientConnection, PoolMode } from "./client.ts";
@@ -21,6 +21,13 @@ export function startupData(client: ClientConnection, chunk: Uint8Array): void {
   let buf = client.startupBuf ? Buffer.concat([client.startupBuf, chunk]) : Buffer.from(chunk);
   client.startupBuf = null;
   while (client.state === "login" && !client.startupSeen) {
+    if (buf.length > 0 && buf[0] === Frontend.Terminate) {
+      // a client giving up before its startup packet (e.g. after a refused SSLRequest): PostgreSQL and PgBouncer
+      // close without a word. Read as a length, that byte would put the packet far beyond any startup packet's.
+      if (buf.length < 5) break;
+      client.close("client terminated before startup");
+      return;
+    }
     if (buf.length < 8) break;
     const len = buf.readInt32BE(0);
     if (len < 8 || len > MAX_STARTUP_PACKET) {

@@ -74,6 +74,45 @@ describe("startup negotiation", () => {
     });
   }, 30_000);
 });
+describe("Terminate before the startup packet", () => {
+  /** Connects to `to`, sends `before` (each answered 'N'), then a Terminate: expects the connection closed, nothing sent. */
+  async function terminateQuietly(to: { host: string; port: number }, before: Buffer[]): Promise<void> {
+    const c = await WireClient.connect(to);
+    try {
+      for (const request of before) {
+        c.send(request);
+        expect(await c.readByte(3_000)).toBe("N");
+      }
+      c.send(msg.terminate());
+      const { messages, closed } = await c.readUntilClosed(3_000);
+      expect(types(messages)).toBe("");
+      expect(c.pendingBytes).toBe(0);
+      expect(closed).toBe(true);
+    } finally {
+      c.destroy();
+    }
+  }
+
+  // PostgreSQL itself is the reference where it answers 'N' too (this build accepts GSSENCRequest: 'G')
+  const cases: Array<{ when: string; before: () => Buffer[]; direct: boolean }> = [
+    { when: "right after connecting", before: () => [], direct: true },
+    { when: "after a refused SSLRequest", before: () => [msg.sslRequest()], direct: true },
+    { when: "after a refused GSSENCRequest", before: () => [msg.gssencRequest()], direct: false },
+    { when: "after a refused GSSENCRequest and SSLRequest", before: () => [msg.gssencRequest(), msg.sslRequest()], direct: false },
+  ];
+  for (const { when, before, direct } of cases) {
+    test(`${when}: the connection closes with no bytes sent, as PostgreSQL does`, async () => {
+      if (direct) await terminateQuietly(pg, before());
+      await withPgbun(pg, { pgbun: TX2 }, async (f) => {
+        await terminateQuietly(f.pb, before());
+        // pgbun goes on serving
+        const c = await f.login();
+        expect((await c.query("SELECT 'still serving'")).rows).toEqual([["still serving"]]);
+      });
+    }, 30_000);
+  }
+});
+
 describe("malformed packets", () => {
   const settings = { pool_mode: "transaction", default_pool_size: 2, max_packet_size: 65536 };
 
