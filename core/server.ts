@@ -140,8 +140,12 @@ export class ServerConnection implements FrameSink, Pausable {
   }
 
   onData(chunk: Uint8Array): void {
+    const before = this.client;
     this.framer.feed(chunk);
     const client = this.client;
+    // a plugin's callback may release the server mid-read (after an internal query): what this read relayed to
+    // that client still goes out now, while the read buffer its pieces point into is valid
+    if (before !== null && before !== client) before.out.flush(null);
     if (client) client.out.flush(this);
     if (this.releaseRequested && client) {
       this.core.releaseServer(client, this, client.poolMode === "statement" ? "statement" : "transaction");
@@ -217,10 +221,7 @@ export class ServerConnection implements FrameSink, Pausable {
 
   message(type: number, buf: Uint8Array, start: number, end: number): boolean {
     if (this.login) return this.login.message(type, buf, start, end);
-    if (this.internal.length > 0) {
-      this.internalMessage(type, buf, start, end);
-      return true;
-    }
+    if (this.internal.length > 0) return this.internalMessage(type, buf, start, end);
     const client = this.client;
     if (client === null || this.releaseRequested) {
       this.orphanMessage(type, buf, start, end);
@@ -241,6 +242,11 @@ export class ServerConnection implements FrameSink, Pausable {
         if (this.isFatal(buf, start, end)) this.fatalSeen = true;
         break;
     }
+    return this.relay(client, type, buf, start, end);
+  }
+
+  /** Hands one message to the client, through the plugins' hooks for its type. False when a plugin failed. */
+  private relay(client: ClientConnection, type: number, buf: Uint8Array, start: number, end: number): boolean {
     const hook = this.core.serverHooks[type];
     if (hook !== undefined) {
       const ctx = client.ctx;
@@ -281,34 +287,56 @@ export class ServerConnection implements FrameSink, Pausable {
     if (client) client.setParam(name, value);
   }
 
-  /** Responses to internal queries: swallowed; errors reported to the query's callback. */
-  private internalMessage(type: number, buf: Uint8Array, start: number, end: number): void {
+  /**
+   * Messages while internal queries run. Their answers are swallowed (errors go to the query's callback), but the
+   * linked client (if any) still owns what is asynchronous, and gets it in arrival order, between its own
+   * results: NotificationResponse (a LISTENing client is pinned, so its notifications arrive here after
+   * each of its transactions) and a ParameterStatus that changes what it sees.
+   */
+  private internalMessage(type: number, buf: Uint8Array, start: number, end: number): boolean {
     const head = this.internal[0]!;
+    const client = this.releaseRequested ? null : this.client;
     switch (type) {
-      case Backend.ParameterStatus:
-        this.parameterStatus(buf, start, end, null);
-        break;
+      case Backend.NotificationResponse:
+        return client === null || this.relay(client, type, buf, start, end);
+      case Backend.NoticeResponse:
+        // raised by the internal query itself (a reset's "there is no transaction in progress"): pgbun's business
+        if (this.core.log.isLevelEnabled("debug")) {
+          this.core.log.debug({ server: this.label, query: head.sql }, `internal query notice: ${decodeError(buf, start, end).message}`);
+        }
+        return true;
+      case Backend.ParameterStatus: {
+        const { name, value } = decodeParameterStatus({ buf, start, end });
+        this.params.set(name, value);
+        // pgbun's SET of the client's own values (parameter sync) reports what the client sees already; a value
+        // PostgreSQL spells its own way, or a setting put back after RESET, changes it: the client is told
+        if (client === null || client.param(name) === value) return true;
+        client.setParam(name, value);
+        return this.relay(client, type, buf, start, end);
+      }
       case Backend.ErrorResponse: {
         const e = decodeError(buf, start, end);
         head.error = { code: e.code, message: e.message };
         if (e.severity === "FATAL" || e.severity === "PANIC") this.fatalSeen = true;
-        break;
+        return true;
       }
       case Backend.DataRow:
         head.rows.push(decodeDataRow({ buf, start, end }));
-        break;
+        return true;
       case Backend.ReadyForQuery:
         this.txStatus = buf[start + 5]!;
         this.internal.shift();
+        // what follows in this read is the client's own again (or an orphan's): framed as the relay needs it
         if (this.internal.length === 0) this.framer.flags = this.client && !this.releaseRequested ? this.core.serverFlags : ALL_WHOLE;
         if (head.error) this.core.log.warn({ server: this.label, query: head.sql }, `internal query failed: ${head.error.code}: ${head.error.message}`);
         head.done?.(head.error, head.rows);
-        break;
+        return this.state !== "closed";
       case Backend.CopyInResponse:
         // an internal query must never start COPY FROM STDIN; the connection state is unknown
         this.close("internal query started COPY");
-        break;
+        return false;
     }
+    return true;
   }
 
   /** Messages from a server that no client owns (idle in the pool, or after release in the same read). */
