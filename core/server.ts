@@ -289,9 +289,9 @@ export class ServerConnection implements FrameSink, Pausable {
 
   /**
    * Messages while internal queries run. Their answers are swallowed (errors go to the query's callback), but the
-   * linked client (if any) still owns what is asynchronous, and gets it in arrival order, between its own
-   * results: NotificationResponse (a LISTENing client is pinned, so its notifications arrive here after
-   * each of its transactions) and a ParameterStatus that changes what it sees.
+   * linked client (if any) still owns what is asynchronous or ends its session, and gets it in arrival order, between
+   * its own results: NotificationResponse (a LISTENing client is pinned, so its notifications arrive here after
+   * each of its transactions), a ParameterStatus that changes what it sees, and a FATAL ErrorResponse.
    */
   private internalMessage(type: number, buf: Uint8Array, start: number, end: number): boolean {
     const head = this.internal[0]!;
@@ -317,8 +317,10 @@ export class ServerConnection implements FrameSink, Pausable {
       case Backend.ErrorResponse: {
         const e = decodeError(buf, start, end);
         head.error = { code: e.code, message: e.message };
-        if (e.severity === "FATAL" || e.severity === "PANIC") this.fatalSeen = true;
-        return true;
+        if (e.severity !== "FATAL" && e.severity !== "PANIC") return true;
+        // the connection ends, and the client's session with it: it gets PostgreSQL's reason, as it was sent
+        this.fatalSeen = true;
+        return client === null || this.relay(client, type, buf, start, end);
       }
       case Backend.DataRow:
         head.rows.push(decodeDataRow({ buf, start, end }));
