@@ -69,6 +69,7 @@ export interface Settings {
   server_check_delay: number;
   server_lifetime: number;
   server_idle_timeout: number;
+  autodb_idle_timeout: number;
   server_connect_timeout: number;
   server_login_retry: number;
   client_login_timeout: number;
@@ -152,6 +153,7 @@ export const SETTINGS: { readonly [K in SettingName]: SettingDef<Settings[K]> } 
   server_check_delay: { kind: SECONDS, default: 30, doc: "Seconds a server may idle before it is health-checked" },
   server_lifetime: { kind: SECONDS, default: 3600, doc: "Close a server connection after this many seconds; 0 = never" },
   server_idle_timeout: { kind: SECONDS, default: 600, doc: "Close a server idle this many seconds; 0 = never" },
+  autodb_idle_timeout: { kind: SECONDS, default: 3600, doc: 'Drop a pool made for the "*" database once unused this many seconds; 0 = never' },
   server_connect_timeout: { kind: SECONDS, default: 15, doc: "Seconds allowed for connect and login to a server" },
   server_login_retry: { kind: SECONDS, default: 15, doc: "Seconds to wait after a failed server login" },
   client_login_timeout: { kind: SECONDS, default: 60, doc: "Seconds a client has to finish login" },

@@ -88,7 +88,10 @@ class PoolManager {
   }
 
   private count(map: Map<string, number>, key: string, delta: number): void {
-    map.set(key, (map.get(key) ?? 0) + delta);
+    const n = (map.get(key) ?? 0) + delta;
+    // a name with no connections left goes: auto-database pools come and go by the thousand
+    if (n === 0) map.delete(key);
+    else map.set(key, n);
   }
 
   /** Opens a server for the pool; when logged in it serves the oldest waiter or goes idle. */
@@ -151,7 +154,7 @@ class PoolManager {
 
   released(server: ServerConnection, client: ClientConnection | null): true | undefined {
     const pool = server.pool as Pool;
-    if (!pool || !this.pools.has(pool.key) || !this.usable(server)) return undefined;
+    if (!pool || this.pools.get(pool.key) !== pool || !this.usable(server)) return undefined;
     if (server.cancelsInFlight > 0) {
       server.setState("being_canceled");
       return true;
@@ -215,12 +218,37 @@ class PoolManager {
     if (pool.waiters.length > pool.connecting && this.canOpen(pool)) this.open(pool);
   }
 
-  /** Janitor duties: idle timeouts, lifetime, min_pool_size, reserve pool for long waits. */
+  /** A pool made for a name the "*" entry answered (no [databases] entry of its own). */
+  private isAuto(pool: Pool): boolean {
+    return !Object.hasOwn(this.api.config.databases, pool.database);
+  }
+
+  /**
+   * autodb_idle_timeout: an auto-database pool unused that long is dropped and its idle servers closed (PgBouncer
+   * frees them too), so logins to ever new names do not leave a pool each behind. A later login makes a new one.
+   */
+  private dropIfUnused(pool: Pool, now: number, timeoutMs: number): boolean {
+    if (pool.inUse) {
+      pool.unusedSince = 0;
+      return false;
+    }
+    if (pool.unusedSince === 0) pool.unusedSince = now;
+    if (now - pool.unusedSince < timeoutMs) return false;
+    this.pools.delete(pool.key);
+    for (const server of [...pool.idle]) server.close("autodb_idle_timeout");
+    this.api.log.info({ pool: `${pool.database}/${pool.user}` }, "auto-database pool dropped after autodb_idle_timeout");
+    return true;
+  }
+
+  /** Janitor duties: idle timeouts, lifetime, min_pool_size, reserve pool for long waits, unused auto-database pools. */
   tick(now: number): void {
     const s = this.settings;
     const idleMs = s.server_idle_timeout * 1000;
     const reserveMs = s.reserve_pool_timeout * 1000;
+    const autodbMs = s.autodb_idle_timeout * 1000;
     for (const pool of this.pools.values()) {
+      // deleting the current entry while iterating a Map is safe
+      if (autodbMs > 0 && this.isAuto(pool) && this.dropIfUnused(pool, now, autodbMs)) continue;
       for (const server of [...pool.idle]) {
         const expired = !this.usable(server) || (idleMs > 0 && now - server.lastUsed > idleMs && pool.servers.size > pool.minSize);
         if (expired) server.close(server.closeNeeded ? "close_needed" : "server_idle_timeout or server_lifetime");

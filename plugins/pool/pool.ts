@@ -20,6 +20,8 @@ export class Pool {
   private welcomeWaiters: Array<{ resolve: () => void; reject: (f: LoginFailure) => void }> = [];
   /** Round-robin index over the entry's hosts. */
   hostIndex = 0;
+  /** Since when (cached clock, ms) the pool has had no clients and no server in use; 0 while in use (autodb_idle_timeout). */
+  unusedSince = 0;
 
   constructor(
     readonly key: string,
@@ -32,6 +34,11 @@ export class Pool {
     public reserveSize: number,
     public target: (hostIndex: number) => ServerTarget,
   ) {}
+
+  /** Clients logged in or logging in, servers logging in, or servers anywhere but idle (active, in a reset, cancelled). */
+  get inUse(): boolean {
+    return this.clientCount > 0 || this.waiters.length > 0 || this.connecting > 0 || this.awaitingWelcome > 0 || this.idle.length < this.servers.size;
+  }
 
   /** Takes an idle server that is still usable; closes stale ones on the way. */
   takeIdle(roundRobin: boolean, isUsable: (s: ServerConnection) => boolean): ServerConnection | null {
