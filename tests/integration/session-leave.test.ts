@@ -322,6 +322,34 @@ describe("a server its client left mid-transaction, mid-pipeline or mid-COPY nev
   }
 });
 
+describe("pgbun ends a client whose server is busy or in a transaction: the server never reaches the next client", () => {
+  test("idle_transaction_timeout ends A inside BEGIN; CREATE TEMP TABLE; pg_advisory_lock: B sees neither", async () => {
+    await withPgbun(pg, { pgbun: tx(1, { idle_transaction_timeout: 1 }) }, async (f) => {
+      const a = await f.login();
+      expect((await a.query("BEGIN")).status).toBe("T");
+      expect((await a.query("CREATE TEMP TABLE leak_t (x int)")).status).toBe("T");
+      expect((await a.query("SELECT pg_advisory_lock(4444)")).status).toBe("T");
+      expect(await a.waitClosed(8_000)).toBe(true);
+      const b = await f.login();
+      expect(await errorCodes(b, "SELECT x FROM leak_t")).toEqual(["42P01"]);
+      expect(await value(b, "SELECT count(*) FROM pg_locks WHERE locktype = 'advisory' AND pid = pg_backend_pid()")).toBe("0");
+    });
+  });
+
+  test("query_timeout ends a pinned A in the middle of a long query: B sees none of A's temp table", async () => {
+    await withPgbun(pg, { pgbun: tx(1, { query_timeout: 1 }) }, async (f) => {
+      const a = await f.login();
+      await ok(a, "CREATE TEMP TABLE leak_t (x int)");
+      await ok(a, "INSERT INTO leak_t VALUES (42)");
+      a.send(msg.query("SELECT pg_sleep(10)"));
+      expect(await a.waitClosed(8_000)).toBe(true);
+      const b = await f.login();
+      expect(await errorCodes(b, "SELECT x FROM leak_t")).toEqual(["42P01"]);
+      expect((await b.query("SELECT 1")).status).toBe("I");
+    });
+  });
+});
+
 describe("the reset is only for servers that need it; when it cannot clean, the server is closed", () => {
   test("a plain client that leaves cleanly hands its server on as it is: same backend, no reset", async () => {
     await withPgbun(pg, { pgbun: tx(1) }, async (f) => {
