@@ -7,6 +7,7 @@ import type { MessageContext } from "../../core/context.ts";
 import type { ServerConnection } from "../../core/server.ts";
 import type { PgbunPlugin, PluginApi } from "../../core/plugin/types.ts";
 import { mayChangeSessionState } from "./screen.ts";
+import { latin1, nulAt, StatementMarks } from "./statements.ts";
 
 const NAME = "pgbun:session-state";
 
@@ -20,6 +21,8 @@ const CUSTOM_SET = /\bset\s+(?:session\s+)?([a-z_][a-z0-9_$]*\.[a-z_][a-z0-9_$]*
 /** `RESET name`, `RESET ALL`, `DISCARD ALL`: back to the values the client connected with. */
 const RESET = /(?:^|;)\s*(?:reset\s+(all\b|[a-z_][a-z0-9_$.]*)|discard\s+all\b)/gi;
 const NAME_OK = /^[a-z_][a-z0-9_$]*(\.[a-z_][a-z0-9_$]*)?$/i;
+/** What pgbun:prepared-statements takes as the end of every named statement of the client (a Query only). */
+const DEALLOCATES_ALL = /^\s*(discard\s+all|deallocate\s+(prepare\s+)?all)\s*;?\s*$/i;
 
 function literal(s: string): string {
   return `'${s.replace(/'/g, "''")}'`;
@@ -48,45 +51,60 @@ function reapplyQuery(values: Array<[string, string]>): string {
   return `SELECT pg_catalog.set_config(s.name, v.val, false) FROM pg_catalog.pg_settings s JOIN (VALUES ${rows}) AS v(name, val) ON pg_catalog.lower(s.name) = pg_catalog.lower(v.name) WHERE s.setting = s.reset_val`;
 }
 
+/** The state query's first columns, in order: a count above 0 pins the client for this reason. */
 const PIN_REASONS = ["advisory lock", "temporary table", "cursor WITH HOLD", "LISTEN", "SQL PREPARE"] as const;
+const CURRENT_USER = PIN_REASONS.length;
+const SESSION_USER = CURRENT_USER + 1;
+const SETTINGS = SESSION_USER + 1;
+const CUSTOM = SETTINGS + 1;
 
 interface ClientSessionState {
   /** Custom (dotted) settings this client has SET: asked for by name, as pg_settings omits them. */
   customNames: Set<string>;
   /** Settings RESET in this transaction (lower case), or "all". */
   resets: Set<string>;
+  /** What the texts of the client's prepared statements showed at Parse (made on the first that must be kept). */
+  statements: StatementMarks | null;
 }
 
 function stateOf(client: ClientConnection): ClientSessionState {
   let s = client.data[NAME] as ClientSessionState | undefined;
-  if (!s) client.data[NAME] = s = { customNames: new Set(), resets: new Set() };
+  if (!s) client.data[NAME] = s = { customNames: new Set(), resets: new Set(), statements: null };
   return s;
 }
 
-/** Cheap screening of a Query/Parse text; only a text that may change session state is looked at further. */
-function inspect(client: ClientConnection, ctx: MessageContext, from: number, pooled: boolean): void {
+function marksOf(client: ClientConnection): StatementMarks {
+  const st = stateOf(client);
+  return (st.statements ??= new StatementMarks());
+}
+
+/**
+ * Cheap screening of a Query/Parse text; only a text that may change session state is looked at further.
+ * Returns that text (decoded) when it may change session state, else null.
+ */
+function inspect(client: ClientConnection, ctx: MessageContext, from: number, pooled: boolean): string | null {
   const b = ctx.buf;
-  if (!mayChangeSessionState(b, from, ctx.end)) return;
-  // read buffers are Buffers; anything else is viewed as one (reading .buffer would allocate per call)
-  const text = (Buffer.isBuffer(b) ? b : Buffer.from(b.buffer, b.byteOffset, b.byteLength)).toString("latin1", from, ctx.end);
-  if (!AT_START.test(text) && !ANYWHERE.test(text)) return;
+  if (!mayChangeSessionState(b, from, ctx.end)) return null;
+  const text = latin1(b, from, ctx.end);
+  if (!AT_START.test(text) && !ANYWHERE.test(text)) return null;
   const st = stateOf(client);
   if (pooled) client.sessionSuspect = true;
   for (const m of text.matchAll(CUSTOM_SET)) st.customNames.add((m[1] ?? m[2])!.toLowerCase());
-  if (client.startupValues.size === 0) return;
+  if (client.startupValues.size === 0) return text;
   for (const m of text.matchAll(RESET)) st.resets.add(m[1] === undefined ? "all" : m[1].toLowerCase());
+  return text;
 }
 
 /** Reads the state row: the pin reason (or null) and the session-level settings. */
 function readState(row: Array<string | null>, server: ServerConnection): { pin: string | null; settings: Array<[string, string]> } {
   let pin: string | null = null;
   for (let i = 0; i < PIN_REASONS.length; i++) if (Number(row[i]) > 0) pin ??= PIN_REASONS[i]!;
-  const currentUser = row[5];
-  const sessionUser = row[6];
+  const currentUser = row[CURRENT_USER];
+  const sessionUser = row[SESSION_USER];
   if (pin === null && (currentUser !== sessionUser || sessionUser !== server.target.user)) pin = "SET ROLE / SESSION AUTHORIZATION";
-  const settings = row[7] ? (JSON.parse(row[7]) as Array<[string, string]>) : [];
+  const settings = row[SETTINGS] ? (JSON.parse(row[SETTINGS]!) as Array<[string, string]>) : [];
   // a custom setting that was RESET reads as "": it is no longer the client's
-  if (row[8]) for (const [n, v] of JSON.parse(row[8]) as Array<[string, string | null]>) if (v) settings.push([n, v]);
+  if (row[CUSTOM]) for (const [n, v] of JSON.parse(row[CUSTOM]!) as Array<[string, string | null]>) if (v) settings.push([n, v]);
   return { pin, settings };
 }
 
@@ -114,9 +132,9 @@ function reapplyStartupValues(api: PluginApi, client: ClientConnection, server: 
   });
 }
 
-function checkState(api: PluginApi, client: ClientConnection, server: ServerConnection, st: ClientSessionState): void {
+function checkState(api: PluginApi, client: ClientConnection, server: ServerConnection, st: ClientSessionState | undefined): void {
   const mode = api.config.settings.session_state;
-  server.runInternal(stateQuery(st.customNames), (error, rows) => {
+  server.runInternal(stateQuery(st?.customNames ?? []), (error, rows) => {
     if (error || rows.length !== 1) {
       server.closeNeeded = true; // state unknown: never hand this server to anyone else
       if (client.server === server) client.pinReason = "session state unknown";
@@ -147,9 +165,11 @@ function checkState(api: PluginApi, client: ClientConnection, server: ServerConn
 
 /**
  * Looks at Query and Parse texts only, with two regular expressions, for statements that can change session
- * state. After such a transaction (and after every transaction of a pinned client) one internal query asks the
- * server what state it holds: session settings are taken along to the next server; advisory locks, temporary
- * tables, holdable cursors, LISTEN, SQL PREPARE and SET ROLE pin the client to its server until they are gone.
+ * state; what a Parse showed is remembered by statement name, and each later Bind of that statement counts the
+ * same (drivers run a cached statement again without its text). After such a transaction (and after every
+ * transaction of a pinned client) one internal query asks the server what state it holds: session settings are
+ * taken along to the next server; advisory locks, temporary tables, holdable cursors, LISTEN, SQL PREPARE and
+ * SET ROLE pin the client to its server until they are gone.
  * session_state = "error" refuses such state instead; "ignore" does nothing (PgBouncer's behaviour).
  */
 export default function sessionState(): PgbunPlugin {
@@ -161,7 +181,12 @@ export default function sessionState(): PgbunPlugin {
       api.onClientMessage(
         Frontend.Query,
         (ctx) => {
-          inspect(ctx.client, ctx, ctx.start + 5, active(ctx.client));
+          const client = ctx.client;
+          const on = active(client);
+          const from = ctx.start + 5;
+          const text = inspect(client, ctx, from, on);
+          if (!on) return undefined;
+          if (text !== null && DEALLOCATES_ALL.test(text)) stateOf(client).statements?.deallocatedAll();
           return undefined;
         },
         { stage: -30 },
@@ -169,9 +194,45 @@ export default function sessionState(): PgbunPlugin {
       api.onClientMessage(
         Frontend.Parse,
         (ctx) => {
-          let i = ctx.start + 5;
-          while (i < ctx.end && ctx.buf[i] !== 0) i++; // skip the statement name
-          inspect(ctx.client, ctx, i + 1, active(ctx.client));
+          const client = ctx.client;
+          const on = active(client);
+          const { buf, end } = ctx;
+          const nameFrom = ctx.start + 5;
+          const nameEnd = nulAt(buf, nameFrom, end);
+          const textFrom = nameEnd + 1;
+          const changing = inspect(client, ctx, textFrom, on) !== null;
+          if (!on) return undefined;
+          const unnamed = nameEnd === nameFrom;
+          if (changing) marksOf(client).parsed(latin1(buf, nameFrom, nameEnd), true);
+          else if (unnamed) (client.data[NAME] as ClientSessionState | undefined)?.statements?.parsed("", false);
+          return undefined;
+        },
+        { stage: -30 },
+      );
+      api.onClientMessage(
+        Frontend.Bind,
+        (ctx) => {
+          const client = ctx.client;
+          if (!active(client)) return undefined;
+          const marks = (client.data[NAME] as ClientSessionState | undefined)?.statements ?? null;
+          // an ordinary Bind of a client with no marked statement costs these few loads: nothing is read or made
+          if (marks === null || !marks.anyChanging) return undefined;
+          const { buf, end } = ctx;
+          const nameFrom = nulAt(buf, ctx.start + 5, end) + 1; // after the portal name
+          const nameEnd = nulAt(buf, nameFrom, end);
+          if (marks.bindMayChange(buf, nameFrom, nameEnd)) client.sessionSuspect = true;
+          return undefined;
+        },
+        { stage: -30 },
+      );
+      api.onClientMessage(
+        Frontend.Close,
+        (ctx) => {
+          const marks = (ctx.client.data[NAME] as ClientSessionState | undefined)?.statements ?? null;
+          if (marks === null || marks.changing === null || ctx.buf[ctx.start + 5] !== 0x53 /* 'S' */) return undefined;
+          const nameFrom = ctx.start + 6;
+          const nameEnd = nulAt(ctx.buf, nameFrom, ctx.end);
+          if (nameEnd > nameFrom) marks.closed(latin1(ctx.buf, nameFrom, nameEnd));
           return undefined;
         },
         { stage: -30 },
@@ -183,16 +244,19 @@ export default function sessionState(): PgbunPlugin {
           const server = ctx.server;
           if (server === null || client.txStatus !== TxStatus.Idle || !client.inSync) return undefined;
           const st = client.data[NAME] as ClientSessionState | undefined;
-          if (st === undefined) return undefined;
-          if (st.resets.size > 0) {
+          let queued = false;
+          if (st !== undefined && st.resets.size > 0) {
             reapplyStartupValues(api, client, server, st.resets);
             st.resets = new Set();
+            queued = true;
           }
           if (active(client) && (client.sessionSuspect || client.pinReason !== null)) {
             client.sessionSuspect = false;
+            st?.statements?.checkStarted();
             checkState(api, client, server, st);
+            queued = true;
           }
-          server.out.flush(null);
+          if (queued) server.out.flush(null);
           return undefined;
         },
         { stage: -15 },
