@@ -230,15 +230,23 @@ function parseDatabaseEntry(name: string, raw: unknown, settings: Settings, fail
 }
 
 /**
+ * A table keyed by names clients choose: no prototype, so a database called `constructor` or a user called
+ * `toString` is looked up as a name, not found as an Object method.
+ */
+function ownNames<T>(): Record<string, T> {
+  return Object.create(null) as Record<string, T>;
+}
+
+/**
  * Validate `[databases]`. Absent means a single `"*"` entry to 127.0.0.1:5432; present but empty means
  * no database is reachable (as in PgBouncer).
  */
 export function parseDatabases(raw: unknown, settings: Settings, fail: Fail): Record<string, DatabaseEntry> {
   if (raw === undefined) {
-    return { [FALLBACK_DATABASE]: { name: FALLBACK_DATABASE, host: [DEFAULT_HOST], port: DEFAULT_PORT } };
+    return Object.assign(ownNames<DatabaseEntry>(), { [FALLBACK_DATABASE]: { name: FALLBACK_DATABASE, host: [DEFAULT_HOST], port: DEFAULT_PORT } });
   }
   if (!isPlainObject(raw)) return fail("databases", "must be a table of database entries");
-  const out: Record<string, DatabaseEntry> = {};
+  const out = ownNames<DatabaseEntry>();
   for (const [name, value] of Object.entries(raw)) {
     if (name === "") fail("databases", "a database name must not be empty");
     out[name] = parseDatabaseEntry(name, value, settings, fail);
@@ -248,9 +256,9 @@ export function parseDatabases(raw: unknown, settings: Settings, fail: Fail): Re
 
 /** Validate `[users]`: per-user pool_mode, pool_size, limits and timeouts. */
 export function parseUsers(raw: unknown, fail: Fail): Record<string, UserEntry> {
-  if (raw === undefined) return {};
+  if (raw === undefined) return ownNames<UserEntry>();
   if (!isPlainObject(raw)) return fail("users", "must be a table of user entries");
-  const out: Record<string, UserEntry> = {};
+  const out = ownNames<UserEntry>();
   const known = Object.keys(USER_FIELDS);
   for (const [name, value] of Object.entries(raw)) {
     if (name === "") fail("users", "a user name must not be empty");

@@ -405,3 +405,14 @@ test("describeConfig shows the effective config and hides passwords", () => {
   expect(text).toContain("/x/pgbun.toml");
   expect(text).toContain('"alice" = "pool_size=3"');
 });
+
+test("[databases] and [users] are looked up by own names only: a client's database 'constructor' or user 'toString' is not an entry", async () => {
+  const config = await validateConfig({ pgbun: {}, databases: { app: { host: "127.0.0.1" } }, users: { alice: { pool_mode: "session" } } }, "inline");
+  for (const name of ["constructor", "toString", "__proto__", "hasOwnProperty"]) {
+    expect(config.databases[name]).toBeUndefined();
+    expect(config.users[name]).toBeUndefined();
+  }
+  const defaults = await validateConfig({ pgbun: {} }, "inline");
+  expect(defaults.databases["constructor"]).toBeUndefined();
+  expect(defaults.databases["*"]).toBeDefined();
+});
