@@ -406,13 +406,13 @@ test("describeConfig shows the effective config and hides passwords", () => {
   expect(text).toContain('"alice" = "pool_size=3"');
 });
 
-test("[databases] and [users] are looked up by own names only: a client's database 'constructor' or user 'toString' is not an entry", async () => {
-  const config = await validateConfig({ pgbun: {}, databases: { app: { host: "127.0.0.1" } }, users: { alice: { pool_mode: "session" } } }, "inline");
+test("[databases] and [users] are looked up by own names only: a client's database 'constructor' or user 'toString' is not an entry", () => {
+  const config = validateConfig({ pgbun: {}, databases: { app: { host: "127.0.0.1" } }, users: { alice: { pool_mode: "session" } } }, null, process.cwd());
   for (const name of ["constructor", "toString", "__proto__", "hasOwnProperty"]) {
     expect(config.databases[name]).toBeUndefined();
     expect(config.users[name]).toBeUndefined();
   }
-  const defaults = await validateConfig({ pgbun: {} }, "inline");
+  const defaults = validateConfig({ pgbun: {} }, null, process.cwd());
   expect(defaults.databases["constructor"]).toBeUndefined();
   expect(defaults.databases["*"]).toBeDefined();
 });
