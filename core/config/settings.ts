@@ -32,7 +32,7 @@ export type LogLevel = (typeof LOG_LEVELS)[number];
 export const LOG_FORMATS = ["auto", "json", "pretty"] as const;
 export type LogFormat = (typeof LOG_FORMATS)[number];
 
-export const SESSION_STATE_MODES = ["pin", "error", "ignore"] as const;
+export const SESSION_STATE_MODES = ["pin", "verify", "error", "ignore"] as const;
 export type SessionStateMode = (typeof SESSION_STATE_MODES)[number];
 
 /** Every global setting of the `[pgbun]` (alias `[pgbouncer]`) section, by PgBouncer's name. */
@@ -186,7 +186,7 @@ export const SETTINGS: { readonly [K in SettingName]: SettingDef<Settings[K]> } 
   workers: { kind: { type: "int", min: 1, auto: true }, default: 1, doc: "Worker processes sharing the port; auto = one per CPU" },
   log_level: { kind: { type: "enum", values: LOG_LEVELS }, default: "info", doc: "Lowest level that is logged" },
   log_format: { kind: { type: "enum", values: LOG_FORMATS }, default: "auto", doc: "Log output: json, pretty, or auto (pretty on a TTY)" },
-  session_state: { kind: { type: "enum", values: SESSION_STATE_MODES }, default: "pin", doc: "Session state in transaction mode: pin the server, error, or ignore" },
+  session_state: { kind: { type: "enum", values: SESSION_STATE_MODES }, default: "pin", doc: "Session state in transaction mode: pin the server; verify (pin, and ask the server after every transaction not proven harmless); error; or ignore" },
 };
 
 export const SETTING_NAMES = Object.keys(SETTINGS) as SettingName[];

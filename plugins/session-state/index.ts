@@ -6,6 +6,7 @@ import type { ClientConnection } from "../../core/client.ts";
 import type { MessageContext } from "../../core/context.ts";
 import type { ServerConnection } from "../../core/server.ts";
 import type { PgbunPlugin, PluginApi } from "../../core/plugin/types.ts";
+import { provenHarmless } from "./harmless.ts";
 import { mayChangeSessionState } from "./screen.ts";
 import { latin1, nulAt, StatementMarks } from "./statements.ts";
 
@@ -34,9 +35,12 @@ function stateQuery(customNames: Iterable<string>): string {
   const custom = names.length
     ? `(SELECT pg_catalog.json_agg(pg_catalog.json_build_array(n, pg_catalog.current_setting(n, true))) FROM pg_catalog.unnest(ARRAY[${names.join(",")}]::text[]) AS n)`
     : "NULL";
+  // a session that never used a temporary object has no temporary schema: the catalog scans are skipped
   return `SELECT
  (SELECT count(*) FROM pg_catalog.pg_locks WHERE locktype = 'advisory' AND pid = pg_catalog.pg_backend_pid() AND granted),
- (SELECT count(*) FROM pg_catalog.pg_class WHERE relnamespace = pg_catalog.pg_my_temp_schema()),
+ CASE WHEN pg_catalog.pg_my_temp_schema() = 0 THEN 0 ELSE (SELECT count(*) FROM pg_catalog.pg_class WHERE relnamespace = pg_catalog.pg_my_temp_schema()) END,
+ CASE WHEN pg_catalog.pg_my_temp_schema() = 0 THEN 0 ELSE (SELECT count(*) FROM pg_catalog.pg_proc WHERE pronamespace = pg_catalog.pg_my_temp_schema())
+   + (SELECT count(*) FROM pg_catalog.pg_type WHERE typnamespace = pg_catalog.pg_my_temp_schema()) END,
  (SELECT count(*) FROM pg_catalog.pg_cursors WHERE is_holdable),
  (SELECT count(*) FROM pg_catalog.pg_listening_channels()),
  (SELECT count(*) FROM pg_catalog.pg_prepared_statements WHERE from_sql),
@@ -52,7 +56,7 @@ function reapplyQuery(values: Array<[string, string]>): string {
 }
 
 /** The state query's first columns, in order: a count above 0 pins the client for this reason. */
-const PIN_REASONS = ["advisory lock", "temporary table", "cursor WITH HOLD", "LISTEN", "SQL PREPARE"] as const;
+const PIN_REASONS = ["advisory lock", "temporary table", "temporary function or type", "cursor WITH HOLD", "LISTEN", "SQL PREPARE"] as const;
 const CURRENT_USER = PIN_REASONS.length;
 const SESSION_USER = CURRENT_USER + 1;
 const SETTINGS = SESSION_USER + 1;
@@ -168,9 +172,11 @@ function checkState(api: PluginApi, client: ClientConnection, server: ServerConn
  * state; what a Parse showed is remembered by statement name, and each later Bind of that statement counts the
  * same (drivers run a cached statement again without its text). After such a transaction (and after every
  * transaction of a pinned client) one internal query asks the server what state it holds: session settings are
- * taken along to the next server; advisory locks, temporary tables, holdable cursors, LISTEN, SQL PREPARE and
- * SET ROLE pin the client to its server until they are gone.
- * session_state = "error" refuses such state instead; "ignore" does nothing (PgBouncer's behaviour).
+ * taken along to the next server; advisory locks, temporary objects, holdable cursors, LISTEN, SQL PREPARE and
+ * SET ROLE pin the client to its server until they are gone. A FunctionCall (fast-path) cannot be screened: it
+ * is always checked. session_state = "verify" checks, besides, after every transaction not proven harmless
+ * (harmless.ts), which catches what functions, DO blocks, triggers and views do out of the texts' sight;
+ * "error" refuses such state instead of pinning; "ignore" does nothing (PgBouncer's behaviour).
  */
 export default function sessionState(): PgbunPlugin {
   return {
@@ -178,6 +184,8 @@ export default function sessionState(): PgbunPlugin {
     provides: ["session-state"],
     apply(api) {
       const active = (c: ClientConnection) => c.poolMode !== "session" && api.config.settings.session_state !== "ignore";
+      const verify = () => api.config.settings.session_state === "verify";
+      const debug = () => api.log.isLevelEnabled("debug");
       api.onClientMessage(
         Frontend.Query,
         (ctx) => {
@@ -187,6 +195,7 @@ export default function sessionState(): PgbunPlugin {
           const text = inspect(client, ctx, from, on);
           if (!on) return undefined;
           if (text !== null && DEALLOCATES_ALL.test(text)) stateOf(client).statements?.deallocatedAll();
+          if (text === null && verify() && !provenHarmless(ctx.buf, from, nulAt(ctx.buf, from, ctx.end))) client.sessionSuspect = true;
           return undefined;
         },
         { stage: -30 },
@@ -202,9 +211,16 @@ export default function sessionState(): PgbunPlugin {
           const textFrom = nameEnd + 1;
           const changing = inspect(client, ctx, textFrom, on) !== null;
           if (!on) return undefined;
+          let harmless = false;
+          if (verify()) {
+            harmless = !changing && provenHarmless(buf, textFrom, nulAt(buf, textFrom, end));
+            // an unproven text marks its transaction even unbound: see StatementMarks on skipped Parses
+            if (!harmless) client.sessionSuspect = true;
+          }
           const unnamed = nameEnd === nameFrom;
-          if (changing) marksOf(client).parsed(latin1(buf, nameFrom, nameEnd), true);
-          else if (unnamed) (client.data[NAME] as ClientSessionState | undefined)?.statements?.parsed("", false);
+          // (a named statement is never proven harmless: nothing is kept for one)
+          if (changing || (harmless && unnamed)) marksOf(client).parsed(latin1(buf, nameFrom, nameEnd), changing, harmless);
+          else if (unnamed) (client.data[NAME] as ClientSessionState | undefined)?.statements?.parsed("", false, false);
           return undefined;
         },
         { stage: -30 },
@@ -215,12 +231,16 @@ export default function sessionState(): PgbunPlugin {
           const client = ctx.client;
           if (!active(client)) return undefined;
           const marks = (client.data[NAME] as ClientSessionState | undefined)?.statements ?? null;
+          const checkAll = verify();
           // an ordinary Bind of a client with no marked statement costs these few loads: nothing is read or made
-          if (marks === null || !marks.anyChanging) return undefined;
+          if (!checkAll && (marks === null || !marks.anyChanging)) return undefined;
           const { buf, end } = ctx;
           const nameFrom = nulAt(buf, ctx.start + 5, end) + 1; // after the portal name
           const nameEnd = nulAt(buf, nameFrom, end);
-          if (marks.bindMayChange(buf, nameFrom, nameEnd)) client.sessionSuspect = true;
+          if (checkAll) {
+            // only the unnamed statement can be proven harmless (a Parse of a name in use fails, the old text stays)
+            if (nameEnd !== nameFrom || marks === null || !marks.unnamedHarmless) client.sessionSuspect = true;
+          } else if (marks!.bindMayChange(buf, nameFrom, nameEnd)) client.sessionSuspect = true;
           return undefined;
         },
         { stage: -30 },
@@ -233,6 +253,15 @@ export default function sessionState(): PgbunPlugin {
           const nameFrom = ctx.start + 6;
           const nameEnd = nulAt(ctx.buf, nameFrom, ctx.end);
           if (nameEnd > nameFrom) marks.closed(latin1(ctx.buf, nameFrom, nameEnd));
+          return undefined;
+        },
+        { stage: -30 },
+      );
+      api.onClientMessage(
+        Frontend.FunctionCall,
+        (ctx) => {
+          // a function called by OID has no text to screen (pg_advisory_lock, lo_*, anything): always checked
+          if (active(ctx.client)) ctx.client.sessionSuspect = true;
           return undefined;
         },
         { stage: -30 },
@@ -251,6 +280,7 @@ export default function sessionState(): PgbunPlugin {
             queued = true;
           }
           if (active(client) && (client.sessionSuspect || client.pinReason !== null)) {
+            if (debug()) api.log.debug({ client: client.label, server: server.label, pinned: client.pinReason }, "checking session state");
             client.sessionSuspect = false;
             st?.statements?.checkStarted();
             checkState(api, client, server, st);

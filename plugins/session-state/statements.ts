@@ -3,7 +3,7 @@
 /**
  * The marks of one client's statements, by the client's own names (seen before pgbun:prepared-statements renames
  * them). Only what is needed is kept: a Set of the named statements whose text may change session state, made on
- * the first one, and a flag for the unnamed statement.
+ * the first one, and two flags for the unnamed statement.
  *
  * The unnamed statement's marks are forgotten when pgbun's state check starts: the check is a simple Query, which
  * drops the unnamed statement on the server. A Parse of the unnamed statement replaces its marks; should that
@@ -15,11 +15,15 @@ export class StatementMarks {
   changing: Set<string> | null = null;
   /** The unnamed statement's text may change session state. */
   unnamedChanging = false;
+  /** The unnamed statement's text is proven harmless (verify mode). */
+  unnamedHarmless = false;
 
   /** A Parse of `name` ("" for the unnamed statement) with a text of this kind. */
-  parsed(name: string, changing: boolean): void {
-    if (name === "") this.unnamedChanging = changing;
-    else if (changing) (this.changing ??= new Set()).add(name);
+  parsed(name: string, changing: boolean, harmless = false): void {
+    if (name === "") {
+      this.unnamedChanging = changing;
+      this.unnamedHarmless = harmless && !changing;
+    } else if (changing) (this.changing ??= new Set()).add(name);
     // a named statement is never unmarked by a Parse: a Parse of a name in use fails and the old text stays
   }
 
@@ -38,6 +42,7 @@ export class StatementMarks {
   /** The state check (a simple Query) is about to run: it drops the unnamed statement. */
   checkStarted(): void {
     this.unnamedChanging = false;
+    this.unnamedHarmless = false;
   }
 
   /** Bind of the statement whose name is buf[from, nameEnd): may it change session state? */

@@ -1,5 +1,7 @@
-// The session-state plugin's byte screening: never misses a statement that can change session state.
+// The session-state plugin's text screening: never misses a statement that can change session state; and the verify
+// mode's proof of harmlessness, which only a short list of statements that run no user code passes.
 import { expect, test } from "bun:test";
+import { provenHarmless } from "../../plugins/session-state/harmless.ts";
 import { mayChangeSessionState } from "../../plugins/session-state/screen.ts";
 
 const screen = (sql: string, pad = "") => {
@@ -60,4 +62,105 @@ test("bytes above ASCII never fold into letters", () => {
   // 0xD3 | 0x20 = 0xF3 and friends: Latin-1 letters must not be read as s/e/t
   expect(screen("\u00d3\u00c5\u00d4 x = 1")).toBe(false);
   expect(screen("\u00f3\u00e5\u00f4")).toBe(false);
+});
+
+// ---------------------------------------------------------------------------------------------------------------
+// verify mode: the texts proven harmless (no state check after a transaction made only of them)
+
+const proven = (sql: string, pad = "") => {
+  const b = Buffer.from(pad + sql, "latin1");
+  return provenHarmless(b, pad.length, b.length);
+};
+
+const HARMLESS = [
+  "",
+  "  \n\t",
+  ";",
+  "BEGIN",
+  "begin isolation level serializable, read only, not deferrable",
+  "START TRANSACTION ISOLATION LEVEL REPEATABLE READ",
+  "COMMIT",
+  "commit and chain",
+  "END",
+  "ROLLBACK",
+  "ABORT",
+  "SAVEPOINT \"a b\"",
+  "ROLLBACK TO SAVEPOINT s1",
+  "RELEASE SAVEPOINT s1",
+  "SHOW search_path",
+  "SHOW ALL",
+  "show myapp.tenant",
+  "SHOW \"TimeZone\"",
+  "SELECT",
+  "SELECT 1",
+  "select 1 as one, 'x' AS \"X\", null, TRUE, false, 1.5, .5, 2e10, 3E-2",
+  "SELECT 'it''s'",
+  "/* a /* nested */ comment */ SELECT 1 -- trailing",
+  "BEGIN; SELECT 1; COMMIT;",
+  "SELECT 1 AS from",
+  "SELECT '\u00e9' AS \"\u00e9\"",
+];
+
+const UNPROVEN = [
+  // pgbench's TPC-B statements: tables may have triggers, views, policies, defaults
+  "SELECT abalance FROM pgbench_accounts WHERE aid = $1",
+  "UPDATE pgbench_accounts SET abalance = abalance + $1 WHERE aid = $2",
+  "INSERT INTO pgbench_history (tid, bid, aid, delta, mtime) VALUES ($1, $2, $3, $4, CURRENT_TIMESTAMP)",
+  "SELECT f()",
+  "select now()",
+  "SELECT become_hidden()",
+  "DO $$ BEGIN PERFORM 1; END $$",
+  "CALL p()",
+  "SELECT 1 FROM t",
+  "SELECT 1 x",
+  "SELECT 1from t",
+  "SELECT $1",
+  "SELECT 1::int",
+  "SELECT -1",
+  "SELECT 1 + 1",
+  "SELECT (1)",
+  "SELECT current_user",
+  "SELECT E'x'",
+  "SELECT 'a\\' , f() --'",
+  "SELECT 'unterminated",
+  "SELECT 1 /* unterminated",
+  "SELECT 'a' 'b'",
+  "SELECT 1,",
+  "SELECT 1 AS",
+  "SELECT 1 INTO TEMP t",
+  "SELECT * FROM v",
+  "TABLE t",
+  "VALUES (1)",
+  "EXPLAIN SELECT 1",
+  "SET search_path = app",
+  "LISTEN ch",
+  "COMMIT PREPARED 'x'",
+  "BEGIN; UPDATE t SET a = 1; COMMIT",
+  "SELECT 1; SELECT f()",
+  "SHOW x; DISCARD ALL",
+  "(SELECT 1)",
+  "SELECT 1\u000b",
+  "SELECT 1 AS \u00e9",
+];
+
+test("verify mode: transaction control, SHOW and SELECT of constants are proven harmless, in any letter case", () => {
+  for (const sql of HARMLESS) {
+    expect([sql, proven(sql)]).toEqual([sql, true]);
+    expect([sql, proven(sql.toUpperCase())]).toEqual([sql, true]);
+    expect([sql, proven(sql, "xx")]).toEqual([sql, true]);
+  }
+});
+
+test("verify mode: anything that touches a table, calls a function, or is not understood is not proven harmless", () => {
+  for (const sql of UNPROVEN) {
+    expect([sql, proven(sql)]).toEqual([sql, false]);
+    expect([sql, proven(sql.toLowerCase())]).toEqual([sql, false]);
+  }
+});
+
+test("verify mode: only the given range is judged", () => {
+  const b = Buffer.from("SELECT f(); SELECT 1", "latin1");
+  expect(provenHarmless(b, 12, b.length)).toBe(true);
+  expect(provenHarmless(b, 0, b.length)).toBe(false);
+  expect(provenHarmless(b, 0, 6)).toBe(true); // "SELECT" alone
 });

@@ -1,5 +1,6 @@
 // The session-state plugin's statement marks: a statement whose text may change session state stays marked for each
-// later Bind of it, by name, until it is closed or deallocated (the unnamed one until a Parse replaces it or a check).
+// later Bind of it, by name, until it is closed or deallocated (the unnamed one until a Parse replaces it or a check);
+// in verify mode, the unnamed statement of a harmless text is known harmless just as long.
 import { expect, test } from "bun:test";
 import { StatementMarks } from "../../plugins/session-state/statements.ts";
 
@@ -65,4 +66,19 @@ test("names are compared byte for byte (Latin-1), whatever their encoding", () =
   const b = Buffer.concat([Buffer.from("P"), Buffer.from("stmt_é", "utf8"), Buffer.from([0])]);
   expect(m.bindMayChange(b, 1, b.length - 1)).toBe(true);
   expect(m.bindMayChange(b, 1, b.length - 2)).toBe(false);
+});
+
+test("verify mode: the unnamed statement is harmless only after a Parse of a harmless text, until the next Parse or the check", () => {
+  const m = new StatementMarks();
+  expect(m.unnamedHarmless).toBe(false);
+  m.parsed("", false, true);
+  expect(m.unnamedHarmless).toBe(true);
+  m.parsed("", false, false);
+  expect(m.unnamedHarmless).toBe(false);
+  m.parsed("", false, true);
+  m.checkStarted();
+  expect(m.unnamedHarmless).toBe(false);
+  // a text cannot be both: changing wins
+  m.parsed("", true, true);
+  expect([m.unnamedHarmless, m.unnamedChanging]).toEqual([false, true]);
 });
