@@ -1,5 +1,6 @@
 // Command-line options of bench/run.ts.
 import { resolve } from "node:path";
+import { CASE_GROUPS, type CaseGroup } from "./cases.ts";
 
 export interface BenchOptions {
   mode: "full" | "quick" | "smoke";
@@ -13,14 +14,22 @@ export interface BenchOptions {
   outDir: string;
   /** Seconds of unrecorded load on each instance before round 1 (JIT, caches). */
   warmupS: number;
+  /** --only: the case groups to run (with the cases their summary rows need); every group when undefined. */
+  only?: CaseGroup[];
+  /** --baseline-rev: the git revision the before/after rows compare this tree's pgbun with. */
+  baselineRev?: string;
 }
 
-export const USAGE = `usage: bun bench/run.ts [--quick] [--smoke] [--duration S] [--rounds N] [--idle N] [--out DIR]
+export const USAGE = `usage: bun bench/run.ts [--quick] [--smoke] [--duration S] [--rounds N] [--idle N] [--clients N,N]
+                        [--only GROUP,...] [--baseline-rev REV] [--out DIR]
   (default)     full run: 1/10/50/200/1000 clients, 8 s runs, 2 rounds, scale 10, 10,000 idle clients
   --quick       10 and 50 clients, 2 s runs, 1 round, scale 1, 1,000 idle clients
   --smoke       simple 10 clients and the pass-through row, 1 s, 200 idle clients: proves the pipeline works
   --duration S  seconds per pgbench run      --rounds N  repetitions of every case
-  --idle N      idle clients for the memory test
+  --idle N      idle clients for the memory test (measured in every run)
+  --clients N,N client counts of the transaction-mode matrix (the efficiency rows keep their own: 1000, quick 50)
+  --only G,...  only these case groups (and the rows their summaries need): ${CASE_GROUPS.join(", ")}
+  --baseline-rev REV  adds the before-after rows: this tree's pgbun against one started from a git worktree of REV
   --out DIR     where results go (default bench/results)`;
 
 function value(argv: string[], i: number, flag: string): string {
@@ -35,12 +44,26 @@ function positive(v: string, flag: string): number {
   return n;
 }
 
+const VALUE_FLAGS = new Set(["--duration", "--rounds", "--idle", "--out", "--clients", "--only", "--baseline-rev"]);
+
+function groupsOf(v: string): CaseGroup[] {
+  const groups = v.split(",").map((g) => g.trim()).filter((g) => g !== "");
+  const unknown = groups.filter((g) => !(CASE_GROUPS as readonly string[]).includes(g));
+  if (unknown.length > 0 || groups.length === 0) throw new Error(`--only: unknown group ${unknown.join(", ") || "(none given)"}; groups: ${CASE_GROUPS.join(", ")}`);
+  return groups as CaseGroup[];
+}
+
+function clientCounts(v: string): number[] {
+  const counts = v.split(",").map((c) => Math.round(positive(c.trim(), "--clients")));
+  return [...new Set(counts)].sort((a, b) => a - b);
+}
+
 export function parseArgs(argv: string[]): BenchOptions {
   const flags = new Map<string, string | true>();
   for (let i = 0; i < argv.length; i++) {
     const a = argv[i]!;
     if (a === "--quick" || a === "--smoke") flags.set(a, true);
-    else if (a === "--duration" || a === "--rounds" || a === "--idle" || a === "--out") flags.set(a, value(argv, i++, a));
+    else if (VALUE_FLAGS.has(a)) flags.set(a, value(argv, i++, a));
     else if (a === "--help" || a === "-h") throw new Error(USAGE);
     else throw new Error(`unknown argument ${a}\n${USAGE}`);
   }
@@ -55,6 +78,10 @@ export function parseArgs(argv: string[]): BenchOptions {
   if (str("--duration")) o.durationS = Math.max(1, Math.round(positive(str("--duration")!, "--duration")));
   if (str("--rounds")) o.rounds = Math.round(positive(str("--rounds")!, "--rounds"));
   if (str("--idle")) o.idleClients = Math.round(positive(str("--idle")!, "--idle"));
+  if (str("--clients")) o.clients = clientCounts(str("--clients")!);
+  if (str("--only")) o.only = groupsOf(str("--only")!);
+  if (str("--baseline-rev")) o.baselineRev = str("--baseline-rev");
+  if (o.only?.includes("before-after") && !o.baselineRev) throw new Error("--only before-after needs --baseline-rev REV (the revision to compare with)");
   if (mode === "smoke") o.durationS = Math.min(o.durationS, 1);
   o.outDir = resolve(str("--out") ?? resolve(import.meta.dir, "results"));
   return o;

@@ -1,5 +1,5 @@
 // The benchmark matrix: which pgbench runs make each table row, and which server instance fills each column.
-import type { PgbenchSpec, Protocol } from "./pgbench.ts";
+import type { CustomScript, PgbenchSpec, Protocol } from "./pgbench.ts";
 
 export const COLUMNS = ["direct", "pgbouncer", "pgbun"] as const;
 export type Column = (typeof COLUMNS)[number];
@@ -27,6 +27,18 @@ export type TargetId =
   | "pgbun-noop10"
   | "pgbun-audit-log"
   | "pgbun-workers2"
+  /** Statement mode (pool_mode statement) at the bench's pool size: the efficiency rows' third mode. */
+  | "pgbouncer-statement"
+  | "pgbun-statement"
+  /** session_state = "verify" (issue 9, item 6), and the plain twin it is compared with. */
+  | "pgbun-verify"
+  | "pgbun-twin-verify"
+  /**
+   * pgbun started from a git worktree of --baseline-rev (bench/worktree.ts), same settings as plain pgbun, and the
+   * plain pgbun of this tree it is compared with (a twin: both used only in the before/after rows).
+   */
+  | "pgbun-rev"
+  | "pgbun-twin-rev"
   /** bench/passthrough.ts: bytes forwarded, nothing parsed or pooled (a reference, not a pooler). */
   | "passthrough";
 
@@ -36,7 +48,9 @@ export type Cell =
   | { kind: "same-as"; caseId: string }
   | { kind: "na"; reason: string };
 
-export type CaseGroup = "transaction" | "session" | "tpcb" | "storm" | "pipeline" | "workers" | "floor" | "efficiency";
+/** What `--only` selects by: every case belongs to one group. */
+export const CASE_GROUPS = ["transaction", "session", "tpcb", "storm", "reset", "pipeline", "verify", "workers", "before-after", "floor", "efficiency"] as const;
+export type CaseGroup = (typeof CASE_GROUPS)[number];
 
 export interface BenchCase {
   id: string;
@@ -52,6 +66,8 @@ export interface BenchCase {
   baselineName?: string;
   /** default_pool_size of the pooler columns when it is not the bench's (the session-wide case: one per client). */
   poolSize?: number;
+  /** Cases a summary row computed from this one also needs, run with it under --only (the efficiency rows: the transaction-mode row). */
+  needs?: string[];
 }
 
 export interface MatrixOptions {
@@ -67,6 +83,8 @@ export interface MatrixOptions {
   auditLog: boolean;
   /** default_pool_size of both poolers (the workers rows say how it is split). */
   poolSize: number;
+  /** How the before/after rows name --baseline-rev; no such rows without it. */
+  baselineRev?: string;
 }
 
 const PROTOCOLS: Protocol[] = ["simple", "extended", "prepared"];
@@ -78,6 +96,11 @@ export const matrixCaseId = (protocol: Protocol, clients: number) => `tx-${proto
 export const sessionCaseId = (clients: number) => `session-simple-${clients}`;
 /** Session mode with a server connection per client: the efficiency rows' session side. */
 export const sessionWideCaseId = (clients: number) => `session-wide-simple-${clients}`;
+/** Statement mode at the bench's pool size: the efficiency rows' third mode. */
+export const statementCaseId = (clients: number) => `statement-simple-${clients}`;
+/** The end-of-session reset rows: a session that leaves state behind, and the same storm without it. */
+export const RESET_CASE_ID = "reset-listen-10";
+export const RESET_REFERENCE_CASE_ID = "reset-stateless-10";
 
 export function buildCases(o: MatrixOptions): BenchCase[] {
   const select = (clients: number, protocol: Protocol): PgbenchSpec => ({
@@ -147,6 +170,7 @@ export function buildCases(o: MatrixOptions): BenchCase[] {
     spec: { clients: 10, protocol: "simple", script: "select-only", reconnect: true, durationS: o.durationS },
     cells: { direct: run("direct"), pgbouncer: run("pgbouncer"), pgbun: run("pgbun") },
   });
+  cases.push(...resetCases(o));
   cases.push({
     id: "pipeline-noop10",
     label: "pgbun with 10 no-op plugins (Query + ReadyForQuery taps), select-only, simple, 10 clients",
@@ -169,6 +193,7 @@ export function buildCases(o: MatrixOptions): BenchCase[] {
       baselineName: "plain pgbun",
     });
   }
+  cases.push(...verifyCases(o, select));
   for (const clients of [10, 50]) {
     const hasBase = o.clients.includes(clients);
     cases.push({
@@ -186,10 +211,36 @@ export function buildCases(o: MatrixOptions): BenchCase[] {
       baselineName: "1-worker pgbun",
     });
   }
+  if (o.baselineRev) cases.push(...beforeAfterCases(o, o.baselineRev, select));
   cases.push(floor);
+  cases.push(...efficiencyCases(o, select));
+  return cases;
+}
+
+type SelectSpec = (clients: number, protocol: Protocol) => PgbenchSpec;
+
+/**
+ * Transactions per server connection in session, transaction and statement mode (bench/derived-rows.ts): the
+ * transaction-mode row at efficiencyClients (the matrix's, or one of its own when the matrix has no such count),
+ * session mode at the bench's pool (clients starve) and at a pool of a server per client (the ratio's side), and
+ * statement mode at the bench's pool (pgbench -S has no BEGIN, so it runs there unchanged).
+ */
+function efficiencyCases(o: MatrixOptions, select: SelectSpec): BenchCase[] {
   const n = o.efficiencyClients;
   const effBase = matrixCaseId("simple", n);
-  const effDirect = o.clients.includes(n) ? sameAs(effBase) : run("direct");
+  const effDirect = sameAs(effBase);
+  const needs = [effBase];
+  const cases: BenchCase[] = [];
+  if (!o.clients.includes(n)) {
+    cases.push({
+      id: effBase,
+      label: `select-only, simple, ${n} clients`,
+      short: `simple, ${n}c`,
+      group: "efficiency",
+      spec: select(n, "simple"),
+      cells: { direct: run("direct"), pgbouncer: run("pgbouncer"), pgbun: run("pgbun") },
+    });
+  }
   cases.push({
     id: sessionCaseId(n),
     label: `session mode, pool ${o.poolSize}: select-only, simple, ${n} clients (at most ${o.poolSize} clients get a server; the other ${n - o.poolSize} or more wait the whole run)`,
@@ -197,6 +248,16 @@ export function buildCases(o: MatrixOptions): BenchCase[] {
     group: "efficiency",
     spec: select(n, "simple"),
     cells: { direct: effDirect, pgbouncer: run("pgbouncer-session"), pgbun: run("pgbun-session") },
+    needs,
+  });
+  cases.push({
+    id: statementCaseId(n),
+    label: `statement mode, pool ${o.poolSize}: select-only, simple, ${n} clients (pgbench -S sends no BEGIN: each statement is a transaction)`,
+    short: `statement, pool ${o.poolSize}, ${n}c`,
+    group: "efficiency",
+    spec: select(n, "simple"),
+    cells: { direct: effDirect, pgbouncer: run("pgbouncer-statement"), pgbun: run("pgbun-statement") },
+    needs,
   });
   cases.push({
     id: sessionWideCaseId(n),
@@ -204,10 +265,117 @@ export function buildCases(o: MatrixOptions): BenchCase[] {
     short: `session, pool ${n}, ${n}c`,
     group: "efficiency",
     spec: select(n, "simple"),
-    cells: { direct: o.clients.includes(n) ? effDirect : sameAs(sessionCaseId(n)), pgbouncer: run("pgbouncer-session-wide"), pgbun: run("pgbun-session-wide") },
+    cells: { direct: effDirect, pgbouncer: run("pgbouncer-session-wide"), pgbun: run("pgbun-session-wide") },
     poolSize: n,
+    needs,
   });
   return cases;
+}
+
+/** A session that leaves state behind: LISTEN pins its server in transaction mode, so leaving costs pgbun a reset. */
+const LISTEN_SCRIPT: CustomScript = { name: "listen-then-select", text: "LISTEN bench_ch;\nSELECT 1;\n" };
+/** The same two round trips with nothing left behind: the server goes back to the pool as it is. */
+const STATELESS_SCRIPT: CustomScript = { name: "select-twice", text: "SELECT 1;\nSELECT 1;\n" };
+
+/**
+ * The end-of-session reset (issue 9, item 1) under a connection storm: every pgbench transaction is a new client
+ * (-C) that runs the script and leaves. After LISTEN its server is pinned, so pgbun resets it (DISCARD ALL) and
+ * checks it before the next client gets it; the stateless script is the same storm without that. PgBouncer in
+ * transaction mode resets nothing (server_reset_query is for session mode): the next client gets the LISTEN.
+ */
+function resetCases(o: MatrixOptions): BenchCase[] {
+  const storm = (script: CustomScript): PgbenchSpec => ({ clients: 10, protocol: "simple", script, reconnect: true, durationS: o.durationS });
+  const cells: Record<Column, Cell> = { direct: run("direct"), pgbouncer: run("pgbouncer"), pgbun: run("pgbun") };
+  return [
+    {
+      id: RESET_REFERENCE_CASE_ID,
+      label: "end-of-session reset, reference: connection storm (-C), script `SELECT 1; SELECT 1;` (nothing left behind: no reset), 10 clients",
+      short: "storm -C, no state, 10c",
+      group: "reset",
+      spec: storm(STATELESS_SCRIPT),
+      cells,
+    },
+    {
+      id: RESET_CASE_ID,
+      label:
+        "end-of-session reset: connection storm (-C), script `LISTEN bench_ch; SELECT 1;` (each client leaves its server pinned: " +
+        "pgbun resets it with DISCARD ALL and checks it before reuse; PgBouncer in transaction mode does no reset and hands the LISTEN on), 10 clients",
+      short: "storm -C, LISTEN left, 10c",
+      group: "reset",
+      spec: storm(LISTEN_SCRIPT),
+      cells,
+    },
+  ];
+}
+
+/**
+ * session_state = "verify" (issue 9, item 6) against a plain twin, on a cheap read and on a write transaction. A
+ * pgbun that does not know the setting refuses to start: bench/run.ts then shows the rows as n/a.
+ */
+function verifyCases(o: MatrixOptions, select: SelectSpec): BenchCase[] {
+  const repeat = (caseId: string, present: boolean, target: TargetId): Cell => (present ? sameAs(caseId) : run(target));
+  const base10 = matrixCaseId("simple", 10);
+  const twin = { baseline: "pgbun-twin-verify" as const, baselineName: "plain pgbun" };
+  const what = 'pgbun with session_state = "verify" (asks the server after each transaction whose effects it cannot prove harmless)';
+  return [
+    {
+      id: "verify-select-10",
+      label: `${what}, select-only, simple, 10 clients`,
+      short: "verify mode, 10c",
+      group: "verify",
+      spec: select(10, "simple"),
+      cells: { direct: repeat(base10, o.clients.includes(10), "direct"), pgbouncer: repeat(base10, o.clients.includes(10), "pgbouncer"), pgbun: run("pgbun-verify") },
+      ...twin,
+    },
+    {
+      id: "verify-tpcb-50",
+      label: `${what}, TPC-B-like (default script), simple, 50 clients`,
+      short: "verify mode, TPC-B, 50c",
+      group: "verify",
+      spec: { clients: 50, protocol: "simple", script: "tpcb-like", reconnect: false, durationS: o.durationS },
+      cells: { direct: sameAs("tpcb-50"), pgbouncer: sameAs("tpcb-50"), pgbun: run("pgbun-verify") },
+      ...twin,
+    },
+  ];
+}
+
+/**
+ * This tree's pgbun against pgbun built from --baseline-rev (issue 9: "no change may lose ground"), select-only at 10
+ * and 50 clients in each protocol, CPU per transaction in both; the direct and PgBouncer cells repeat the matrix.
+ */
+function beforeAfterCases(o: MatrixOptions, rev: string, select: SelectSpec): BenchCase[] {
+  const cases: BenchCase[] = [];
+  for (const protocol of PROTOCOLS) {
+    for (const clients of [10, 50]) {
+      const repeat = o.clients.includes(clients) ? sameAs(matrixCaseId(protocol, clients)) : ({ kind: "na", reason: "n/a: only pgbun is compared in this row" } as const);
+      cases.push({
+        id: `before-after-${protocol}-${clients}`,
+        label: `pgbun (this tree) vs pgbun at ${rev}: select-only, ${protocol}, ${clients} clients`,
+        short: `vs ${rev}, ${protocol}, ${clients}c`,
+        group: "before-after",
+        spec: select(clients, protocol),
+        cells: { direct: repeat, pgbouncer: repeat, pgbun: run("pgbun-twin-rev") },
+        baseline: "pgbun-rev",
+        baselineName: `pgbun at ${rev}`,
+      });
+    }
+  }
+  return cases;
+}
+
+/**
+ * The cases of the `only` groups (all when undefined), with the cases they need; a cell repeating a case left out
+ * becomes n/a, so nothing points at a row the run does not have.
+ */
+export function selectCases(cases: BenchCase[], only?: readonly CaseGroup[]): BenchCase[] {
+  if (!only) return cases;
+  const wanted = new Set(cases.filter((c) => only.includes(c.group)).map((c) => c.id));
+  for (const c of cases) if (wanted.has(c.id)) for (const id of c.needs ?? []) wanted.add(id);
+  const kept = (cell: Cell): Cell =>
+    cell.kind === "same-as" && !wanted.has(cell.caseId) ? { kind: "na", reason: `n/a: repeats ${cell.caseId}, not in this run (--only)` } : cell;
+  return cases
+    .filter((c) => wanted.has(c.id))
+    .map((c) => ({ ...c, cells: { direct: kept(c.cells.direct), pgbouncer: kept(c.cells.pgbouncer), pgbun: kept(c.cells.pgbun) } }));
 }
 
 /** The instances the cases need started: every column's target and every baseline. */

@@ -1,13 +1,23 @@
 // Runs one pgbench measurement against a host:port and reads tps, latency and p99 from its output and its logs.
-import { mkdtempSync, readdirSync, readFileSync, rmSync } from "node:fs";
+import { mkdtempSync, readdirSync, readFileSync, rmSync, writeFileSync } from "node:fs";
 import { tmpdir } from "node:os";
-import { join } from "node:path";
+import { basename, join } from "node:path";
 import type { PoolerCpu } from "./cpu.ts";
 import { pgClientEnv } from "./database.ts";
+import type { LoadSample } from "./load.ts";
 import { killProcess, trackProcess } from "./processes.ts";
 
 export type Protocol = "simple" | "extended" | "prepared";
-export type Script = "select-only" | "tpcb-like";
+/** A pgbench script of our own (`-f`), written to the run's temporary directory. */
+export interface CustomScript {
+  /** A file name and a few words for the command line shown in the results. */
+  name: string;
+  /** The script: one SQL command per line (pgbench's format). */
+  text: string;
+}
+
+/** pgbench's built-in -S, its default TPC-B-like script, or a custom one. */
+export type Script = "select-only" | "tpcb-like" | CustomScript;
 
 export interface PgbenchSpec {
   clients: number;
@@ -50,6 +60,8 @@ export interface PgbenchResult {
   command: string;
   /** The pooler's CPU over the run (utime + stime, its whole process tree); absent for direct runs. */
   poolerCpu?: PoolerCpu | null;
+  /** How busy the machine was right before the run (bench/load.ts). */
+  load?: LoadSample;
 }
 
 /** Fraction of transactions written to the --log files; p99 needs a few thousand samples, not every line. */
@@ -57,11 +69,18 @@ function samplingRate(spec: PgbenchSpec): number {
   return spec.logAll || spec.reconnect || spec.clients >= 200 ? 1 : 0.1;
 }
 
-/** `-T` is durationS plus `connectS`: pgbench's -T clock runs while its clients connect (see runPgbench). */
-export function pgbenchArgs(spec: PgbenchSpec, target: Endpoint, logPrefix: string, connectS = 0): string[] {
+/**
+ * `-T` is durationS plus `connectS`: pgbench's -T clock runs while its clients connect (see runPgbench). A custom
+ * script is read from `scriptFile` (see writeScript).
+ */
+export function pgbenchArgs(spec: PgbenchSpec, target: Endpoint, logPrefix: string, connectS = 0, scriptFile?: string): string[] {
   const args = ["-n", "-c", String(spec.clients), "-j", String(Math.min(2, spec.clients)), "-T", String(spec.durationS + connectS)];
   args.push("-M", spec.protocol);
   if (spec.script === "select-only") args.push("-S");
+  else if (typeof spec.script === "object") {
+    if (scriptFile === undefined) throw new Error(`pgbench script ${spec.script.name}: no file written for it`);
+    args.push("-f", scriptFile);
+  }
   if (spec.reconnect) args.push("-C");
   args.push("--log", `--log-prefix=${logPrefix}`, `--sampling-rate=${samplingRate(spec)}`);
   args.push("-h", target.host, "-p", String(target.port), "-U", target.user, target.database);
@@ -109,6 +128,14 @@ export function readTransactionLogs(dir: string, durationS: number): LogStats {
   return { p99Ms: sorted[rank]! / 1000, samples: sorted.length, clientsServed: served.size };
 }
 
+/** Writes a custom script into `dir` (the run's temporary directory); its path, or undefined for a built-in script. */
+export function writeScript(spec: PgbenchSpec, dir: string): string | undefined {
+  if (typeof spec.script !== "object") return undefined;
+  const file = join(dir, `${spec.script.name}.sql`);
+  writeFileSync(file, spec.script.text.endsWith("\n") ? spec.script.text : `${spec.script.text}\n`);
+  return file;
+}
+
 /** First stderr lines worth reporting when a run failed (pgbench repeats the same error per client). */
 function errorSummary(stderr: string): string {
   const lines = [...new Set(stderr.split("\n").map((l) => l.trim()).filter((l) => l.length > 0))];
@@ -123,8 +150,11 @@ function errorSummary(stderr: string): string {
  */
 export async function runPgbench(pgbench: string, spec: PgbenchSpec, target: Endpoint, connectS = 0, graceS = 90): Promise<PgbenchResult> {
   const dir = mkdtempSync(join(tmpdir(), "pgbun-bench-log-"));
-  const args = pgbenchArgs(spec, target, join(dir, "pgbench_log"), connectS);
-  const command = `pgbench ${args.join(" ").replace(/ --log.*?--sampling-rate=\S+/, "")}`;
+  const script = writeScript(spec, dir);
+  const args = pgbenchArgs(spec, target, join(dir, "pgbench_log"), connectS, script);
+  // the temporary script path means nothing once the run is over: the results show the file's name
+  const shown = args.map((a) => (a === script ? basename(a) : a));
+  const command = `pgbench ${shown.join(" ").replace(/ --log.*?--sampling-rate=\S+/, "")}`;
   const started = performance.now();
   try {
     const proc = trackProcess(Bun.spawn([pgbench, ...args], { cwd: dir, env: pgClientEnv(), stdin: "ignore", stdout: "pipe", stderr: "pipe" }));

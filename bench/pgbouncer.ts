@@ -71,7 +71,7 @@ function readFileOr(file: string): string {
 }
 
 export interface PgbouncerOptions {
-  poolMode: "session" | "transaction";
+  poolMode: "session" | "transaction" | "statement";
   poolSize: number;
   maxClientConn: number;
   /** server_idle_timeout in seconds (0: never close an idle server); PgBouncer's default (600) when absent. */

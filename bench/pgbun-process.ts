@@ -10,12 +10,25 @@ const NOOP_PLUGIN = resolve(import.meta.dir, "plugins", "noop.ts");
 /** The example plugin the pipeline-cost case measures when the repository has it. */
 export const AUDIT_LOG_EXAMPLE = resolve(REPO_ROOT, "examples", "audit-log.ts");
 
-/** "session-wide": session mode keeping idle servers (server_idle_timeout 0), for a pool of a server per client. */
-export type PgbunVariant = "plain" | "session" | "session-wide" | "noop10" | "audit-log" | "workers2";
+/**
+ * "session-wide": session mode keeping idle servers (server_idle_timeout 0), for a pool of a server per client.
+ * "verify": transaction mode with session_state = "verify" (a pgbun without that value refuses to start).
+ */
+export type PgbunVariant = "plain" | "session" | "session-wide" | "statement" | "verify" | "noop10" | "audit-log" | "workers2";
 
 export interface PgbunSettings {
   poolSize: number;
   maxClientConn: number;
+  /** The bin/pgbun.ts to run, absolute (another checkout's: bench/worktree.ts); this repository's by default. */
+  entry?: string;
+}
+
+/** What a pgbun refusing to start with session_state = "verify" says: its config check names the setting. */
+export const NO_VERIFY_MODE = /session_state/;
+
+function poolModeOf(variant: PgbunVariant): "session" | "transaction" | "statement" {
+  if (variant === "session" || variant === "session-wide") return "session";
+  return variant === "statement" ? "statement" : "transaction";
 }
 
 /** Absolute plugin paths: relative ones would resolve from the config file's (temporary) directory. */
@@ -30,7 +43,7 @@ export function pgbunConfig(variant: PgbunVariant, pg: TestPostgres, s: PgbunSet
   return {
     pgbun: {
       listen_addr: "127.0.0.1",
-      pool_mode: variant === "session" || variant === "session-wide" ? "session" : "transaction",
+      pool_mode: poolModeOf(variant),
       default_pool_size: s.poolSize,
       max_client_conn: s.maxClientConn,
       log_level: "warn",
@@ -38,6 +51,7 @@ export function pgbunConfig(variant: PgbunVariant, pg: TestPostgres, s: PgbunSet
       ...(variant === "workers2" ? { workers: 2 } : {}),
       // its pool, filled once (bench/run.ts), stays full between runs instead of closing after 600 s idle
       ...(variant === "session-wide" ? { server_idle_timeout: 0 } : {}),
+      ...(variant === "verify" ? { session_state: "verify" } : {}),
       ...(plugins ? { plugins } : {}),
     },
     databases: { "*": { host: pg.host, port: pg.port, password: pg.password } },
@@ -50,7 +64,7 @@ export function variantAvailable(variant: PgbunVariant): boolean {
 
 /** Starts one pgbun process (bin/pgbun.ts start --config <json>) on a free port; stopped at cleanup. */
 export async function startPgbunVariant(variant: PgbunVariant, pg: TestPostgres, s: PgbunSettings): Promise<TestPgbun> {
-  const instance = await startPgbun({ config: pgbunConfig(variant, pg, s), pg, timeoutMs: 30_000 });
+  const instance = await startPgbun({ config: pgbunConfig(variant, pg, s), pg, timeoutMs: 30_000, ...(s.entry ? { entry: s.entry } : {}) });
   onCleanup(async () => {
     await instance.stop("SIGQUIT");
   });

@@ -1,6 +1,8 @@
 // Turns the benchmark's outcomes into the one results table, the results document and the raw JSON.
-import { COLUMNS, matrixCaseId, sessionCaseId, sessionWideCaseId, type BenchCase, type Column } from "./cases.ts";
-import { formatCpuUs } from "./cpu.ts";
+import { COLUMNS, type BenchCase, type CaseGroup, type Column } from "./cases.ts";
+import { efficiencyRows, resetRows } from "./derived-rows.ts";
+import { cpuText, int, mib, ms, okCpu, okTps, ratio } from "./format.ts";
+import { loadMark, loadWarning } from "./load.ts";
 import type { MachineInfo } from "./machine.ts";
 import type { MemoryResult } from "./memory.ts";
 import type { PgbenchResult } from "./pgbench.ts";
@@ -28,13 +30,18 @@ export interface BenchSettings {
   idleClients: number;
   maxConnections: number;
   command: string;
+  /** --only: the groups this run was limited to. */
+  only?: CaseGroup[];
+  /** --baseline-rev, as the before/after rows name it. */
+  baselineRev?: string;
 }
 
 export interface ReportInput {
   machine: MachineInfo;
   settings: BenchSettings;
   cases: CaseOutcome[];
-  memory: { pgbouncer: MemoryOutcome | null; pgbun: MemoryOutcome | null };
+  /** pgbunRev: pgbun of --baseline-rev, when given. */
+  memory: { pgbouncer: MemoryOutcome | null; pgbun: MemoryOutcome | null; pgbunRev?: MemoryOutcome | null };
   /** Problems outside any one cell: an instance that did not start, a pgbun crash, warnings in its log. */
   problems: string[];
 }
@@ -44,15 +51,6 @@ export interface TableRow {
   cells: Record<Column, string>;
   ratioPgbouncer: string;
   ratioDirect: string;
-}
-
-const int = (n: number) => Math.round(n).toLocaleString("en-US");
-const ms = (n: number | null) => (n === null ? "?" : n < 10 ? n.toFixed(2) : n.toFixed(1));
-const mib = (kb: number) => `${(kb / 1024).toFixed(1)} MiB`;
-
-function ratio(a: number | null | undefined, b: number | null | undefined): string {
-  if (a === null || a === undefined || b === null || b === undefined || b === 0) return "—";
-  return `${(a / b).toFixed(2)}×`;
 }
 
 /** Collects failure details under numbered notes; cells refer to them as [n]. */
@@ -66,27 +64,14 @@ class Notes {
   }
 }
 
-/** "38 µs/txn", rounded to what the clock ticks support; null when not measured. */
-function cpuText(s: CellSummary): string | null {
-  return s.cpuUsPerTxn === null ? null : `${formatCpuUs(s.cpuUsPerTxn, s.cpuResolutionUs ?? 1)} µs/txn`;
-}
-
 function tpsCell(s: CellSummary, where: string, notes: Notes): string {
   if (s.status === "na") return s.notes[0] ?? "n/a";
   if (s.status === "failed") return `FAILED [${notes.add(`${where}: ${s.notes.join(" / ")}`)}]`;
   const connect = s.connectMs === null ? "" : `, connect ${ms(s.connectMs)} ms`;
   const cpu = cpuText(s) === null ? "" : `, CPU ${cpuText(s)}`;
-  const text = `${int(s.tps ?? 0)} tps (avg ${ms(s.latencyAvgMs)} ms, p99 ${ms(s.p99Ms)} ms${connect}${cpu})`;
+  const text = `${int(s.tps ?? 0)} tps (avg ${ms(s.latencyAvgMs)} ms, p99 ${ms(s.p99Ms)} ms${connect}${cpu})${loadMark(s.load)}`;
   if (s.status === "partial") return `${text}, ${s.failedRuns}/${s.runs} runs FAILED [${notes.add(`${where}: ${s.notes.join(" / ")}`)}]`;
   return text;
-}
-
-function okTps(s: CellSummary): number | null {
-  return s.status === "ok" || s.status === "partial" ? s.tps : null;
-}
-
-function okCpu(s: CellSummary | undefined): number | null {
-  return s && (s.status === "ok" || s.status === "partial") ? s.cpuUsPerTxn : null;
 }
 
 /** The tps ratio, followed by the CPU-per-transaction ratio when both sides measured it. */
@@ -104,7 +89,7 @@ function baselineNote(o: CaseOutcome & { baseline: CellSummary }): string {
   if (base === null) return ` (${name} run beside it failed)`;
   const cpu = cpuText(o.baseline);
   const cpuRatio = okCpu(o.cells.pgbun) !== null && okCpu(o.baseline) !== null ? `; CPU/txn ${ratio(okCpu(o.cells.pgbun), okCpu(o.baseline))}` : "";
-  return ` (${ratio(okTps(o.cells.pgbun), base)} of ${name} run beside it: ${int(base)} tps${cpu === null ? "" : `, CPU ${cpu}`}${cpuRatio})`;
+  return ` (${ratio(okTps(o.cells.pgbun), base)} of ${name} run beside it: ${int(base)} tps${cpu === null ? "" : `, CPU ${cpu}`}${cpuRatio}${loadMark(o.baseline.load)})`;
 }
 
 function caseRows(outcomes: CaseOutcome[], notes: Notes): TableRow[] {
@@ -151,66 +136,7 @@ function cpuRows(outcomes: CaseOutcome[]): TableRow[] {
   ];
 }
 
-/**
- * Transactions per server connection in one run of durationS: tps × durationS ÷ servers (pgbench's totals would count
- * runs lengthened for slow connecting unequally). A pooler's servers are its pool size (the case's, else the bench's)
- * capped at the client count; direct PostgreSQL has one per client. Transaction mode at the bench's pool is compared
- * with session mode at a pool of one server per client, the only way session mode serves every client; the
- * clients-served rows show it, and what session mode at the bench's pool does instead (the rest wait the whole run).
- */
-function efficiencyRows(outcomes: CaseOutcome[], poolSize: number, durationS: number): TableRow[] {
-  const wide = outcomes.find((o) => o.case.id === sessionWideCaseId(o.case.spec.clients));
-  if (!wide) return [];
-  const clients = wide.case.spec.clients;
-  const tx = outcomes.find((o) => o.case.id === matrixCaseId("simple", clients));
-  if (!tx) return [];
-  const starved = outcomes.find((o) => o.case.id === sessionCaseId(clients));
-  const poolOf = (o: CaseOutcome) => Math.min(o.case.poolSize ?? poolSize, clients);
-  const perServer = (o: CaseOutcome, col: Column) => {
-    const tps = okTps(o.cells[col]);
-    return tps === null ? null : (tps * durationS) / (col === "direct" ? clients : poolOf(o));
-  };
-  const txPer = {} as Record<Column, number | null>;
-  const sessPer = {} as Record<Column, number | null>;
-  for (const col of COLUMNS) {
-    txPer[col] = perServer(tx, col);
-    sessPer[col] = perServer(wide, col);
-  }
-  const show = (v: number | null) => (v === null ? "—" : v < 100 ? v.toFixed(1) : int(v));
-  const perServerRow = (mode: string, o: CaseOutcome, v: Record<Column, number | null>): TableRow => ({
-    label:
-      `transactions per server connection in ${durationS} s (tps × ${durationS} s ÷ server connections: the pool size, capped at the client count; ` +
-      `direct: 1 per client), ${clients} clients, ${mode}, pool ${poolOf(o)}`,
-    cells: { direct: show(v.direct), pgbouncer: show(v.pgbouncer), pgbun: show(v.pgbun) },
-    ratioPgbouncer: ratio(v.pgbun, v.pgbouncer),
-    ratioDirect: ratio(v.pgbun, v.direct),
-  });
-  const modeRatio = (col: Column) => ratio(txPer[col], sessPer[col]);
-  const served = (s: CellSummary) => (okTps(s) === null || s.clientsServed === null ? "—" : `${int(s.clientsServed)} of ${int(clients)}`);
-  const servedRow = (mode: string, o: CaseOutcome): TableRow => ({
-    label: `clients that finished a transaction within the timed run, ${clients} clients, ${mode}, pool ${poolOf(o)}`,
-    cells: { direct: served(o.cells.direct), pgbouncer: served(o.cells.pgbouncer), pgbun: served(o.cells.pgbun) },
-    ratioPgbouncer: "—",
-    ratioDirect: "—",
-  });
-  return [
-    servedRow("transaction mode", tx),
-    ...(starved ? [servedRow("session mode", starved)] : []),
-    servedRow("session mode", wide),
-    perServerRow("transaction mode", tx, txPer),
-    perServerRow("session mode", wide, sessPer),
-    {
-      label:
-        `connection efficiency: transaction mode (pool ${poolOf(tx)}) ÷ session mode (pool ${poolOf(wide)}: a server per client, all served), ` +
-        `transactions per server connection, ${clients} clients (target: at least 2×)`,
-      cells: { direct: "n/a (no pool)", pgbouncer: modeRatio("pgbouncer"), pgbun: modeRatio("pgbun") },
-      ratioPgbouncer: "—",
-      ratioDirect: "—",
-    },
-  ];
-}
-
-function memoryRows(memory: ReportInput["memory"], idleClients: number, notes: Notes): TableRow[] {
+function memoryRows(memory: ReportInput["memory"], idleClients: number, notes: Notes, rev: string | undefined): TableRow[] {
   const pick = (m: MemoryOutcome | null, f: (r: MemoryResult) => string, where: string): string => {
     if (!m) return "not measured";
     if (!("requested" in m)) return `FAILED [${notes.add(`${where}: ${m.error}`)}]`;
@@ -225,7 +151,7 @@ function memoryRows(memory: ReportInput["memory"], idleClients: number, notes: N
     [`pooler RSS holding ${n} idle logged-in clients`, (r) => r.rssAfterKb, (r) => `${mib(r.rssAfterKb)} (${int(r.opened)} open)`],
     [`memory per idle client ((after − before) / ${n})`, (r) => r.perClientBytes, (r) => (r.perClientBytes === null ? "?" : `${int(r.perClientBytes)} B`)],
   ];
-  return specs.map(([label, value, text]) => ({
+  const rows = specs.map(([label, value, text]) => ({
     label,
     cells: {
       direct: na,
@@ -235,6 +161,17 @@ function memoryRows(memory: ReportInput["memory"], idleClients: number, notes: N
     ratioPgbouncer: ratio(num(memory.pgbun, value), num(memory.pgbouncer, value)),
     ratioDirect: "—",
   }));
+  if (rev === undefined || memory.pgbunRev === undefined) return rows;
+  // the same test on a fresh pgbun of --baseline-rev: the before/after figure for idle clients
+  const [, perClient, perClientText] = specs[2]!;
+  const label = `memory per idle client, pgbun at ${rev} (a fresh instance, the same ${n} idle clients); ratio: this tree ÷ ${rev}`;
+  rows.push({
+    label,
+    cells: { direct: na, pgbouncer: "n/a (pgbun against pgbun)", pgbun: pick(memory.pgbunRev, perClientText, `pgbun at ${rev}, ${label}`) },
+    ratioPgbouncer: `this tree ÷ ${rev}: ${ratio(num(memory.pgbun, perClient), num(memory.pgbunRev, perClient))}`,
+    ratioDirect: "—",
+  });
+  return rows;
 }
 
 export function buildTable(input: ReportInput): { rows: TableRow[]; notes: string[] } {
@@ -242,8 +179,9 @@ export function buildTable(input: ReportInput): { rows: TableRow[]; notes: strin
   const rows = [
     ...caseRows(input.cases, notes),
     ...cpuRows(input.cases),
+    ...resetRows(input.cases),
     ...efficiencyRows(input.cases, input.settings.poolSize, input.settings.durationS),
-    ...memoryRows(input.memory, input.settings.idleClients, notes),
+    ...memoryRows(input.memory, input.settings.idleClients, notes, input.settings.baselineRev),
   ];
   return { rows, notes: notes.list };
 }
@@ -259,19 +197,31 @@ export function markdownTable(rows: TableRow[]): string {
   return lines.join("\n");
 }
 
+/** Every measured cell (a column or a baseline with runs), named as the load warning lists them. */
+function measuredCells(cases: CaseOutcome[]): Array<{ where: string; load: CellSummary["load"] }> {
+  const out: Array<{ where: string; load: CellSummary["load"] }> = [];
+  for (const o of cases) {
+    for (const col of COLUMNS) if (o.runs[col].length > 0) out.push({ where: `${col}, "${o.case.label}"`, load: o.cells[col].load });
+    if (o.baseline && (o.baselineRuns?.length ?? 0) > 0) out.push({ where: `${o.case.baselineName ?? "baseline"}, "${o.case.label}"`, load: o.baseline.load });
+  }
+  return out;
+}
+
 export function markdownDocument(input: ReportInput, table: string, notes: string[]): string {
   const m = input.machine;
   const s = input.settings;
+  const warning = loadWarning(measuredCells(input.cases), m.nproc);
   const lines = [
-    `# pgbun benchmark: ${m.date.slice(0, 10)} (${s.mode} run)`,
+    `# pgbun benchmark: ${m.date.slice(0, 10)} (${s.mode} run${s.only ? `, only ${s.only.join(", ")}` : ""})`,
     "",
+    ...(warning.length > 0 ? [...warning, ""] : []),
     `Machine: ${m.nproc} × ${m.cpuModel}, ${m.ramGiB} GiB RAM, Linux ${m.kernel}. PostgreSQL ${m.postgres}, ${m.pgbench}, PgBouncer ${m.pgbouncer}, Bun ${m.bun}. Started ${m.date}. 1-minute load average before each run: median ${m.load.median}, min ${m.load.min}, max ${m.load.max}${m.load.max > m.nproc ? ` (above ${m.nproc}: other work on the machine lowered and scattered the numbers)` : ""}.`,
     "",
     `Method: \`${s.command}\`. pgbench \`-n -j 2 -T ${s.durationS}\` at scale ${s.scale}, ${s.rounds} round${s.rounds === 1 ? "" : "s"}; ` +
       "within a round each case runs direct, PgBouncer and pgbun back to back, in an order that rotates from round to round; " +
       "a cell is the median over rounds. pgbench 15 counts its clients' initial connections inside -T, so where they took " +
       "more than a tenth of the run (1000 direct clients fork 1000 backends) -T is lengthened by that time; tps excludes it. " +
-      "Both poolers: transaction mode unless the row says session, pool size " +
+      "Both poolers: transaction mode unless the row says session or statement, pool size " +
       `${s.poolSize} unless the row says otherwise, max_client_conn ${s.maxClientConn}, auth trust (PostgreSQL too, so direct logins pay no SCRAM). ` +
       `PostgreSQL max_connections = ${s.maxConnections}. Latency: pgbench's average, and p99 from its --log per-transaction files ` +
       "(in -C storm runs the logged time excludes the connection set-up, which pgbench reports separately as connect). " +
@@ -285,8 +235,10 @@ export function markdownDocument(input: ReportInput, table: string, notes: strin
     "",
     "Ratios compare tps (higher: pgbun faster) in the throughput rows, transactions per server connection in the efficiency rows, " +
       "and RSS (lower: pgbun leaner) in the memory rows. Rows that name a run beside them measure pgbun against a baseline run " +
-      "right before it in every round: the plugin rows against plain pgbun, the workers = 2 rows against pgbun with one worker, and " +
-      "the REFERENCE row a plain pgbun against bench/passthrough.ts. Both sides of such a row are instances of their own, started " +
+      "right before it in every round: the plugin rows against plain pgbun, the workers = 2 rows against pgbun with one worker, " +
+      'the REFERENCE row a plain pgbun against bench/passthrough.ts, the verify rows pgbun with session_state = "verify" against plain pgbun' +
+      `${s.baselineRev ? `, and the before/after rows this tree's plain pgbun against plain pgbun started from a git worktree of ${s.baselineRev} (same settings, same Bun)` : ""}. ` +
+      "Both sides of such a row are instances of their own, started " +
       "together and used only in that row, so they sit idle and are warmed alike (an instance idle for minutes runs slower for a " +
       "while; compared with the main pgbun, busy in every row, an idle variant looked 10-20 % slower whatever it was). " +
       "bench/passthrough.ts, a bare Bun TCP pass-through (no protocol parsing, no pooling: each client " +
@@ -294,8 +246,16 @@ export function markdownDocument(input: ReportInput, table: string, notes: strin
       "The direct cell of the session-mode rows, and the direct and PgBouncer cells of the plugin, workers and reference rows, " +
       "repeat the matching transaction-mode row (direct has no pool mode; those rows change only pgbun).",
     "",
+    "End-of-session reset: two connection storms (-C: every pgbench transaction is a new client that runs the script and leaves), " +
+      "one whose clients leave a LISTEN behind (the session pins its server; pgbun resets it with DISCARD ALL and checks it " +
+      "before anyone else gets it) and one with the same two round trips and nothing left behind. PgBouncer in transaction mode " +
+      "resets nothing (server_reset_query applies to session mode), so the next client gets the LISTEN: its cost row shows " +
+      "LISTEN alone. The cost row divides the two storms' tps and subtracts their CPU per transaction, which in a -C run is " +
+      "per connection.",
+    "",
     "Connection efficiency: transactions per server connection = tps × run seconds ÷ server connections (a pooler's pool size, " +
-      "capped at the client count; direct PostgreSQL one per client), transaction mode at the pool above against session mode " +
+      "capped at the client count; direct PostgreSQL one per client), transaction mode and statement mode (pgbench -S sends " +
+      "no BEGIN, so each of its statements is a transaction there too) at the pool above against session mode " +
       "with a pool of one server connection per client, the only way session mode serves every client. Session mode at the " +
       "pool above serves only as many clients as it has servers, the others wait the whole run (its clients-served row), so its " +
       "transactions per server connection would say nothing about serving all of them. The one-server-per-client poolers " +

@@ -1,26 +1,32 @@
 // Benchmark entry: direct PostgreSQL vs PgBouncer vs pgbun under pgbench, pooler CPU per transaction, idle-client memory.
-// Usage: node_modules/.bin/bun bench/run.ts [--quick] [--smoke] [--duration S] [--rounds N] [--idle N] [--out DIR]
+// Usage: node_modules/.bin/bun bench/run.ts [--quick] [--smoke] [--duration S] [--rounds N] [--idle N] [--clients N,N]
+//        [--only GROUP,...] [--baseline-rev REV] [--out DIR]   (bench/args.ts: USAGE)
 import { mkdirSync, readFileSync, writeFileSync } from "node:fs";
-import { loadavg } from "node:os";
 import { join, relative } from "node:path";
 import { parseArgs, type BenchOptions } from "./args.ts";
-import { buildCases, COLUMNS, targetsOf, type BenchCase, type Column, type TargetId } from "./cases.ts";
+import { buildCases, COLUMNS, selectCases, targetsOf, type BenchCase, type Column, type TargetId } from "./cases.ts";
 import { tpsChart } from "./chart.ts";
 import { cpuPerTransaction, formatCpuUs, sampleCpu } from "./cpu.ts";
 import { startBenchPostgres, type BenchPostgres } from "./database.ts";
+import { postmasterPid, sampleLoad } from "./load.ts";
 import { describeMachine } from "./machine.ts";
 import { measureIdleMemory } from "./memory.ts";
 import { runPgbench, type PgbenchResult, type PgbenchSpec } from "./pgbench.ts";
 import { ensurePgbouncer, pgbouncerVersion } from "./pgbouncer.ts";
-import { variantAvailable } from "./pgbun-process.ts";
+import { NO_VERIFY_MODE, variantAvailable } from "./pgbun-process.ts";
 import { cleanupAll, installSignalHandlers } from "./processes.ts";
 import { buildTable, markdownDocument, markdownTable, type CaseOutcome, type MemoryOutcome, type ReportInput } from "./report.ts";
 import { notApplicable, summarize, type CellSummary } from "./summary.ts";
 import { isWideTarget, startTarget, type PoolerSettings, type Target } from "./targets.ts";
+import { prepareBaselineTree, type BaselineTree } from "./worktree.ts";
 
 /** Both poolers' settings; the session-wide targets (efficiency phase) get a pool of opts.efficiencyClients instead. */
 const POOLER = { poolSize: 20, maxClientConn: 11_000 } as const;
-const poolerSettings = (opts: BenchOptions): PoolerSettings => ({ ...POOLER, widePoolSize: opts.efficiencyClients });
+const poolerSettings = (opts: BenchOptions, tree: BaselineTree | undefined): PoolerSettings => ({
+  ...POOLER,
+  widePoolSize: opts.efficiencyClients,
+  ...(tree ? { baselineEntry: tree.entry } : {}),
+});
 /** Connections PostgreSQL keeps for superusers, plus slack for our own psql calls. */
 const RESERVED_CONNECTIONS = 10;
 const FD_LIMIT = 65_536;
@@ -105,6 +111,8 @@ const isWideCase = (c: BenchCase) => COLUMNS.some((col) => c.cells[col].kind ===
 class Bench {
   readonly targets = new Map<TargetId, Target>();
   readonly targetErrors = new Map<TargetId, string>();
+  /** Targets this code cannot have (a pgbun without session_state = "verify"): their rows are n/a, not failed. */
+  readonly unavailable = new Map<TargetId, string>();
   readonly runs = new Map<string, Record<Column, PgbenchResult[]>>();
   readonly baselines = new Map<string, PgbenchResult[]>();
   /** The 1-minute load average before each run. */
@@ -124,8 +132,9 @@ class Bench {
     readonly opts: BenchOptions,
     readonly db: BenchPostgres,
     readonly pgbouncerBinary: string | null,
+    tree: BaselineTree | undefined,
   ) {
-    this.pooler = poolerSettings(opts);
+    this.pooler = poolerSettings(opts, tree);
   }
 
   async start(id: TargetId): Promise<void> {
@@ -135,6 +144,10 @@ class Bench {
       this.warmed.delete(id);
     } catch (err) {
       this.targets.delete(id);
+      if (id === "pgbun-verify" && NO_VERIFY_MODE.test(errText(err))) {
+        this.unavailable.set(id, 'n/a: this pgbun has no session_state = "verify" (its start-up refused the setting)');
+        return log(`${id}: ${this.unavailable.get(id)!}; its rows are skipped`);
+      }
       this.targetErrors.set(id, `${id} could not be started: ${errText(err)}`.slice(0, 800));
       log(this.targetErrors.get(id)!);
     }
@@ -142,8 +155,12 @@ class Bench {
 
   /** pgbench with the pooler's CPU (its process tree's utime + stime) read right before and right after. */
   private async measure(target: Target, spec: PgbenchSpec, allowance: number, grace: number): Promise<PgbenchResult> {
+    const postmaster = postmasterPid(this.db.pg.dataDir);
+    const load = await sampleLoad(postmaster === undefined ? [process.pid] : [process.pid, postmaster]);
+    this.loadSamples.push(load.load1);
     const before = target.pid === undefined ? null : sampleCpu(target.pid);
     const result = await runPgbench(this.db.pgbench, spec, target.endpoint, allowance, grace);
+    result.load = load;
     if (target.pid !== undefined) result.poolerCpu = cpuPerTransaction(before, sampleCpu(target.pid), result.transactions);
     return result;
   }
@@ -159,7 +176,6 @@ class Bench {
     const grace = c.spec.clients >= 200 ? 120 : 60;
     const key = `${id}:${c.spec.clients}`;
     let allowance = c.spec.reconnect ? 0 : (this.connectAllowance.get(key) ?? 0);
-    this.loadSamples.push(loadavg()[0] ?? 0);
     let result = await this.measure(target, c.spec, allowance, grace);
     this.lastRun.set(id, Date.now());
     for (let retry = 0; retry < 2 && learn && !c.spec.reconnect && !target.exitStatus(); retry++) {
@@ -241,6 +257,7 @@ class Bench {
     for (let round = 0; round < this.opts.rounds; round++) {
       const order = COLUMNS.map((_, i) => COLUMNS[(i + round) % COLUMNS.length]!);
       for (const c of cases) {
+        if (this.unavailableIn(c)) continue;
         const parts: string[] = [];
         if (c.baseline) {
           const r = await this.runOn(c.baseline, c);
@@ -288,6 +305,15 @@ class Bench {
     }
   }
 
+  /** Why a case cannot run on this code (one of its targets is unavailable), or undefined. */
+  unavailableIn(c: BenchCase): string | undefined {
+    for (const col of COLUMNS) {
+      const cell = c.cells[col];
+      if (cell.kind === "run" && this.unavailable.has(cell.target)) return this.unavailable.get(cell.target);
+    }
+    return undefined;
+  }
+
   /** Stops an instance, keeping what pgbun logged (see noteLogs). */
   private async stop(id: TargetId): Promise<void> {
     const t = this.targets.get(id);
@@ -319,6 +345,7 @@ class Bench {
     const summaryOf = (c: BenchCase, col: Column): CellSummary => {
       const cell = c.cells[col];
       if (cell.kind === "na") return notApplicable(cell.reason);
+      if (cell.kind === "run" && this.unavailable.has(cell.target)) return notApplicable(this.unavailable.get(cell.target)!);
       if (cell.kind === "same-as") {
         const other = byId.get(cell.caseId);
         return other ? summaryOf(other, col) : notApplicable("n/a");
@@ -329,12 +356,12 @@ class Bench {
       case: c,
       cells: Object.fromEntries(COLUMNS.map((col) => [col, summaryOf(c, col)])) as Record<Column, CellSummary>,
       runs: this.runs.get(c.id) ?? { direct: [], pgbouncer: [], pgbun: [] },
-      ...(c.baseline ? { baseline: summarize(this.baselines.get(c.id) ?? []), baselineRuns: this.baselines.get(c.id) ?? [] } : {}),
+      ...(c.baseline && !this.unavailableIn(c) ? { baseline: summarize(this.baselines.get(c.id) ?? []), baselineRuns: this.baselines.get(c.id) ?? [] } : {}),
     }));
   }
 
   /** Fresh pooler instances, so the RSS is not that of processes that just served the throughput runs. */
-  async memory(id: "pgbouncer" | "pgbun", idle: number): Promise<MemoryOutcome | null> {
+  async memory(id: "pgbouncer" | "pgbun" | "pgbun-rev", idle: number): Promise<MemoryOutcome | null> {
     if (id === "pgbouncer" && !this.pgbouncerBinary) return { error: "pgbouncer is not available" };
     let target: Target;
     try {
@@ -393,14 +420,22 @@ async function main(opts: BenchOptions): Promise<void> {
     log(problems.at(-1)!);
   }
 
-  const cases = buildCases({
+  let tree: BaselineTree | undefined;
+  if (opts.baselineRev) {
+    tree = await prepareBaselineTree(opts.baselineRev);
+    log(`--baseline-rev ${opts.baselineRev}: ${tree.commit} checked out in ${tree.dir} (node_modules: ${tree.modules})`);
+  }
+  const all = buildCases({
     durationS: opts.durationS,
     clients: opts.clients,
     efficiencyClients: opts.efficiencyClients,
     smoke: opts.mode === "smoke",
     auditLog: variantAvailable("audit-log"),
     poolSize: POOLER.poolSize,
+    ...(tree ? { baselineRev: tree.label } : {}),
   });
+  const cases = selectCases(all, opts.only);
+  if (cases.length === 0) throw new Error(`--only ${opts.only?.join(",")}: no such rows in a ${opts.mode} run`);
   const wideCases = cases.filter(isWideCase);
   const roundCases = cases.filter((c) => !isWideCase(c));
   const ids = [...targetsOf(roundCases)];
@@ -419,7 +454,7 @@ async function main(opts: BenchOptions): Promise<void> {
     }
   }
 
-  const bench = new Bench(opts, db, pgbouncerBinary);
+  const bench = new Bench(opts, db, pgbouncerBinary, tree);
   bench.problems.push(...problems);
   log(`starting ${ids.join(", ")}`);
   for (const id of ids) await bench.start(id);
@@ -432,7 +467,11 @@ async function main(opts: BenchOptions): Promise<void> {
   await bench.rounds(roundCases);
   await bench.efficiency(wideCases);
   bench.collectPgbunLogs();
-  const memory = { pgbouncer: await bench.memory("pgbouncer", opts.idleClients), pgbun: await bench.memory("pgbun", opts.idleClients) };
+  const memory = {
+    pgbouncer: await bench.memory("pgbouncer", opts.idleClients),
+    pgbun: await bench.memory("pgbun", opts.idleClients),
+    ...(tree ? { pgbunRev: await bench.memory("pgbun-rev", opts.idleClients) } : {}),
+  };
 
   const machine = await describeMachine({
     started: startedAt,
@@ -453,6 +492,8 @@ async function main(opts: BenchOptions): Promise<void> {
       idleClients: opts.idleClients,
       maxConnections: db.maxConnections,
       command: `bun bench/run.ts ${process.argv.slice(2).join(" ")}`.trim(),
+      ...(opts.only ? { only: opts.only } : {}),
+      ...(tree ? { baselineRev: tree.label } : {}),
     },
     cases: bench.outcomes(cases),
     memory,

@@ -6,9 +6,11 @@ import { join, resolve } from "node:path";
 
 const REPO_ROOT = resolve(import.meta.dir, "..");
 const BUN = join(REPO_ROOT, "node_modules", ".bin", "bun");
-const NUMBER_CELL = /^\d[\d,]*(\.\d+)? tps \(avg [\d.]+ ms, p99 [\d.]+ ms\)$/;
+/** A cell measured on a busy machine ends with its load warning (bench/load.ts: loadMark). */
+const LOAD = "( ⚠ load [\\d.]+(, OTHER WORK [\\d.]+ runnable)?)?";
+const NUMBER_CELL = new RegExp(`^\\d[\\d,]*(\\.\\d+)? tps \\(avg [\\d.]+ ms, p99 [\\d.]+ ms\\)${LOAD}$`);
 /** A pooler's cell also carries its CPU per transaction. */
-const POOLER_CELL = /^\d[\d,]*(\.\d+)? tps \(avg [\d.]+ ms, p99 [\d.]+ ms, CPU [\d,]+ µs\/txn\)$/;
+const POOLER_CELL = new RegExp(`^\\d[\\d,]*(\\.\\d+)? tps \\(avg [\\d.]+ ms, p99 [\\d.]+ ms, CPU [\\d,]+ µs\\/txn\\)${LOAD}$`);
 const RATIO = /^\d+\.\d\d×$/;
 
 /** The cells of the table row whose first cell is `label`. */
@@ -50,8 +52,12 @@ test("bench/run.ts --smoke completes and writes a results table with numeric cel
     const perClient = row(doc, "memory per idle client ((after − before) / 200)");
     expect(perClient?.[3]).toMatch(/^-?\d[\d,]* B$/);
 
-    const json = JSON.parse(readFileSync(join(out, "latest-smoke.json"), "utf8")) as { cases: Array<{ cells: { pgbun: { tps: number } } }> };
+    type Cell = { tps: number; load: { load1Max: number | null; othersMax: number | null } };
+    const json = JSON.parse(readFileSync(join(out, "latest-smoke.json"), "utf8")) as { cases: Array<{ cells: { pgbun: Cell } }> };
     expect(json.cases[0]!.cells.pgbun.tps).toBeGreaterThan(0);
+    // the machine's load before the cell's run, and the other work seen then, are kept for the warning
+    expect(json.cases[0]!.cells.pgbun.load.load1Max).toBeGreaterThanOrEqual(0);
+    expect(json.cases[0]!.cells.pgbun.load.othersMax).toBeGreaterThanOrEqual(0);
     expect(existsSync(join(out, "latest-smoke.svg"))).toBe(true);
     expect(readFileSync(join(out, "latest-smoke.svg"), "utf8")).toStartWith("<svg");
   } finally {

@@ -1,4 +1,5 @@
 // Reduces the repeated runs of one table cell to medians, keeping failures visible.
+import { cellLoad, type CellLoad } from "./load.ts";
 import type { PgbenchResult } from "./pgbench.ts";
 
 export interface CellSummary {
@@ -19,6 +20,8 @@ export interface CellSummary {
   failedRuns: number;
   /** tps of every successful run, in round order: the spread. */
   tpsRuns: number[];
+  /** The highest load seen before any of its runs, failed ones included. */
+  load: CellLoad;
 }
 
 export function median(values: number[]): number | null {
@@ -45,6 +48,7 @@ export function notApplicable(reason: string): CellSummary {
     runs: 0,
     failedRuns: 0,
     tpsRuns: [],
+    load: { load1Max: null, othersMax: null },
   };
 }
 
@@ -68,5 +72,6 @@ export function summarize(runs: PgbenchResult[]): CellSummary {
     runs: runs.length,
     failedRuns: bad.length,
     tpsRuns: nums(good.map((r) => r.tps)),
+    load: cellLoad(runs.map((r) => r.load)),
   };
 }

@@ -14,6 +14,8 @@ export interface PoolerSettings {
   maxClientConn: number;
   /** default_pool_size of the session-wide targets: a server connection for every client of the efficiency case. */
   widePoolSize: number;
+  /** bin/pgbun.ts of the --baseline-rev worktree (bench/worktree.ts), which "pgbun-rev" runs; none without it. */
+  baselineEntry?: string;
 }
 
 /**
@@ -54,6 +56,18 @@ const PGBUN_VARIANTS: Partial<Record<TargetId, PgbunVariant>> = {
   "pgbun-noop10": "noop10",
   "pgbun-audit-log": "audit-log",
   "pgbun-workers2": "workers2",
+  "pgbun-statement": "statement",
+  "pgbun-verify": "verify",
+  "pgbun-twin-verify": "plain",
+  "pgbun-rev": "plain",
+  "pgbun-twin-rev": "plain",
+};
+
+const PGBOUNCER_MODES: Partial<Record<TargetId, "session" | "transaction" | "statement">> = {
+  pgbouncer: "transaction",
+  "pgbouncer-session": "session",
+  "pgbouncer-session-wide": "session",
+  "pgbouncer-statement": "statement",
 };
 
 function endpoint(host: string, port: number, pg: TestPostgres): Endpoint {
@@ -67,9 +81,9 @@ function ended(proc: { exitCode: number | null; signalCode: NodeJS.Signals | num
 
 export async function startTarget(id: TargetId, pg: TestPostgres, pgbouncerBinary: string | null, s: PoolerSettings): Promise<Target> {
   if (id === "direct") return { id, endpoint: endpoint(pg.host, pg.port, pg), exitStatus: () => undefined, logs: () => "", stop: async () => {} };
-  if (id === "pgbouncer" || id === "pgbouncer-session" || id === "pgbouncer-session-wide") {
+  const poolMode = PGBOUNCER_MODES[id];
+  if (poolMode) {
     if (!pgbouncerBinary) throw new Error("pgbouncer is not available");
-    const poolMode = id === "pgbouncer" ? "transaction" : "session";
     const idle = isWideTarget(id) ? { serverIdleTimeout: 0 } : {};
     const b: PgbouncerInstance = await startPgbouncer(pgbouncerBinary, pg, { poolMode, ...settingsOf(id, s), ...idle });
     return { id, endpoint: endpoint(b.host, b.port, pg), pid: b.pid, exitStatus: () => ended(b.proc), logs: () => b.logs(), stop: () => b.stop() };
@@ -80,6 +94,8 @@ export async function startTarget(id: TargetId, pg: TestPostgres, pgbouncerBinar
   }
   const variant = PGBUN_VARIANTS[id];
   if (!variant) throw new Error(`unknown target ${id}`);
-  const p: TestPgbun = await startPgbunVariant(variant, pg, settingsOf(id, s));
+  if (id === "pgbun-rev" && !s.baselineEntry) throw new Error("pgbun-rev needs --baseline-rev");
+  const entry = id === "pgbun-rev" ? { entry: s.baselineEntry } : {};
+  const p: TestPgbun = await startPgbunVariant(variant, pg, { ...settingsOf(id, s), ...entry });
   return { id, endpoint: endpoint(p.host, p.port, pg), pid: p.proc.pid, exitStatus: () => ended(p.proc), logs: () => p.logs(), stop: async () => void (await p.stop("SIGQUIT")) };
 }
