@@ -25,6 +25,10 @@ const CACHED_PLAN_CHANGED = errorResponseOf({
   message: "cached plan must not change result type",
   routine: "RevalidateCachedQuery",
 });
+/** PostgreSQL's error for a Bind or Describe of an unnamed statement that does not exist. */
+const UNNAMED_GONE = errorResponseOf({ severity: "ERROR", code: "26000", message: "unnamed prepared statement does not exist" });
+/** Where a Bind/Describe of an unnamed statement that is not the client's goes: a name no server has. */
+const UNNAMED_GONE_NAME = "pgbun_unnamed_gone";
 /** Error classes at Execute that may mean a shared statement no longer fits the schema (feature, statement, syntax/access). */
 const STALE_CLASSES = new Set(["0A", "26", "42"]);
 
@@ -167,8 +171,9 @@ export default function preparedStatements(): PgbunPlugin {
         if (!pooled(ctx)) return undefined;
         const st = clientState(ctx.client);
         if (ctx.buf[ctx.start + 5] === 0) {
-          // unnamed statement: passes through untouched
+          // unnamed statement: passes through untouched, and is this client's on this server from now on
           st.queue.push(Req.Parse);
+          st.unnamedHere = true;
           return undefined;
         }
         const p = decodeParse(ctx);
@@ -208,6 +213,10 @@ export default function preparedStatements(): PgbunPlugin {
         const portalEnd = nulAt(buf, start + 5, end);
         const nameEnd = nulAt(buf, portalEnd + 1, end);
         const name = textOf(buf, portalEnd + 1, nameEnd);
+        if (name === "" && !st.unnamedHere) {
+          st.queue.push(Req.IntUnnamedGone);
+          return rebind(buf, start, end, portalEnd, nameEnd, UNNAMED_GONE_NAME);
+        }
         const cs = name === "" ? undefined : st.byName.get(name);
         if (cs === undefined) {
           st.queue.push(Req.Bind);
@@ -228,6 +237,10 @@ export default function preparedStatements(): PgbunPlugin {
         // 'S' statement or 'P' portal, then the name (read only when there is one)
         const ofStatement = ctx.buf[ctx.start + 5] === 0x53;
         const targetName = textOf(ctx.buf, ctx.start + 6, nulAt(ctx.buf, ctx.start + 6, ctx.end));
+        if (ofStatement && targetName === "" && !st.unnamedHere) {
+          st.queue.push(Req.IntUnnamedGone);
+          return describeStatement(UNNAMED_GONE_NAME);
+        }
         const cs = ofStatement && targetName !== "" ? st.byName.get(targetName) : undefined;
         if (cs === undefined) {
           st.queue.push(ofStatement ? Req.DescribeStatement : Req.DescribePortal);
@@ -367,6 +380,7 @@ export default function preparedStatements(): PgbunPlugin {
         let replacement: MessageResult = undefined;
         if (head.kind === Req.IntDuplicate) replacement = errorResponse("42P05", `prepared statement "${head.name}" already exists`);
         else if (head.kind === Req.IntChanged) replacement = CACHED_PLAN_CHANGED;
+        else if (head.kind === Req.IntUnnamedGone) replacement = UNNAMED_GONE;
         // an error about a shared statement may mean it no longer fits the schema: forget it on this server
         if (head.kind !== Req.Execute || STALE_CLASSES.has(decodeError(ctx.buf, ctx.start, ctx.end).code.slice(0, 2))) forgetBound(st, srv);
         // the server skips everything up to the next Sync: nothing it skipped was prepared or answered
@@ -390,6 +404,12 @@ export default function preparedStatements(): PgbunPlugin {
         const srv = serverState(server);
         srv.names.clear();
         srv.forgotten.length = 0;
+      });
+      // the next server's unnamed statement is not this client's until it parses one there
+      api.hooks.serverReleased.tap({ name: NAME, stage: -10 }, (_server, client) => {
+        const st = client === null ? undefined : (client.data[NAME] as ClientStatements | undefined);
+        if (st !== undefined) st.unnamedHere = false;
+        return undefined;
       });
       api.hooks.serverLinked.tap(NAME, (client) => {
         // a fresh link starts with nothing in flight

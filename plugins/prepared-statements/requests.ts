@@ -29,6 +29,12 @@ export const Req = {
    * its error is reported as PostgreSQL's "cached plan must not change result type".
    */
   IntChanged: 15,
+  /**
+   * A Bind/Describe of the unnamed statement by a client that has not parsed one on this server (the server's may be
+   * another client's), sent to a name that does not exist: its error is reported as PostgreSQL's for a missing
+   * unnamed statement.
+   */
+  IntUnnamedGone: 16,
 } as const;
 export type ReqKind = (typeof Req)[keyof typeof Req];
 

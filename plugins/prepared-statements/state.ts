@@ -38,6 +38,11 @@ export interface ClientStatements {
   bound: string[];
   /** A statement parsed for a held Bind/Describe: once described, the held message runs again. */
   held: ServerStatement | null;
+  /**
+   * The client parsed its unnamed statement on the server it has now: only then is the server's unnamed statement
+   * its own (another client may have left one there).
+   */
+  unnamedHere: boolean;
 }
 
 export interface ServerStatements {
@@ -50,7 +55,7 @@ export interface ServerStatements {
 
 export function clientState(client: ClientConnection): ClientStatements {
   let s = client.data[NAME] as ClientStatements | undefined;
-  if (!s) client.data[NAME] = s = { byName: new Map(), queue: new RequestQueue(), bound: [], held: null };
+  if (!s) client.data[NAME] = s = { byName: new Map(), queue: new RequestQueue(), bound: [], held: null, unnamedHere: false };
   return s;
 }
 

@@ -275,3 +275,34 @@ describe("shared statements stay shared when nothing changed", () => {
     });
   });
 });
+
+describe("the unnamed statement never crosses clients", () => {
+  test("B's Bind of the unnamed statement, never parsed by B, on the server where A left one: 26000 as directly, never A's query", async () => {
+    const run = async (to: Endpoint, sameBackend: boolean): Promise<string[]> => {
+      const a = await loginApp(to, { user: TRUST_USER });
+      const b = await loginApp(to, { user: TRUST_USER });
+      try {
+        a.send(Buffer.concat([msg.parse("", "SELECT 'secret of a', pg_backend_pid()"), msg.bind("", ""), msg.execute(), msg.sync()]));
+        const got = await a.readUntilReady();
+        const pidA = rows(got)[0]![1];
+        const seen = [show(got).replace(/"\d+"\]/, '"pid"]')];
+        b.send(Buffer.concat([msg.bind("", ""), msg.execute(), msg.sync()]));
+        const answer = await b.readUntilReady();
+        seen.push(errorsAndStatus(answer));
+        if (sameBackend) expect((await b.query("SELECT pg_backend_pid()")).rows[0]![0]).toBe(pidA!);
+        // A's own unnamed statement, in its next transaction, is its own business: not checked here
+        return seen;
+      } finally {
+        a.destroy();
+        b.destroy();
+      }
+    };
+    const direct = await run(pg, false);
+    let pooled: string[] = [];
+    await withPgbun(pg, { pgbun: tx(1) }, async (f) => {
+      pooled = await run(f.pb, true);
+    });
+    expect(direct).toEqual(['1 2 D(["secret of a","pid"]) C(SELECT 1) Z(I)', "26000 Z(I)"]);
+    expect(pooled).toEqual(direct);
+  });
+});
