@@ -632,7 +632,9 @@ export class ClientConnection implements FrameSink, Pausable {
     framer?.close();
     const server = this.server;
     if (server) {
-      if (this.inSync && !midMessage && server.isClean()) this.core.releaseServer(this, server, "client-close");
+      const synced = this.inSync && !midMessage;
+      if (synced && server.isClean()) this.core.releaseServer(this, server, "client-close");
+      else if (synced && server.cleanButForInternal()) this.core.releaseAfterInternal(this, server);
       else {
         this.unlinkServer();
         server.close("client closed while the server was busy");

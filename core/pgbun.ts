@@ -301,11 +301,33 @@ export class Pgbun {
   /** Unlinks a server from its client; a clean one goes back to its pool, anything else is closed. */
   releaseServer(client: ClientConnection, server: ServerConnection, reason: ReleaseReason): void {
     const clean = client.inSync && server.isClean();
+    this.unlinkForRelease(client, server);
+    if (!clean) return server.close(`released in an unknown state (${reason})`);
+    this.handBack(server, client, reason);
+  }
+
+  /**
+   * A client left while only pgbun's own internal queries (a state check, a parameter sync) still ran on its
+   * server: the server is handed back as a release would once they are answered, instead of being closed.
+   */
+  releaseAfterInternal(client: ClientConnection, server: ServerConnection): void {
+    this.unlinkForRelease(client, server);
+    server.setState("used");
+    server.afterInternal = () => {
+      if (!server.isClean()) return server.close("not idle once its internal queries were answered");
+      this.handBack(server, client, "client-close");
+    };
+  }
+
+  private unlinkForRelease(client: ClientConnection, server: ServerConnection): void {
     // state a pinned or not yet checked client made lives on in the server's session: the pool resets it first
     if (client.pinReason !== null || client.sessionSuspect) server.resetNeeded = true;
     client.unlinkServer();
     server.unlink();
-    if (!clean) return server.close(`released in an unknown state (${reason})`);
+  }
+
+  /** Offers an unlinked, clean server to the plugins (the pool takes it back); closed when none does. */
+  private handBack(server: ServerConnection, client: ClientConnection, reason: ReleaseReason): void {
     let taken: true | undefined;
     try {
       taken = this.hooks.serverReleased.call(server, client, reason);

@@ -127,6 +127,14 @@ export class ServerConnection implements FrameSink, Pausable {
     );
   }
 
+  /** Clean but for pgbun's own internal queries, still running (see Pgbun.releaseAfterInternal). */
+  cleanButForInternal(): boolean {
+    return this.internal.length > 0 && this.state !== "closed" && !this.closeNeeded && !this.fatalSeen && this.txStatus === TxStatus.Idle;
+  }
+
+  /** Called once the internal queries have all been answered (set by Pgbun.releaseAfterInternal). */
+  afterInternal: (() => void) | null = null;
+
   get internalPending(): number {
     return this.internal.length;
   }
@@ -332,6 +340,11 @@ export class ServerConnection implements FrameSink, Pausable {
         if (this.internal.length === 0) this.framer.flags = this.client && !this.releaseRequested ? this.core.serverFlags : ALL_WHOLE;
         if (head.error) this.core.log.warn({ server: this.label, query: head.sql }, `internal query failed: ${head.error.code}: ${head.error.message}`);
         head.done?.(head.error, head.rows);
+        if (this.internal.length === 0 && this.afterInternal !== null && this.state !== "closed") {
+          const next = this.afterInternal;
+          this.afterInternal = null;
+          next();
+        }
         return this.state !== "closed";
       case Backend.CopyInResponse:
         // an internal query must never start COPY FROM STDIN; the connection state is unknown

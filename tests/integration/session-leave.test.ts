@@ -376,6 +376,21 @@ describe("the reset is only for servers that need it; when it cannot clean, the 
     });
   });
 
+  test("a pinned client that leaves while pgbun's own state check still runs (right after a query, as pgbench -C does): the server is reset and reused once the check is done, not closed", async () => {
+    await withPgbun(pg, { pgbun: tx(1) }, async (f) => {
+      const a = await f.login();
+      await ok(a, "LISTEN leak_ch");
+      const pidA = await backendPid(a);
+      // A has its answer before pgbun's state check after that transaction is answered: A leaves in between
+      await ok(a, "SELECT 1");
+      a.send(msg.terminate());
+      await a.close();
+      const b = await f.login();
+      expect(await backendPid(b)).toBe(pidA);
+      await STATES[2]!.gone(b);
+    });
+  });
+
   test('server_reset_query = "" (reset disabled): the server a pinned client left is closed, B gets a fresh one', async () => {
     await withPgbun(pg, { pgbun: tx(1, { server_reset_query: "" }) }, async (f) => {
       const { a, pidA } = await makeState(f, STATES[0]!);
