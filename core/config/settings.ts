@@ -147,7 +147,7 @@ export const SETTINGS: { readonly [K in SettingName]: SettingDef<Settings[K]> } 
   admin_users: { kind: LIST, default: [], doc: "Users allowed every admin console command" },
   stats_users: { kind: LIST, default: [], doc: "Users allowed read-only SHOW commands in the admin console" },
   scram_iterations: { kind: { type: "int", min: 1 }, default: 4096, doc: "PBKDF2 iterations for SCRAM secrets pgbun creates" },
-  server_reset_query: { kind: STRING, default: "DISCARD ALL", doc: "Query run when a server is released (session mode)" },
+  server_reset_query: { kind: STRING, default: "DISCARD ALL", doc: "Query run when a server is released in session mode, and in any mode after a client left session state behind" },
   server_reset_query_always: { kind: BOOL, default: false, doc: "Run server_reset_query in every pool mode" },
   server_check_query: { kind: STRING, default: "", doc: "Health check before reuse; empty sends an empty query" },
   server_check_delay: { kind: SECONDS, default: 30, doc: "Seconds a server may idle before it is health-checked" },

@@ -6,7 +6,7 @@ import { SqlState } from "../../core/protocol/errors.ts";
 import type { PgbunPlugin, PluginApi } from "../../core/plugin/types.ts";
 import type { Refusal } from "../../core/hooks.ts";
 import { Pool } from "./pool.ts";
-import { leftover, LEFTOVER_QUERY } from "./reset.ts";
+import { DISCARDS_ALL, leftover, LEFTOVER_QUERY } from "./reset.ts";
 import { perWorker } from "../../core/workers.ts";
 
 const NAME = "pgbun:pool";
@@ -187,25 +187,32 @@ class PoolManager {
   }
 
   /**
-   * A server whose client left session state behind (pinned, or not yet checked): server_reset_query and the
-   * leftover check go out in one write; only a server both found clean goes back to the pool, any other is closed.
-   * Only such servers pay for this: a plain transaction's release stays a push onto the idle stack.
+   * A server whose client left session state behind (pinned, or not yet checked): server_reset_query, and where
+   * it is not DISCARD ALL (which undoes everything the check looks for), the leftover check, in one write; only a
+   * server found clean goes back to the pool, any other is closed. Only such servers pay for this: a plain
+   * transaction's release stays a push onto the idle stack.
    */
   private resetLeftState(pool: Pool, server: ServerConnection, reset: string, client: ClientConnection | null): void {
     if (reset === "") return server.close("its client left session state and server_reset_query is empty");
     this.api.log.info({ server: server.label, client: client?.label, pin: client?.pinReason ?? undefined }, "resetting a server its client left with session state");
     server.setState("tested");
     server.applied.clear();
-    let resetError: InternalError | null = null;
-    server.runInternal(reset, (error) => (resetError = error));
-    server.runInternal(LEFTOVER_QUERY, (error, rows) => {
-      const left = resetError !== null ? `server_reset_query failed: ${resetError.message}` : error !== null ? `state check failed: ${error.message}` : leftover(rows, server.target.user);
+    const done = (left: string | null) => {
       if (left !== null) return server.close(`session state left after the reset: ${left}`);
       if (!server.isClean()) return server.close("not idle after the reset");
       server.resetNeeded = false;
       this.api.hooks.serverReset.call(server);
       this.makeAvailable(pool, server);
-    });
+    };
+    if (DISCARDS_ALL.test(reset)) {
+      server.runInternal(reset, (error) => done(error === null ? null : `server_reset_query failed: ${error.message}`));
+    } else {
+      let resetError: InternalError | null = null;
+      server.runInternal(reset, (error) => (resetError = error));
+      server.runInternal(LEFTOVER_QUERY, (error, rows) => {
+        done(resetError !== null ? `server_reset_query failed: ${resetError.message}` : error !== null ? `state check failed: ${error.message}` : leftover(rows, server.target.user));
+      });
+    }
     server.out.flush(null);
   }
 

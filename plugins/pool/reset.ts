@@ -14,6 +14,9 @@ export const LEFTOVER_QUERY = `SELECT
  (SELECT count(*) FROM pg_catalog.pg_settings WHERE source = 'session'),
  current_user::text, session_user::text`;
 
+/** A server_reset_query that is DISCARD ALL: nothing the check looks for survives it, so it is not run. */
+export const DISCARDS_ALL = /^\s*discard\s+all\s*;?\s*$/i;
+
 const COUNTED = ["advisory locks", "temporary relations", "cursors", "LISTEN channels", "prepared statements", "session settings"] as const;
 
 /** What the check's rows show survived the reset (a reason for the log), or null when the session is clean. */
