@@ -17,6 +17,8 @@ const AT_START = /(?:^|;)\s*(?:set|reset|listen|unlisten|prepare|discard|dealloc
 /** Function calls and clauses that may change session state anywhere in a statement. */
 const ANYWHERE = /\b(?:set_config|pg_(?:try_)?advisory_(?:un)?lock(?:_shared|_all)?|into\s+(?:temp|temporary)\b)/i;
 
+/** Statements among those that may change a session-level setting (a suspect text without them only pins). */
+const TOUCHES_SETTINGS = /(?:^|;)\s*(?:set|reset|discard|load)\b|\bset_config\b/i;
 /** `SET [SESSION] a.b` and `set_config('a.b', ...)`: custom settings, which pg_settings does not list. */
 const CUSTOM_SET = /\bset\s+(?:session\s+)?([a-z_][a-z0-9_$]*\.[a-z_][a-z0-9_$]*)|set_config\s*\(\s*'([a-z_][a-z0-9_$]*\.[a-z_][a-z0-9_$]*)'/gi;
 /** `RESET name`, `RESET ALL`, `DISCARD ALL`: back to the values the client connected with. */
@@ -75,12 +77,25 @@ interface ClientSessionState {
   resets: Set<string>;
   /** What the texts of the client's prepared statements showed at Parse (made on the first that must be kept). */
   statements: StatementMarks | null;
+  /**
+   * Everything that made this transaction suspect was a text that cannot change a setting (LISTEN, DECLARE, CREATE
+   * TEMP, an advisory lock): its check need not read pg_settings. Set only by inspect(); every other way of
+   * suspecting a transaction goes through suspect(), which clears it.
+   */
+  settingsQuiet: boolean;
 }
 
 function stateOf(client: ClientConnection): ClientSessionState {
   let s = client.data[NAME] as ClientSessionState | undefined;
-  if (!s) client.data[NAME] = s = { customNames: new Set(), resets: new Set(), statements: null };
+  if (!s) client.data[NAME] = s = { customNames: new Set(), resets: new Set(), statements: null, settingsQuiet: false };
   return s;
+}
+
+/** Marks the client's transaction suspect for something that may change settings too (see settingsQuiet). */
+function suspect(client: ClientConnection): void {
+  client.sessionSuspect = true;
+  const st = client.data[NAME] as ClientSessionState | undefined;
+  if (st !== undefined) st.settingsQuiet = false;
 }
 
 function marksOf(client: ClientConnection): StatementMarks {
@@ -98,7 +113,11 @@ function inspect(client: ClientConnection, ctx: MessageContext, from: number, po
   const text = latin1(b, from, ctx.end);
   if (!AT_START.test(text) && !ANYWHERE.test(text)) return null;
   const st = stateOf(client);
-  if (pooled) client.sessionSuspect = true;
+  if (pooled) {
+    const quiet = !TOUCHES_SETTINGS.test(text);
+    st.settingsQuiet = (client.sessionSuspect ? st.settingsQuiet : true) && quiet;
+    client.sessionSuspect = true;
+  }
   for (const m of text.matchAll(CUSTOM_SET)) st.customNames.add((m[1] ?? m[2])!.toLowerCase());
   if (client.startupValues.size === 0) return text;
   for (const m of text.matchAll(RESET)) st.resets.add(m[1] === undefined ? "all" : m[1].toLowerCase());
@@ -206,7 +225,7 @@ export default function sessionState(): PgbunPlugin {
           const text = inspect(client, ctx, from, on);
           if (!on) return undefined;
           if (text !== null && DEALLOCATES_ALL.test(text)) stateOf(client).statements?.deallocatedAll();
-          if (text === null && verify() && !provenHarmless(ctx.buf, from, nulAt(ctx.buf, from, ctx.end))) client.sessionSuspect = true;
+          if (text === null && verify() && !provenHarmless(ctx.buf, from, nulAt(ctx.buf, from, ctx.end))) suspect(client);
           return undefined;
         },
         { stage: -30 },
@@ -226,7 +245,7 @@ export default function sessionState(): PgbunPlugin {
           if (verify()) {
             harmless = !changing && provenHarmless(buf, textFrom, nulAt(buf, textFrom, end));
             // an unproven text marks its transaction even unbound: see StatementMarks on skipped Parses
-            if (!harmless) client.sessionSuspect = true;
+            if (!harmless) suspect(client);
           }
           const unnamed = nameEnd === nameFrom;
           // (a named statement is never proven harmless: nothing is kept for one)
@@ -250,8 +269,8 @@ export default function sessionState(): PgbunPlugin {
           const nameEnd = nulAt(buf, nameFrom, end);
           if (checkAll) {
             // only the unnamed statement can be proven harmless (a Parse of a name in use fails, the old text stays)
-            if (nameEnd !== nameFrom || marks === null || !marks.unnamedHarmless) client.sessionSuspect = true;
-          } else if (marks!.bindMayChange(buf, nameFrom, nameEnd)) client.sessionSuspect = true;
+            if (nameEnd !== nameFrom || marks === null || !marks.unnamedHarmless) suspect(client);
+          } else if (marks!.bindMayChange(buf, nameFrom, nameEnd)) suspect(client);
           return undefined;
         },
         { stage: -30 },
@@ -272,7 +291,7 @@ export default function sessionState(): PgbunPlugin {
         Frontend.FunctionCall,
         (ctx) => {
           // a function called by OID has no text to screen (pg_advisory_lock, lo_*, anything): always checked
-          if (active(ctx.client)) ctx.client.sessionSuspect = true;
+          if (active(ctx.client)) suspect(ctx.client);
           return undefined;
         },
         { stage: -30 },
@@ -292,8 +311,11 @@ export default function sessionState(): PgbunPlugin {
           }
           if (active(client) && (client.sessionSuspect || client.pinReason !== null)) {
             if (debug()) api.log.debug({ client: client.label, server: server.label, pinned: client.pinReason }, "checking session state");
-            // a pinned client's transaction that screened clean cannot have changed its settings: the light check
-            const withSettings = client.sessionSuspect;
+            // a pinned client's transaction that screened clean, or one suspect only for texts that cannot change a
+            // setting, has changed no setting a text shows: the light check (verify mode trusts no text: a function
+            // in CREATE TEMP TABLE ... AS SELECT f() may SET anything)
+            const withSettings = client.sessionSuspect && (verify() || !(st?.settingsQuiet ?? false));
+            if (st !== undefined) st.settingsQuiet = false;
             client.sessionSuspect = false;
             st?.statements?.checkStarted();
             checkState(api, client, server, st, withSettings);

@@ -311,3 +311,24 @@ describe("session_state settings (transaction mode, pool size 1)", () => {
     });
   });
 });
+
+describe("the light check of a pinned client keeps the settings it carries", () => {
+  test("A: LISTEN (pins), SET statement_timeout while pinned, UNLISTEN * (unpins): on another server A still has its setting", async () => {
+    await withPgbun(pg, { pgbun: tx(2) }, async (f) => {
+      const a = await f.login();
+      const holder = await f.login();
+      await ok(a, "LISTEN light_ch");
+      await ok(a, "SELECT 1"); // a pinned transaction that screens clean: the light check
+      await ok(a, "SET statement_timeout = '4s'");
+      await ok(a, "SELECT 1");
+      await ok(a, "UNLISTEN *");
+      const pidA = await backendPid(a);
+      // holder takes the server A just left (the most recently released): A must move to the other one
+      expect((await holder.query("BEGIN")).status).toBe("T");
+      expect((await holder.query("SELECT pg_backend_pid()")).rows).toEqual([[pidA]]);
+      expect(await backendPid(a)).not.toBe(pidA);
+      expect(await value(a, "SELECT current_setting('statement_timeout')")).toBe("4s");
+      expect((await holder.query("COMMIT")).status).toBe("I");
+    });
+  });
+});
