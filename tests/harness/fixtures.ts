@@ -131,6 +131,21 @@ export async function backendPid(c: WireClient): Promise<string> {
   return r.rows[0]![0]!;
 }
 
+/** Runs `sql` on a wire client; it must succeed and leave no transaction open. Returns its rows. */
+export async function queryOk(c: WireClient, sql: string): Promise<Array<Array<string | null>>> {
+  const r = await c.query(sql);
+  expect(r.errors).toEqual([]);
+  expect(r.status).toBe("I");
+  return r.rows;
+}
+
+/** The one value of a one-row, one-column query run with `queryOk`. */
+export async function queryValue(c: WireClient, sql: string): Promise<string | null> {
+  const r = await queryOk(c, sql);
+  expect(r.length).toBe(1);
+  return r[0]![0]!;
+}
+
 /** Waits (up to `ms`) until pgbun's log output contains `text`; logs reach the test through a pipe, a little later. */
 export async function expectLog(pb: TestPgbun, text: string, ms = 5_000): Promise<void> {
   const deadline = Date.now() + ms;

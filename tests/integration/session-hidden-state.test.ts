@@ -6,7 +6,7 @@
 // A fast-path FunctionCall has no text at all: it is checked in every mode.
 import { describe, expect, setDefaultTimeout, test } from "bun:test";
 import postgres from "postgres";
-import { pgConnect, tx, usePostgres, waitFor, withPgbun, type PgbunFixture } from "../harness/fixtures.ts";
+import { pgConnect, tx, usePostgres, waitFor, withPgbun, type PgbunFixture, queryOk as ok } from "../harness/fixtures.ts";
 import { errorFields, extendedQuery, msg, readyWithin, rows, type BackendMessage, type WireClient } from "../harness/wire.ts";
 
 // generous per-test and per-hook limit for loaded machines (bun test alone defaults to 5 s)
@@ -24,14 +24,6 @@ const pg = usePostgres((db) =>
     "app",
   ),
 );
-
-/** Runs `sql`, which must succeed and leave no transaction open; returns its rows. */
-async function ok(c: WireClient, sql: string): Promise<Array<Array<string | null>>> {
-  const r = await c.query(sql);
-  expect(r.errors).toEqual([]);
-  expect(r.status).toBe("I");
-  return r.rows;
-}
 
 interface HiddenCase {
   name: string;

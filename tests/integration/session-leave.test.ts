@@ -1,7 +1,7 @@
 // Integration: a client that leaves (Terminate, a dropped socket, pgbun ending it) never hands its session state to
 // the next client of its server: pinned state is reset and checked, mid-transaction/pipeline/COPY servers closed.
 import { describe, expect, setDefaultTimeout, test } from "bun:test";
-import { expectLog, pgConnect, tx, usePostgres, withPgbun, type PgbunFixture } from "../harness/fixtures.ts";
+import { expectLog, pgConnect, tx, usePostgres, withPgbun, type PgbunFixture, queryOk as ok, queryValue as value } from "../harness/fixtures.ts";
 import type { Client } from "pg";
 import { extendedQuery, msg, readyWithin, summarize, WireClient } from "../harness/wire.ts";
 
@@ -12,21 +12,6 @@ const pg = usePostgres((db) => db.psql("CREATE ROLE leak_role NOLOGIN; CREATE TA
 
 // ---------------------------------------------------------------------------------------------------------------
 // Helpers.
-
-/** Runs `sql`, which must succeed and leave no transaction open; returns its rows. */
-async function ok(c: WireClient, sql: string): Promise<Array<Array<string | null>>> {
-  const r = await c.query(sql);
-  expect(r.errors).toEqual([]);
-  expect(r.status).toBe("I");
-  return r.rows;
-}
-
-/** The one value of a one-row, one-column query. */
-async function value(c: WireClient, sql: string): Promise<string | null> {
-  const r = await ok(c, sql);
-  expect(r.length).toBe(1);
-  return r[0]![0]!;
-}
 
 const backendPid = async (c: WireClient) => (await value(c, "SELECT pg_backend_pid()"))!;
 

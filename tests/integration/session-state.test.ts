@@ -2,7 +2,7 @@
 // leak to another client of the same server; advisory locks, temp tables, LISTEN, holdable cursors and SET ROLE pin
 // the client to its server until they are gone; session_state = "error" refuses such state, "ignore" ignores it.
 import { describe, expect, setDefaultTimeout, test } from "bun:test";
-import { expectLog, tx, usePostgres, withPgbun } from "../harness/fixtures.ts";
+import { expectLog, tx, usePostgres, withPgbun, queryOk as ok, queryValue as value } from "../harness/fixtures.ts";
 import { errorFields, msg, readyWithin, rows, WireClient, type BackendMessage } from "../harness/wire.ts";
 
 // generous per-test and per-hook limit for loaded machines (bun test alone defaults to 5 s)
@@ -20,21 +20,6 @@ const pg = usePostgres((db) =>
 
 // ---------------------------------------------------------------------------------------------------------------
 // Helpers.
-
-/** Runs `sql`, which must succeed and leave no transaction open; returns its rows. */
-async function ok(c: WireClient, sql: string): Promise<Array<Array<string | null>>> {
-  const r = await c.query(sql);
-  expect(r.errors).toEqual([]);
-  expect(r.status).toBe("I");
-  return r.rows;
-}
-
-/** The one value of a one-row, one-column query. */
-async function value(c: WireClient, sql: string): Promise<string | null> {
-  const r = await ok(c, sql);
-  expect(r.length).toBe(1);
-  return r[0]![0]!;
-}
 
 /** The backend pid of the server a client's next query runs on, read with `value` (so its checks apply too). */
 async function backendPid(c: WireClient): Promise<string> {
