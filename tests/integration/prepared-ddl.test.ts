@@ -306,3 +306,39 @@ describe("the unnamed statement never crosses clients", () => {
     expect(pooled).toEqual(direct);
   });
 });
+
+describe("many postgres.js clients on a pool of 2 across a column type change", () => {
+  test("before the ALTER every row decodes as text, after it as an integer, on every client and server; nothing fails", async () => {
+    const t = freshTable("ddl_many");
+    await pg.psql(`CREATE TABLE ${t} (id int, name text); INSERT INTO ${t} SELECT g, g::text FROM generate_series(1, 5) g`, "app");
+    await withPgbun(pg, { pgbun: tx(2) }, async (f) => {
+      const clients = Array.from({ length: 6 }, () => pgjs(f.pb));
+      try {
+        /** Each client runs the same cached statement `rounds` times, concurrently; returns every decoded name. */
+        const phase = async (rounds: number) => {
+          const seen = await Promise.all(
+            clients.map(async (sql, k) => {
+              const names: unknown[] = [];
+              for (let i = 0; i < rounds; i++) {
+                const id = ((k + i) % 5) + 1;
+                const r = await sql`select name, pg_backend_pid() as pid from ${sql(t)} where id = ${id}`;
+                names.push(r[0]!.name);
+              }
+              return names;
+            }),
+          );
+          return seen.flat();
+        };
+        const before = await phase(10);
+        expect(before.length).toBe(60);
+        for (const n of before) expect(typeof n).toBe("string");
+        await pg.psql(`ALTER TABLE ${t} ALTER COLUMN name TYPE int USING name::int`, "app");
+        const after = await phase(10);
+        expect(after.length).toBe(60);
+        for (const n of after) expect(typeof n).toBe("number");
+      } finally {
+        await Promise.all(clients.map((c) => c.end()));
+      }
+    });
+  });
+});
