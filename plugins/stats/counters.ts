@@ -85,6 +85,15 @@ export class StatsRegistry {
     return p;
   }
 
+  /** Forgets the counters of pools `keep` says are gone (an auto-database pool dropped after autodb_idle_timeout). */
+  prune(keep: (database: string, user: string) => boolean): void {
+    for (const [key, p] of this.pools) {
+      if (keep(p.database, p.user)) continue;
+      this.pools.delete(key);
+      this.previous.delete(p);
+    }
+  }
+
   /** Totals summed per database. */
   totalsByDatabase(): Map<string, CounterValues> {
     const out = new Map<string, CounterValues>();

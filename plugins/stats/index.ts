@@ -6,6 +6,7 @@ import { Control } from "./control.ts";
 import { COUNTER_FIELDS, StatsRegistry } from "./counters.ts";
 import { PLUGIN_NAME, type AdminEnv } from "./env.ts";
 import { PeerConsole } from "./peer-console.ts";
+import { poolManager } from "./pool-view.ts";
 import { tapAdmin } from "./tap-admin.ts";
 import { tapCounters } from "./tap-counters.ts";
 
@@ -61,6 +62,9 @@ export default function statsPlugin(): PgbunPlugin {
         control.poll();
         if (stats.periodAge() >= api.config.settings.stats_period) {
           counters.refreshBytes();
+          // a pool gone (an auto-database one, dropped unused) takes its counters with it, as in PgBouncer
+          const manager = poolManager(api.core);
+          if (manager) stats.prune((database, user) => manager.pools.has(`${database}\u0000${user}`) || Object.hasOwn(api.config.databases, database));
           stats.roll();
           if (api.config.settings.log_stats) logStats(api, stats);
         }

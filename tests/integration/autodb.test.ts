@@ -19,13 +19,14 @@ function config(databases: Record<string, unknown> = {}, settings: Record<string
   };
 }
 
-/** The database names of SHOW POOLS and SHOW DATABASES, as the admin console lists them. */
-async function listed(f: PgbunFixture): Promise<{ pools: string[]; databases: string[] }> {
+/** The database names of SHOW POOLS, SHOW DATABASES and SHOW STATS, as the admin console lists them. */
+async function listed(f: PgbunFixture): Promise<{ pools: string[]; databases: string[]; stats: string[] }> {
   const c = await pgConnect(f.pb, { user: ADMIN, database: "pgbouncer" });
   try {
     const pools = (await c.query("SHOW POOLS")).rows.map((r: { database: string }) => r.database);
     const databases = (await c.query("SHOW DATABASES")).rows.map((r: { name: string }) => r.name);
-    return { pools, databases };
+    const stats = (await c.query("SHOW STATS")).rows.map((r: { database: string }) => r.database);
+    return { pools, databases, stats };
   } finally {
     await c.end();
   }
@@ -40,9 +41,9 @@ async function value(c: WireClient, sql: string): Promise<string | null> {
 const autoNames = (names: string[]) => names.filter((n) => n.startsWith("auto_")).sort();
 
 describe("autodb_idle_timeout", () => {
-  test("unused auto-database pools are dropped and their servers closed; a new login to the same name works", async () => {
+  test("unused auto-database pools are dropped with their servers and their SHOW STATS rows; a new login to the same name works", async () => {
     await waitNoAppBackends(pg);
-    await withPgbun(pg, config(), async (f) => {
+    await withPgbun(pg, config({}, { stats_period: 1 }), async (f) => {
       const names = Array.from({ length: 12 }, (_, i) => `auto_${String(i).padStart(2, "0")}`);
       const clients: WireClient[] = [];
       for (const database of names) {
@@ -53,11 +54,14 @@ describe("autodb_idle_timeout", () => {
       const before = await listed(f);
       expect(autoNames(before.pools)).toEqual(names);
       expect(autoNames(before.databases)).toEqual(names);
+      expect(autoNames(before.stats)).toEqual(names);
       expect(await appBackends(pg)).toBe(names.length);
 
       for (const c of clients) await c.close();
       await waitFor("the auto-database pools to be dropped", async () => autoNames((await listed(f)).pools).length === 0, 8_000, 200);
       expect(autoNames((await listed(f)).databases)).toEqual([]);
+      // counters of a dropped pool go at the next stats period (stats_period 1 s here), as PgBouncer's do
+      await waitFor("their stats to be dropped", async () => autoNames((await listed(f)).stats).length === 0, 5_000, 200);
       await waitFor("their servers to be closed", async () => (await appBackends(pg)) === 0, 5_000, 100);
       await expectLog(f.pb, "auto-database pool dropped after autodb_idle_timeout");
 
