@@ -1,5 +1,6 @@
 // Built-in plugin: statement pooling refuses transaction blocks, as PgBouncer does, without losing the client.
 import { Backend, TxStatus } from "../../core/protocol/codes.ts";
+import { Action } from "../../core/context.ts";
 import { errorResponse, SqlState } from "../../core/protocol/errors.ts";
 import { Prebuilt } from "../../core/protocol/writer.ts";
 import type { PgbunPlugin, PluginApi } from "../../core/plugin/types.ts";
@@ -7,6 +8,7 @@ import type { ClientConnection } from "../../core/client.ts";
 import type { ServerConnection } from "../../core/server.ts";
 
 const NAME = "pgbun:pool-statement";
+const REFUSED = "transaction blocks not allowed in statement pooling mode";
 
 /** Rolls the refused transaction back, then releases the server (its own function: no closure per ReadyForQuery). */
 function rollBack(api: PluginApi, client: ClientConnection, server: ServerConnection): void {
@@ -20,7 +22,8 @@ function rollBack(api: PluginApi, client: ClientConnection, server: ServerConnec
 /**
  * In statement mode a server serves one statement at a time. When a statement leaves the server inside a
  * transaction (BEGIN, START TRANSACTION), pgbun rolls it back, answers the client with an ErrorResponse and
- * ReadyForQuery 'I' in place of the 'T', and releases the server: the client never holds a transaction open.
+ * ReadyForQuery 'I' in place of the 'T', and releases the server: the client never holds a transaction open. A client
+ * that pipelined more behind the BEGIN is ended with the same error, FATAL.
  */
 export default function poolStatement(): PgbunPlugin {
   return {
@@ -33,10 +36,17 @@ export default function poolStatement(): PgbunPlugin {
           const client = ctx.client;
           const server = ctx.server;
           if (client.poolMode !== "statement" || server === null || client.txStatus === TxStatus.Idle) return undefined;
+          if (!client.inSync) {
+            // what the client pipelined behind the BEGIN already runs inside that transaction: it can neither be
+            // answered as if it ran alone nor rolled back under the client; the session ends (PgBouncer closes too),
+            // and its server, mid-stream, is closed with it (which rolls the transaction back)
+            client.fatal(SqlState.FeatureNotSupported, REFUSED);
+            return Action.Drop;
+          }
           client.txStatus = TxStatus.Idle;
           rollBack(api, client, server);
           return Buffer.concat([
-            errorResponse(SqlState.FeatureNotSupported, "transaction blocks not allowed in statement pooling mode", "ERROR"),
+            errorResponse(SqlState.FeatureNotSupported, REFUSED, "ERROR"),
             Prebuilt.ReadyForQueryIdle,
           ]);
         },

@@ -482,4 +482,23 @@ describe("statement mode", () => {
       expect(await pg.psql("SELECT count(*) FROM stmt_events WHERE tag = 'statement-mode'", "app")).toBe("1");
     });
   });
+  test("BEGIN with statements pipelined behind it (one write): the client is told 0A000 FATAL, nothing it sent after BEGIN is committed, and the next client is served", async () => {
+    await withPgbun(pg, { pgbun: { pool_mode: "statement", default_pool_size: 1 } }, async (f) => {
+      const a = await f.login();
+      a.send(Buffer.concat([msg.query("BEGIN"), msg.query("INSERT INTO stmt_events (tag) VALUES ('pipelined-after-begin')"), msg.query("SELECT 1")]));
+      const { messages, closed } = await a.readUntilClosed(5_000);
+      const errors = messages.filter((m) => m.type === "E").map(errorFields);
+      expect(errors.map((e) => [e.S, e.C])).toEqual([["FATAL", "0A000"]]);
+      expect(errors[0]!.M).toBe("transaction blocks not allowed in statement pooling mode");
+      // BEGIN's own CommandComplete came before its ReadyForQuery showed the transaction; nothing after it was answered
+      expect(messages.filter((m) => m.type === "C").map(commandTag)).toEqual(["BEGIN"]);
+      expect(closed).toBe(true);
+      expect(await pg.psql("SELECT count(*) FROM stmt_events WHERE tag = 'pipelined-after-begin'", "app")).toBe("0");
+      const b = await f.login();
+      const r = await b.query("SELECT txid_current_if_assigned() IS NULL");
+      expect(r.errors).toEqual([]);
+      expect(r.rows).toEqual([["t"]]);
+      expect(r.status).toBe("I");
+    });
+  });
 });
