@@ -25,6 +25,8 @@ const PAUSED = 2;
 const SYNC_PENDING = 4;
 const COPY_IN = 8;
 const SESSION_SUSPECT = 16;
+/** A hook held the message being read (WaitForServer, Hold): its next delivery is a second one (ctx.resumed). */
+const REDELIVER = 128;
 const COPY_WINDOW_SHIFT = 5;
 const TX_STATUS_SHIFT = 8;
 
@@ -431,6 +433,8 @@ export class ClientConnection implements FrameSink, Pausable {
       ctx.start = start;
       ctx.end = end;
       ctx.direction = "frontend";
+      ctx.resumed = (this.bits & REDELIVER) !== 0;
+      this.bits &= ~REDELIVER;
       let r;
       try {
         r = hook.call(ctx);
@@ -446,12 +450,15 @@ export class ClientConnection implements FrameSink, Pausable {
           if (this.server === null) {
             if (this.state === "waiting" || !this.acquireServer()) {
               this.framer.holdCurrent = true;
+              this.bits |= REDELIVER;
               return false;
             }
+            this.bits |= REDELIVER;
             return this.message(type, buf, start, end);
           }
         } else if (r === Action.Hold) {
           this.framer.holdCurrent = true;
+          this.bits |= REDELIVER;
           return false;
         } else if (r instanceof Uint8Array) {
           if (type === Frontend.Terminate) this.terminate();

@@ -30,6 +30,11 @@ export class MessageContext {
   end = 0;
   /** "frontend" for client-to-server messages, "backend" for server-to-client. */
   direction: "frontend" | "backend" = "frontend";
+  /**
+   * The message is delivered again after a hook held it (Action.WaitForServer, Action.Hold): every tap runs
+   * again, so a tap that counts or records should do so only when this is false.
+   */
+  resumed = false;
 
   constructor(readonly client: ClientConnection) {}
 

@@ -55,7 +55,7 @@ export function tapCounters(api: PluginApi, stats: StatsRegistry): CounterTaps {
   api.onClientMessage(
     Frontend.Parse,
     (ctx) => {
-      if (!ctx.client.virtual) countersOf(ctx.client).pool.clientParses++;
+      if (!ctx.client.virtual && !ctx.resumed) countersOf(ctx.client).pool.clientParses++;
       return undefined;
     },
     COUNT,
@@ -63,7 +63,7 @@ export function tapCounters(api: PluginApi, stats: StatsRegistry): CounterTaps {
   api.onClientMessage(
     Frontend.Bind,
     (ctx) => {
-      if (!ctx.client.virtual) countersOf(ctx.client).pool.binds++;
+      if (!ctx.client.virtual && !ctx.resumed) countersOf(ctx.client).pool.binds++;
       return undefined;
     },
     COUNT,

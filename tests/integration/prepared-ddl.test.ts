@@ -252,6 +252,33 @@ describe("shared statements stay shared when nothing changed", () => {
     });
   });
 
+  test("a Bind held until a server is free, then while pgbun describes the statement there, is counted once in SHOW STATS (total_bind_count)", async () => {
+    const t = freshTable("ddl_count");
+    await pg.psql(`CREATE TABLE ${t} (a int); INSERT INTO ${t} VALUES (1)`, "app");
+    await withPgbun(pg, { pgbun: tx(2, { admin_users: ["postgres"] }) }, async (f) => {
+      const a = await f.login();
+      const holder = await f.login();
+      a.send(Buffer.concat([msg.parse("c", `SELECT a FROM ${t}`), msg.bind("", "c"), msg.execute(), msg.sync()]));
+      expect(show(await a.readUntilReady())).toBe('1 2 D(["1"]) C(SELECT 1) Z(I)');
+      // holder takes that server: a's next Bind lands on a new one, without the statement, and is held there
+      expect((await holder.query("BEGIN")).status).toBe("T");
+      a.send(Buffer.concat([msg.bind("", "c"), msg.execute(), msg.sync()]));
+      expect(show(await a.readUntilReady())).toBe('2 D(["1"]) C(SELECT 1) Z(I)');
+      expect((await holder.query("COMMIT")).status).toBe("I");
+      const admin = await f.login({ database: "pgbouncer" });
+      const stats = await admin.query("SHOW STATS");
+      const cols = stats.messages.find((m) => m.type === "T")!;
+      const names: string[] = [];
+      for (let i = 2, n = cols.body.readInt16BE(0); names.length < n; ) {
+        const z = cols.body.indexOf(0, i);
+        names.push(cols.body.toString("utf8", i, z));
+        i = z + 19;
+      }
+      const app = stats.rows.find((r) => r[0] === "app")!;
+      expect(app[names.indexOf("total_bind_count")]).toBe("2");
+    });
+  });
+
   test("a pipeline of two statements the server does not have yet (pool of 2): each is parsed and described there first, and the answers come in order", async () => {
     const t = freshTable("ddl_pipe");
     await pg.psql(`CREATE TABLE ${t} (a int, b text); INSERT INTO ${t} VALUES (1, 'one')`, "app");
