@@ -308,10 +308,13 @@ export class Pgbun {
 
   /**
    * A client left while only pgbun's own internal queries (a state check, a parameter sync) still ran on its
-   * server: the server is handed back as a release would once they are answered, instead of being closed.
+   * server: once they are answered the server is handed back as a release would, to be reset and checked, instead
+   * of being closed.
    */
   releaseAfterInternal(client: ClientConnection, server: ServerConnection): void {
     this.unlinkForRelease(client, server);
+    // those queries may be a state check whose verdict (a pin) nobody is left to hear: reset and check the server
+    server.resetNeeded = true;
     server.setState("used");
     server.afterInternal = () => {
       if (!server.isClean()) return server.close("not idle once its internal queries were answered");

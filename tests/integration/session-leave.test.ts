@@ -376,6 +376,22 @@ describe("the reset is only for servers that need it; when it cannot clean, the 
     });
   });
 
+  for (const state of STATES) {
+    test(`${state.name} as A's last statement, A leaving while pgbun's check of it still runs: B sees none of it`, async () => {
+      await withPgbun(pg, { pgbun: tx(1) }, async (f) => {
+        const a = await f.login();
+        for (const sql of state.make.slice(0, -1)) expect((await a.query(sql)).errors).toEqual([]);
+        // the last statement's answer reaches A before pgbun's check of it is answered: A leaves in between
+        expect((await a.query(state.make[state.make.length - 1]!)).errors).toEqual([]);
+        a.send(msg.terminate());
+        await a.close();
+        const b = await f.login();
+        await state.gone(b);
+        expect(await value(b, "SELECT current_user::text")).toBe("postgres");
+      });
+    });
+  }
+
   test('server_reset_query = "" (reset disabled): the server a pinned client left is closed, B gets a fresh one', async () => {
     await withPgbun(pg, { pgbun: tx(1, { server_reset_query: "" }) }, async (f) => {
       const { a, pidA } = await makeState(f, STATES[0]!);
