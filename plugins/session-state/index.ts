@@ -65,6 +65,8 @@ function reapplyQuery(values: Array<[string, string]>): string {
 
 /** The state query's first columns, in order: a count above 0 pins the client for this reason. */
 const PIN_REASONS = ["advisory lock", "temporary table", "temporary function or type", "cursor WITH HOLD", "LISTEN", "SQL PREPARE"] as const;
+/** Pins whose state runs no SQL later: a transaction of a client pinned only so needs no settings read. */
+const LIGHT_PINS: ReadonlySet<string> = new Set<string>(["advisory lock", "temporary table", "LISTEN", "SET ROLE / SESSION AUTHORIZATION"]);
 const CURRENT_USER = PIN_REASONS.length;
 const SESSION_USER = CURRENT_USER + 1;
 const SETTINGS = SESSION_USER + 1;
@@ -312,9 +314,11 @@ export default function sessionState(): PgbunPlugin {
           if (active(client) && (client.sessionSuspect || client.pinReason !== null)) {
             if (debug()) api.log.debug({ client: client.label, server: server.label, pinned: client.pinReason }, "checking session state");
             // a pinned client's transaction that screened clean, or one suspect only for texts that cannot change a
-            // setting, has changed no setting a text shows: the light check (verify mode trusts no text: a function
-            // in CREATE TEMP TABLE ... AS SELECT f() may SET anything)
-            const withSettings = client.sessionSuspect && (verify() || !(st?.settingsQuiet ?? false));
+            // setting, has changed no setting a text shows: the light check. Not in verify mode (it trusts no text:
+            // CREATE TEMP TABLE ... AS SELECT f() may SET anything), and not while the pin is a statement or cursor
+            // whose text was screened once and runs again without it (EXECUTE p, FETCH c)
+            const light = !verify() && (!client.sessionSuspect || (st?.settingsQuiet ?? false)) && (client.pinReason === null || LIGHT_PINS.has(client.pinReason));
+            const withSettings = !light;
             if (st !== undefined) st.settingsQuiet = false;
             client.sessionSuspect = false;
             st?.statements?.checkStarted();

@@ -317,3 +317,19 @@ describe("the light check of a pinned client keeps the settings it carries", () 
     });
   });
 });
+
+describe("a pinned client's statements replayed without their text still have their settings read", () => {
+  test("PREPARE p AS SELECT set_config(...) pins A; EXECUTE p sets it; after DEALLOCATE, B on the same server does not get A's value, and A keeps it", async () => {
+    await withPgbun(pg, { pgbun: tx(1) }, async (f) => {
+      const a = await f.login();
+      const b = await f.login();
+      await ok(a, "PREPARE set_to AS SELECT set_config('statement_timeout', '5s', false)");
+      await ok(a, "EXECUTE set_to");
+      await ok(a, "DEALLOCATE set_to");
+      expect(await value(a, "SELECT current_setting('statement_timeout')")).toBe("5s");
+      // B gets the server A left (pool size 1): not with A's setting
+      expect(await value(b, "SELECT current_setting('statement_timeout')")).toBe("0");
+      expect(await value(a, "SELECT current_setting('statement_timeout')")).toBe("5s");
+    });
+  });
+});
