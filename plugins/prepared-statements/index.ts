@@ -5,7 +5,7 @@ import { decodeError, errorResponse, errorResponseOf } from "../../core/protocol
 import { decodeParse, decodeQuery, decodeTarget } from "../../core/protocol/decode.ts";
 import { Action, type MessageContext, type MessageResult } from "../../core/context.ts";
 import type { PgbunPlugin } from "../../core/plugin/types.ts";
-import { closeStatement, describeStatement, parseMessage, rebind } from "./messages.ts";
+import { closeStatement, describeStatement, parameterDescription, parseMessage, rebind } from "./messages.ts";
 import { Req, type ReqKind } from "./requests.ts";
 import { parameterTypes, shapeOf } from "./shape.ts";
 import { clientState, NAME, serverState, type ClientStatement, type ClientStatements, type ServerStatement, type ServerStatements } from "./state.ts";
@@ -250,8 +250,12 @@ export default function preparedStatements(): PgbunPlugin {
         const target = resolve(ctx, st, cs);
         if (target === HOLD) return Action.Hold;
         st.bound.push(cs.key);
-        st.queue.push(target === CHANGED ? Req.IntChanged : Req.DescribeStatement);
-        return describeStatement(target === CHANGED ? CHANGED_NAME : target);
+        if (target === CHANGED) {
+          st.queue.push(Req.IntChangedDescribe, undefined, undefined, cs.own!);
+          return describeStatement(CHANGED_NAME);
+        }
+        st.queue.push(Req.DescribeStatement);
+        return describeStatement(target);
       });
 
       onClient(Frontend.Close, (ctx) => {
@@ -380,6 +384,7 @@ export default function preparedStatements(): PgbunPlugin {
         let replacement: MessageResult = undefined;
         if (head.kind === Req.IntDuplicate) replacement = errorResponse("42P05", `prepared statement "${head.name}" already exists`);
         else if (head.kind === Req.IntChanged) replacement = CACHED_PLAN_CHANGED;
+        else if (head.kind === Req.IntChangedDescribe) replacement = Buffer.concat([parameterDescription(head.stmt!.paramOids ?? []), CACHED_PLAN_CHANGED]);
         else if (head.kind === Req.IntUnnamedGone) replacement = UNNAMED_GONE;
         // an error about a shared statement may mean it no longer fits the schema: forget it on this server
         if (head.kind !== Req.Execute || STALE_CLASSES.has(decodeError(ctx.buf, ctx.start, ctx.end).code.slice(0, 2))) forgetBound(st, srv);

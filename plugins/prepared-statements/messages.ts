@@ -1,5 +1,5 @@
 // Builds the Parse/Bind/Describe/Close messages pgbun sends under its own statement names.
-import { Frontend } from "../../core/protocol/codes.ts";
+import { Backend, Frontend } from "../../core/protocol/codes.ts";
 import { MessageWriter } from "../../core/protocol/writer.ts";
 
 export function parseMessage(name: string, query: string, paramTypes: number[]): Buffer {
@@ -32,4 +32,11 @@ export function rebind(buf: Uint8Array, start: number, end: number, portalEnd: n
   src.copy(out, head + nameLen + 1, nameEnd + 1, end);
   out.writeInt32BE(out.length - 1, 1);
   return out;
+}
+
+/** A ParameterDescription of these parameter types (what the server sends first in answer to a Describe 'S'). */
+export function parameterDescription(oids: number[]): Buffer {
+  const w = new MessageWriter(8 + 4 * oids.length).begin(Backend.ParameterDescription).int16(oids.length);
+  for (const t of oids) w.uint32(t);
+  return w.end().finish();
 }

@@ -35,6 +35,8 @@ export const Req = {
    * unnamed statement.
    */
   IntUnnamedGone: 16,
+  /** IntChanged for a Describe 'S': PostgreSQL sends the statement's ParameterDescription before that error. */
+  IntChangedDescribe: 17,
 } as const;
 export type ReqKind = (typeof Req)[keyof typeof Req];
 

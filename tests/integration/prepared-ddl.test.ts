@@ -279,6 +279,31 @@ describe("shared statements stay shared when nothing changed", () => {
     });
   });
 
+  test("a Describe of a statement on a server that does not have it yet is held, answered with the statement's own description, and after ALTER answered as directly (ParameterDescription, then 0A000)", async () => {
+    const t = freshTable("ddl_describe");
+    await pg.psql(`CREATE TABLE ${t} (a int); INSERT INTO ${t} VALUES (1)`, "app");
+    await withPgbun(pg, { pgbun: tx(2) }, async (f) => {
+      const a = await f.login();
+      const holder = await f.login();
+      a.send(Buffer.concat([msg.parse("d", `SELECT * FROM ${t}`), msg.sync()]));
+      expect(show(await a.readUntilReady())).toBe("1 Z(I)");
+      expect((await holder.query("BEGIN")).status).toBe("T");
+      a.send(Buffer.concat([msg.describe("S", "d"), msg.sync()]));
+      const got = await a.readUntilReady();
+      expect(got.map((m) => m.type).join("")).toBe("tTZ");
+      expect((await holder.query("COMMIT")).status).toBe("I");
+      await pg.psql(`ALTER TABLE ${t} ADD COLUMN b int`, "app");
+      // on either server now the old statement's result type changed: PostgreSQL's 0A000, as directly
+      for (let i = 0; i < 2; i++) {
+        if (i === 1) expect((await holder.query("BEGIN")).status).toBe("T");
+        a.send(Buffer.concat([msg.describe("S", "d"), msg.sync()]));
+        // PostgreSQL describes the parameters, then fails on the result columns
+        expect(show(await a.readUntilReady())).toBe("t E(0A000 cached plan must not change result type) Z(I)");
+        if (i === 1) expect((await holder.query("COMMIT")).status).toBe("I");
+      }
+    });
+  });
+
   test("a pipeline of two statements the server does not have yet (pool of 2): each is parsed and described there first, and the answers come in order", async () => {
     const t = freshTable("ddl_pipe");
     await pg.psql(`CREATE TABLE ${t} (a int, b text); INSERT INTO ${t} VALUES (1, 'one')`, "app");
