@@ -3,6 +3,16 @@ import { decodeError, type DecodedError } from "./errors.ts";
 
 const decoder = new TextDecoder();
 
+/** The index of the NUL ending the string that starts at `from` in a message (`end` when there is none). */
+export function cstringEnd(buf: Uint8Array, from: number, end: number): number {
+  let j = from;
+  while (j < end && buf[j] !== 0) j++;
+  return j;
+}
+
+/** A simple Query that ends every prepared statement of its session: DISCARD ALL, DEALLOCATE [PREPARE] ALL. */
+export const DEALLOCATES_ALL = /^\s*(discard\s+all|deallocate\s+(prepare\s+)?all)\s*;?\s*$/i;
+
 /** Reads NUL-terminated strings and big-endian integers from a message body. */
 export class BodyReader {
   pos: number;

@@ -2,7 +2,7 @@
 import { Backend, Frontend } from "../../core/protocol/codes.ts";
 import { Prebuilt } from "../../core/protocol/writer.ts";
 import { decodeError, errorResponse, errorResponseOf } from "../../core/protocol/errors.ts";
-import { decodeParse, decodeQuery, decodeTarget } from "../../core/protocol/decode.ts";
+import { cstringEnd, DEALLOCATES_ALL, decodeParse, decodeQuery, decodeTarget } from "../../core/protocol/decode.ts";
 import { Action, type MessageContext, type MessageResult } from "../../core/context.ts";
 import type { PgbunPlugin } from "../../core/plugin/types.ts";
 import { closeStatement, describeStatement, parameterDescription, parseMessage, rebind } from "./messages.ts";
@@ -11,7 +11,6 @@ import { parameterTypes, shapeOf } from "./shape.ts";
 import { clientState, NAME, serverState, type ClientStatement, type ClientStatements, type ServerStatement, type ServerStatements } from "./state.ts";
 
 const decoder = new TextDecoder();
-const RESETS_STATEMENTS = /^\s*(discard\s+all|deallocate\s+(prepare\s+)?all)\s*;?\s*$/i;
 /** A statement name that never exists on a server: a Bind or Describe of it fails there, in place. */
 const CHANGED_NAME = "pgbun_changed";
 /** What resolve() returns when the message must wait for the server's Describe. */
@@ -31,13 +30,6 @@ const UNNAMED_GONE = errorResponseOf({ severity: "ERROR", code: "26000", message
 const UNNAMED_GONE_NAME = "pgbun_unnamed_gone";
 /** Error classes at Execute that may mean a shared statement no longer fits the schema (feature, statement, syntax/access). */
 const STALE_CLASSES = new Set(["0A", "26", "42"]);
-
-/** The index of the NUL ending the string that starts at `from` (`end` when there is none). */
-function nulAt(buf: Uint8Array, from: number, end: number): number {
-  let j = from;
-  while (j < end && buf[j] !== 0) j++;
-  return j;
-}
 
 /** The text between from and to; "" costs nothing, and a Buffer (every read buffer) is read without a view. */
 function textOf(buf: Uint8Array, from: number, to: number): string {
@@ -210,8 +202,8 @@ export default function preparedStatements(): PgbunPlugin {
         if (!pooled(ctx)) return undefined;
         const st = clientState(ctx.client);
         const { buf, start, end } = ctx;
-        const portalEnd = nulAt(buf, start + 5, end);
-        const nameEnd = nulAt(buf, portalEnd + 1, end);
+        const portalEnd = cstringEnd(buf, start + 5, end);
+        const nameEnd = cstringEnd(buf, portalEnd + 1, end);
         const name = textOf(buf, portalEnd + 1, nameEnd);
         if (name === "" && !st.unnamedHere) {
           st.queue.push(Req.IntUnnamedGone);
@@ -236,7 +228,7 @@ export default function preparedStatements(): PgbunPlugin {
         const st = clientState(ctx.client);
         // 'S' statement or 'P' portal, then the name (read only when there is one)
         const ofStatement = ctx.buf[ctx.start + 5] === 0x53;
-        const targetName = textOf(ctx.buf, ctx.start + 6, nulAt(ctx.buf, ctx.start + 6, ctx.end));
+        const targetName = textOf(ctx.buf, ctx.start + 6, cstringEnd(ctx.buf, ctx.start + 6, ctx.end));
         if (ofStatement && targetName === "" && !st.unnamedHere) {
           st.queue.push(Req.IntUnnamedGone);
           return describeStatement(UNNAMED_GONE_NAME);
@@ -295,7 +287,7 @@ export default function preparedStatements(): PgbunPlugin {
         let i = ctx.start + 5;
         while (ctx.buf[i] === 0x20 || ctx.buf[i] === 0x0a || ctx.buf[i] === 0x09) i++;
         const first = ctx.buf[i]! | 0x20;
-        if (first === 0x64 /* d */ && RESETS_STATEMENTS.test(decodeQuery(ctx))) {
+        if (first === 0x64 /* d */ && DEALLOCATES_ALL.test(decodeQuery(ctx))) {
           if (ctx.server === null) return Action.WaitForServer;
           st.byName.clear();
           const srv = serverState(ctx.server);

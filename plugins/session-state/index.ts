@@ -8,7 +8,8 @@ import type { ServerConnection } from "../../core/server.ts";
 import type { PgbunPlugin, PluginApi } from "../../core/plugin/types.ts";
 import { provenHarmless } from "./harmless.ts";
 import { mayChangeSessionState } from "./screen.ts";
-import { latin1, nulAt, StatementMarks } from "./statements.ts";
+import { latin1, StatementMarks } from "./statements.ts";
+import { cstringEnd, DEALLOCATES_ALL } from "../../core/protocol/decode.ts";
 
 const NAME = "pgbun:session-state";
 
@@ -24,8 +25,6 @@ const CUSTOM_SET = /\bset\s+(?:session\s+)?([a-z_][a-z0-9_$]*\.[a-z_][a-z0-9_$]*
 /** `RESET name`, `RESET ALL`, `DISCARD ALL`: back to the values the client connected with. */
 const RESET = /(?:^|;)\s*(?:reset\s+(all\b|[a-z_][a-z0-9_$.]*)|discard\s+all\b)/gi;
 const NAME_OK = /^[a-z_][a-z0-9_$]*(\.[a-z_][a-z0-9_$]*)?$/i;
-/** What pgbun:prepared-statements takes as the end of every named statement of the client (a Query only). */
-const DEALLOCATES_ALL = /^\s*(discard\s+all|deallocate\s+(prepare\s+)?all)\s*;?\s*$/i;
 
 function literal(s: string): string {
   return `'${s.replace(/'/g, "''")}'`;
@@ -227,7 +226,7 @@ export default function sessionState(): PgbunPlugin {
           const text = inspect(client, ctx, from, on);
           if (!on) return undefined;
           if (text !== null && DEALLOCATES_ALL.test(text)) stateOf(client).statements?.deallocatedAll();
-          if (text === null && verify() && !provenHarmless(ctx.buf, from, nulAt(ctx.buf, from, ctx.end))) suspect(client);
+          if (text === null && verify() && !provenHarmless(ctx.buf, from, cstringEnd(ctx.buf, from, ctx.end))) suspect(client);
           return undefined;
         },
         { stage: -30 },
@@ -239,13 +238,13 @@ export default function sessionState(): PgbunPlugin {
           const on = active(client);
           const { buf, end } = ctx;
           const nameFrom = ctx.start + 5;
-          const nameEnd = nulAt(buf, nameFrom, end);
+          const nameEnd = cstringEnd(buf, nameFrom, end);
           const textFrom = nameEnd + 1;
           const changing = inspect(client, ctx, textFrom, on) !== null;
           if (!on) return undefined;
           let harmless = false;
           if (verify()) {
-            harmless = !changing && provenHarmless(buf, textFrom, nulAt(buf, textFrom, end));
+            harmless = !changing && provenHarmless(buf, textFrom, cstringEnd(buf, textFrom, end));
             // an unproven text marks its transaction even unbound: see StatementMarks on skipped Parses
             if (!harmless) suspect(client);
           }
@@ -267,8 +266,8 @@ export default function sessionState(): PgbunPlugin {
           // an ordinary Bind of a client with no marked statement costs these few loads: nothing is read or made
           if (!checkAll && (marks === null || !marks.anyChanging)) return undefined;
           const { buf, end } = ctx;
-          const nameFrom = nulAt(buf, ctx.start + 5, end) + 1; // after the portal name
-          const nameEnd = nulAt(buf, nameFrom, end);
+          const nameFrom = cstringEnd(buf, ctx.start + 5, end) + 1; // after the portal name
+          const nameEnd = cstringEnd(buf, nameFrom, end);
           if (checkAll) {
             // only the unnamed statement can be proven harmless (a Parse of a name in use fails, the old text stays)
             if (nameEnd !== nameFrom || marks === null || !marks.unnamedHarmless) suspect(client);
@@ -283,7 +282,7 @@ export default function sessionState(): PgbunPlugin {
           const marks = (ctx.client.data[NAME] as ClientSessionState | undefined)?.statements ?? null;
           if (marks === null || marks.changing === null || ctx.buf[ctx.start + 5] !== 0x53 /* 'S' */) return undefined;
           const nameFrom = ctx.start + 6;
-          const nameEnd = nulAt(ctx.buf, nameFrom, ctx.end);
+          const nameEnd = cstringEnd(ctx.buf, nameFrom, ctx.end);
           if (nameEnd > nameFrom) marks.closed(latin1(ctx.buf, nameFrom, nameEnd));
           return undefined;
         },

@@ -57,13 +57,6 @@ export class StatementMarks {
   }
 }
 
-/** The index of the NUL ending the string that starts at `from` (`end` when there is none). */
-export function nulAt(buf: Uint8Array, from: number, end: number): number {
-  let j = from;
-  while (j < end && buf[j] !== 0) j++;
-  return j;
-}
-
 /** A statement name as a string: bytes as Latin-1, one char each, the same at Parse, Bind and Close. */
 export function latin1(buf: Uint8Array, from: number, to: number): string {
   if (from >= to) return "";
