@@ -392,20 +392,16 @@ describe("the reset is only for servers that need it; when it cannot clean, the 
     });
   }
 
-  test('server_reset_query = "" (reset disabled): the server a pinned client left is closed, B gets a fresh one', async () => {
-    await withPgbun(pg, { pgbun: tx(1, { server_reset_query: "" }) }, async (f) => {
-      const { a, pidA } = await makeState(f, STATES[0]!);
-      await settled(f);
-      await a.close();
-      const b = await f.login();
-      expect(await backendPid(b)).not.toBe(pidA);
-      await STATES[0]!.gone(b);
-    });
-  });
-
-  for (const state of STATES) {
-    test(`a server_reset_query that does not undo ${state.name}: the check finds it and the server is closed`, async () => {
-      await withPgbun(pg, { pgbun: tx(1, { server_reset_query: "SELECT 1" }) }, async (f) => {
+  /** Resets that cannot clean a pinned server: it must be closed, and B gets a fresh one without A's state. */
+  const CANNOT_RESET: Array<{ name: string; reset: string; state: LeftState }> = [
+    { name: 'server_reset_query = "" (reset disabled)', reset: "", state: STATES[0]! },
+    { name: "a server_reset_query that fails", reset: "SELECT no_such_function_here()", state: STATES[0]! },
+    // a reset that undoes nothing: the check after it finds what is left
+    ...STATES.map((state) => ({ name: `a server_reset_query that does not undo ${state.name}`, reset: "SELECT 1", state })),
+  ];
+  for (const { name, reset, state } of CANNOT_RESET) {
+    test(`${name}: the server a pinned client left is closed, B gets a fresh one`, async () => {
+      await withPgbun(pg, { pgbun: tx(1, { server_reset_query: reset }) }, async (f) => {
         const { a, pidA } = await makeState(f, state);
         await settled(f);
         await a.close();
@@ -415,15 +411,4 @@ describe("the reset is only for servers that need it; when it cannot clean, the 
       });
     });
   }
-
-  test("a server_reset_query that fails: the server is closed", async () => {
-    await withPgbun(pg, { pgbun: tx(1, { server_reset_query: "SELECT no_such_function_here()" }) }, async (f) => {
-      const { a, pidA } = await makeState(f, STATES[0]!);
-      await settled(f);
-      await a.close();
-      const b = await f.login();
-      expect(await backendPid(b)).not.toBe(pidA);
-      await STATES[0]!.gone(b);
-    });
-  });
 });
