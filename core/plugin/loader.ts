@@ -1,11 +1,11 @@
 // Finds, compiles (esbuild), orders and applies plugins; attributes every tap to the plugin that made it.
-import { createHash } from "node:crypto";
-import { existsSync, mkdirSync, renameSync, statSync, writeFileSync } from "node:fs";
+import { existsSync } from "node:fs";
 import { extname, isAbsolute, join, resolve } from "node:path";
-import { build, stop as stopEsbuild } from "esbuild";
+import { stop as stopEsbuild } from "esbuild";
 import { HookMap } from "tapable";
 import type { PluginSpec } from "../config/load.ts";
 import type { PgbunHooks } from "../hooks.ts";
+import { buildBundle, cachedBundle } from "./compile.ts";
 import { PluginFault } from "./fault.ts";
 import type { PgbunPlugin, PluginApi } from "./types.ts";
 
@@ -52,26 +52,10 @@ let esbuildStarted = false;
 
 /** Compiles a TypeScript plugin with esbuild into a cached ES module; returns the module's path. */
 async function compile(file: string, cacheDir: string): Promise<string> {
-  const stat = statSync(file);
-  const key = createHash("sha256").update(`${file}:${stat.mtimeMs}:${stat.size}`).digest("hex").slice(0, 16);
-  mkdirSync(cacheDir, { recursive: true });
-  const out = join(cacheDir, `${key}.mjs`);
-  if (existsSync(out)) return out;
+  const cached = cachedBundle(file, cacheDir);
+  if (cached) return cached;
   esbuildStarted = true;
-  const result = await build({
-    entryPoints: [file],
-    bundle: true,
-    format: "esm",
-    platform: "node",
-    target: "esnext",
-    write: false,
-    packages: "external",
-    logLevel: "silent",
-  });
-  const tmp = `${out}.${process.pid}.tmp`;
-  writeFileSync(tmp, result.outputFiles[0]!.contents);
-  renameSync(tmp, out);
-  return out;
+  return buildBundle(file, cacheDir);
 }
 
 async function importSpecifier(spec: string, dir: string, cacheDir: string): Promise<unknown> {
