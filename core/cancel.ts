@@ -1,6 +1,6 @@
 // CancelRequest routing: pooler-issued keys map to a client; a cancel reaches only the server running its query.
 import { randomInt, timingSafeEqual } from "node:crypto";
-import { cancelRequest } from "./protocol/writer.ts";
+import { cancelRequest } from "../plugin-sdk/protocol/writer.ts";
 import type { ClientConnection } from "./client.ts";
 import type { ServerConnection } from "./server.ts";
 import type { Pgbun } from "./pgbun.ts";

@@ -1,7 +1,7 @@
 // The client's startup phase: SSLRequest/GSSENCRequest, CancelRequest, StartupMessage, authentication, welcome.
-import { Frontend, MAX_STARTUP_PACKET, StartupCode } from "./protocol/codes.ts";
-import { SqlState } from "./protocol/errors.ts";
-import { backendKeyData, negotiateProtocolVersion, parameterStatus, Prebuilt } from "./protocol/writer.ts";
+import { Frontend, MAX_STARTUP_PACKET, StartupCode } from "../plugin-sdk/protocol/codes.ts";
+import { SqlState } from "../plugin-sdk/protocol/errors.ts";
+import { backendKeyData, negotiateProtocolVersion, parameterStatus, Prebuilt } from "../plugin-sdk/protocol/writer.ts";
 import type { ClientConnection, PoolMode } from "./client.ts";
 import { PluginFault } from "./plugin/fault.ts";
 import { intern } from "./intern.ts";
@@ -178,7 +178,7 @@ async function login(client: ClientConnection, packet: Buffer): Promise<void> {
       const userEntry = core.config.users[client.user];
       client.poolMode = (userEntry?.pool_mode ?? entry.pool_mode ?? core.config.settings.pool_mode) as PoolMode;
     }
-    const authRefusal = core.hooks.authenticate.isUsed() ? await core.hooks.authenticate.promise(client) : undefined;
+    const authRefusal = core.hooks.authenticate.taps.length > 0 ? await core.hooks.authenticate.promise(client) : undefined;
     if (client.closed) return;
     if (authRefusal) return client.refuse(authRefusal);
     client.out.send(Prebuilt.AuthenticationOk);

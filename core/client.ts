@@ -1,16 +1,18 @@
 // A client connection: its state, the relay of its messages to the linked server, parking while it waits.
 import type { Socket } from "bun";
-import { Frontend, TxStatus } from "./protocol/codes.ts";
+import { Frontend, TxStatus } from "../plugin-sdk/protocol/codes.ts";
 import { ALL_WHOLE, type Framer, type FrameSink } from "./protocol/framer.ts";
-import { errorResponse, SqlState } from "./protocol/errors.ts";
-import { readyForQuery } from "./protocol/writer.ts";
+import { errorResponse, SqlState } from "../plugin-sdk/protocol/errors.ts";
+import { readyForQuery } from "../plugin-sdk/protocol/writer.ts";
 import type { Outbound, Pausable } from "./net/outbound.ts";
 import { giveFramer, giveOutbound, takeFramer, takeOutbound } from "./net/spares.ts";
-import { Action, MessageContext } from "./context.ts";
+import { Action } from "../plugin-sdk/context.ts";
+import { HookContext } from "./hook-context.ts";
 import { PluginFault } from "./plugin/fault.ts";
 import type { ServerConnection } from "./server.ts";
 import type { Pgbun } from "./pgbun.ts";
 import type { DatabaseEntry } from "./config/databases.ts";
+import type { Client, ClientState, PoolMode } from "../plugin-sdk/connections.ts";
 import { ParamList } from "./params.ts";
 import { intern } from "./intern.ts";
 import { CancelRegistry } from "./cancel.ts";
@@ -36,26 +38,24 @@ class ClientRare {
   pinReason: string | null = null;
   copyEndsBeforeWindow = 0;
   copyEndsUnmatched = 0;
+  /** Set by PluginApi.route: the [databases] name (and host) the client is served from instead of its own. */
+  routedDatabase: string | null = null;
+  routedKey: string | null = null;
 }
 
 /** The welcome parameters of a client not yet given its pool's. */
 const NO_PARAMS: ReadonlyMap<string, string> = new Map();
 
-/**
- * login: startup and authentication; active: logged in, with or without a server;
- * waiting: parked until a server is assigned; closed: gone.
- */
-export type ClientState = "login" | "active" | "waiting" | "closed";
-export type PoolMode = "session" | "transaction" | "statement";
+export type { ClientState, PoolMode };
 
-export class ClientConnection implements FrameSink, Pausable {
+export class ClientConnection implements Client, FrameSink, Pausable {
   readonly id: number;
   state: ClientState = "login";
   private readonly sock: Socket<any>;
   /** Held only while something is in flight (see net/spares.ts); use `out` and `framer`. */
   private _out: Outbound | null = null;
   private _framer: Framer | null = null;
-  private _ctx: MessageContext | null = null;
+  private _ctx: HookContext | null = null;
   server: ServerConnection | null = null;
 
   /** Identity from the StartupMessage. */
@@ -231,6 +231,51 @@ export class ClientConnection implements FrameSink, Pausable {
     return (this.sock as { remotePort?: number }).remotePort ?? 0;
   }
 
+  /** The pooler's end of the connection (a closed socket may no longer know it). */
+  get localAddr(): string {
+    try {
+      return (this.sock as { localAddress?: string }).localAddress ?? "";
+    } catch {
+      return "";
+    }
+  }
+
+  get localPort(): number {
+    try {
+      return this.sock.localPort ?? 0;
+    } catch {
+      return 0;
+    }
+  }
+
+  /** Bytes written since the client's output queue was last taken: it is given back when idle (see shedIO). */
+  get bytesSent(): number {
+    return this._out === null ? 0 : this._out.bytesSent;
+  }
+
+  /** The [databases] name this client's pool is for: where a plugin routed it, else the database it asked for. */
+  get poolDatabase(): string {
+    return this.rare?.routedDatabase ?? this.database;
+  }
+
+  /** The host:port a plugin routed the client to, or "". */
+  get routeHost(): string {
+    return this.rare?.routedKey ?? "";
+  }
+
+  /** Serves the client from another [databases] entry (PluginApi.route), before it joins a pool. */
+  route(database: string, entry: DatabaseEntry, key: string): void {
+    const rare = (this.rare ??= new ClientRare());
+    rare.routedDatabase = database;
+    rare.routedKey = key;
+    this.dbEntry = entry;
+  }
+
+  /** Writes bytes to the client now, after anything queued before. */
+  send(bytes: Uint8Array): void {
+    this.out.send(bytes);
+  }
+
   /** The outbound queue towards the client, taken from the spares when the client had given it back. */
   get out(): Outbound {
     return this._out ?? this.takeOut();
@@ -296,8 +341,8 @@ export class ClientConnection implements FrameSink, Pausable {
   }
 
   /** The per-message hook context, made on first use (an idle client that never meets a hook has none). */
-  get ctx(): MessageContext {
-    return (this._ctx ??= new MessageContext(this));
+  get ctx(): HookContext {
+    return (this._ctx ??= new HookContext(this));
   }
 
   /** The value of a reported parameter as this client sees it: its own, else the pool's welcome value. */

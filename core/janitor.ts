@@ -1,6 +1,6 @@
 // The periodic janitor: one timer, a cached clock, and every client timeout checked by scanning the lists.
-import { SqlState } from "./protocol/errors.ts";
-import { TxStatus } from "./protocol/codes.ts";
+import { SqlState } from "../plugin-sdk/protocol/errors.ts";
+import { TxStatus } from "../plugin-sdk/protocol/codes.ts";
 import type { Pgbun } from "./pgbun.ts";
 
 const TICK_MS = 333;

@@ -7,12 +7,13 @@ import { startupData } from "./client-startup.ts";
 import { ServerConnection, type ServerState, type ServerTarget } from "./server.ts";
 import { ClientList } from "./client-list.ts";
 import { CancelRegistry } from "./cancel.ts";
-import { createHooks, type MessageHook, type PgbunHooks, type ReleaseReason } from "./hooks.ts";
-import { Backend, Frontend, messageCode } from "./protocol/codes.ts";
+import { createHooks, type MessageHook, type PgbunHooks, type ReleaseReason } from "../plugin-sdk/hooks.ts";
+import { Backend, Frontend } from "../plugin-sdk/protocol/codes.ts";
 import { Frame, frameFlags, type FrameFlags } from "./protocol/framer.ts";
-import { SqlState } from "./protocol/errors.ts";
+import { SqlState } from "../plugin-sdk/protocol/errors.ts";
 import { applyPlugins, attributeTaps, loadPlugins, type LoadedPlugin } from "./plugin/loader.ts";
-import type { PluginApi, TapOptions } from "./plugin/types.ts";
+import { makePluginApi } from "./plugin/api.ts";
+import type { PluginApi } from "../plugin-sdk/plugin.ts";
 import type { PgbunConfig } from "./config/load.ts";
 import type { DatabaseEntry } from "./config/databases.ts";
 import type { Logger } from "./logger.ts";
@@ -31,7 +32,9 @@ const CORE_SERVER_WHOLE = [
 ];
 const ALL_TYPES = Array.from({ length: 256 }, (_, i) => i);
 
-export type ShutdownMode = "now" | "safe" | "graceful";
+import type { ShutdownMode } from "../plugin-sdk/plugin.ts";
+
+export type { ShutdownMode };
 
 export class Pgbun {
   readonly hooks: PgbunHooks = createHooks();
@@ -41,6 +44,8 @@ export class Pgbun {
   /** Count of clients per state, for SHOW-style reporting and limits. */
   readonly clientCounts: Record<ClientState, number> = { login: 0, active: 0, waiting: 0, closed: 0 };
   plugins: LoadedPlugin[] = [];
+  /** Hooks each plugin tapped (`startup`, `clientMessage:Query`), for `pgbun plugins` and SHOW PLUGINS. */
+  readonly tapsOf = new Map<string, Set<string>>();
   /** Per-type message hooks (undefined where no plugin tapped), compiled once plugins are applied. */
   clientHooks: (MessageHook | undefined)[] = new Array(256).fill(undefined);
   serverHooks: (MessageHook | undefined)[] = new Array(256).fill(undefined);
@@ -69,7 +74,11 @@ export class Pgbun {
   ) {
     this.exited = new Promise((r) => (this.exitResolve = r));
     this.setTrackedExtra();
-    attributeTaps(this.hooks, () => this.currentPlugin);
+    attributeTaps(this.hooks, () => this.currentPlugin, (plugin, hook) => {
+      let set = this.tapsOf.get(plugin);
+      if (!set) this.tapsOf.set(plugin, (set = new Set()));
+      set.add(hook);
+    });
   }
 
   nextId(): number {
@@ -83,20 +92,26 @@ export class Pgbun {
   // ---- plugins ----
 
   makeApi(l: LoadedPlugin): PluginApi {
-    const core = this;
-    const tapOpts = (o?: TapOptions) => ({ name: l.plugin.name, stage: o?.stage, before: o?.before as any });
-    return {
-      name: l.plugin.name,
-      options: l.options,
-      hooks: this.hooks,
-      core: this,
-      get config() {
-        return core.config;
-      },
-      log: this.log.child({ plugin: l.plugin.name }),
-      onClientMessage: (type, fn, o) => this.hooks.clientMessage.for(messageCode("frontend", type)).tap(tapOpts(o), fn),
-      onServerMessage: (type, fn, o) => this.hooks.serverMessage.for(messageCode("backend", type)).tap(tapOpts(o), fn),
-    };
+    return makePluginApi(this, l);
+  }
+
+  /** The `api` of the plugin providing a capability (or named so), looked up when asked: it may be set in apply. */
+  capability(name: string): unknown {
+    for (const l of this.plugins) if (l.plugin.name === name || l.plugin.provides?.includes(name)) return l.plugin.api;
+    return undefined;
+  }
+
+  /** Serves a client from another [databases] entry, optionally on another host (PluginApi.route). */
+  route(client: ClientConnection, database: string, host?: string, port?: number): boolean {
+    const entry = this.resolveDatabase(database);
+    if (entry === null || client.virtual || client.state !== "login") return false;
+    if (host === undefined && port === undefined) {
+      client.route(database, entry, "");
+      return true;
+    }
+    const routed = { ...entry, host: host !== undefined ? [host] : entry.host, port: port ?? entry.port };
+    client.route(database, routed, `${routed.host.join(",")}:${routed.port}`);
+    return true;
   }
 
   async loadPlugins(): Promise<void> {
@@ -111,10 +126,10 @@ export class Pgbun {
     const serverWhole: number[] = [...CORE_SERVER_WHOLE];
     for (const t of ALL_TYPES) {
       const ch = this.hooks.clientMessage.get(t);
-      this.clientHooks[t] = ch && ch.isUsed() ? ch : undefined;
+      this.clientHooks[t] = ch && ch.taps.length > 0 ? ch : undefined;
       if (this.clientHooks[t]) clientWhole.push(t);
       const sh = this.hooks.serverMessage.get(t);
-      this.serverHooks[t] = sh && sh.isUsed() ? sh : undefined;
+      this.serverHooks[t] = sh && sh.taps.length > 0 ? sh : undefined;
       if (this.serverHooks[t]) serverWhole.push(t);
     }
     // every client type is Notify so the core can count Sync/Query and see unsynced extended-protocol messages
@@ -278,12 +293,12 @@ export class Pgbun {
       client.fatal(SqlState.FeatureNotSupported, `database "${client.database}" is served by pgbun itself and has no server`);
       return null;
     }
-    if (!this.hooks.needServer.isUsed()) {
+    if (this.hooks.needServer.taps.length === 0) {
       client.fatal(SqlState.InternalError, "no plugin provides a pool (pgbun:pool was replaced by nothing)");
       return null;
     }
     try {
-      return this.hooks.needServer.call(client) ?? null;
+      return (this.hooks.needServer.call(client) as ServerConnection | null | undefined) ?? null;
     } catch (err) {
       this.log.error({ client: client.label, err }, "needServer hook failed");
       client.fatal(SqlState.InternalError, err instanceof Error ? err.message : String(err));

@@ -1,17 +1,14 @@
 // Logs a server connection in to PostgreSQL: StartupMessage, trust/cleartext/md5/SCRAM-SHA-256, within server_connect_timeout.
-import { AuthCode, Backend, Frontend } from "./protocol/codes.ts";
-import { decodeError, SqlState } from "./protocol/errors.ts";
-import { decodeParameterStatus } from "./protocol/decode.ts";
-import { MessageWriter, startupMessage } from "./protocol/writer.ts";
+import { AuthCode, Backend, Frontend } from "../plugin-sdk/protocol/codes.ts";
+import { decodeError, SqlState } from "../plugin-sdk/protocol/errors.ts";
+import { decodeParameterStatus } from "../plugin-sdk/protocol/decode.ts";
+import { MessageWriter, startupMessage } from "../plugin-sdk/protocol/writer.ts";
 import { md5PasswordResponse, ScramClient } from "./auth/scram-client.ts";
 import type { ServerConnection } from "./server.ts";
 
-/** Why a login failed; `error` is PostgreSQL's own ErrorResponse when it sent one (forwarded to clients as is). */
-export interface LoginFailure {
-  message: string;
-  code?: string;
-  error?: Buffer;
-}
+import type { LoginFailure } from "../plugin-sdk/connections.ts";
+
+export type { LoginFailure };
 
 export class LoginError extends Error {
   constructor(readonly failure: LoginFailure) {

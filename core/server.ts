@@ -1,40 +1,19 @@
 // A server connection to PostgreSQL: its state, the relay of its messages to the linked client, internal queries.
 import type { Socket } from "bun";
-import { Backend, backendName, TxStatus } from "./protocol/codes.ts";
+import { Backend, backendName, TxStatus } from "../plugin-sdk/protocol/codes.ts";
 import { ALL_WHOLE, Framer, type FrameSink } from "./protocol/framer.ts";
-import { decodeError, errorResponse, SqlState } from "./protocol/errors.ts";
-import { Prebuilt, query } from "./protocol/writer.ts";
-import { decodeDataRow, decodeParameterStatus } from "./protocol/decode.ts";
+import { decodeError, errorResponse, SqlState } from "../plugin-sdk/protocol/errors.ts";
+import { Prebuilt, query } from "../plugin-sdk/protocol/writer.ts";
+import { decodeDataRow, decodeParameterStatus } from "../plugin-sdk/protocol/decode.ts";
 import { Outbound, type Pausable } from "./net/outbound.ts";
-import { Action } from "./context.ts";
+import { Action } from "../plugin-sdk/context.ts";
 import { PluginFault } from "./plugin/fault.ts";
 import { ServerLogin } from "./server-login.ts";
 import type { ClientConnection } from "./client.ts";
+import type { InternalError, Server, ServerState, ServerTarget } from "../plugin-sdk/connections.ts";
 import type { Pgbun } from "./pgbun.ts";
 
-/**
- * login: connecting and authenticating; idle: in its pool, ready; active: linked to a client;
- * used: released, waiting for its reset/check; tested: running a reset or check query;
- * being_canceled: released while a cancel to it is in flight; closed: gone.
- */
-export type ServerState = "login" | "idle" | "active" | "used" | "tested" | "being_canceled" | "closed";
-
-/** Where a server connection goes and as whom. */
-export interface ServerTarget {
-  host: string;
-  port: number;
-  database: string;
-  user: string;
-  password?: string;
-  /** Extra startup parameters sent at login. */
-  startupParams?: Record<string, string>;
-}
-
-/** The error of an internal query, as PostgreSQL reported it. */
-export interface InternalError {
-  code: string;
-  message: string;
-}
+export type { InternalError, ServerState, ServerTarget };
 
 interface InternalQuery {
   sql: string;
@@ -44,7 +23,7 @@ interface InternalQuery {
   done?: (error: InternalError | null, rows: Array<Array<string | null>>) => void;
 }
 
-export class ServerConnection implements FrameSink, Pausable {
+export class ServerConnection implements Server, FrameSink, Pausable {
   readonly id: number;
   readonly label: string;
   state: ServerState = "login";
@@ -80,6 +59,8 @@ export class ServerConnection implements FrameSink, Pausable {
   fatalSeen = false;
   private internal: InternalQuery[] = [];
   private paused = false;
+  /** A flush of internal queries is scheduled for the end of the current event. */
+  private flushQueued = false;
   private login: ServerLogin | null;
 
   constructor(
@@ -95,7 +76,40 @@ export class ServerConnection implements FrameSink, Pausable {
     this.login = new ServerLogin(this);
   }
 
-  /** The one place server state changes; the pool (if any) is told. */
+  /** Pool verbs (PgBouncer's states): back in its pool and ready; running a reset or check; awaiting a cancel. */
+  markIdle(): void {
+    this.setState("idle");
+  }
+
+  markTested(): void {
+    this.setState("tested");
+  }
+
+  markBeingCanceled(): void {
+    this.setState("being_canceled");
+  }
+
+  get bytesSent(): number {
+    return this.out.bytesSent;
+  }
+
+  get localAddr(): string {
+    try {
+      return (this.socket as { localAddress?: string } | null)?.localAddress ?? "";
+    } catch {
+      return "";
+    }
+  }
+
+  get localPort(): number {
+    try {
+      return this.socket?.localPort ?? 0;
+    } catch {
+      return 0;
+    }
+  }
+
+  /** The one place server state changes (core only: plugins use the verbs above); the core's lists are told. */
   setState(next: ServerState): void {
     const prev = this.state;
     if (prev === next) return;
@@ -217,7 +231,17 @@ export class ServerConnection implements FrameSink, Pausable {
     this.internal.push({ sql, error: null, rows: [], done });
     this.framer.flags = ALL_WHOLE;
     this.out.push(query(sql));
+    // written with the current batch when one is being relayed, else by this flush at the end of the event
+    if (!this.flushQueued) {
+      this.flushQueued = true;
+      queueMicrotask(this.flushInternal);
+    }
   }
+
+  private readonly flushInternal = (): void => {
+    this.flushQueued = false;
+    if (this.state !== "closed") this.out.flush(null);
+  };
 
   // ---- FrameSink: server-to-client relay ----
 

@@ -37,10 +37,7 @@ export function workerSocketPath(supervisorPid: number, id: number): string {
   return join(tmpdir(), `pgbun-${supervisorPid}-w${id}.sock`);
 }
 
-/** A per-worker share of a pool-wide limit: limit / workers, rounded up (0 stays 0 = unlimited). */
-export function perWorker(limit: number, workers: number): number {
-  return limit > 0 ? Math.ceil(limit / workers) : 0;
-}
+export { perWorker } from "../plugin-sdk/plugin.ts";
 
 /**
  * Runs `count` workers of this same command line and supervises them until they all exit.

@@ -1,12 +1,5 @@
 // Example plugin: an audit log of every query (simple Query and Parse text) with client, user, database and duration.
-import {
-  decodeErrorResponse,
-  decodeParse,
-  decodeQuery,
-  definePlugin,
-  type ClientConnection,
-  type MessageContext,
-} from "../plugin-sdk/index.ts";
+import { decodeErrorResponse, decodeParse, decodeQuery, definePlugin, type Client, type MessageContext } from "../plugin-sdk/index.ts";
 
 const NAME = "audit-log";
 
@@ -47,7 +40,7 @@ interface ClientAudit {
   parses: string[];
 }
 
-function stateOf(client: ClientConnection): ClientAudit {
+function stateOf(client: Client): ClientAudit {
   let s = client.data[NAME] as ClientAudit | undefined;
   if (!s) {
     s = { inFlight: [], parses: [] };

@@ -1,18 +1,5 @@
 // Example plugin: refuses queries matching configured patterns with SQLSTATE 42501, without a server when it can.
-import {
-  Action,
-  SqlState,
-  TxStatus,
-  decodeParse,
-  decodeQuery,
-  definePlugin,
-  errorResponse,
-  query,
-  readyForQuery,
-  type ClientConnection,
-  type MessageContext,
-  type MessageResult,
-} from "../plugin-sdk/index.ts";
+import { Action, SqlState, TxStatus, decodeParse, decodeQuery, definePlugin, errorResponse, query, readyForQuery, type Client, type MessageContext, type MessageResult } from "../plugin-sdk/index.ts";
 
 export interface QueryFirewallOptions {
   /** Regular expression sources; a query whose text matches any of them is refused. */
@@ -36,14 +23,14 @@ interface FirewallState {
   skipping: null | { route: "local" } | { route: "server"; pattern: RegExp };
 }
 
-function stateOf(client: ClientConnection): FirewallState {
+function stateOf(client: Client): FirewallState {
   let s = client.data[NAME] as FirewallState | undefined;
   if (!s) client.data[NAME] = s = { refusedQuery: null, skipping: null };
   return s;
 }
 
 /** Nothing in flight and no transaction open: pgbun may answer in the server's place, and no server is needed. */
-function canAnswerHere(client: ClientConnection): boolean {
+function canAnswerHere(client: Client): boolean {
   return client.inSync && client.txStatus === TxStatus.Idle;
 }
 

@@ -1,6 +1,5 @@
-// The object a per-message hook receives: the message in place, its connections, and what a hook may do.
-import type { ClientConnection } from "./client.ts";
-import type { ServerConnection } from "./server.ts";
+// What a per-message hook receives (the message in place, its connections, what it may do) and what it returns.
+import type { Client, Server } from "./connections.ts";
 
 /** Hook results: `undefined` forwards the message unchanged. */
 export const Action = {
@@ -23,63 +22,37 @@ export type MessageResult = undefined | (typeof Action)[keyof typeof Action] | U
  * One reusable context per client connection. The message bytes are only valid during the hook call:
  * copy what you keep. `buf[start]` is the type byte; the body runs from start + 5 to end.
  */
-export class MessageContext {
-  type = 0;
-  buf: Uint8Array = new Uint8Array(0);
-  start = 0;
-  end = 0;
+export interface MessageContext {
+  /** The message's type byte (Frontend / Backend). */
+  readonly type: number;
+  readonly buf: Uint8Array;
+  readonly start: number;
+  readonly end: number;
   /** "frontend" for client-to-server messages, "backend" for server-to-client. */
-  direction: "frontend" | "backend" = "frontend";
+  readonly direction: "frontend" | "backend";
   /**
    * The message is delivered again after a hook held it (Action.WaitForServer, Action.Hold): every tap runs
    * again, so a tap that counts or records should do so only when this is false.
    */
-  resumed = false;
-
-  constructor(readonly client: ClientConnection) {}
-
-  get server(): ServerConnection | null {
-    return this.client.server;
-  }
-
+  readonly resumed: boolean;
+  readonly client: Client;
+  /** The client's linked server, or null. */
+  readonly server: Server | null;
   /** Length of the whole message including its 5-byte header. */
-  get length(): number {
-    return this.end - this.start;
-  }
-
+  readonly length: number;
   /** A view of the whole message (no copy; valid during the call only). */
-  bytes(): Uint8Array {
-    return this.buf.subarray(this.start, this.end);
-  }
-
+  bytes(): Uint8Array;
   /** A view of the message body (after the 5-byte header). */
-  body(): Uint8Array {
-    return this.buf.subarray(this.start + 5, this.end);
-  }
-
+  body(): Uint8Array;
   /** Queues bytes to the client, in order with what this batch forwards. */
-  sendToClient(bytes: Uint8Array): void {
-    this.client.out.push(bytes);
-  }
-
-  /** Bytes to send after the current message (or in its place if it is dropped); set by appendAfter(). */
-  after: Uint8Array[] | null = null;
-
+  sendToClient(bytes: Uint8Array): void;
   /**
    * Sends bytes right after the current message, in its direction, whether it is forwarded, replaced or dropped.
    * Unlike returning replacement bytes, this does not stop later taps of the same hook.
    */
-  appendAfter(bytes: Uint8Array): void {
-    (this.after ??= []).push(bytes);
-  }
-
-  /** Queues bytes to the server, in order with what this batch forwards; counts Query/Sync it carries. */
-  sendToServer(bytes: Uint8Array): void {
-    this.client.forwardToServer(bytes, 0, bytes.length, true);
-  }
-
-  /** Releases the server after the current batch (transaction boundary decided by a plugin). */
-  releaseServer(): void {
-    this.client.server?.requestRelease();
-  }
+  appendAfter(bytes: Uint8Array): void;
+  /** Queues bytes to the server, in order with what this batch forwards; counts the Query/Sync it carries. */
+  sendToServer(bytes: Uint8Array): void;
+  /** Releases the server after the current batch (a transaction boundary decided by a plugin). */
+  releaseServer(): void;
 }

@@ -1,70 +1,79 @@
-// The hook registry: every point where plugins take part, declared in one place as tapable hooks.
+// The hook registry: every point where plugins take part, with its contract (sync or async, bail meaning), in one place.
 import { AsyncSeriesBailHook, AsyncSeriesHook, HookMap, SyncBailHook, SyncHook } from "tapable";
-import type { ClientConnection } from "./client.ts";
+import type { Client, Refusal, Server } from "./connections.ts";
 import type { MessageContext, MessageResult } from "./context.ts";
-import type { ServerConnection } from "./server.ts";
-import type { PgbunConfig } from "./config/load.ts";
+import type { PgbunConfig } from "./config.ts";
 
-/** A refusal a plugin returns from a connection hook: the client gets this ErrorResponse (FATAL) and is closed. */
-export interface Refusal {
-  code: string;
-  message: string;
-  detail?: string;
-  /** PostgreSQL's own ErrorResponse, sent as is instead of building one. */
-  error?: Buffer;
-}
-
+export type { Refusal };
 export type ReleaseReason = "transaction" | "statement" | "client-close" | "plugin";
 export type CloseReason = string;
 
 export type MessageHook = SyncBailHook<[MessageContext], MessageResult>;
 
+/**
+ * Every hook, what it is called with, and what a tap's return value means ("bail": the first tap returning
+ * something other than undefined ends the call with that value). Sync hooks must not await; async ones may.
+ * A tap that throws is reported by its plugin's name: at login the client is refused (XX000), in a message hook a
+ * plain Query fails alone and anything else ends the session, elsewhere the fault is logged.
+ * Stages order taps across plugins (lower first): see `Stage` in stages.ts for the built-ins' places.
+ * Whether anything tapped a hook is `hook.taps.length > 0` (isUsed() is true for all: pgbun intercepts every hook).
+ */
 export function createHooks() {
   return Object.freeze({
-    /** A TCP client was accepted (before any byte is read). Bail with a Refusal to turn it away. */
-    clientAccepted: new SyncBailHook<[ClientConnection], Refusal | undefined>(["client"]),
-    /** StartupMessage parsed (user, database, parameters known). Bail with a Refusal to reject the login. */
-    startup: new AsyncSeriesBailHook<[ClientConnection], Refusal | undefined>(["client"]),
-    /** Client authentication. Bail with a Refusal to reject; no tap means the auth_type setting decides. */
-    authenticate: new AsyncSeriesBailHook<[ClientConnection], Refusal | undefined>(["client"]),
-    /** The client is authenticated; the pool plugin attaches it to a pool and fills client.serverParams. */
-    authenticated: new AsyncSeriesBailHook<[ClientConnection], Refusal | undefined>(["client"]),
-    /** A server connection finished its login (before first use); e.g. connect_query. */
-    serverConnected: new AsyncSeriesHook<[ServerConnection]>(["server"]),
+    /** sync, bail Refusal. A TCP client was accepted (no byte read yet): bail to turn it away. */
+    clientAccepted: new SyncBailHook<[Client], Refusal | undefined>(["client"]),
     /**
-     * The client needs a server now. Return an idle one; or null once this tap has queued the client (it links a
-     * server later with client.linkServer or hands the client back with core.retryAcquire); undefined passes to
-     * the next tap (the pool queues the client and returns undefined too).
+     * async, bail Refusal. The StartupMessage is parsed (user, database, parameters known): bail to reject the
+     * login. The place to set `client.virtual` (a plugin serves the client itself) or to `api.route` it.
      */
-    needServer: new SyncBailHook<[ClientConnection], ServerConnection | null | undefined>(["client"]),
-    /** An idle server for this client right now, or undefined; never queues (for plugins that can do without). */
-    peekServer: new SyncBailHook<[ClientConnection], ServerConnection | undefined>(["client"]),
-    /** A server was linked to a client (before the client's messages reach it); e.g. parameter sync. */
-    serverLinked: new SyncHook<[ClientConnection, ServerConnection]>(["client", "server"]),
-    /** A server was unlinked in a clean state. Return true once a tap takes it (back to a pool); else it is closed. */
-    serverReleased: new SyncBailHook<[ServerConnection, ClientConnection, ReleaseReason], true | undefined>([
-      "server",
-      "client",
-      "reason",
-    ]),
+    startup: new AsyncSeriesBailHook<[Client], Refusal | undefined>(["client"]),
+    /** async, bail Refusal. Client authentication: bail to reject; with no tap, auth_type decides. */
+    authenticate: new AsyncSeriesBailHook<[Client], Refusal | undefined>(["client"]),
+    /** async, bail Refusal. Authenticated; the pool plugin attaches the client to its pool and sets welcomeParams. */
+    authenticated: new AsyncSeriesBailHook<[Client], Refusal | undefined>(["client"]),
+    /** async. A server connection finished its login, before first use (connect_query). Throw to fail the login. */
+    serverConnected: new AsyncSeriesHook<[Server]>(["server"]),
     /**
-     * A server's session was reset (server_reset_query, DISCARD ALL) before it serves anyone else: what a plugin
-     * keeps about that session (prepared statements, applied settings) is gone.
+     * sync, bail Server | null. The client needs a server now: return an idle one; or null once this tap has queued
+     * the client (it links one later with client.linkServer, or api.retryAcquire hands the client back); undefined
+     * passes to the next tap. The pool plugin queues the client and returns undefined.
      */
-    serverReset: new SyncHook<[ServerConnection]>(["server"]),
-    /** A client connection closed (state already final). */
-    clientClosed: new SyncHook<[ClientConnection, CloseReason]>(["client", "reason"]),
-    /** A server connection closed. */
-    serverClosed: new SyncHook<[ServerConnection, CloseReason]>(["server", "reason"]),
-    /** Client-to-server messages, keyed by type byte: `hooks.clientMessage.for(Frontend.Query)`. */
+    needServer: new SyncBailHook<[Client], Server | null | undefined>(["client"]),
+    /** sync, bail Server. An idle server for this client right now, or undefined; never queues. */
+    peekServer: new SyncBailHook<[Client], Server | undefined>(["client"]),
+    /**
+     * async, bail string. An idle server is about to be handed to a client (health checks): bail with a reason to
+     * close it instead, and the pool tries another. With no tap the pool hands servers out synchronously, at no cost.
+     */
+    checkServer: new AsyncSeriesBailHook<[Server, Client], string | undefined>(["server", "client"]),
+    /** sync. A server was linked to a client, before the client's messages reach it (parameter sync). */
+    serverLinked: new SyncHook<[Client, Server]>(["client", "server"]),
+    /**
+     * sync, bail true. A server was unlinked in a clean state: return true once a tap takes it (back to a pool);
+     * else it is closed. `client` is null when a cancelled server comes back.
+     */
+    serverReleased: new SyncBailHook<[Server, Client | null, ReleaseReason], true | undefined>(["server", "client", "reason"]),
+    /**
+     * sync. A server's session was reset (server_reset_query, DISCARD ALL) before it serves anyone else: what a
+     * plugin keeps about that session (prepared statements, applied settings) is gone.
+     */
+    serverReset: new SyncHook<[Server]>(["server"]),
+    /** sync. A client connection closed (its state is already final). */
+    clientClosed: new SyncHook<[Client, CloseReason]>(["client", "reason"]),
+    /** sync. A server connection closed. */
+    serverClosed: new SyncHook<[Server, CloseReason]>(["server", "reason"]),
+    /**
+     * sync, bail MessageResult. Client-to-server messages by type byte; tap with api.onClientMessage. Called only
+     * for types some plugin tapped; the rest are forwarded from their headers without being decoded.
+     */
     clientMessage: new HookMap<MessageHook>(() => new SyncBailHook(["ctx"])),
-    /** Server-to-client messages of a linked server, keyed by type byte. */
+    /** sync, bail MessageResult. Server-to-client messages of a linked server; tap with api.onServerMessage. */
     serverMessage: new HookMap<MessageHook>(() => new SyncBailHook(["ctx"])),
-    /** The janitor's tick (about 3 per second); `now` is the cached clock in ms. */
+    /** sync. The janitor's tick (about 3 per second); `now` is the cached clock in ms. */
     tick: new SyncHook<[number]>(["now"]),
-    /** The configuration was reloaded (SIGHUP). */
+    /** sync. The configuration was reloaded (SIGHUP, RELOAD): api.config is the new one. */
     reload: new SyncHook<[PgbunConfig]>(["config"]),
-    /** Shutting down: stop timers, close what you own. */
+    /** async. Shutting down: stop timers, close what you own. */
     shutdown: new AsyncSeriesHook<[]>([]),
   });
 }

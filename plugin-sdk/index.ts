@@ -1,30 +1,41 @@
-// What a plugin author imports: definePlugin, the hook and context types, message decoders and builders.
-import type { PgbunPlugin } from "../core/plugin/types.ts";
+// What a plugin author imports: definePlugin, hooks and stages, connections, message decoders and builders.
+import { SDK_API_VERSION, type PgbunPlugin } from "./plugin.ts";
 
-export type { PgbunPlugin, PluginApi, TapOptions } from "../core/plugin/types.ts";
-export type { PgbunHooks, Refusal, ReleaseReason } from "../core/hooks.ts";
-export type { ClientConnection, ClientState, PoolMode } from "../core/client.ts";
-export type { ServerConnection, ServerState, ServerTarget } from "../core/server.ts";
-export type { PgbunConfig } from "../core/config/load.ts";
-export { Action, MessageContext, type MessageResult } from "../core/context.ts";
-export { Backend, Frontend, TxStatus, backendName, frontendName, type BackendName, type FrontendName } from "../core/protocol/codes.ts";
-export { SqlState, errorResponse, noticeResponse, decodeError, type DecodedError } from "../core/protocol/errors.ts";
-export {
-  MessageWriter,
-  Prebuilt,
-  commandComplete,
-  dataRow,
-  parameterStatus,
-  query,
-  readyForQuery,
-  rowDescription,
-} from "../core/protocol/writer.ts";
-export * from "../core/protocol/decode.ts";
+export { SDK_API_VERSION, perWorker } from "./plugin.ts";
+export type { PgbunPlugin, PluginApi, PluginInfo, RouteOptions, ShutdownMode, TapOptions, WorkerInfo } from "./plugin.ts";
+export { createHooks, type CloseReason, type MessageHook, type PgbunHooks, type Refusal, type ReleaseReason } from "./hooks.ts";
+export { Stage, type StageName } from "./stages.ts";
+export { loginFailureOf } from "./connections.ts";
+export type {
+  Client,
+  ClientState,
+  InternalError,
+  InternalRows,
+  LoginFailure,
+  Params,
+  PoolMode,
+  Server,
+  ServerState,
+  ServerTarget,
+} from "./connections.ts";
+export { internalQuery } from "./capabilities.ts";
+export type { AdminApi, AdminCell, AdminColumn, AdminRequest, AdminTable, PoolApi, PoolInfo } from "./capabilities.ts";
+export type { DatabaseEntry, PgbunConfig, PluginSpec, Settings, SettingName, UserEntry } from "./config.ts";
+export { Action, type MessageContext, type MessageResult } from "./context.ts";
+export { AuthCode, Backend, Frontend, TxStatus, backendName, frontendName, messageCode, type BackendName, type FrontendName } from "./protocol/codes.ts";
+export * from "./protocol/errors.ts";
+export * from "./protocol/writer.ts";
+export * from "./protocol/decode.ts";
 
 /**
  * Declares a plugin as a factory of its options, as Rollup and Vite plugins are:
  * `export default definePlugin((opts: { level?: string }) => ({ name: "my-plugin", apply(api) { ... } }))`.
+ * It stamps the SDK API version the plugin was built against, which the loader checks.
  */
 export function definePlugin<O extends object = Record<string, unknown>>(factory: (options: O) => PgbunPlugin): (options?: O) => PgbunPlugin {
-  return (options?: O) => factory((options ?? {}) as O);
+  return (options?: O) => {
+    const plugin = factory((options ?? {}) as O);
+    plugin.apiVersion ??= SDK_API_VERSION;
+    return plugin;
+  };
 }

@@ -1,16 +1,38 @@
-// The contract between pgbun and a plugin: what a plugin is, and what it is given when applied.
+// The contract between pgbun and a plugin: what a plugin is, and the one API it is given when applied.
 import type { Logger } from "pino";
-import type { PgbunConfig } from "../config/load.ts";
-import type { MessageContext, MessageResult } from "../context.ts";
-import type { PgbunHooks } from "../hooks.ts";
-import type { BackendName, FrontendName } from "../protocol/codes.ts";
-import type { Pgbun } from "../pgbun.ts";
+import type { DatabaseEntry, PgbunConfig } from "./config.ts";
+import type { Client, ClientState, Server, ServerTarget } from "./connections.ts";
+import type { MessageContext, MessageResult } from "./context.ts";
+import type { PgbunHooks, ReleaseReason } from "./hooks.ts";
+import type { BackendName, FrontendName } from "./protocol/codes.ts";
+
+/** The plugin API's version: the loader refuses a plugin built for another major version. */
+export const SDK_API_VERSION = "1.0.0";
 
 export interface TapOptions {
-  /** Lower stages run first (tapable's `stage`). */
+  /** Lower stages run first (tapable's `stage`); see `Stage` for the built-ins' places. */
   stage?: number;
   /** Run before the taps of these plugins (tapable's `before`). */
   before?: string | string[];
+}
+
+export type ShutdownMode = "now" | "safe" | "graceful";
+
+/** This process among pgbun's workers (`workers = N`): id 0 of count 1 when single-process. */
+export interface WorkerInfo {
+  readonly id: number;
+  readonly count: number;
+}
+
+/** Options of PluginApi.route: send the client to a host of your choosing instead of the entry's. */
+export interface RouteOptions {
+  host?: string;
+  port?: number;
+}
+
+/** A per-worker share of a pool-wide limit: limit / workers, rounded up (0 stays 0 = unlimited). */
+export function perWorker(limit: number, workers: number): number {
+  return limit > 0 ? Math.ceil(limit / workers) : 0;
 }
 
 export interface PluginApi {
@@ -19,16 +41,73 @@ export interface PluginApi {
   /** Options given in the config (`["./plugin.ts", { ... }]`). */
   readonly options: Record<string, unknown>;
   readonly hooks: PgbunHooks;
-  /** The running pooler: connections, pools' entry points, settings. */
-  readonly core: Pgbun;
-  /** The configuration in force (changes on reload). */
+  /** The configuration in force (a new object after each reload). */
   readonly config: PgbunConfig;
   /** A logger whose lines carry the plugin's name. */
   readonly log: Logger;
-  /** Taps a client-to-server message type (name from the protocol docs, or the type byte). */
+  /** The cached clock (ms), refreshed by the janitor's tick and on each accept. */
+  readonly now: number;
+  readonly worker: WorkerInfo;
+  /** The port pgbun listens on (useful when listen_port is 0). */
+  readonly port: number;
+  /** The shutdown in progress, or null. */
+  readonly shuttingDown: ShutdownMode | null;
+
+  /** Taps a client-to-server message type (name from the protocol docs, or the type byte). Synchronous. */
   onClientMessage(type: FrontendName | number, fn: (ctx: MessageContext) => MessageResult, options?: TapOptions): void;
-  /** Taps a server-to-client message type of linked servers. */
+  /** Taps a server-to-client message type of linked servers. Synchronous. */
   onServerMessage(type: BackendName | number, fn: (ctx: MessageContext) => MessageResult, options?: TapOptions): void;
+
+  // ---- connections ----
+  /** Every client connection of this worker (logging in, active, waiting). */
+  clients(): Iterable<Client>;
+  /** Every server connection of this worker past creation, until closed. */
+  servers(): Iterable<Server>;
+  /** Clients of this worker per state. */
+  readonly clientCounts: Readonly<Record<ClientState, number>>;
+
+  // ---- databases and servers ----
+  /** A database name's [databases] entry, or the "*" fallback, or null. */
+  resolveDatabase(name: string): DatabaseEntry | null;
+  /** Where a client of this entry, database and user logs in upstream (host by index, for multi-host entries). */
+  targetFor(entry: DatabaseEntry, database: string, user: string, hostIndex?: number): ServerTarget;
+  /**
+   * Opens a server connection and logs it in; `owner` becomes server.pool. Rejects with an error whose
+   * `failure` (see loginFailureOf) carries PostgreSQL's ErrorResponse when it sent one.
+   */
+  openServer(target: ServerTarget, owner: unknown): Promise<Server>;
+  /**
+   * Serves this client from another [databases] entry (by name), optionally on another host: call it from the
+   * startup or authenticate hook, before the pool attaches the client. False when no such entry exists.
+   */
+  route(client: Client, database: string, options?: RouteOptions): boolean;
+  /** Unlinks a client's server: a clean one goes back through serverReleased, anything else is closed. */
+  releaseServer(client: Client, server: Server, reason: ReleaseReason): void;
+  /** Runs the needServer path again for a waiting client (after a PAUSE ends, or a failed check). */
+  retryAcquire(client: Client): void;
+  /** A cancel to this server completed: the pool may hand it out again. */
+  cancelFinished(server: Server): void;
+
+  // ---- the process ----
+  /** Reads the configuration again and applies it, as SIGHUP does; rejects (keeping the old one) when it is broken. */
+  reload(): Promise<void>;
+  shutdown(mode: ShutdownMode): Promise<void>;
+
+  // ---- plugins ----
+  /** The `api` object of the plugin that provides this capability (or has this name), or undefined. */
+  capability<T = unknown>(name: string): T | undefined;
+  /** The loaded plugins in tap order. */
+  plugins(): readonly PluginInfo[];
+}
+
+/** A loaded plugin as `pgbun plugins` and SHOW PLUGINS list it. */
+export interface PluginInfo {
+  readonly name: string;
+  readonly specifier: string;
+  readonly provides: readonly string[];
+  readonly options: Readonly<Record<string, unknown>>;
+  /** Hooks this plugin tapped, as `startup`, `clientMessage:Query`, … */
+  readonly taps: readonly string[];
 }
 
 export interface PgbunPlugin {
@@ -40,5 +119,9 @@ export interface PgbunPlugin {
   dependencies?: string[];
   /** Order relative to others, as in Vite: "pre" plugins first, "post" last, the rest in config order. */
   enforce?: "pre" | "post";
+  /** What this plugin offers other plugins (found with api.capability(name)); may be set during apply. */
+  api?: unknown;
+  /** The SDK API version the plugin was written for (set by definePlugin); the loader checks its major. */
+  apiVersion?: string;
   apply(api: PluginApi): void | Promise<void>;
 }

@@ -11,39 +11,8 @@ import {
 /** Raises a configuration error at a key path; the caller binds the file name. Never returns. */
 export type Fail = (key: string, reason: string) => never;
 
-/** One `[databases]` entry, normalized. `name` is what clients ask for; `"*"` is the fallback. */
-export interface DatabaseEntry {
-  name: string;
-  /** One or more hosts (a comma list in the config); a value starting with "/" is a Unix socket directory. */
-  host: string[];
-  port: number;
-  /** Database on the server; undefined only for "*", meaning "the database the client asked for". */
-  dbname?: string;
-  user?: string;
-  password?: string;
-  pool_size?: number;
-  pool_mode?: PoolMode;
-  min_pool_size?: number;
-  reserve_pool_size?: number;
-  max_db_connections?: number;
-  connect_query?: string;
-  client_encoding?: string;
-  datestyle?: string;
-  timezone?: string;
-  application_name?: string;
-}
-
-/** One `[users]` entry: per-user overrides of global settings. */
-export interface UserEntry {
-  name: string;
-  pool_mode?: PoolMode;
-  pool_size?: number;
-  max_user_connections?: number;
-  query_timeout?: number;
-  idle_transaction_timeout?: number;
-  client_idle_timeout?: number;
-  reserve_pool_size?: number;
-}
+export type { DatabaseEntry, UserEntry } from "../../plugin-sdk/config.ts";
+import type { DatabaseEntry, UserEntry } from "../../plugin-sdk/config.ts";
 
 export const FALLBACK_DATABASE = "*";
 export const DEFAULT_HOST = "127.0.0.1";

@@ -24,22 +24,8 @@ import {
   type Settings,
 } from "./settings.ts";
 
-export interface PluginSpec {
-  specifier: string;
-  options: Record<string, unknown>;
-}
-
-export interface PgbunConfig {
-  settings: Settings;
-  databases: Record<string, DatabaseEntry>;
-  users: Record<string, UserEntry>;
-  /** Plugins in order, or null when the config names none (the core then loads its defaults). */
-  plugins: PluginSpec[] | null;
-  /** Absolute path of the config file, or null when running on defaults. */
-  file: string | null;
-  /** Directory of the file (relative plugin paths start here), or the working directory. */
-  dir: string;
-}
+export type { PgbunConfig, PluginSpec } from "../../plugin-sdk/config.ts";
+import type { PgbunConfig, PluginSpec } from "../../plugin-sdk/config.ts";
 
 /** A configuration problem: where (file, key path such as `pgbun.listen_port`) and why. */
 export class ConfigError extends Error {

@@ -4,10 +4,11 @@ import { extname, isAbsolute, join, resolve } from "node:path";
 import { stop as stopEsbuild } from "esbuild";
 import { HookMap } from "tapable";
 import type { PluginSpec } from "../config/load.ts";
-import type { PgbunHooks } from "../hooks.ts";
+import type { PgbunHooks } from "../../plugin-sdk/hooks.ts";
 import { buildBundle, cachedBundle } from "./compile.ts";
 import { PluginFault } from "./fault.ts";
-import type { PgbunPlugin, PluginApi } from "./types.ts";
+import { backendName, frontendName } from "../../plugin-sdk/protocol/codes.ts";
+import type { PgbunPlugin, PluginApi } from "../../plugin-sdk/plugin.ts";
 
 /** Built-in plugins by specifier, loaded lazily. */
 export const BUILTINS: Record<string, () => Promise<unknown>> = {
@@ -144,16 +145,24 @@ export async function loadPlugins(specs: PluginSpec[] | null, dir: string): Prom
   return all.map((l, i) => ({ l, i })).sort((a, b) => rank(a.l.plugin) - rank(b.l.plugin) || a.i - b.i).map((x) => x.l);
 }
 
-/** Installs interceptors so every tap made while a plugin applies is wrapped to report that plugin by name. */
-export function attributeTaps(hooks: PgbunHooks, current: () => string | null): void {
-  const register = (tap: any) => {
+/**
+ * Installs interceptors so every tap made while a plugin applies is wrapped to report that plugin by name, and
+ * recorded (plugin, hook name) for the plugin listings.
+ */
+export function attributeTaps(hooks: PgbunHooks, current: () => string | null, record?: (plugin: string, hook: string) => void): void {
+  const registerFor = (hookName: string) => (tap: any) => {
     const owner = current() ?? tap.name;
+    record?.(owner, hookName);
     return { ...tap, fn: PluginFault.wrap(owner, tap.fn, tap.type) };
   };
-  for (const hook of Object.values(hooks) as any[]) {
+  for (const [name, hook] of Object.entries(hooks) as [string, any][]) {
     // HookMap has a deprecated tap() too: tell the two apart by for()
-    if (hook instanceof HookMap) hook.intercept({ factory: (_key: unknown, h: any) => (h.intercept({ register }), h) });
-    else hook.intercept({ register });
+    if (hook instanceof HookMap) {
+      const direction = name === "clientMessage" ? "frontend" : "backend";
+      hook.intercept({
+        factory: (key: unknown, h: any) => (h.intercept({ register: registerFor(`${name}:${direction === "frontend" ? frontendName(key as number) : backendName(key as number)}`) }), h),
+      });
+    } else hook.intercept({ register: registerFor(name) });
   }
 }
 

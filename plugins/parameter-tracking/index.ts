@@ -1,9 +1,5 @@
 // Built-in plugin: re-applies a client's parameters and settings on whichever server it lands on.
-import { TxStatus } from "../../core/protocol/codes.ts";
-import { SqlState } from "../../core/protocol/errors.ts";
-import type { PgbunPlugin } from "../../core/plugin/types.ts";
-import type { ClientConnection } from "../../core/client.ts";
-import type { ServerConnection } from "../../core/server.ts";
+import { SqlState, TxStatus, type Client, type PgbunPlugin, type Server } from "../../plugin-sdk/index.ts";
 
 const BASE_TRACKED = ["client_encoding", "DateStyle", "TimeZone", "standard_conforming_strings", "application_name", "IntervalStyle"];
 
@@ -26,7 +22,7 @@ function setConfig(name: string, value: string): string {
 }
 
 /** Runs the SET/RESET batch; a function of its own, so the link tap makes no closure when nothing differs. */
-function applyBatch(client: ClientConnection, server: ServerConnection, sql: string): void {
+function applyBatch(client: Client, server: Server, sql: string): void {
   server.runInternal(sql, (error) => {
     if (error === null && server.txStatus === TxStatus.Idle) return;
     // the batch ran in one implicit transaction: on error none of it applied

@@ -1,22 +1,15 @@
 // Built-in plugin: statement pooling refuses transaction blocks, as PgBouncer does, without losing the client.
-import { Backend, TxStatus } from "../../core/protocol/codes.ts";
-import { Action } from "../../core/context.ts";
-import { errorResponse, SqlState } from "../../core/protocol/errors.ts";
-import { Prebuilt } from "../../core/protocol/writer.ts";
-import type { PgbunPlugin, PluginApi } from "../../core/plugin/types.ts";
-import type { ClientConnection } from "../../core/client.ts";
-import type { ServerConnection } from "../../core/server.ts";
+import { Action, Backend, Prebuilt, SqlState, TxStatus, errorResponse, type Client, type PgbunPlugin, type PluginApi, type Server } from "../../plugin-sdk/index.ts";
 
 const NAME = "pgbun:pool-statement";
 const REFUSED = "transaction blocks not allowed in statement pooling mode";
 
 /** Rolls the refused transaction back, then releases the server (its own function: no closure per ReadyForQuery). */
-function rollBack(api: PluginApi, client: ClientConnection, server: ServerConnection): void {
+function rollBack(api: PluginApi, client: Client, server: Server): void {
   server.runInternal("ROLLBACK", (error) => {
     if (error || server.txStatus !== TxStatus.Idle) return server.close("could not roll back a refused transaction block");
-    if (client.server === server && client.inSync) api.core.releaseServer(client, server, "statement");
+    if (client.server === server && client.inSync) api.releaseServer(client, server, "statement");
   });
-  server.out.flush(null);
 }
 
 /**

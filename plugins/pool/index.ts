@@ -1,13 +1,20 @@
 // Built-in plugin "pgbun:pool": session and transaction pooling per (database, user) with PgBouncer's limits.
-import type { ClientConnection } from "../../core/client.ts";
-import type { InternalError, ServerConnection } from "../../core/server.ts";
-import { LoginError, type LoginFailure } from "../../core/server-login.ts";
-import { SqlState } from "../../core/protocol/errors.ts";
-import type { PgbunPlugin, PluginApi } from "../../core/plugin/types.ts";
-import type { Refusal } from "../../core/hooks.ts";
+import {
+  loginFailureOf,
+  perWorker,
+  SqlState,
+  type Client,
+  type InternalError,
+  type LoginFailure,
+  type PgbunPlugin,
+  type PluginApi,
+  type PoolApi,
+  type PoolInfo,
+  type Refusal,
+  type Server,
+} from "../../plugin-sdk/index.ts";
 import { Pool } from "./pool.ts";
 import { DISCARDS_ALL, leftover, LEFTOVER_QUERY } from "./reset.ts";
-import { perWorker } from "../../core/workers.ts";
 
 const NAME = "pgbun:pool";
 /**
@@ -16,11 +23,6 @@ const NAME = "pgbun:pool";
  * with them; PgBouncer opens one at a time. A few in parallel fill a pool fast without that stampede.
  */
 const MAX_CONNECTING = 8;
-
-function failureOf(err: unknown): LoginFailure {
-  if (err instanceof LoginError) return err.failure;
-  return { message: err instanceof Error ? err.message : String(err) };
-}
 
 function refusalOf(f: LoginFailure): Refusal {
   return { code: f.code ?? SqlState.ConnectionFailure, message: f.message, error: f.error };
@@ -37,25 +39,26 @@ class PoolManager {
     return this.api.config.settings;
   }
 
-  poolFor(client: ClientConnection): Pool {
-    const key = `${client.database}\u0000${client.user}`;
+  poolFor(client: Client): Pool {
+    const database = client.poolDatabase;
+    const key = client.routeHost === "" ? `${database}\u0000${client.user}` : `${database}\u0000${client.user}\u0000${client.routeHost}`;
     let pool = this.pools.get(key);
     if (pool) return pool;
     const entry = client.dbEntry!;
     const user = this.api.config.users[client.user];
     const s = this.settings;
-    const core = this.api.core;
-    const share = (n: number) => perWorker(n, core.worker.count);
+    const api = this.api;
+    const share = (n: number) => perWorker(n, api.worker.count);
     pool = new Pool(
       key,
-      client.database,
+      database,
       client.user,
       entry,
       client.poolMode,
       share(entry.pool_size ?? user?.pool_size ?? s.default_pool_size),
       share(entry.min_pool_size ?? s.min_pool_size),
       share(entry.reserve_pool_size ?? user?.reserve_pool_size ?? s.reserve_pool_size),
-      (i) => core.targetFor(entry, client.database, client.user, i),
+      (i) => api.targetFor(entry, database, client.user, i),
     );
     this.pools.set(key, pool);
     return pool;
@@ -65,7 +68,7 @@ class PoolManager {
   canOpen(pool: Pool, reserve = false): boolean {
     const limit = pool.size + (reserve ? pool.reserveSize : 0);
     if (pool.servers.size + pool.connecting >= limit || pool.connecting >= MAX_CONNECTING) return false;
-    const workers = this.api.core.worker.count;
+    const workers = this.api.worker.count;
     const maxDb = perWorker(pool.entry.max_db_connections ?? this.settings.max_db_connections, workers);
     if (maxDb > 0 && (this.dbConnections.get(pool.database) ?? 0) >= maxDb && !this.evictIdle(pool, (p) => p.database === pool.database)) return false;
     const maxUser = perWorker(this.api.config.users[pool.user]?.max_user_connections ?? this.settings.max_user_connections, workers);
@@ -97,11 +100,10 @@ class PoolManager {
   /** Opens a server for the pool; when logged in it serves the oldest waiter or goes idle. */
   open(pool: Pool): void {
     const target = pool.target(pool.hostIndex++);
-    const core = this.api.core;
     pool.connecting++;
     this.count(this.dbConnections, pool.database, 1);
     this.count(this.userConnections, pool.user, 1);
-    core.openServer(target, pool).then(
+    this.api.openServer(target, pool).then(
       (s) => {
         pool.connecting--;
         pool.servers.add(s);
@@ -114,7 +116,7 @@ class PoolManager {
         pool.connecting--;
         this.count(this.dbConnections, pool.database, -1);
         this.count(this.userConnections, pool.user, -1);
-        const f = failureOf(err);
+        const f = loginFailureOf(err);
         this.api.log.warn({ pool: `${pool.database}/${pool.user}`, host: target.host, port: target.port, code: f.code }, `server login failed: ${f.message}`);
         pool.failWelcome(f);
         // every waiter gets the failure rather than hanging (PostgreSQL's own error when it sent one)
@@ -124,39 +126,62 @@ class PoolManager {
   }
 
   /** A server that is ready: the oldest waiter gets it, else it goes idle. */
-  makeAvailable(pool: Pool, server: ServerConnection): void {
+  makeAvailable(pool: Pool, server: Server): void {
     const waiter = pool.nextWaiter();
     if (waiter) {
       waiter.linkServer(server);
       return;
     }
-    server.setState("idle");
+    server.markIdle();
     pool.idle.push(server);
   }
 
   /** usable() as a value made once: hot paths pass it on without making a closure per call. */
-  readonly isUsable = (server: ServerConnection): boolean => this.usable(server);
+  readonly isUsable = (server: Server): boolean => this.usable(server);
 
-  usable(server: ServerConnection): boolean {
+  usable(server: Server): boolean {
     if (server.closeNeeded || server.fatalSeen || server.state === "closed") return false;
     const life = this.settings.server_lifetime * 1000;
-    return !(life > 0 && this.api.core.now - server.connectTime > life);
+    return !(life > 0 && this.api.now - server.connectTime > life);
   }
 
-  needServer(client: ClientConnection): ServerConnection | undefined {
+  needServer(client: Client): Server | null | undefined {
     const pool = client.pool as Pool;
     const server = pool.takeIdle(this.settings.server_round_robin, this.isUsable);
-    if (server) return server;
+    if (server) {
+      if (this.api.hooks.checkServer.taps.length === 0) return server;
+      this.check(pool, server, client);
+      return null;
+    }
     pool.waiters.push(client);
     if (pool.connecting < pool.waiters.length && this.canOpen(pool)) this.open(pool);
     return undefined;
   }
 
-  released(server: ServerConnection, client: ClientConnection | null): true | undefined {
+  /**
+   * The checkServer hook (a health check) runs before an idle server is handed out: the client waits meanwhile. A
+   * server a tap refuses is closed and the client asks again; one whose client left meanwhile goes back to the pool.
+   */
+  private check(pool: Pool, server: Server, client: Client): void {
+    server.markTested();
+    const done = (reason: string | undefined) => {
+      const stillWaiting = client.state === "waiting" && client.server === null;
+      if (reason === undefined && server.isClean() && this.usable(server)) {
+        if (stillWaiting) client.linkServer(server);
+        else this.makeAvailable(pool, server);
+        return;
+      }
+      server.close(reason ?? "not usable after checkServer");
+      if (stillWaiting) this.api.retryAcquire(client);
+    };
+    this.api.hooks.checkServer.promise(server, client).then(done, (err: unknown) => done(`checkServer failed: ${err instanceof Error ? err.message : String(err)}`));
+  }
+
+  released(server: Server, client: Client | null): true | undefined {
     const pool = server.pool as Pool;
     if (!pool || this.pools.get(pool.key) !== pool || !this.usable(server)) return undefined;
     if (server.cancelsInFlight > 0) {
-      server.setState("being_canceled");
+      server.markBeingCanceled();
       return true;
     }
     const s = this.settings;
@@ -175,15 +200,14 @@ class PoolManager {
   }
 
   /** server_reset_query, then back to the pool (a method of its own: its closure is made only when it runs). */
-  private runReset(pool: Pool, server: ServerConnection, reset: string): void {
-    server.setState("tested");
+  private runReset(pool: Pool, server: Server, reset: string): void {
+    server.markTested();
     server.applied.clear();
     server.runInternal(reset, (error) => {
       if (error || !server.isClean()) return server.close("server_reset_query failed");
       this.api.hooks.serverReset.call(server);
       this.makeAvailable(pool, server);
     });
-    server.out.flush(null);
   }
 
   /**
@@ -192,10 +216,10 @@ class PoolManager {
    * server found clean goes back to the pool, any other is closed. Only such servers pay for this: a plain
    * transaction's release stays a push onto the idle stack.
    */
-  private resetLeftState(pool: Pool, server: ServerConnection, reset: string, client: ClientConnection | null): void {
+  private resetLeftState(pool: Pool, server: Server, reset: string, client: Client | null): void {
     if (reset === "") return server.close("its client left session state and server_reset_query is empty");
     this.api.log.info({ server: server.label, client: client?.label, pin: client?.pinReason ?? undefined }, "resetting a server its client left with session state");
-    server.setState("tested");
+    server.markTested();
     server.applied.clear();
     const done = (left: string | null) => {
       if (left !== null) return server.close(`session state left after the reset: ${left}`);
@@ -213,10 +237,9 @@ class PoolManager {
         done(resetError !== null ? `server_reset_query failed: ${resetError.message}` : error !== null ? `state check failed: ${error.message}` : leftover(rows, server.target.user));
       });
     }
-    server.out.flush(null);
   }
 
-  serverClosed(server: ServerConnection): void {
+  serverClosed(server: Server): void {
     const pool = server.pool as Pool | null;
     if (!pool || !pool.servers.delete(server)) return;
     pool.removeIdle(server);
@@ -270,6 +293,17 @@ class PoolManager {
   }
 }
 
+/** What pgbun:pool offers other plugins as capability "pool" (the console's SHOW POOLS, stats pruning). */
+function poolApi(manager: PoolManager): PoolApi {
+  return {
+    pools: () => manager.pools.values() as Iterable<PoolInfo>,
+    poolOf: (client) => {
+      const pool = client.pool as Pool | null;
+      return pool !== null && manager.pools.get(pool.key) === pool ? pool : undefined;
+    },
+  };
+}
+
 /** The pool plugin; replace it with a plugin that `provides: ["pool"]`. */
 export default function poolPlugin(): PgbunPlugin {
   return {
@@ -277,7 +311,7 @@ export default function poolPlugin(): PgbunPlugin {
     provides: ["pool"],
     apply(api) {
       const manager = new PoolManager(api);
-      (api.core as unknown as { pools?: PoolManager }).pools = manager;
+      this.api = poolApi(manager);
       const h = api.hooks;
       h.authenticated.tapPromise(NAME, async (client) => {
         if (client.virtual) return undefined;
@@ -294,7 +328,7 @@ export default function poolPlugin(): PgbunPlugin {
         client.pool = pool;
         pool.clientCount++;
         // the first client of a pool needs a server's parameters: it waits for one like a query would
-        const deadline = api.core.now + (s.query_wait_timeout > 0 ? s.query_wait_timeout * 1000 : Number.POSITIVE_INFINITY);
+        const deadline = api.now + (s.query_wait_timeout > 0 ? s.query_wait_timeout * 1000 : Number.POSITIVE_INFINITY);
         while (!pool.welcome) {
           const waiting = pool.awaitWelcome();
           if (pool.connecting === 0 && manager.canOpen(pool)) manager.open(pool);
@@ -310,8 +344,9 @@ export default function poolPlugin(): PgbunPlugin {
         return undefined;
       });
       h.needServer.tap(NAME, (client) => manager.needServer(client));
+      // a server handed out without its checkServer taps would skip the health check: none when they are tapped
       h.peekServer.tap(NAME, (client) =>
-        client.pool ? ((client.pool as Pool).takeIdle(api.config.settings.server_round_robin, manager.isUsable) ?? undefined) : undefined,
+        client.pool && h.checkServer.taps.length === 0 ? ((client.pool as Pool).takeIdle(api.config.settings.server_round_robin, manager.isUsable) ?? undefined) : undefined,
       );
       h.serverReleased.tap(NAME, (server, client) => manager.released(server, client));
       h.serverClosed.tap(NAME, (server) => manager.serverClosed(server));
@@ -324,15 +359,15 @@ export default function poolPlugin(): PgbunPlugin {
       h.tick.tap(NAME, (now) => manager.tick(now));
       h.reload.tap(NAME, () => {
         for (const pool of manager.pools.values()) {
-          const entry = api.core.resolveDatabase(pool.database);
+          const entry = api.resolveDatabase(pool.database);
           if (!entry) continue;
           pool.entry = entry;
           const user = api.config.users[pool.user];
-          const share = (n: number) => perWorker(n, api.core.worker.count);
+          const share = (n: number) => perWorker(n, api.worker.count);
           pool.size = share(entry.pool_size ?? user?.pool_size ?? api.config.settings.default_pool_size);
           pool.minSize = share(entry.min_pool_size ?? api.config.settings.min_pool_size);
           pool.reserveSize = share(entry.reserve_pool_size ?? user?.reserve_pool_size ?? api.config.settings.reserve_pool_size);
-          pool.target = (i) => api.core.targetFor(entry, pool.database, pool.user, i);
+          pool.target = (i) => api.targetFor(entry, pool.database, pool.user, i);
         }
       });
     },

@@ -1,16 +1,13 @@
 // One pool of server connections per (database, user): idle stack, FIFO waiters, limits, welcome parameters.
-import type { ClientConnection, PoolMode } from "../../core/client.ts";
-import type { ServerConnection, ServerTarget } from "../../core/server.ts";
-import type { LoginFailure } from "../../core/server-login.ts";
-import type { DatabaseEntry } from "../../core/config/databases.ts";
+import { type Client, type DatabaseEntry, type LoginFailure, type PoolMode, type Server, type ServerTarget } from "../../plugin-sdk/index.ts";
 
 export class Pool {
   /** Idle servers; the end of the array is the most recently used (LIFO unless server_round_robin). */
-  readonly idle: ServerConnection[] = [];
+  readonly idle: Server[] = [];
   /** Every server of this pool that is not closed (login, idle, active, used, tested, being_canceled). */
-  readonly servers = new Set<ServerConnection>();
+  readonly servers = new Set<Server>();
   /** Clients waiting for a server, oldest first. */
-  readonly waiters: ClientConnection[] = [];
+  readonly waiters: Client[] = [];
   /** Clients logged in to this pool (a count: listing them is a walk over the core's clients, for the console). */
   clientCount = 0;
   /** Logins in progress. */
@@ -41,7 +38,7 @@ export class Pool {
   }
 
   /** Takes an idle server that is still usable; closes stale ones on the way. */
-  takeIdle(roundRobin: boolean, isUsable: (s: ServerConnection) => boolean): ServerConnection | null {
+  takeIdle(roundRobin: boolean, isUsable: (s: Server) => boolean): Server | null {
     while (this.idle.length > 0) {
       const s = (roundRobin ? this.idle.shift() : this.idle.pop())!;
       if (isUsable(s)) return s;
@@ -50,18 +47,18 @@ export class Pool {
     return null;
   }
 
-  removeIdle(server: ServerConnection): void {
+  removeIdle(server: Server): void {
     const i = this.idle.indexOf(server);
     if (i >= 0) this.idle.splice(i, 1);
   }
 
-  removeWaiter(client: ClientConnection): void {
+  removeWaiter(client: Client): void {
     const i = this.waiters.indexOf(client);
     if (i >= 0) this.waiters.splice(i, 1);
   }
 
   /** Oldest waiter that is still waiting. */
-  nextWaiter(): ClientConnection | null {
+  nextWaiter(): Client | null {
     while (this.waiters.length > 0) {
       const c = this.waiters.shift()!;
       if (c.state === "waiting") return c;
@@ -79,7 +76,7 @@ export class Pool {
     return this.welcomeWaiters.length;
   }
 
-  setWelcome(params: Map<string, string>): void {
+  setWelcome(params: ReadonlyMap<string, string>): void {
     if (!this.welcome) this.welcome = new Map(params);
     for (const w of this.welcomeWaiters.splice(0)) w.resolve();
   }

@@ -1,10 +1,5 @@
 // Built-in plugin: protocol-level named prepared statements that work in transaction and statement mode.
-import { Backend, Frontend } from "../../core/protocol/codes.ts";
-import { Prebuilt } from "../../core/protocol/writer.ts";
-import { decodeError, errorResponse, errorResponseOf } from "../../core/protocol/errors.ts";
-import { cstringEnd, DEALLOCATES_ALL, decodeParse, decodeQuery, decodeTarget } from "../../core/protocol/decode.ts";
-import { Action, type MessageContext, type MessageResult } from "../../core/context.ts";
-import type { PgbunPlugin } from "../../core/plugin/types.ts";
+import { Action, Backend, DEALLOCATES_ALL, Frontend, Prebuilt, cstringEnd, decodeError, decodeParse, decodeQuery, decodeTarget, errorResponse, errorResponseOf, type MessageContext, type MessageResult, type PgbunPlugin } from "../../plugin-sdk/index.ts";
 import { closeStatement, describeStatement, parameterDescription, parseMessage, rebind } from "./messages.ts";
 import { Req, type ReqKind } from "./requests.ts";
 import { parameterTypes, shapeOf } from "./shape.ts";

@@ -1,6 +1,5 @@
 // Builds the Parse/Bind/Describe/Close messages pgbun sends under its own statement names.
-import { Backend, Frontend } from "../../core/protocol/codes.ts";
-import { MessageWriter } from "../../core/protocol/writer.ts";
+import { Backend, Frontend, MessageWriter } from "../../plugin-sdk/index.ts";
 
 export function parseMessage(name: string, query: string, paramTypes: number[]): Buffer {
   const w = new MessageWriter(query.length + name.length + 16).begin(Frontend.Parse).cstring(name).cstring(query).int16(paramTypes.length);

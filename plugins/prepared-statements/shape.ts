@@ -1,5 +1,5 @@
 // A statement's shape as the server describes it: parameter types and result columns, compared across servers.
-import { Backend } from "../../core/protocol/codes.ts";
+import { Backend } from "../../plugin-sdk/index.ts";
 
 /** The parameter type OIDs of a ParameterDescription message (whole, header included). */
 export function parameterTypes(buf: Uint8Array, start: number): number[] {

@@ -1,6 +1,5 @@
 // What the prepared-statements plugin keeps per client (its statement names) and per server (pgbun's statements).
-import type { ClientConnection } from "../../core/client.ts";
-import type { ServerConnection } from "../../core/server.ts";
+import { type Client, type Server } from "../../plugin-sdk/index.ts";
 import { RequestQueue } from "./requests.ts";
 
 export const NAME = "pgbun:prepared-statements";
@@ -53,13 +52,13 @@ export interface ServerStatements {
   seq: number;
 }
 
-export function clientState(client: ClientConnection): ClientStatements {
+export function clientState(client: Client): ClientStatements {
   let s = client.data[NAME] as ClientStatements | undefined;
   if (!s) client.data[NAME] = s = { byName: new Map(), queue: new RequestQueue(), bound: [], held: null, unnamedHere: false };
   return s;
 }
 
-export function serverState(server: ServerConnection): ServerStatements {
+export function serverState(server: Server): ServerStatements {
   let s = server.data[NAME] as ServerStatements | undefined;
   if (!s) server.data[NAME] = s = { names: new Map(), forgotten: [], seq: 0 };
   return s;

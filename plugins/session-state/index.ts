@@ -1,15 +1,8 @@
 // Built-in plugin: session state in transaction mode: SET values follow the client; other state pins its server.
-import { Backend, Frontend, TxStatus } from "../../core/protocol/codes.ts";
-import { SqlState } from "../../core/protocol/errors.ts";
-import { parameterStatus } from "../../core/protocol/writer.ts";
-import type { ClientConnection } from "../../core/client.ts";
-import type { MessageContext } from "../../core/context.ts";
-import type { ServerConnection } from "../../core/server.ts";
-import type { PgbunPlugin, PluginApi } from "../../core/plugin/types.ts";
+import { Backend, DEALLOCATES_ALL, Frontend, SqlState, TxStatus, cstringEnd, parameterStatus, type Client, type MessageContext, type PgbunPlugin, type PluginApi, type Server } from "../../plugin-sdk/index.ts";
 import { provenHarmless } from "./harmless.ts";
 import { mayChangeSessionState } from "./screen.ts";
 import { latin1, StatementMarks } from "./statements.ts";
-import { cstringEnd, DEALLOCATES_ALL } from "../../core/protocol/decode.ts";
 
 const NAME = "pgbun:session-state";
 
@@ -86,20 +79,20 @@ interface ClientSessionState {
   settingsQuiet: boolean;
 }
 
-function stateOf(client: ClientConnection): ClientSessionState {
+function stateOf(client: Client): ClientSessionState {
   let s = client.data[NAME] as ClientSessionState | undefined;
   if (!s) client.data[NAME] = s = { customNames: new Set(), resets: new Set(), statements: null, settingsQuiet: false };
   return s;
 }
 
 /** Marks the client's transaction suspect for something that may change settings too (see settingsQuiet). */
-function suspect(client: ClientConnection): void {
+function suspect(client: Client): void {
   client.sessionSuspect = true;
   const st = client.data[NAME] as ClientSessionState | undefined;
   if (st !== undefined) st.settingsQuiet = false;
 }
 
-function marksOf(client: ClientConnection): StatementMarks {
+function marksOf(client: Client): StatementMarks {
   const st = stateOf(client);
   return (st.statements ??= new StatementMarks());
 }
@@ -108,7 +101,7 @@ function marksOf(client: ClientConnection): StatementMarks {
  * Cheap screening of a Query/Parse text; only a text that may change session state is looked at further.
  * Returns that text (decoded) when it may change session state, else null.
  */
-function inspect(client: ClientConnection, ctx: MessageContext, from: number, pooled: boolean): string | null {
+function inspect(client: Client, ctx: MessageContext, from: number, pooled: boolean): string | null {
   const b = ctx.buf;
   if (!mayChangeSessionState(b, from, ctx.end)) return null;
   const text = latin1(b, from, ctx.end);
@@ -126,7 +119,7 @@ function inspect(client: ClientConnection, ctx: MessageContext, from: number, po
 }
 
 /** Reads the state row: the pin reason (or null) and the session-level settings. */
-function readState(row: Array<string | null>, server: ServerConnection): { pin: string | null; settings: Array<[string, string]> } {
+function readState(row: Array<string | null>, server: Server): { pin: string | null; settings: Array<[string, string]> } {
   let pin: string | null = null;
   for (let i = 0; i < PIN_REASONS.length; i++) if (Number(row[i]) > 0) pin ??= PIN_REASONS[i]!;
   const currentUser = row[CURRENT_USER];
@@ -138,13 +131,13 @@ function readState(row: Array<string | null>, server: ServerConnection): { pin: 
   return { pin, settings };
 }
 
-function releaseIfDone(api: PluginApi, client: ClientConnection, server: ServerConnection): void {
+function releaseIfDone(api: PluginApi, client: Client, server: Server): void {
   if (client.poolMode === "session" || client.server !== server || client.pinReason !== null) return;
-  if (client.inSync && client.txStatus === TxStatus.Idle && server.internalPending === 0) api.core.releaseServer(client, server, "transaction");
+  if (client.inSync && client.txStatus === TxStatus.Idle && server.internalPending === 0) api.releaseServer(client, server, "transaction");
 }
 
 /** RESET sends a setting back to the server's default; the client's default is what it connected with. */
-function reapplyStartupValues(api: PluginApi, client: ClientConnection, server: ServerConnection, resets: Set<string>): void {
+function reapplyStartupValues(api: PluginApi, client: Client, server: Server, resets: Set<string>): void {
   const values: Array<[string, string]> = [];
   for (const [name, value] of client.startupValues) if (resets.has("all") || resets.has(name.toLowerCase())) values.push([name, value]);
   if (values.length === 0) return;
@@ -155,7 +148,7 @@ function reapplyStartupValues(api: PluginApi, client: ClientConnection, server: 
       if (reported === undefined || client.server !== server || client.param(name) === undefined) continue;
       if (client.param(name) !== reported) {
         client.setParam(name, reported);
-        client.out.send(parameterStatus(name, reported));
+        client.send(parameterStatus(name, reported));
       }
     }
     releaseIfDone(api, client, server);
@@ -163,7 +156,7 @@ function reapplyStartupValues(api: PluginApi, client: ClientConnection, server: 
 }
 
 /** Settings the server does not report are carried by the client and replayed where it lands. */
-function takeSettings(client: ClientConnection, server: ServerConnection, settings: Array<[string, string]>): void {
+function takeSettings(client: Client, server: Server, settings: Array<[string, string]>): void {
   for (const name of [...client.settings.keys()]) if (!settings.some(([n]) => n === name)) client.settings.delete(name);
   server.applied.clear();
   for (const [name, value] of settings) {
@@ -174,7 +167,7 @@ function takeSettings(client: ClientConnection, server: ServerConnection, settin
 }
 
 /** `withSettings`: also read the session-level settings (see stateQuery). */
-function checkState(api: PluginApi, client: ClientConnection, server: ServerConnection, st: ClientSessionState | undefined, withSettings: boolean): void {
+function checkState(api: PluginApi, client: Client, server: Server, st: ClientSessionState | undefined, withSettings: boolean): void {
   const mode = api.config.settings.session_state;
   server.runInternal(stateQuery(st?.customNames ?? [], withSettings), (error, rows) => {
     if (error || rows.length !== 1) {
@@ -214,7 +207,7 @@ export default function sessionState(): PgbunPlugin {
     name: NAME,
     provides: ["session-state"],
     apply(api) {
-      const active = (c: ClientConnection) => c.poolMode !== "session" && api.config.settings.session_state !== "ignore";
+      const active = (c: Client) => c.poolMode !== "session" && api.config.settings.session_state !== "ignore";
       const verify = () => api.config.settings.session_state === "verify";
       const debug = () => api.log.isLevelEnabled("debug");
       api.onClientMessage(
@@ -304,11 +297,9 @@ export default function sessionState(): PgbunPlugin {
           const server = ctx.server;
           if (server === null || client.txStatus !== TxStatus.Idle || !client.inSync) return undefined;
           const st = client.data[NAME] as ClientSessionState | undefined;
-          let queued = false;
           if (st !== undefined && st.resets.size > 0) {
             reapplyStartupValues(api, client, server, st.resets);
             st.resets = new Set();
-            queued = true;
           }
           if (active(client) && (client.sessionSuspect || client.pinReason !== null)) {
             if (debug()) api.log.debug({ client: client.label, server: server.label, pinned: client.pinReason }, "checking session state");
@@ -322,9 +313,7 @@ export default function sessionState(): PgbunPlugin {
             client.sessionSuspect = false;
             st?.statements?.checkStarted();
             checkState(api, client, server, st, withSettings);
-            queued = true;
           }
-          if (queued) server.out.flush(null);
           return undefined;
         },
         { stage: -15 },

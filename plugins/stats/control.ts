@@ -2,7 +2,7 @@
 import type { ClientConnection } from "../../core/client.ts";
 import type { ServerConnection } from "../../core/server.ts";
 import type { Pgbun } from "../../core/pgbun.ts";
-import { SqlState } from "../../core/protocol/errors.ts";
+import { SqlState } from "../../plugin-sdk/protocol/errors.ts";
 import { poolViews, serverDatabase, type PoolView } from "./pool-view.ts";
 
 interface Wait {

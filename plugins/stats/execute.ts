@@ -1,6 +1,6 @@
 // Runs one parsed admin command: a SHOW table, a control action, or a wait (PAUSE, WAIT_CLOSE) answered later.
 import type { Pgbun } from "../../core/pgbun.ts";
-import { commandComplete, Prebuilt } from "../../core/protocol/writer.ts";
+import { commandComplete, Prebuilt } from "../../plugin-sdk/protocol/writer.ts";
 import type { AdminCommand, ShowTarget } from "./commands.ts";
 import type { Control } from "./control.ts";
 import { ADMIN_DATABASES, type AdminEnv } from "./env.ts";

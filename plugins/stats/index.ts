@@ -1,6 +1,6 @@
 // Built-in plugin "pgbun:stats": PgBouncer's counters and its admin console (virtual database pgbouncer, alias pgbun).
 import type { ClientConnection } from "../../core/client.ts";
-import type { PgbunPlugin, PluginApi } from "../../core/plugin/types.ts";
+import type { PgbunPlugin, PluginApi } from "../../plugin-sdk/plugin.ts";
 import { VERSION } from "../../core/version.ts";
 import { Control } from "./control.ts";
 import { COUNTER_FIELDS, StatsRegistry } from "./counters.ts";

@@ -1,8 +1,8 @@
 // The admin console across workers (workers > 1): SHOW totals from every worker, control commands applied by every worker.
 import type { UnixSocketListener } from "bun";
 import { rmSync } from "node:fs";
-import { noticeResponse } from "../../core/protocol/errors.ts";
-import { commandComplete } from "../../core/protocol/writer.ts";
+import { noticeResponse } from "../../plugin-sdk/protocol/errors.ts";
+import { commandComplete } from "../../plugin-sdk/protocol/writer.ts";
 import type { AdminCommand, ShowTarget } from "./commands.ts";
 import { ADMIN_DATABASES, type AdminEnv } from "./env.ts";
 import { applyControl, checkControl, controlTag, done, error, isControl, SHOWS, waitCondition, type ControlCommand, type Reply } from "./execute.ts";

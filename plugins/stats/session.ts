@@ -1,9 +1,9 @@
 // One admin console connection: simple Query in, result tables out; extended protocol refused; waits keep order.
 import type { ClientConnection } from "../../core/client.ts";
-import { Frontend } from "../../core/protocol/codes.ts";
-import { decodeQuery } from "../../core/protocol/decode.ts";
-import { errorResponse, SqlState } from "../../core/protocol/errors.ts";
-import { commandComplete, Prebuilt } from "../../core/protocol/writer.ts";
+import { Frontend } from "../../plugin-sdk/protocol/codes.ts";
+import { decodeQuery } from "../../plugin-sdk/protocol/decode.ts";
+import { errorResponse, SqlState } from "../../plugin-sdk/protocol/errors.ts";
+import { commandComplete, Prebuilt } from "../../plugin-sdk/protocol/writer.ts";
 import { isReadOnly, parseCommand } from "./commands.ts";
 import { ADMIN_DB, type AdminEnv } from "./env.ts";
 import { execute, type Reply } from "./execute.ts";

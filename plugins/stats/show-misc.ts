@@ -1,6 +1,6 @@
 // SHOW LISTS, SHOW VERSION and SHOW HELP.
-import { Backend } from "../../core/protocol/codes.ts";
-import { commandComplete, MessageWriter } from "../../core/protocol/writer.ts";
+import { Backend } from "../../plugin-sdk/protocol/codes.ts";
+import { commandComplete, MessageWriter } from "../../plugin-sdk/protocol/writer.ts";
 import type { AdminEnv } from "./env.ts";
 import { poolViews } from "./pool-view.ts";
 import { columns, type Table } from "./table.ts";

@@ -1,5 +1,5 @@
 // A result table for the admin console (typed columns, rows) and its encoding as RowDescription, DataRow*, CommandComplete.
-import { commandComplete, dataRow, rowDescription } from "../../core/protocol/writer.ts";
+import { commandComplete, dataRow, rowDescription } from "../../plugin-sdk/protocol/writer.ts";
 
 /** Column types as PgBouncer sends them: text, or int8 for counts and times. */
 const TYPE_OID = { text: 25, int: 20 } as const;

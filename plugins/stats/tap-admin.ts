@@ -1,9 +1,9 @@
 // The admin console's taps: login and authorization, every message of its clients, DISABLE and PAUSE in front of the pool.
 import type { ClientConnection } from "../../core/client.ts";
-import { Action, type MessageContext, type MessageResult } from "../../core/context.ts";
-import { Frontend } from "../../core/protocol/codes.ts";
-import { SqlState } from "../../core/protocol/errors.ts";
-import type { PluginApi } from "../../core/plugin/types.ts";
+import { Action, type MessageContext, type MessageResult } from "../../plugin-sdk/context.ts";
+import { Frontend } from "../../plugin-sdk/protocol/codes.ts";
+import { SqlState } from "../../plugin-sdk/protocol/errors.ts";
+import type { PluginApi } from "../../plugin-sdk/plugin.ts";
 import type { ServerConnection } from "../../core/server.ts";
 import { ADMIN_DATABASES, PLUGIN_NAME, type AdminEnv } from "./env.ts";
 import { AdminSession, type AdminRole } from "./session.ts";

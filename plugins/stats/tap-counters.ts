@@ -1,8 +1,8 @@
 // The counting taps: synchronous, no allocation per message, the clock read only at query/transaction boundaries.
 import type { ClientConnection } from "../../core/client.ts";
-import { Backend, Frontend, TxStatus } from "../../core/protocol/codes.ts";
-import type { MessageContext, MessageResult } from "../../core/context.ts";
-import type { PluginApi } from "../../core/plugin/types.ts";
+import { Backend, Frontend, TxStatus } from "../../plugin-sdk/protocol/codes.ts";
+import type { MessageContext, MessageResult } from "../../plugin-sdk/context.ts";
+import type { PluginApi } from "../../plugin-sdk/plugin.ts";
 import { ClientCounters, settleBytes, type StatsRegistry } from "./counters.ts";
 import { PLUGIN_NAME } from "./env.ts";
 

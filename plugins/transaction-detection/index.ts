@@ -1,6 +1,5 @@
 // Built-in plugin: finds transaction boundaries and releases the server in transaction and statement mode.
-import { Backend, TxStatus } from "../../core/protocol/codes.ts";
-import type { PgbunPlugin } from "../../core/plugin/types.ts";
+import { Backend, TxStatus, type PgbunPlugin } from "../../plugin-sdk/index.ts";
 
 /**
  * A server is released only on ReadyForQuery 'I' once every Query/Sync the client sent has been answered and

@@ -1,7 +1,7 @@
 // A raw PostgreSQL wire-protocol client for tests: exact control over the bytes sent and every message received.
 import { connect, type Socket } from "node:net";
-import { StartupCode } from "../../core/protocol/codes.ts";
-import { MessageWriter } from "../../core/protocol/writer.ts";
+import { StartupCode } from "../../plugin-sdk/protocol/codes.ts";
+import { MessageWriter } from "../../plugin-sdk/protocol/writer.ts";
 
 /** One backend message: its type character, type byte and body (without the 5-byte header). */
 export interface BackendMessage {

@@ -3,7 +3,7 @@ import { expect, test } from "bun:test";
 import { readFileSync } from "node:fs";
 import { startPgbun, type TestPgbun } from "../harness/pgbun.ts";
 import { usePostgres } from "../harness/fixtures.ts";
-import { query, startupMessage } from "../../core/protocol/writer.ts";
+import { query, startupMessage } from "../../plugin-sdk/protocol/writer.ts";
 
 let pgbun: TestPgbun;
 usePostgres(

@@ -1,0 +1,60 @@
+// The PluginApi a plugin is given: the only door from a plugin into the core, built once per plugin at apply.
+import type { PluginApi, PluginInfo, TapOptions } from "../../plugin-sdk/plugin.ts";
+import { messageCode } from "../../plugin-sdk/protocol/codes.ts";
+import type { ClientConnection } from "../client.ts";
+import type { Pgbun } from "../pgbun.ts";
+import type { ServerConnection } from "../server.ts";
+import type { LoadedPlugin } from "./loader.ts";
+
+/** The loaded plugins as `pgbun plugins` and the console list them. */
+export function pluginInfos(core: Pgbun): PluginInfo[] {
+  return core.plugins.map((l) => ({
+    name: l.plugin.name,
+    specifier: l.specifier,
+    provides: l.plugin.provides ?? [],
+    options: l.options,
+    taps: [...(core.tapsOf.get(l.plugin.name) ?? [])],
+  }));
+}
+
+export function makePluginApi(core: Pgbun, l: LoadedPlugin): PluginApi {
+  const name = l.plugin.name;
+  const tapOpts = (o?: TapOptions) => ({ name, stage: o?.stage, before: o?.before as string | undefined });
+  return {
+    name,
+    options: l.options,
+    hooks: core.hooks,
+    get config() {
+      return core.config;
+    },
+    log: core.log.child({ plugin: name }),
+    get now() {
+      return core.now;
+    },
+    worker: { id: core.worker.id, count: core.worker.count },
+    get port() {
+      return core.port;
+    },
+    get shuttingDown() {
+      return core.shuttingDown;
+    },
+    onClientMessage: (type, fn, o) => core.hooks.clientMessage.for(messageCode("frontend", type)).tap(tapOpts(o), fn),
+    onServerMessage: (type, fn, o) => core.hooks.serverMessage.for(messageCode("backend", type)).tap(tapOpts(o), fn),
+    clients: () => core.clients,
+    servers: () => core.servers,
+    clientCounts: core.clientCounts,
+    resolveDatabase: (db) => core.resolveDatabase(db),
+    targetFor: (entry, database, user, hostIndex) => core.targetFor(entry, database, user, hostIndex),
+    openServer: (target, owner) => core.openServer(target, owner),
+    route: (client, database, options) => core.route(client as ClientConnection, database, options?.host, options?.port),
+    releaseServer: (client, server, reason) => core.releaseServer(client as ClientConnection, server as ServerConnection, reason),
+    retryAcquire: (client) => core.retryAcquire(client as ClientConnection),
+    cancelFinished: (server) => core.cancelFinished(server as ServerConnection),
+    reload: () => core.reloadConfig(),
+    shutdown: (mode) => core.shutdown(mode),
+    capability: <T>(cap: string) => core.capability(cap) as T | undefined,
+    plugins: () => pluginInfos(core),
+    // TEMPORARY, while pgbun:stats moves onto the SDK (it still reads api.core); removed when that lands
+    ...({ core } as {}),
+  };
+}

@@ -1,0 +1,74 @@
+// The APIs the built-in plugins offer other plugins by capability name: api.capability<AdminApi>("admin").
+import type { PoolMode } from "./config.ts";
+import type { Client, InternalError, InternalRows, Server } from "./connections.ts";
+
+/** A cell of an admin console table: text, a number (int8 columns), or NULL. */
+export type AdminCell = string | number | null;
+
+export interface AdminColumn {
+  name: string;
+  /** text, or int (int8, for counts and times), as PgBouncer types its columns. */
+  type: "text" | "int";
+}
+
+export interface AdminTable {
+  columns: readonly AdminColumn[];
+  rows: AdminCell[][];
+}
+
+/** What a console command or SHOW table is given. */
+export interface AdminRequest {
+  /** The admin console client that asked. */
+  readonly client: Client;
+  /** The words after the command keyword (after SHOW NAME for tables), as typed. */
+  readonly args: string;
+}
+
+/** The admin console (capability "admin", provided by pgbun:admin). */
+export interface AdminApi {
+  /**
+   * Adds `SHOW <name>`: the table is built when asked for. Names are case-insensitive; a name the console
+   * already has (built in or added) is refused with an error at apply time.
+   */
+  addShow(name: string, table: (req: AdminRequest) => AdminTable | Promise<AdminTable>, options?: { doc?: string }): void;
+  /**
+   * Adds a console command by its first keyword. `run` returns the CommandComplete tag, or a table; a thrown
+   * Error is sent as an ErrorResponse. Commands that change something are refused to stats_users unless
+   * `readOnly` is set.
+   */
+  addCommand(
+    keyword: string,
+    run: (req: AdminRequest) => string | AdminTable | Promise<string | AdminTable>,
+    options?: { doc?: string; readOnly?: boolean },
+  ): void;
+}
+
+/** One pool, as the pool plugin shows it to others. */
+export interface PoolInfo {
+  readonly database: string;
+  readonly user: string;
+  readonly mode: PoolMode;
+  /** Its servers past login (any state but closed). */
+  readonly servers: Iterable<Server>;
+  /** Server logins in progress. */
+  readonly connecting: number;
+  /** Logged-in clients of the pool. */
+  readonly clientCount: number;
+}
+
+/** The pool (capability "pool", provided by pgbun:pool or a replacement). */
+export interface PoolApi {
+  pools(): Iterable<PoolInfo>;
+  /** The pool of a logged-in client, or undefined. */
+  poolOf(client: Client): PoolInfo | undefined;
+}
+
+/** Runs an internal query and resolves with its rows; rejects with PostgreSQL's error (code, message). */
+export function internalQuery(server: Server, sql: string): Promise<InternalRows> {
+  return new Promise((resolve, reject) => {
+    server.runInternal(sql, (error: InternalError | null, rows) => {
+      if (error) reject(Object.assign(new Error(error.message), { code: error.code }));
+      else resolve(rows);
+    });
+  });
+}
