@@ -4,12 +4,13 @@ import { existsSync, mkdirSync, readFileSync, renameSync, writeFileSync } from "
 import { isBuiltin } from "node:module";
 import { join, resolve } from "node:path";
 import { build, version as esbuildVersion, type Plugin } from "esbuild";
+import { registerBundle } from "./source-map.ts";
 
 /**
  * Beside each output, `<hash of the entry's path>.json` lists what the bundle was built from. Bump FORMAT when
  * the build options change, so bundles built the old way are not reused.
  */
-const FORMAT = 1;
+const FORMAT = 2;
 
 interface Manifest {
   format: number;
@@ -67,6 +68,7 @@ export function cachedBundle(entry: string, cacheDir: string): string | null {
   for (const path in m.inputs) if (hashOf(path) !== m.inputs[path]) return null;
   // a package installed, removed or moved since would be imported from elsewhere now
   for (const [specifier, fromDir, resolved] of m.externals) if (resolvePackage(specifier, fromDir) !== resolved) return null;
+  registerBundle(out);
   return out;
 }
 
@@ -115,6 +117,11 @@ export async function buildBundle(entry: string, cacheDir: string): Promise<stri
     write: false,
     packages: "external",
     metafile: true,
+    // for the frames of plugin faults (source-map.ts); the sources are on disk, so the map need not carry them
+    sourcemap: "inline",
+    sourcesContent: false,
+    // the name is chosen below: this only makes the map's source paths relative to the cache dir
+    outfile: join(cacheDir, "bundle.mjs"),
     logLevel: "silent",
     plugins: [recorder(inputs, externals)],
   });
@@ -133,5 +140,6 @@ export async function buildBundle(entry: string, cacheDir: string): Promise<stri
   // the bundle before the manifest that names it
   if (!existsSync(out)) writeAtomic(out, code);
   writeAtomic(manifestPath(entry, cacheDir), JSON.stringify(manifest, null, 1));
+  registerBundle(out);
   return out;
 }

@@ -1,4 +1,5 @@
 // A plugin's error, carrying the plugin's name so logs and clients can say who failed.
+import { mapStack } from "./source-map.ts";
 
 export class PluginFault extends Error {
   constructor(
@@ -7,6 +8,8 @@ export class PluginFault extends Error {
   ) {
     super(`plugin "${plugin}" failed: ${PluginFault.reasonOf(cause)}`);
     this.name = "PluginFault";
+    // the cause is what gets logged: its frames in a compiled path plugin should name the plugin's own files
+    if (cause instanceof Error && typeof cause.stack === "string") cause.stack = mapStack(cause.stack);
   }
 
   get reason(): string {
