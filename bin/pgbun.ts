@@ -6,6 +6,7 @@ import { VERSION } from "../core/version.ts";
 import { Pgbun } from "../core/pgbun.ts";
 import { loadPlugins, PluginLoadError } from "../core/plugin/loader.ts";
 import { supervise, workerCount, workerIdentity } from "../core/workers.ts";
+import { BUILTIN_PLUGINS } from "../plugins/index.ts";
 
 
 interface CommonOptions {
@@ -62,7 +63,7 @@ async function start(o: CommonOptions): Promise<void> {
   const workers = workerCount(config.settings);
   if (workers > 1 && workerIdentity().count === 1) process.exit(await supervise(workers, log));
   const me = workerIdentity();
-  const core = new Pgbun(config, me.count > 1 ? log.child({ worker: me.id }) : log);
+  const core = new Pgbun(config, me.count > 1 ? log.child({ worker: me.id }) : log, BUILTIN_PLUGINS);
   try {
     await core.start();
   } catch (err) {
@@ -96,7 +97,7 @@ withCommon(program.command("check").description("validate the config and print t
   try {
     const config = await loadConfig(loadOptions(o));
     console.log(describeConfig(config));
-    const plugins = await loadPlugins(config.plugins, config.dir);
+    const plugins = await loadPlugins(config.plugins, config.dir, BUILTIN_PLUGINS);
     console.log(`# plugins in tap order: ${plugins.map((p) => `${p.plugin.name} (${p.specifier})`).join(", ")}`);
   } catch (err) {
     fail(err);

@@ -11,7 +11,7 @@ import { createHooks, type MessageHook, type PgbunHooks, type ReleaseReason } fr
 import { Backend, Frontend } from "../plugin-sdk/protocol/codes.ts";
 import { Frame, frameFlags, type FrameFlags } from "./protocol/framer.ts";
 import { SqlState } from "../plugin-sdk/protocol/errors.ts";
-import { applyPlugins, attributeTaps, loadPlugins, type LoadedPlugin } from "./plugin/loader.ts";
+import { applyPlugins, attributeTaps, loadPlugins, NO_BUILTINS, type BuiltinPlugins, type LoadedPlugin } from "./plugin/loader.ts";
 import { makePluginApi } from "./plugin/api.ts";
 import type { PluginApi } from "../plugin-sdk/plugin.ts";
 import type { PgbunConfig } from "./config/load.ts";
@@ -71,6 +71,8 @@ export class Pgbun {
   constructor(
     public config: PgbunConfig,
     readonly log: Logger,
+    /** The built-in plugin table and default list, from the composition root (plugins/index.ts). */
+    readonly builtins: BuiltinPlugins = NO_BUILTINS,
   ) {
     this.exited = new Promise((r) => (this.exitResolve = r));
     this.setTrackedExtra();
@@ -115,7 +117,7 @@ export class Pgbun {
   }
 
   async loadPlugins(): Promise<void> {
-    this.plugins = await loadPlugins(this.config.plugins, this.config.dir);
+    this.plugins = await loadPlugins(this.config.plugins, this.config.dir, this.builtins);
     await applyPlugins(this.plugins, (l) => this.makeApi(l), (n) => (this.currentPlugin = n));
     this.compileHooks();
   }

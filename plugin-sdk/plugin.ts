@@ -1,10 +1,21 @@
 // The contract between pgbun and a plugin: what a plugin is, and the one API it is given when applied.
-import type { Logger } from "pino";
-import type { DatabaseEntry, PgbunConfig } from "./config.ts";
+import type { DatabaseEntry, PgbunConfig, Settings } from "./config.ts";
 import type { Client, ClientState, Server, ServerTarget } from "./connections.ts";
 import type { MessageContext, MessageResult } from "./context.ts";
 import type { PgbunHooks, ReleaseReason } from "./hooks.ts";
 import type { BackendName, FrontendName } from "./protocol/codes.ts";
+
+/** A logger (pino's interface, as far as plugins need it): `log.info({ client: c.label }, "message")`. */
+export interface PluginLogger {
+  trace(obj: unknown, msg?: string): void;
+  debug(obj: unknown, msg?: string): void;
+  info(obj: unknown, msg?: string): void;
+  warn(obj: unknown, msg?: string): void;
+  error(obj: unknown, msg?: string): void;
+  fatal(obj: unknown, msg?: string): void;
+  isLevelEnabled(level: string): boolean;
+  child(bindings: Record<string, unknown>): PluginLogger;
+}
 
 /** The plugin API's version: the loader refuses a plugin built for another major version. */
 export const SDK_API_VERSION = "1.0.0";
@@ -22,6 +33,8 @@ export type ShutdownMode = "now" | "safe" | "graceful";
 export interface WorkerInfo {
   readonly id: number;
   readonly count: number;
+  /** The private Unix socket path of worker `id` (the core's); a plugin talking to siblings derives its own from it. */
+  socketPath(id: number): string;
 }
 
 /** Options of PluginApi.route: send the client to a host of your choosing instead of the entry's. */
@@ -44,12 +57,16 @@ export interface PluginApi {
   /** The configuration in force (a new object after each reload). */
   readonly config: PgbunConfig;
   /** A logger whose lines carry the plugin's name. */
-  readonly log: Logger;
+  readonly log: PluginLogger;
   /** The cached clock (ms), refreshed by the janitor's tick and on each accept. */
   readonly now: number;
   readonly worker: WorkerInfo;
   /** The port pgbun listens on (useful when listen_port is 0). */
   readonly port: number;
+  /** pgbun's version. */
+  readonly version: string;
+  /** Every global setting's default, by name (SHOW CONFIG's default column). */
+  readonly defaults: Readonly<Settings>;
   /** The shutdown in progress, or null. */
   readonly shuttingDown: ShutdownMode | null;
 

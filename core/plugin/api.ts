@@ -5,6 +5,11 @@ import type { ClientConnection } from "../client.ts";
 import type { Pgbun } from "../pgbun.ts";
 import type { ServerConnection } from "../server.ts";
 import type { LoadedPlugin } from "./loader.ts";
+import { defaultSettings } from "../config/settings.ts";
+import { VERSION } from "../version.ts";
+import { workerSocketPath } from "../workers.ts";
+
+const DEFAULTS = Object.freeze(defaultSettings());
 
 /** The loaded plugins as `pgbun plugins` and the console list them. */
 export function pluginInfos(core: Pgbun): PluginInfo[] {
@@ -31,7 +36,9 @@ export function makePluginApi(core: Pgbun, l: LoadedPlugin): PluginApi {
     get now() {
       return core.now;
     },
-    worker: { id: core.worker.id, count: core.worker.count },
+    worker: { id: core.worker.id, count: core.worker.count, socketPath: (id) => workerSocketPath(core.worker.supervisorPid, id) },
+    version: VERSION,
+    defaults: DEFAULTS,
     get port() {
       return core.port;
     },

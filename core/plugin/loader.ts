@@ -10,27 +10,18 @@ import { PluginFault } from "./fault.ts";
 import { backendName, frontendName } from "../../plugin-sdk/protocol/codes.ts";
 import type { PgbunPlugin, PluginApi } from "../../plugin-sdk/plugin.ts";
 
-/** Built-in plugins by specifier, loaded lazily. */
-export const BUILTINS: Record<string, () => Promise<unknown>> = {
-  "pgbun:pool": () => import("../../plugins/pool/index.ts"),
-  "pgbun:transaction-detection": () => import("../../plugins/transaction-detection/index.ts"),
-  "pgbun:parameter-tracking": () => import("../../plugins/parameter-tracking/index.ts"),
-  "pgbun:prepared-statements": () => import("../../plugins/prepared-statements/index.ts"),
-  "pgbun:pool-statement": () => import("../../plugins/pool-statement/index.ts"),
-  "pgbun:session-state": () => import("../../plugins/session-state/index.ts"),
-  "pgbun:stats": () => import("../../plugins/stats/index.ts"),
-};
+/**
+ * The built-in plugins by specifier (loaded lazily) and the default list: given by the composition root
+ * (plugins/index.ts), so the core knows no plugin by name.
+ */
+export interface BuiltinPlugins {
+  readonly table: Readonly<Record<string, () => Promise<unknown>>>;
+  /** Loaded when the config names no plugins, and added for any capability no listed plugin provides. */
+  readonly defaults: readonly string[];
+}
 
-/** Loaded when the config names no plugins, and added for any capability no listed plugin provides. */
-export const DEFAULT_PLUGINS = [
-  "pgbun:transaction-detection",
-  "pgbun:parameter-tracking",
-  "pgbun:prepared-statements",
-  "pgbun:session-state",
-  "pgbun:pool-statement",
-  "pgbun:pool",
-  "pgbun:stats",
-];
+/** No built-ins: a core that loads only what the config names. */
+export const NO_BUILTINS: BuiltinPlugins = { table: {}, defaults: [] };
 
 export class PluginLoadError extends Error {
   constructor(
@@ -59,10 +50,10 @@ async function compile(file: string, cacheDir: string): Promise<string> {
   return buildBundle(file, cacheDir);
 }
 
-async function importSpecifier(spec: string, dir: string, cacheDir: string): Promise<unknown> {
-  const builtin = BUILTINS[spec];
+async function importSpecifier(spec: string, dir: string, cacheDir: string, builtins: BuiltinPlugins): Promise<unknown> {
+  const builtin = builtins.table[spec];
   if (builtin) return builtin();
-  if (spec.startsWith("pgbun:")) throw new PluginLoadError(spec, `no built-in plugin of that name (known: ${Object.keys(BUILTINS).join(", ")})`);
+  if (spec.startsWith("pgbun:")) throw new PluginLoadError(spec, `no built-in plugin of that name (known: ${Object.keys(builtins.table).join(", ")})`);
   if (spec.startsWith(".") || isAbsolute(spec)) {
     const file = resolve(dir, spec);
     if (!existsSync(file)) throw new PluginLoadError(spec, `file not found: ${file}`);
@@ -95,15 +86,15 @@ function provides(p: PgbunPlugin): string[] {
 }
 
 /** Resolves the plugin list: loads each, fills in defaults for unprovided capabilities, orders, checks dependencies. */
-export async function loadPlugins(specs: PluginSpec[] | null, dir: string): Promise<LoadedPlugin[]> {
+export async function loadPlugins(specs: PluginSpec[] | null, dir: string, builtins: BuiltinPlugins): Promise<LoadedPlugin[]> {
   const cacheDir = join(dir, ".pgbun-cache");
-  const listed = specs ?? DEFAULT_PLUGINS.map((s) => ({ specifier: s, options: {} }));
+  const listed = specs ?? builtins.defaults.map((s) => ({ specifier: s, options: {} }));
   const loaded: LoadedPlugin[] = [];
   try {
     for (const s of listed) {
       let mod: unknown;
       try {
-        mod = await importSpecifier(s.specifier, dir, cacheDir);
+        mod = await importSpecifier(s.specifier, dir, cacheDir, builtins);
       } catch (err) {
         if (err instanceof PluginLoadError) throw err;
         throw new PluginLoadError(s.specifier, err instanceof Error ? err.message : String(err));
@@ -128,9 +119,9 @@ export async function loadPlugins(specs: PluginSpec[] | null, dir: string): Prom
   }
   // a built-in default is added unless a listed plugin already provides what it provides
   const defaults: LoadedPlugin[] = [];
-  for (const spec of DEFAULT_PLUGINS) {
+  for (const spec of builtins.defaults) {
     if (listed.some((s) => s.specifier === spec)) continue;
-    const p = instantiate(spec, await BUILTINS[spec]!(), {});
+    const p = instantiate(spec, await builtins.table[spec]!(), {});
     if (provides(p).some((c) => provided.has(c))) continue;
     for (const c of provides(p)) provided.set(c, spec);
     defaults.push({ plugin: p, specifier: spec, options: {} });

@@ -1,7 +1,8 @@
-// Test helpers for plugin authors: run a pgbun in-process with your plugin in front of a PostgreSQL you name.
+// Runs pgbun in-process with the built-in plugins and yours, in front of a PostgreSQL you name (pgbun/testing).
 import { validateConfig, type PgbunConfig } from "../core/config/load.ts";
 import { createLogger } from "../core/logger.ts";
 import { Pgbun } from "../core/pgbun.ts";
+import { BUILTIN_PLUGINS } from "./index.ts";
 
 export interface TestPooler {
   core: Pgbun;
@@ -31,7 +32,7 @@ export async function startTestPooler(opts: {
     users: opts.users ?? {},
   };
   const config: PgbunConfig = validateConfig(raw, null, opts.dir ?? process.cwd(), {}, {});
-  const core = new Pgbun(config, createLogger(config.settings.log_level, "json"));
+  const core = new Pgbun(config, createLogger(config.settings.log_level, "json"), BUILTIN_PLUGINS);
   await core.start();
   const host = "127.0.0.1";
   const port = core.port;
