@@ -21,6 +21,7 @@ export type {
 export { internalQuery } from "./capabilities.ts";
 export type { AdminApi, AdminCell, AdminColumn, AdminRequest, AdminTable, PoolApi, PoolInfo } from "./capabilities.ts";
 export type { DatabaseEntry, PgbunConfig, PluginSpec, Settings, SettingName, UserEntry } from "./config.ts";
+export { defaultSettings, SETTING_NAMES, SETTINGS, type SettingDef, type SettingKind } from "./settings.ts";
 export { Action, type MessageContext, type MessageResult } from "./context.ts";
 export { AuthCode, Backend, Frontend, TxStatus, backendName, frontendName, messageCode, type BackendName, type FrontendName } from "./protocol/codes.ts";
 export * from "./protocol/errors.ts";
