@@ -9,7 +9,13 @@ export class PluginFault extends Error {
     super(`plugin "${plugin}" failed: ${PluginFault.reasonOf(cause)}`);
     this.name = "PluginFault";
     // the cause is what gets logged: its frames in a compiled path plugin should name the plugin's own files
-    if (cause instanceof Error && typeof cause.stack === "string") cause.stack = mapStack(cause.stack);
+    if (cause instanceof Error && typeof cause.stack === "string") {
+      try {
+        cause.stack = mapStack(cause.stack);
+      } catch {
+        // a read-only stack (a frozen error) is left as it is: this must not become a fault of its own
+      }
+    }
   }
 
   get reason(): string {

@@ -73,3 +73,28 @@ test("the logged stack of a plugin fault names the plugin's .ts files and lines"
     expect(stack).not.toContain(".pgbun-cache");
   });
 });
+
+test("a plugin throwing an error whose stack is read-only is still the one named (the stack is left as it is)", async () => {
+  const dir = await harnessTempDir("stack");
+  const file = writePlugin(
+    dir,
+    "fixed-stack.ts",
+    `import { definePlugin, decodeQuery } from "\${SDK}";
+     const FIXED = Object.defineProperty(new Error("fixed kaboom"), "stack", { value: "Error: fixed kaboom", writable: false });
+     export default definePlugin(() => ({
+       name: "fixed-stack",
+       apply(api) {
+         api.onClientMessage("Query", (ctx) => {
+           if (decodeQuery(ctx) === "SELECT 'boom'") throw FIXED;
+           return undefined;
+         });
+       },
+     }));`,
+  );
+  await withPgbun(pg, { pgbun: { plugins: [file] } }, async (f) => {
+    const c = await f.login();
+    const r = await c.query("SELECT 'boom'");
+    expect(r.errors.map((e) => e.M)).toEqual(['plugin "fixed-stack" failed: fixed kaboom']);
+    expect(await queryOk(c, "SELECT 'after'")).toEqual([["after"]]);
+  });
+});
