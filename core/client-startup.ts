@@ -172,7 +172,8 @@ async function login(client: ClientConnection, packet: Buffer): Promise<void> {
     if (client.closed) return;
     if (startRefusal) return client.refuse(startRefusal);
     if (!client.virtual) {
-      const entry = core.resolveDatabase(client.database);
+      // a startup tap may have routed the client (PluginApi.route) to another entry already
+      const entry = client.dbEntry ?? core.resolveDatabase(client.database);
       if (!entry) return client.fatal(SqlState.InvalidCatalogName, `no such database: ${client.database}`);
       client.dbEntry = entry;
       const userEntry = core.config.users[client.user];
