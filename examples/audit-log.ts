@@ -1,5 +1,5 @@
 // Example plugin: an audit log of every query (simple Query and Parse text) with client, user, database and duration.
-import { decodeErrorResponse, decodeParse, decodeQuery, definePlugin, type Client, type MessageContext } from "../plugin-sdk/index.ts";
+import { decodeErrorResponse, decodeParse, decodeQuery, definePlugin, type Client, type MessageContext } from "pgbun/plugin-sdk";
 
 const NAME = "audit-log";
 

@@ -1,5 +1,5 @@
 // Example plugin: answers the virtual query `SHOW pgbun_version` itself, without a server.
-import { Action, TxStatus, commandComplete, dataRow, decodeQuery, definePlugin, query, readyForQuery, rowDescription, type MessageContext } from "../plugin-sdk/index.ts";
+import { Action, TxStatus, commandComplete, dataRow, decodeQuery, definePlugin, query, readyForQuery, rowDescription, type MessageContext } from "pgbun/plugin-sdk";
 
 export interface HelloAnswerOptions {
   /** The value answered (default "pgbun"). */

@@ -1,5 +1,5 @@
 // Example plugin: refuses queries matching configured patterns with SQLSTATE 42501, without a server when it can.
-import { Action, SqlState, TxStatus, decodeParse, decodeQuery, definePlugin, errorResponse, query, readyForQuery, type Client, type MessageContext, type MessageResult } from "../plugin-sdk/index.ts";
+import { Action, SqlState, TxStatus, decodeParse, decodeQuery, definePlugin, errorResponse, query, readyForQuery, type Client, type MessageContext, type MessageResult } from "pgbun/plugin-sdk";
 
 export interface QueryFirewallOptions {
   /** Regular expression sources; a query whose text matches any of them is refused. */

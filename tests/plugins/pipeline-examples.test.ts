@@ -1,6 +1,8 @@
 // The plugin pipeline against a real PostgreSQL: plugins that rewrite or answer queries, and the example plugins
-// (audit-log, query-firewall, hello-answer) alone, together, and pipelined behind other queries.
+// (audit-log, query-firewall, hello-answer) as a user copies them, alone, together, and pipelined behind other queries.
 import { describe, expect, setDefaultTimeout, test } from "bun:test";
+import { copyFileSync, mkdirSync, readdirSync, readFileSync, symlinkSync } from "node:fs";
+import { join, resolve } from "node:path";
 import { harnessTempDir } from "../harness/postgres.ts";
 import { startPgbun } from "../harness/pgbun.ts";
 import { EXAMPLES, firstValue, pluginTestKit, rejection, usePostgres, waitFor, writePlugin } from "../harness/fixtures.ts";
@@ -26,6 +28,33 @@ async function within<T>(ms: number, p: Promise<T>, what: string): Promise<T> {
     clearTimeout(timer);
   }
 }
+
+const REPO = resolve(import.meta.dir, "..", "..");
+const EXAMPLES_DIR = join(REPO, "examples");
+
+describe("the examples as a user copies them", () => {
+  test("every example imports the SDK as pgbun/plugin-sdk, never by a path into this repository", () => {
+    const files = readdirSync(EXAMPLES_DIR).filter((f) => f.endsWith(".ts"));
+    expect(files.length).toBeGreaterThanOrEqual(3);
+    for (const file of files) {
+      const source = readFileSync(join(EXAMPLES_DIR, file), "utf8");
+      const specifiers = [...source.matchAll(/^\s*(?:import|export)\b[^;]*?\bfrom\s+"([^"]+)"/gms)].map((m) => m[1]!);
+      expect({ file, imports: specifiers.filter((s) => s !== "pgbun/plugin-sdk" && !s.startsWith("node:") && s !== "bun") }).toEqual({ file, imports: [] });
+      expect({ file, sdk: specifiers.includes("pgbun/plugin-sdk") }).toEqual({ file, sdk: true });
+    }
+  });
+
+  test("a copied example runs in a project that installs pgbun (node_modules/pgbun), compiled by the loader", async () => {
+    const project = await harnessTempDir("copied-example");
+    mkdirSync(join(project, "node_modules"));
+    // what npm does for a file: dependency; the loader resolves pgbun/plugin-sdk through pgbun's exports
+    symlinkSync(REPO, join(project, "node_modules", "pgbun"), "dir");
+    copyFileSync(EXAMPLES.helloAnswer, join(project, "hello-answer.ts"));
+    const p = await pooler([["./hello-answer.ts", { version: "copied" }]], { dir: project });
+    const c = await connect(p);
+    expect(await firstValue(c, "SHOW pgbun_version")).toBe("copied");
+  });
+});
 
 describe("the audit-log example", () => {
   test("loaded from its path by a pgbun process (esbuild), it logs a query with its duration", async () => {
