@@ -8,7 +8,7 @@ import type { PgbunHooks } from "../../plugin-sdk/hooks.ts";
 import { buildBundle, cachedBundle } from "./compile.ts";
 import { PluginFault } from "./fault.ts";
 import { backendName, frontendName } from "../../plugin-sdk/protocol/codes.ts";
-import type { PgbunPlugin, PluginApi } from "../../plugin-sdk/plugin.ts";
+import { SDK_API_VERSION, type PgbunPlugin, type PluginApi } from "../../plugin-sdk/plugin.ts";
 
 /**
  * The built-in plugins by specifier (loaded lazily) and the default list: given by the composition root
@@ -78,7 +78,20 @@ function instantiate(spec: string, mod: unknown, options: Record<string, unknown
   if (!p || typeof p !== "object" || typeof p.name !== "string" || typeof p.apply !== "function") {
     throw new PluginLoadError(spec, "must export a plugin ({ name, apply }) or a factory returning one");
   }
+  // definePlugin stamps the SDK version the plugin was built with; a plain object without one is taken on trust
+  if (p.apiVersion !== undefined && majorOf(p.apiVersion) !== majorOf(SDK_API_VERSION)) {
+    throw new PluginLoadError(
+      spec,
+      `built for pgbun plugin API ${p.apiVersion}, this pgbun has ${SDK_API_VERSION} (rebuild it against @pgbun/plugin-sdk@${majorOf(SDK_API_VERSION)})`,
+    );
+  }
   return p;
+}
+
+/** The major of a semver string; NaN for anything else, which matches no version. */
+function majorOf(version: unknown): number {
+  const m = typeof version === "string" ? /^v?(\d+)\.\d+\.\d+/.exec(version) : null;
+  return m ? Number(m[1]) : Number.NaN;
 }
 
 function provides(p: PgbunPlugin): string[] {
