@@ -55,7 +55,7 @@ export function poolViews(core: Pgbun): PoolView[] {
     return v;
   };
   for (const c of core.clients) {
-    if (!c.virtual && (c.state === "active" || c.state === "waiting")) viewOf(c.database, c.user, c.poolMode).clients.push(c);
+    if (!c.virtual && (c.state === "active" || c.state === "waiting")) viewOf(c.poolDatabase, c.user, c.poolMode).clients.push(c);
   }
   for (const s of core.servers) {
     const v = viewOf(serverDatabase(s), serverUser(s), s.client?.poolMode ?? core.config.settings.pool_mode);
