@@ -1,11 +1,15 @@
-// The plugin API version: the loader refuses a plugin built for another major version of the SDK.
+// The plugin API version: the loader refuses a plugin built for another major version of the SDK, and the SDK
+// package's version is that API version.
 import { describe, expect, test } from "bun:test";
+import { readFileSync } from "node:fs";
+import { join, resolve } from "node:path";
 import { SDK_API_VERSION } from "../../plugin-sdk/index.ts";
 import { loadPlugins, NO_BUILTINS, PluginLoadError } from "../../core/plugin/loader.ts";
 import { startTestPooler } from "../../plugins/testing.ts";
 import { harnessTempDir } from "../harness/postgres.ts";
 import { writePlugin } from "../harness/fixtures.ts";
 
+const REPO = resolve(import.meta.dir, "..", "..");
 const MAJOR = Number(SDK_API_VERSION.split(".")[0]);
 
 /** A plain-object plugin (no definePlugin) declaring `apiVersion`, or none when undefined. */
@@ -73,5 +77,13 @@ describe("the loader checks a plugin's API version", () => {
       (err: Error) => err.message,
     );
     expect(outcome).toStartWith(`plugin ./newer.js: built for pgbun plugin API ${MAJOR + 1}.0.0`);
+  });
+});
+
+describe("the SDK package", () => {
+  test("plugin-sdk/package.json is @pgbun/plugin-sdk at SDK_API_VERSION", () => {
+    const pkg = JSON.parse(readFileSync(join(REPO, "plugin-sdk", "package.json"), "utf8"));
+    expect(pkg.name).toBe("@pgbun/plugin-sdk");
+    expect(pkg.version).toBe(SDK_API_VERSION);
   });
 });
