@@ -1,5 +1,5 @@
 // Example plugin: answers the virtual query `SHOW pgbun_version` itself, without a server.
-import { Action, TxStatus, commandComplete, dataRow, decodeQuery, definePlugin, query, readyForQuery, rowDescription, type MessageContext } from "pgbun/plugin-sdk";
+import { Action, Stage, TxStatus, commandComplete, dataRow, decodeQuery, definePlugin, query, readyForQuery, rowDescription, type MessageContext } from "pgbun/plugin-sdk";
 
 export interface HelloAnswerOptions {
   /** The value answered (default "pgbun"). */
@@ -19,9 +19,10 @@ function normalize(sql: string): string {
  * queries in flight, or in a failed transaction, the answer must come in order from the server (which
  * also reports the aborted transaction as PostgreSQL would), so the query is replaced by a SELECT.
  *
- * The two cases tap at two stages: the answer here goes first, so plugins that track what reaches the
- * server never see a query that does not; the replacement goes last, after they have counted the Query
- * that its ReadyForQuery will answer.
+ * The two cases tap at two stages: the answer here goes first (Stage.Answer, after the observers), so plugins
+ * that track what reaches the server never see a query that does not; the replacement goes after every other
+ * tap (past Stage.Rewrite, where pgbun:prepared-statements and pgbun:stats record the Query), so they have all
+ * seen the Query that its ReadyForQuery will answer.
  */
 export default definePlugin((options: HelloAnswerOptions) => {
   const version = options.version ?? "pgbun";
@@ -42,9 +43,9 @@ export default definePlugin((options: HelloAnswerOptions) => {
           ctx.sendToClient(readyForQuery(ctx.client.txStatus));
           return Action.Drop;
         },
-        { stage: -100 },
+        { stage: Stage.Answer },
       );
-      api.onClientMessage("Query", (ctx) => (isOurs(ctx) ? fallback : undefined), { stage: 100 });
+      api.onClientMessage("Query", (ctx) => (isOurs(ctx) ? fallback : undefined), { stage: Stage.Rewrite + 1 });
     },
   };
 });

@@ -1,5 +1,5 @@
 // Example plugin: refuses queries matching configured patterns with SQLSTATE 42501, without a server when it can.
-import { Action, SqlState, TxStatus, decodeParse, decodeQuery, definePlugin, errorResponse, query, readyForQuery, type Client, type MessageContext, type MessageResult } from "pgbun/plugin-sdk";
+import { Action, SqlState, Stage, TxStatus, decodeParse, decodeQuery, definePlugin, errorResponse, query, readyForQuery, type Client, type MessageContext, type MessageResult } from "pgbun/plugin-sdk";
 
 export interface QueryFirewallOptions {
   /** Regular expression sources; a query whose text matches any of them is refused. */
@@ -11,10 +11,17 @@ export interface QueryFirewallOptions {
 }
 
 const NAME = "query-firewall";
-/** Before every other tap: a refused message must not reach plugins that track what goes to the server. */
-const FIRST = { stage: -100 };
-/** After the other taps: a replacement that still gets a ReadyForQuery from the server keeps their count right. */
-const LAST = { stage: 100 };
+/**
+ * After the observers (Stage.Observe: they count what clients send, refused or not) and before every plugin that
+ * tracks what goes to the server: a message answered here and dropped must not reach them.
+ */
+const FIRST = { stage: Stage.Answer };
+/**
+ * After every other tap, pgbun:prepared-statements' and pgbun:stats' (Stage.Rewrite) included: a message replaced
+ * by one the server answers must first be seen by the plugins that pair it with that ReadyForQuery. Replaced any
+ * earlier, they miss it and take its answer for the next message's (pgbun's own Describe leaked to the client).
+ */
+const LAST = { stage: Stage.Rewrite + 1 };
 
 /** Per client: the verdict on the current Query, and the refused extended-protocol exchange being skipped. */
 interface FirewallState {

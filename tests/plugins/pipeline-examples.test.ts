@@ -6,7 +6,7 @@ import { join, resolve } from "node:path";
 import { harnessTempDir } from "../harness/postgres.ts";
 import { startPgbun } from "../harness/pgbun.ts";
 import { EXAMPLES, firstValue, pluginTestKit, rejection, usePostgres, waitFor, writePlugin } from "../harness/fixtures.ts";
-import { extendedQuery, rows, sqlState, types } from "../harness/wire.ts";
+import { extendedQuery, msg, rows, sqlState, types } from "../harness/wire.ts";
 import { query } from "../../plugin-sdk/index.ts";
 import type { AuditEntry } from "../../examples/audit-log.ts";
 
@@ -267,6 +267,28 @@ describe("the hello-answer example", () => {
     expect(rows(messages)).toEqual([["first"], ["pgbun"]]);
     expect(types(messages)).toBe("TDCZTDCZ");
   });
+
+  test("answered by the server (pipelined), it leaves pgbun:prepared-statements in step: a named statement behind it still binds", async () => {
+    const p = await pooler([EXAMPLES.helloAnswer]);
+    const raw = await login(p);
+    raw.send(
+      Buffer.concat([
+        query("SELECT 'first' FROM pg_sleep(0.2)"),
+        query("SHOW pgbun_version"),
+        msg.parse("kept", "SELECT 'kept'::text"),
+        msg.bind("", "kept"),
+        msg.execute(),
+        msg.sync(),
+      ]),
+    );
+    const piped = await raw.readReadyN(3, 5_000);
+    expect(types(piped)).toBe("TDCZTDCZ12DCZ");
+    expect(rows(piped)).toEqual([["first"], ["pgbun"], ["kept"]]);
+    raw.send(Buffer.concat([msg.bind("", "kept"), msg.execute(), msg.sync()]));
+    const again = await raw.readReadyN(1, 5_000);
+    expect(types(again)).toBe("2DCZ");
+    expect(rows(again)).toEqual([["kept"]]);
+  });
 });
 
 describe("the query-firewall example", () => {
@@ -361,5 +383,51 @@ describe("the query-firewall example", () => {
     expect(types(piped)).toBe("TDCZEZ12DCZ");
     expect(sqlState(piped.find((m) => m.type === "E")!)).toBe("42501");
     expect(rows(piped)).toEqual([["first"], ["third"]]);
+  });
+
+  test("a refusal answered by the server leaves pgbun:prepared-statements in step: a named statement behind it still binds", async () => {
+    const p = await pooler([[EXAMPLES.firewall, options]]);
+    const raw = await login(p);
+    // the refused Parse goes through the server (behind a slow query); a named statement is prepared behind it
+    raw.send(
+      Buffer.concat([
+        query("SELECT 'first' FROM pg_sleep(0.2)"),
+        extendedQuery("SELECT * FROM forbidden_table"),
+        msg.parse("kept", "SELECT 'kept'::text"),
+        msg.bind("", "kept"),
+        msg.execute(),
+        msg.sync(),
+      ]),
+    );
+    expect(types(await raw.readReadyN(3, 5_000))).toBe("TDCZEZ12DCZ");
+    // the client's statement exists: binding it again runs it
+    raw.send(Buffer.concat([msg.bind("", "kept"), msg.execute(), msg.sync()]));
+    const again = await raw.readReadyN(1, 5_000);
+    expect(types(again)).toBe("2DCZ");
+    expect(rows(again)).toEqual([["kept"]]);
+  });
+
+  test("a Query refused by the server inside a transaction leaves pgbun:prepared-statements in step", async () => {
+    const p = await pooler([[EXAMPLES.firewall, options]]);
+    const raw = await login(p);
+    raw.send(query("BEGIN"));
+    await raw.readReadyN(1, 5_000);
+    raw.send(
+      Buffer.concat([
+        query("SELECT * FROM forbidden_table"),
+        query("ROLLBACK"),
+        msg.parse("kept", "SELECT 'kept'::text"),
+        msg.bind("", "kept"),
+        msg.execute(),
+        msg.sync(),
+      ]),
+    );
+    const piped = await raw.readReadyN(3, 5_000);
+    expect(types(piped)).toBe("EZCZ12DCZ");
+    expect(sqlState(piped[0]!)).toBe("42501");
+    raw.send(Buffer.concat([msg.bind("", "kept"), msg.execute(), msg.sync()]));
+    const again = await raw.readReadyN(1, 5_000);
+    expect(types(again)).toBe("2DCZ");
+    expect(rows(again)).toEqual([["kept"]]);
   });
 });
