@@ -1,12 +1,12 @@
 // The plugin pipeline against a real PostgreSQL: plugins that rewrite or answer queries, and the example plugins
 // (audit-log, query-firewall, hello-answer) as a user copies them, alone, together, and pipelined behind other queries.
 import { describe, expect, setDefaultTimeout, test } from "bun:test";
-import { copyFileSync, mkdirSync, readdirSync, readFileSync, symlinkSync } from "node:fs";
+import { copyFileSync, mkdirSync, readdirSync, readFileSync, symlinkSync, writeFileSync } from "node:fs";
 import { join, resolve } from "node:path";
 import { harnessTempDir } from "../harness/postgres.ts";
 import { startPgbun } from "../harness/pgbun.ts";
 import { EXAMPLES, firstValue, pluginTestKit, rejection, usePostgres, waitFor, writePlugin } from "../harness/fixtures.ts";
-import { extendedQuery, msg, rows, sqlState, types } from "../harness/wire.ts";
+import { extendedQuery, msg, readyStatus, rows, sqlState, types } from "../harness/wire.ts";
 import { query } from "../../plugin-sdk/index.ts";
 import type { AuditEntry } from "../../examples/audit-log.ts";
 
@@ -32,6 +32,14 @@ async function within<T>(ms: number, p: Promise<T>, what: string): Promise<T> {
 const REPO = resolve(import.meta.dir, "..", "..");
 const EXAMPLES_DIR = join(REPO, "examples");
 
+/** A temp project that installs pgbun (node_modules/pgbun, as npm links a file: dependency), as a user has it. */
+async function projectWithPgbun(prefix: string): Promise<string> {
+  const project = await harnessTempDir(prefix);
+  mkdirSync(join(project, "node_modules"));
+  symlinkSync(REPO, join(project, "node_modules", "pgbun"), "dir");
+  return project;
+}
+
 describe("the examples as a user copies them", () => {
   test("every example imports the SDK as pgbun/plugin-sdk, never by a path into this repository", () => {
     const files = readdirSync(EXAMPLES_DIR).filter((f) => f.endsWith(".ts"));
@@ -45,14 +53,82 @@ describe("the examples as a user copies them", () => {
   });
 
   test("a copied example runs in a project that installs pgbun (node_modules/pgbun), compiled by the loader", async () => {
-    const project = await harnessTempDir("copied-example");
-    mkdirSync(join(project, "node_modules"));
-    // what npm does for a file: dependency; the loader resolves pgbun/plugin-sdk through pgbun's exports
-    symlinkSync(REPO, join(project, "node_modules", "pgbun"), "dir");
+    const project = await projectWithPgbun("copied-example");
     copyFileSync(EXAMPLES.helloAnswer, join(project, "hello-answer.ts"));
     const p = await pooler([["./hello-answer.ts", { version: "copied" }]], { dir: project });
     const c = await connect(p);
     expect(await firstValue(c, "SHOW pgbun_version")).toBe("copied");
+  });
+});
+
+describe("the README's slow-query-guard", () => {
+  /** The README's code block, as a user copies it into their project. */
+  async function guardPooler(settings: Record<string, unknown> = {}) {
+    const readme = readFileSync(join(REPO, "README.md"), "utf8");
+    const block = /```ts\n(\/\/ slow-query-guard\.ts:[\s\S]*?)```/.exec(readme);
+    if (!block) throw new Error("README.md has no slow-query-guard.ts code block");
+    const project = await projectWithPgbun("readme-guard");
+    writeFileSync(join(project, "slow-query-guard.ts"), block[1]!);
+    await pg.psql("CREATE TABLE IF NOT EXISTS events (id int); CREATE TABLE IF NOT EXISTS guard_log (id int)", "app");
+    return pooler([["./slow-query-guard.ts", { table: "events" }]], { dir: project, settings });
+  }
+
+  test("outside a transaction it refuses with 54000 without a server, while the only server is held", async () => {
+    const p = await guardPooler({ default_pool_size: 1 });
+    const holder = await connect(p);
+    await holder.query("BEGIN");
+    await holder.query("SELECT 1");
+    const other = await connect(p);
+    const err = await within(3_000, rejection(other.query("SELECT count(*) FROM events")), "the refusal with the pool exhausted");
+    expect(err.code).toBe("54000");
+    expect(err.message).toBe("full scan of events refused");
+    await holder.query("COMMIT");
+    expect(await firstValue(other, "SELECT count(*)::int FROM events WHERE id = -1")).toBe(0);
+  });
+
+  test("inside a block: ErrorResponse and ReadyForQuery 'E', the block fails upstream, and COMMIT keeps nothing of it", async () => {
+    const p = await guardPooler();
+    const raw = await login(p);
+    raw.send(query("BEGIN"));
+    await raw.readReadyN(1, 5_000);
+    raw.send(query("INSERT INTO guard_log VALUES (4242)"));
+    expect(types(await raw.readReadyN(1, 5_000))).toBe("CZ");
+    raw.send(query("SELECT * FROM events"));
+    const refused = await raw.readReadyN(1, 5_000);
+    expect(types(refused)).toBe("EZ");
+    expect(sqlState(refused[0]!)).toBe("54000");
+    expect(readyStatus(refused[1]!)).toBe("E");
+    // PostgreSQL's own answers in a failed block: 25P02, then COMMIT ends it as ROLLBACK
+    raw.send(query("SELECT 1"));
+    const ignored = await raw.readReadyN(1, 5_000);
+    expect(sqlState(ignored[0]!)).toBe("25P02");
+    raw.send(query("COMMIT"));
+    const commit = await raw.readReadyN(1, 5_000);
+    expect(types(commit)).toBe("CZ");
+    expect(readyStatus(commit[1]!)).toBe("I");
+    // the next client sees nothing of the refused block
+    const next = await connect(p);
+    expect(await firstValue(next, "SELECT count(*)::int FROM guard_log WHERE id = 4242")).toBe(0);
+  });
+
+  test("pipelined behind a slow query, the refusal comes in order and a named statement behind it still binds", async () => {
+    const p = await guardPooler();
+    const raw = await login(p);
+    raw.send(
+      Buffer.concat([
+        query("SELECT 'first' FROM pg_sleep(0.2)"),
+        query("SELECT * FROM events"),
+        msg.parse("kept", "SELECT 'kept'::text"),
+        msg.bind("", "kept"),
+        msg.execute(),
+        msg.sync(),
+      ]),
+    );
+    const piped = await raw.readReadyN(3, 5_000);
+    expect(types(piped)).toBe("TDCZEZ12DCZ");
+    expect(sqlState(piped.find((m) => m.type === "E")!)).toBe("54000");
+    raw.send(Buffer.concat([msg.bind("", "kept"), msg.execute(), msg.sync()]));
+    expect(rows(await raw.readReadyN(1, 5_000))).toEqual([["kept"]]);
   });
 });
 
