@@ -35,6 +35,11 @@ export interface WorkerInfo {
   readonly count: number;
   /** The private Unix socket path of worker `id` (the core's); a plugin talking to siblings derives its own from it. */
   socketPath(id: number): string;
+  /**
+   * The process that started the workers (this one's pid when single-process): a signal sent to it reaches every
+   * worker, as one sent to pgbun does (SIGHUP reloads, SIGINT shuts down).
+   */
+  readonly supervisorPid: number;
 }
 
 /** Options of PluginApi.route: send the client to a host of your choosing instead of the entry's. */

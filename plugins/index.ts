@@ -10,6 +10,7 @@ const TABLE: Record<string, () => Promise<unknown>> = {
   "pgbun:pool-statement": () => import("./pool-statement/index.ts"),
   "pgbun:session-state": () => import("./session-state/index.ts"),
   "pgbun:stats": () => import("./stats/index.ts"),
+  "pgbun:admin": () => import("./admin/index.ts"),
 };
 
 /** Loaded when the config names no plugins, and added for any capability no listed plugin provides. */
@@ -21,6 +22,7 @@ const DEFAULTS = [
   "pgbun:pool-statement",
   "pgbun:pool",
   "pgbun:stats",
+  "pgbun:admin",
 ];
 
 export const BUILTIN_PLUGINS: BuiltinPlugins = Object.freeze({ table: Object.freeze(TABLE), defaults: Object.freeze(DEFAULTS) });

@@ -36,7 +36,12 @@ export function makePluginApi(core: Pgbun, l: LoadedPlugin): PluginApi {
     get now() {
       return core.now;
     },
-    worker: { id: core.worker.id, count: core.worker.count, socketPath: (id) => workerSocketPath(core.worker.supervisorPid, id) },
+    worker: {
+      id: core.worker.id,
+      count: core.worker.count,
+      socketPath: (id) => workerSocketPath(core.worker.supervisorPid, id),
+      supervisorPid: core.worker.supervisorPid,
+    },
     version: VERSION,
     defaults: DEFAULTS,
     get port() {

@@ -146,7 +146,7 @@ export function testApi(options: TestApiOptions = {}): TestApi {
       get now() {
         return t.now;
       },
-      worker: { id: options.worker?.id ?? 0, count: options.worker?.count ?? 1, socketPath: (id) => `/tmp/pgbun-test-worker-${id}.sock` },
+      worker: { id: options.worker?.id ?? 0, count: options.worker?.count ?? 1, socketPath: (id) => `/tmp/pgbun-test-worker-${id}.sock`, supervisorPid: process.pid },
       port: options.port ?? 6432,
       version: `${SDK_API_VERSION}-test`,
       defaults,

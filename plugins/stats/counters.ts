@@ -1,6 +1,6 @@
 // Traffic counters per pool (database, user), per-client timing marks, and the stats_period averages.
-import type { ClientConnection } from "../../core/client.ts";
-import type { ServerConnection } from "../../core/server.ts";
+import type { Client, Server } from "../../plugin-sdk/index.ts";
+import { COUNTER_FIELDS, type CounterField, type Counters } from "./api.ts";
 
 /** Totals of one pool since start; times are microseconds. Plain number fields: counting never allocates. */
 export class PoolCounters {
@@ -24,21 +24,6 @@ export class PoolCounters {
   ) {}
 }
 
-/** The counters in SHOW STATS order (names without total_/avg_ prefixes as STATS_TOTALS names them). */
-export const COUNTER_FIELDS = [
-  "serverAssignments",
-  "xacts",
-  "queries",
-  "received",
-  "sent",
-  "xactTime",
-  "queryTime",
-  "waitTime",
-  "clientParses",
-  "serverParses",
-  "binds",
-] as const;
-export type CounterField = (typeof COUNTER_FIELDS)[number];
 /** Values indexed like COUNTER_FIELDS. */
 export type CounterValues = number[];
 
@@ -50,12 +35,12 @@ export class ClientCounters {
   queryStart = 0;
   xactStart = 0;
   waitStart = 0;
-  linked: ServerConnection | null = null;
+  linked: Server | null = null;
   serverSent0 = 0;
   clientSent0 = 0;
 
   constructor(
-    readonly client: ClientConnection,
+    readonly client: Client,
     readonly pool: PoolCounters,
   ) {}
 }
@@ -149,15 +134,27 @@ export class StatsRegistry {
   }
 }
 
-/** Adds the bytes moved since the link was sampled and samples again (or forgets the link when `keep` is false). */
+/** The values as a record by counter name (what StatsApi hands out). */
+export function asCounters(v: CounterValues): Counters {
+  const out = {} as Record<CounterField, number>;
+  COUNTER_FIELDS.forEach((f, i) => (out[f] = v[i]!));
+  return out;
+}
+
+/**
+ * Adds the bytes moved since the link was sampled and samples again (or forgets the link when `keep` is false).
+ * A client's count restarts only while it has no server (it gives back its output buffer then), so while linked
+ * the difference is what was sent; a count found lower than its sample is skipped rather than subtracted.
+ */
 export function settleBytes(st: ClientCounters, keep: boolean): void {
   const server = st.linked;
   if (server === null) return;
-  const client = st.client;
-  st.pool.received += server.out.bytesSent - st.serverSent0;
-  st.pool.sent += client.out.bytesSent - st.clientSent0;
+  const serverSent = server.bytesSent;
+  const clientSent = st.client.bytesSent;
+  if (serverSent >= st.serverSent0) st.pool.received += serverSent - st.serverSent0;
+  if (clientSent >= st.clientSent0) st.pool.sent += clientSent - st.clientSent0;
   if (keep) {
-    st.serverSent0 = server.out.bytesSent;
-    st.clientSent0 = client.out.bytesSent;
+    st.serverSent0 = serverSent;
+    st.clientSent0 = clientSent;
   } else st.linked = null;
 }

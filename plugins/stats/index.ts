@@ -1,14 +1,10 @@
-// Built-in plugin "pgbun:stats": PgBouncer's counters and its admin console (virtual database pgbouncer, alias pgbun).
-import type { ClientConnection } from "../../core/client.ts";
-import type { PgbunPlugin, PluginApi } from "../../plugin-sdk/plugin.ts";
-import { VERSION } from "../../core/version.ts";
-import { Control } from "./control.ts";
-import { COUNTER_FIELDS, StatsRegistry } from "./counters.ts";
-import { PLUGIN_NAME, type AdminEnv } from "./env.ts";
-import { PeerConsole } from "./peer-console.ts";
-import { poolManager } from "./pool-view.ts";
-import { tapAdmin } from "./tap-admin.ts";
-import { tapCounters } from "./tap-counters.ts";
+// Built-in plugin "pgbun:stats": PgBouncer's counters per pool, the stats_period averages and log_stats (capability "stats").
+import type { PgbunPlugin, PluginApi, PoolApi } from "../../plugin-sdk/index.ts";
+import { COUNTER_FIELDS, PLUGIN_NAME, type Counters, type StatsApi } from "./api.ts";
+import { asCounters, StatsRegistry } from "./counters.ts";
+import { tapCounters, type CounterTaps } from "./tap-counters.ts";
+
+export { COUNTER_FIELDS, type CounterField, type Counters, type StatsApi } from "./api.ts";
 
 /** log_stats: one line per database that had traffic in the period, PgBouncer's wording. */
 function logStats(api: PluginApi, stats: StatsRegistry): void {
@@ -24,50 +20,57 @@ function logStats(api: PluginApi, stats: StatsRegistry): void {
   }
 }
 
+function statsApi(stats: StatsRegistry, counters: CounterTaps): StatsApi {
+  const byDatabase = (m: Map<string, number[]>) => {
+    const out = new Map<string, Counters>();
+    for (const [db, v] of m) out.set(db, asCounters(v));
+    return out;
+  };
+  return {
+    totals() {
+      counters.refreshBytes();
+      return byDatabase(stats.totalsByDatabase());
+    },
+    averages: () => byDatabase(stats.averages),
+    waitedMs(client) {
+      const start = counters.countersOf(client)?.waitStart ?? 0;
+      return start > 0 ? performance.now() - start : 0;
+    },
+    markWaiting: (client) => counters.markWaiting(client),
+    countServed(database, user) {
+      const p = stats.forPool(database, user);
+      p.queries++;
+      p.xacts++;
+    },
+  };
+}
+
 /**
- * Counters per pool for SHOW STATS, and the console: a client whose StartupMessage names the database
- * `pgbouncer` (or `pgbun`) is marked virtual at startup and served here, never by a server. admin_users may
- * run every command, stats_users only SHOW; anyone else is refused at login (28000).
+ * Counts what PgBouncer's SHOW STATS reports, per (database, user) pool: server assignments, transactions,
+ * queries, bytes, their times, parses and binds. The admin console (pgbun:admin) shows them; other plugins
+ * read them as capability "stats" (StatsApi).
  */
 export default function statsPlugin(): PgbunPlugin {
   return {
     name: PLUGIN_NAME,
-    provides: ["stats", "admin"],
+    provides: ["stats"],
     apply(api) {
       const stats = new StatsRegistry();
-      const control = new Control(api.core);
-      const admins = new Set<ClientConnection>();
       const counters = tapCounters(api, stats);
-      const env: AdminEnv = {
-        core: api.core,
-        stats,
-        control,
-        version: VERSION,
-        log: api.log,
-        peers: null,
-        adminClients: () => [...admins].filter((c) => c.state === "active"),
-        countersOf: counters.countersOf,
-        markWaiting: counters.markWaiting,
-        refreshBytes: counters.refreshBytes,
-      };
-      tapAdmin(api, env, admins);
-      if (api.core.worker.count > 1) {
-        const peers = new PeerConsole(env);
-        peers.start();
-        env.peers = peers;
-        api.hooks.shutdown.tapPromise(PLUGIN_NAME, async () => peers.stop());
-      }
+      this.api = statsApi(stats, counters);
 
       api.hooks.tick.tap(PLUGIN_NAME, () => {
-        control.poll();
-        if (stats.periodAge() >= api.config.settings.stats_period) {
-          counters.refreshBytes();
-          // a pool gone (an auto-database one, dropped unused) takes its counters with it, as in PgBouncer
-          const manager = poolManager(api.core);
-          if (manager) stats.prune((database, user) => manager.pools.has(`${database}\u0000${user}`) || Object.hasOwn(api.config.databases, database));
-          stats.roll();
-          if (api.config.settings.log_stats) logStats(api, stats);
+        if (stats.periodAge() < api.config.settings.stats_period) return;
+        counters.refreshBytes();
+        // a pool gone (an auto-database one, dropped unused) takes its counters with it, as in PgBouncer
+        const pools = api.capability<PoolApi>("pool");
+        if (pools) {
+          const live = new Set<string>();
+          for (const p of pools.pools()) live.add(`${p.database}\u0000${p.user}`);
+          stats.prune((database, user) => live.has(`${database}\u0000${user}`) || Object.hasOwn(api.config.databases, database));
         }
+        stats.roll();
+        if (api.config.settings.log_stats) logStats(api, stats);
       });
     },
   };

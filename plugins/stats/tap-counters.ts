@@ -1,37 +1,34 @@
 // The counting taps: synchronous, no allocation per message, the clock read only at query/transaction boundaries.
-import type { ClientConnection } from "../../core/client.ts";
-import { Backend, Frontend, TxStatus } from "../../plugin-sdk/protocol/codes.ts";
-import type { MessageContext, MessageResult } from "../../plugin-sdk/context.ts";
-import type { PluginApi } from "../../plugin-sdk/plugin.ts";
+import { Backend, Frontend, Stage, TxStatus, type Client, type MessageContext, type MessageResult, type PluginApi } from "../../plugin-sdk/index.ts";
+import { PLUGIN_NAME } from "./api.ts";
 import { ClientCounters, settleBytes, type StatsRegistry } from "./counters.ts";
-import { PLUGIN_NAME } from "./env.ts";
 
 /** Observers that must see every message run first; marks for forwarded queries run after every other tap. */
-const FIRST = { stage: -1000 };
-const LAST = { stage: 1000 };
+const FIRST = { stage: Stage.Observe };
+const LAST = { stage: Stage.ObserveLast };
 
 export interface CounterTaps {
-  countersOf(client: ClientConnection): ClientCounters | undefined;
+  countersOf(client: Client): ClientCounters | undefined;
   /** Starts a client's wait clock (if not running): it waits for a server. */
-  markWaiting(client: ClientConnection): void;
+  markWaiting(client: Client): void;
   refreshBytes(): void;
 }
 
 /**
  * Query/Sync/FunctionCall (forwarded, so tapped last) mark the start of a query and of a transaction;
  * ReadyForQuery from the server ends the query, and with status 'I' the transaction, as PgBouncer counts.
- * Bytes are sampled from the Outbound counters when a server is linked and when it is released or closed.
+ * Bytes are sampled from the connections' byte counts when a server is linked and when it is released or closed.
  */
 export function tapCounters(api: PluginApi, stats: StatsRegistry): CounterTaps {
-  /** A pooled client's counters, made on first use (never for virtual clients: their data slot is the console's). */
-  const countersOf = (c: ClientConnection): ClientCounters => {
+  /** A pooled client's counters, made on first use (never for virtual clients: the console serves those). */
+  const countersOf = (c: Client): ClientCounters => {
     const st = c.data[PLUGIN_NAME];
     if (st instanceof ClientCounters) return st;
     const made = new ClientCounters(c, stats.forPool(c.database, c.user));
     c.data[PLUGIN_NAME] = made;
     return made;
   };
-  const existing = (c: ClientConnection): ClientCounters | undefined => {
+  const existing = (c: Client): ClientCounters | undefined => {
     const st = c.data[PLUGIN_NAME];
     return st instanceof ClientCounters ? st : undefined;
   };
@@ -50,8 +47,8 @@ export function tapCounters(api: PluginApi, stats: StatsRegistry): CounterTaps {
   api.onClientMessage(Frontend.Sync, markQuery, LAST);
   api.onClientMessage(Frontend.FunctionCall, markQuery, LAST);
 
-  // after the console's tap (stage -1000), which takes its own clients' messages
-  const COUNT = { stage: -999 };
+  // after the console's tap (Stage.Console), which takes its own clients' messages
+  const COUNT = { stage: Stage.ObserveTiming };
   api.onClientMessage(
     Frontend.Parse,
     (ctx) => {
@@ -104,7 +101,7 @@ export function tapCounters(api: PluginApi, stats: StatsRegistry): CounterTaps {
   );
 
   const h = api.hooks;
-  const markWaiting = (client: ClientConnection): void => {
+  const markWaiting = (client: Client): void => {
     const st = countersOf(client);
     if (st.waitStart === 0) st.waitStart = performance.now();
   };
@@ -127,12 +124,12 @@ export function tapCounters(api: PluginApi, stats: StatsRegistry): CounterTaps {
       if (st.xactStart > 0) st.xactStart = now;
     }
     st.linked = server;
-    st.serverSent0 = server.out.bytesSent;
-    st.clientSent0 = client.out.bytesSent;
+    st.serverSent0 = server.bytesSent;
+    st.clientSent0 = client.bytesSent;
     server.data[PLUGIN_NAME] = st;
   });
   h.serverReleased.tap({ name: PLUGIN_NAME, ...FIRST }, (_server, client) => {
-    // client is null when a cancelled server comes back (core.cancelFinished)
+    // client is null when a cancelled server comes back (api.cancelFinished)
     const st = client ? existing(client) : undefined;
     if (st) settleBytes(st, false);
     return undefined;
@@ -150,7 +147,7 @@ export function tapCounters(api: PluginApi, stats: StatsRegistry): CounterTaps {
     countersOf: existing,
     markWaiting,
     refreshBytes() {
-      for (const c of api.core.clients) {
+      for (const c of api.clients()) {
         const st = existing(c);
         if (st && st.linked) settleBytes(st, true);
       }

@@ -1,4 +1,4 @@
-// The admin console (pgbun:stats) against a real PostgreSQL: SHOW tables match reality, control commands, authorization.
+// The admin console (pgbun:admin) against a real PostgreSQL: SHOW tables match reality, control commands, authorization.
 import { describe, expect, setDefaultTimeout, test } from "bun:test";
 import { readFileSync, writeFileSync } from "node:fs";
 import type { Client } from "pg";

@@ -4,9 +4,9 @@ import { statSync } from "node:fs";
 import { connect } from "node:net";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
-import { mergeTables } from "../../plugins/stats/merge.ts";
-import { listenForPeers, PeerCall, peerAnswer, peerCommand, type PeerReply } from "../../plugins/stats/peers.ts";
-import { columns, type Table } from "../../plugins/stats/table.ts";
+import { mergeTables } from "../../plugins/admin/merge.ts";
+import { listenForPeers, PeerCall, peerAnswer, peerCommand, type PeerReply } from "../../plugins/admin/peers.ts";
+import { columns, type Table } from "../../plugins/admin/table.ts";
 
 test("POOLS: counts add up per (database, user); maxwait and maxwait_us come from the longest wait", () => {
   const cols = columns("database", "user", "#cl_active", "#maxwait", "#maxwait_us", "pool_mode");

@@ -1,5 +1,4 @@
 // SHOW CONFIG: every setting with its value in force, its default, and whether a reload can change it.
-import { SETTING_NAMES, SETTINGS } from "../../core/config/settings.ts";
 import type { AdminEnv } from "./env.ts";
 import { columns, sortRows, type Cell, type Table } from "./table.ts";
 
@@ -26,11 +25,12 @@ export function formatSetting(v: unknown): string {
 }
 
 export function showConfig(env: AdminEnv): Table {
-  const settings = env.core.config.settings as unknown as Record<string, unknown>;
-  const rows: Cell[][] = SETTING_NAMES.map((name) => [
+  const settings = env.api.config.settings as unknown as Record<string, unknown>;
+  const defaults = env.api.defaults as unknown as Record<string, unknown>;
+  const rows: Cell[][] = Object.keys(defaults).map((name) => [
     name,
     formatSetting(settings[name]),
-    formatSetting(SETTINGS[name].default),
+    formatSetting(defaults[name]),
     FIXED_AT_START.has(name) ? "no" : "yes",
   ]);
   return { columns: CONFIG_COLUMNS, rows: sortRows(rows) };

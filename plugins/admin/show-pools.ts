@@ -24,7 +24,7 @@ const POOL_COLUMNS = columns(
 
 export function showPools(env: AdminEnv): Table {
   const rows: Cell[][] = [];
-  for (const v of poolViews(env.core)) {
+  for (const v of poolViews(env.api)) {
     let clActive = 0;
     let clWaiting = 0;
     let maxWait = 0;

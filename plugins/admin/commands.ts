@@ -1,4 +1,5 @@
 // Parses one admin console command (PgBouncer's grammar): keyword, optional argument, optional trailing semicolon.
+import type { Extensions } from "./extensions.ts";
 
 export const SHOW_TARGETS = [
   "help",
@@ -13,6 +14,7 @@ export const SHOW_TARGETS = [
   "config",
   "lists",
   "version",
+  "plugins",
 ] as const;
 export type ShowTarget = (typeof SHOW_TARGETS)[number];
 
@@ -28,7 +30,11 @@ export type AdminCommand =
   | { kind: RequiredDbVerb; db: string }
   | { kind: "kill_client"; id: number }
   | { kind: "reload" | "shutdown" | "suspend" }
-  | { kind: "set"; key: string; value: string };
+  | { kind: "set"; key: string; value: string }
+  /** SHOW of a table another plugin added; `args`: what follows its name, as typed. */
+  | { kind: "added_show"; name: string; args: string }
+  /** A command another plugin added, by its lower-case keyword; `args`: what follows the keyword, as typed. */
+  | { kind: "added"; keyword: string; args: string; readOnly: boolean };
 
 export type ParsedCommand = { ok: true; command: AdminCommand } | { ok: false; message: string };
 
@@ -36,9 +42,12 @@ const OPTIONAL_DB: readonly string[] = ["pause", "resume", "reconnect", "wait_cl
 const REQUIRED_DB: readonly string[] = ["kill", "disable", "enable"];
 const NO_ARG: readonly string[] = ["reload", "shutdown", "suspend"];
 
+/** The keywords of the built-in commands: another plugin may not add a command by one of these. */
+export const BUILT_IN_KEYWORDS: ReadonlySet<string> = new Set(["show", "set", "kill_client", ...OPTIONAL_DB, ...REQUIRED_DB, ...NO_ARG]);
+
 /** Whether a command only reads (stats_users may run these). */
 export function isReadOnly(c: AdminCommand): boolean {
-  return c.kind === "show" || c.kind === "empty";
+  return c.kind === "show" || c.kind === "empty" || c.kind === "added_show" || (c.kind === "added" && c.readOnly);
 }
 
 /** Splits into words; a double-quoted word keeps its case and spaces ("" inside is one quote). */
@@ -82,8 +91,18 @@ function invalid(sql: string): ParsedCommand {
   return { ok: false, message: `invalid command '${sql}', use SHOW HELP;` };
 }
 
-/** Parses the text of a simple Query. Keywords are case-insensitive; database names are kept as written. */
-export function parseCommand(sql: string): ParsedCommand {
+/** The first `n` words of a text and the rest as typed (for the commands other plugins add). */
+function split(text: string, n: 1 | 2): { words: string[]; rest: string } {
+  const m = (n === 1 ? /^(\S+)\s*([\s\S]*)$/ : /^(\S+)\s+(\S+)\s*([\s\S]*)$/).exec(text);
+  if (!m) return { words: [], rest: "" };
+  return { words: m.slice(1, n + 1), rest: m[n + 1]! };
+}
+
+/**
+ * Parses the text of a simple Query. Keywords are case-insensitive; database names are kept as written. The
+ * built-in grammar comes first; SHOW names and keywords it does not know are looked up in `added`.
+ */
+export function parseCommand(sql: string, added?: Extensions): ParsedCommand {
   const text = sql.trim().replace(/(\s*;)+$/, "").trim();
   if (text === "") return { ok: true, command: { kind: "empty" } };
   if (/^set\s/i.test(text)) {
@@ -97,8 +116,11 @@ export function parseCommand(sql: string): ParsedCommand {
   const args = w.slice(1);
   if (verb === "show") {
     const target = args.length === 1 ? args[0]!.toLowerCase() : "";
-    if (!(SHOW_TARGETS as readonly string[]).includes(target)) return invalid(text);
-    return { ok: true, command: { kind: "show", target: target as ShowTarget } };
+    if ((SHOW_TARGETS as readonly string[]).includes(target)) return { ok: true, command: { kind: "show", target: target as ShowTarget } };
+    const { words: named, rest } = split(text, 2);
+    const name = named[1]?.toLowerCase();
+    if (name !== undefined && added?.shows.has(name)) return { ok: true, command: { kind: "added_show", name, args: rest } };
+    return invalid(text);
   }
   if (OPTIONAL_DB.includes(verb)) {
     if (args.length > 1) return invalid(text);
@@ -117,5 +139,7 @@ export function parseCommand(sql: string): ParsedCommand {
     if (args.length > 0) return invalid(text);
     return { ok: true, command: { kind: verb as "reload" | "shutdown" | "suspend" } };
   }
+  const command = added?.commands.get(verb);
+  if (command) return { ok: true, command: { kind: "added", keyword: verb, args: split(text, 1).rest, readOnly: command.readOnly } };
   return invalid(text);
 }

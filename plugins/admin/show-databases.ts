@@ -1,6 +1,5 @@
 // SHOW DATABASES and SHOW USERS: configured entries (and ones created through "*") with their limits and usage.
-import type { DatabaseEntry } from "../../core/config/databases.ts";
-import { perWorker } from "../../core/workers.ts";
+import { perWorker, type DatabaseEntry, type Server } from "../../plugin-sdk/index.ts";
 import { ADMIN_DB, type AdminEnv } from "./env.ts";
 import { poolViews, serverDatabase, serverUser } from "./pool-view.ts";
 import { columns, sortRows, type Cell, type Table } from "./table.ts";
@@ -37,11 +36,11 @@ const USER_COLUMNS = columns(
 );
 
 /** Open (not closed) server and logged-in client counts, by a key of each connection. */
-function counts(env: AdminEnv, serverKey: (s: Parameters<typeof serverDatabase>[0]) => string, clientKey: "database" | "user") {
+function counts(env: AdminEnv, serverKey: (s: Server) => string, clientKey: "database" | "user") {
   const servers = new Map<string, number>();
   const clients = new Map<string, number>();
-  for (const s of env.core.servers) if (s.state !== "closed") servers.set(serverKey(s), (servers.get(serverKey(s)) ?? 0) + 1);
-  for (const c of env.core.clients) {
+  for (const s of env.api.servers()) if (s.state !== "closed") servers.set(serverKey(s), (servers.get(serverKey(s)) ?? 0) + 1);
+  for (const c of env.api.clients()) {
     if (!c.virtual && (c.state === "active" || c.state === "waiting")) clients.set(c[clientKey], (clients.get(c[clientKey]) ?? 0) + 1);
   }
   return { servers, clients };
@@ -52,12 +51,12 @@ function counts(env: AdminEnv, serverKey: (s: Parameters<typeof serverDatabase>[
  * does), so the console's sum over the workers is what they open together. One process: the configured values.
  */
 function shareOf(env: AdminEnv): (n: number) => number {
-  const workers = env.core.worker.count;
+  const workers = env.api.worker.count;
   return (n) => perWorker(n, workers);
 }
 
 export function showDatabases(env: AdminEnv): Table {
-  const { config } = env.core;
+  const { config } = env.api;
   const s = config.settings;
   const share = shareOf(env);
   const { servers, clients } = counts(env, serverDatabase, "database");
@@ -65,7 +64,7 @@ export function showDatabases(env: AdminEnv): Table {
   for (const [name, e] of Object.entries(config.databases)) if (name !== "*") entries.set(name, e);
   // databases served through the "*" entry appear once they have a pool, as PgBouncer's auto-databases do
   const fallback = config.databases["*"];
-  if (fallback) for (const v of poolViews(env.core)) if (!entries.has(v.database)) entries.set(v.database, fallback);
+  if (fallback) for (const v of poolViews(env.api)) if (!entries.has(v.database)) entries.set(v.database, fallback);
   const rows: Cell[][] = [];
   for (const [name, e] of entries) {
     rows.push([
@@ -89,19 +88,19 @@ export function showDatabases(env: AdminEnv): Table {
     ]);
   }
   const admins = env.adminClients().length;
-  rows.push([ADMIN_DB, null, env.core.port, ADMIN_DB, ADMIN_DB, share(2), 0, 0, 0, "statement", null, 0, 0, 0, admins, 0, 0]);
+  rows.push([ADMIN_DB, null, env.api.port, ADMIN_DB, ADMIN_DB, share(2), 0, 0, 0, "statement", null, 0, 0, 0, admins, 0, 0]);
   return { columns: DATABASE_COLUMNS, rows: sortRows(rows) };
 }
 
 export function showUsers(env: AdminEnv): Table {
-  const { config } = env.core;
+  const { config } = env.api;
   const s = config.settings;
   const share = shareOf(env);
   const shareOrNull = (n: number | undefined) => (n === undefined ? null : share(n));
   const { servers, clients } = counts(env, serverUser, "user");
   const names = new Set<string>(Object.keys(config.users));
-  for (const c of env.core.clients) if (!c.virtual && c.user) names.add(c.user);
-  for (const v of poolViews(env.core)) names.add(v.user);
+  for (const c of env.api.clients()) if (!c.virtual && c.user) names.add(c.user);
+  for (const v of poolViews(env.api)) names.add(v.user);
   const rows: Cell[][] = [...names].map((name) => {
     const u = config.users[name];
     return [

@@ -1,20 +1,13 @@
 // A result table for the admin console (typed columns, rows) and its encoding as RowDescription, DataRow*, CommandComplete.
-import { commandComplete, dataRow, rowDescription } from "../../plugin-sdk/protocol/writer.ts";
+import { commandComplete, dataRow, rowDescription, type AdminCell, type AdminColumn, type AdminTable } from "../../plugin-sdk/index.ts";
 
 /** Column types as PgBouncer sends them: text, or int8 for counts and times. */
 const TYPE_OID = { text: 25, int: 20 } as const;
 
-export interface Column {
-  name: string;
-  type: keyof typeof TYPE_OID;
-}
-
-export type Cell = string | number | null;
-
-export interface Table {
-  columns: readonly Column[];
-  rows: Cell[][];
-}
+/** The SDK's AdminTable: what the built-in tables, the other workers' and other plugins' tables all are. */
+export type Column = AdminColumn;
+export type Cell = AdminCell;
+export type Table = AdminTable;
 
 /** Column list from a compact spec: "name" is text, "#name" is int8. */
 export function columns(...spec: string[]): Column[] {
@@ -31,6 +24,25 @@ export function encodeTable(t: Table, tag = "SHOW"): Buffer {
 
 function pad(n: number): string {
   return n < 10 ? `0${n}` : String(n);
+}
+
+/**
+ * What is wrong with a table a plugin built (columns typed text or int, every row as long as the columns, cells
+ * text, finite numbers or null), or null when it can be sent.
+ */
+export function tableProblem(t: unknown): string | null {
+  const table = t as Partial<Table> | null;
+  if (typeof table !== "object" || table === null || !Array.isArray(table.columns) || !Array.isArray(table.rows)) return "not a table ({ columns, rows })";
+  for (const c of table.columns as unknown[]) {
+    const col = c as Partial<Column> | null;
+    if (typeof col?.name !== "string" || !(col.type === "text" || col.type === "int")) return "a column needs a name and a type (text or int)";
+  }
+  const width = table.columns.length;
+  for (const row of table.rows as unknown[]) {
+    if (!Array.isArray(row) || row.length !== width) return `a row does not have ${width} cells`;
+    for (const v of row) if (!(v === null || typeof v === "string" || (typeof v === "number" && Number.isFinite(v)))) return "a cell is not text, a finite number or null";
+  }
+  return null;
 }
 
 /** A wall-clock time (ms since the epoch) as PgBouncer prints it: `2024-05-01 12:34:56 UTC`. */

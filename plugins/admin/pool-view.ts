@@ -1,35 +1,26 @@
-// Pools as the admin console sees them: from pgbun:pool's manager when loaded, else grouped from the connection lists.
-import type { ClientConnection } from "../../core/client.ts";
-import type { ServerConnection } from "../../core/server.ts";
-import type { Pgbun } from "../../core/pgbun.ts";
-import type { PoolManager } from "../pool/index.ts";
+// Pools as the admin console sees them: from the pool plugin's capability when offered, else grouped from the connection lists.
+import type { Client, PluginApi, PoolApi, PoolInfo, Server } from "../../plugin-sdk/index.ts";
 
 export interface PoolView {
   database: string;
   user: string;
   mode: string;
   /** Logged-in clients of the pool. */
-  clients: ClientConnection[];
+  clients: Client[];
   /** Its servers past login (any state but closed). */
-  servers: ServerConnection[];
+  servers: Server[];
   /** Server logins in progress. */
   connecting: number;
 }
 
-/** pgbun:pool's manager, when that plugin is loaded (a replacement pool plugin may not have one). */
-export function poolManager(core: Pgbun): PoolManager | undefined {
-  const m = (core as unknown as { pools?: unknown }).pools;
-  return m && typeof m === "object" && (m as { pools?: unknown }).pools instanceof Map ? (m as PoolManager) : undefined;
-}
-
 /** The pgbun database name a server serves: its pool's, else the upstream name. */
-export function serverDatabase(s: ServerConnection): string {
+export function serverDatabase(s: Server): string {
   const db = (s.pool as { database?: unknown } | null)?.database;
   return typeof db === "string" ? db : s.target.database;
 }
 
 /** The user of a server's pool, else the upstream login user. */
-export function serverUser(s: ServerConnection): string {
+export function serverUser(s: Server): string {
   const user = (s.pool as { user?: unknown } | null)?.user;
   return typeof user === "string" ? user : s.target.user;
 }
@@ -37,14 +28,17 @@ export function serverUser(s: ServerConnection): string {
 const byName = (a: PoolView, b: PoolView) => (a.database < b.database ? -1 : a.database > b.database ? 1 : a.user < b.user ? -1 : a.user > b.user ? 1 : 0);
 
 /** Every pool, sorted by database then user. */
-export function poolViews(core: Pgbun): PoolView[] {
-  const manager = poolManager(core);
-  if (manager) {
-    const out = new Map<unknown, PoolView>();
-    for (const p of manager.pools.values()) {
+export function poolViews(api: PluginApi): PoolView[] {
+  const pools = api.capability<PoolApi>("pool");
+  if (pools) {
+    const out = new Map<PoolInfo, PoolView>();
+    for (const p of pools.pools()) {
       out.set(p, { database: p.database, user: p.user, mode: p.mode, clients: [], servers: [...p.servers], connecting: p.connecting });
     }
-    for (const c of core.clients) if (c.pool !== null) out.get(c.pool)?.clients.push(c);
+    for (const c of api.clients()) {
+      const p = c.pool !== null ? pools.poolOf(c) : undefined;
+      if (p) out.get(p)?.clients.push(c);
+    }
     return [...out.values()].sort(byName);
   }
   const views = new Map<string, PoolView>();
@@ -54,11 +48,11 @@ export function poolViews(core: Pgbun): PoolView[] {
     if (!v) views.set(key, (v = { database, user, mode, clients: [], servers: [], connecting: 0 }));
     return v;
   };
-  for (const c of core.clients) {
+  for (const c of api.clients()) {
     if (!c.virtual && (c.state === "active" || c.state === "waiting")) viewOf(c.poolDatabase, c.user, c.poolMode).clients.push(c);
   }
-  for (const s of core.servers) {
-    const v = viewOf(serverDatabase(s), serverUser(s), s.client?.poolMode ?? core.config.settings.pool_mode);
+  for (const s of api.servers()) {
+    const v = viewOf(serverDatabase(s), serverUser(s), s.client?.poolMode ?? api.config.settings.pool_mode);
     if (s.state === "login") v.connecting++;
     else if (s.state !== "closed") v.servers.push(s);
   }

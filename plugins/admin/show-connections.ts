@@ -1,6 +1,5 @@
 // SHOW CLIENTS and SHOW SERVERS: one row per connection, PgBouncer's columns (plus pin_reason for clients).
-import type { ClientConnection } from "../../core/client.ts";
-import type { ServerConnection } from "../../core/server.ts";
+import type { Client, Server } from "../../plugin-sdk/index.ts";
 import { waitedMs, type AdminEnv } from "./env.ts";
 import { serverDatabase } from "./pool-view.ts";
 import { columns, formatTime, ptr, secondsAndMicros, type Cell, type Table } from "./table.ts";
@@ -31,15 +30,6 @@ const COMMON = [
 const CLIENT_COLUMNS = columns(...COMMON, "pin_reason");
 const SERVER_COLUMNS = columns(...COMMON);
 
-/** Local end of a socket; a closed socket may no longer know it. */
-function localEnd(socket: { localAddress?: string; localPort?: number } | null): [string, number] {
-  try {
-    return [socket?.localAddress ?? "", socket?.localPort ?? 0];
-  } catch {
-    return ["", 0];
-  }
-}
-
 /** Statements pgbun:prepared-statements tracks for a connection (0 when that plugin is not loaded). */
 function preparedCount(data: Record<string, unknown>, field: "byName" | "names"): number {
   const st = data["pgbun:prepared-statements"] as Record<string, unknown> | undefined;
@@ -47,15 +37,14 @@ function preparedCount(data: Record<string, unknown>, field: "byName" | "names")
   return m instanceof Map ? m.size : 0;
 }
 
-function clientState(c: ClientConnection): string {
+function clientState(c: Client): string {
   if (c.state === "waiting") return "waiting";
   return c.server !== null || c.virtual ? "active" : "idle";
 }
 
 export function showClients(env: AdminEnv): Table {
-  const list = [...env.core.clients].filter((c) => c.state === "active" || c.state === "waiting").sort((a, b) => a.id - b.id);
+  const list = [...env.api.clients()].filter((c) => c.state === "active" || c.state === "waiting").sort((a, b) => a.id - b.id);
   const rows: Cell[][] = list.map((c) => {
-    const [localAddr, localPort] = localEnd(c.socket);
     const [wait, waitUs] = secondsAndMicros(waitedMs(env, c));
     return [
       "C",
@@ -64,8 +53,8 @@ export function showClients(env: AdminEnv): Table {
       clientState(c),
       c.addr,
       c.port,
-      localAddr,
-      localPort,
+      c.localAddr,
+      c.localPort,
       formatTime(c.connectTime),
       formatTime(c.lastActivity),
       wait,
@@ -84,14 +73,13 @@ export function showClients(env: AdminEnv): Table {
   return { columns: CLIENT_COLUMNS, rows };
 }
 
-function serverState(s: ServerConnection): string {
+function serverState(s: Server): string {
   return s.state === "login" ? "new" : s.state;
 }
 
 export function showServers(env: AdminEnv): Table {
-  const list = [...env.core.servers].filter((s) => s.state !== "closed").sort((a, b) => a.id - b.id);
+  const list = [...env.api.servers()].filter((s) => s.state !== "closed").sort((a, b) => a.id - b.id);
   const rows: Cell[][] = list.map((s) => {
-    const [localAddr, localPort] = localEnd(s.socket);
     return [
       "S",
       s.target.user, // the user pgbun logs in as (a forced user shows here)
@@ -99,8 +87,8 @@ export function showServers(env: AdminEnv): Table {
       serverState(s),
       s.target.host,
       s.target.port,
-      localAddr,
-      localPort,
+      s.localAddr,
+      s.localPort,
       formatTime(s.connectTime),
       formatTime(s.lastUsed),
       0,

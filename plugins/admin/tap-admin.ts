@@ -1,10 +1,5 @@
 // The admin console's taps: login and authorization, every message of its clients, DISABLE and PAUSE in front of the pool.
-import type { ClientConnection } from "../../core/client.ts";
-import { Action, type MessageContext, type MessageResult } from "../../plugin-sdk/context.ts";
-import { Frontend } from "../../plugin-sdk/protocol/codes.ts";
-import { SqlState } from "../../plugin-sdk/protocol/errors.ts";
-import type { PluginApi } from "../../plugin-sdk/plugin.ts";
-import type { ServerConnection } from "../../core/server.ts";
+import { Action, Frontend, SqlState, Stage, type Client, type MessageContext, type MessageResult, type PluginApi } from "../../plugin-sdk/index.ts";
 import { ADMIN_DATABASES, PLUGIN_NAME, type AdminEnv } from "./env.ts";
 import { AdminSession, type AdminRole } from "./session.ts";
 
@@ -34,7 +29,7 @@ function roleOf(api: PluginApi, user: string): AdminRole | null {
 /** Parameters the console reports at login, as PgBouncer's console does (the client's own values win). */
 function welcomeParams(env: AdminEnv, role: AdminRole): Map<string, string> {
   return new Map([
-    ["server_version", `${env.version}/pgbun`],
+    ["server_version", `${env.api.version}/pgbun`],
     ["server_encoding", "UTF8"],
     ["client_encoding", "UTF8"],
     ["DateStyle", "ISO"],
@@ -45,12 +40,12 @@ function welcomeParams(env: AdminEnv, role: AdminRole): Map<string, string> {
   ]);
 }
 
-export function tapAdmin(api: PluginApi, env: AdminEnv, admins: Set<ClientConnection>): void {
+export function tapAdmin(api: PluginApi, env: AdminEnv, admins: Set<Client>): void {
   const { control } = env;
   const h = api.hooks;
 
   // first, so no other plugin sees a console login as a pooled one
-  h.startup.tap({ name: PLUGIN_NAME, stage: -1000 }, (client) => {
+  h.startup.tap({ name: PLUGIN_NAME, stage: Stage.Console }, (client) => {
     if (ADMIN_DATABASES.has(client.database)) {
       const role = roleOf(api, client.user);
       if (role === null) return { code: SqlState.InvalidAuthorizationSpecification, message: "not allowed to connect to the admin console" };
@@ -73,14 +68,16 @@ export function tapAdmin(api: PluginApi, env: AdminEnv, admins: Set<ClientConnec
     const session = client.data[PLUGIN_NAME];
     if (!(session instanceof AdminSession)) return undefined;
     session.message(ctx.type, ctx.buf, ctx.start, ctx.end);
+    const answer = session.takeOutput();
+    if (answer) ctx.sendToClient(answer);
     return Action.Drop;
   };
-  for (const type of CONSOLE_TYPES) api.onClientMessage(type, consoleTap, { stage: -1000 });
+  for (const type of CONSOLE_TYPES) api.onClientMessage(type, consoleTap, { stage: Stage.Console });
 
   // PAUSE/KILL: a client of a paused database waits here instead of getting a server
-  h.needServer.tap({ name: PLUGIN_NAME, stage: -100 }, (client) => {
+  h.needServer.tap({ name: PLUGIN_NAME, stage: Stage.Answer }, (client) => {
     if (!control.anyPaused || !control.isPaused(client.database)) return undefined;
-    env.markWaiting(client);
+    env.stats()?.markWaiting(client);
     control.park(client);
     return PARKED;
   });
@@ -93,7 +90,7 @@ export function tapAdmin(api: PluginApi, env: AdminEnv, admins: Set<ClientConnec
     } else if (control.parkedCount > 0) control.forget(client);
   });
   // a release or close may complete a PAUSE or WAIT_CLOSE (checked once the pool has taken the server)
-  h.serverReleased.tap({ name: PLUGIN_NAME, stage: -1000 }, () => {
+  h.serverReleased.tap({ name: PLUGIN_NAME, stage: Stage.Observe }, () => {
     if (control.waiting) control.schedulePoll();
     return undefined;
   });

@@ -1,21 +1,21 @@
 // Runs one parsed admin command: a SHOW table, a control action, or a wait (PAUSE, WAIT_CLOSE) answered later.
-import type { Pgbun } from "../../core/pgbun.ts";
-import { commandComplete, Prebuilt } from "../../plugin-sdk/protocol/writer.ts";
+import { commandComplete, Prebuilt, type AdminRequest, type AdminTable, type Client, type PluginApi } from "../../plugin-sdk/index.ts";
 import type { AdminCommand, ShowTarget } from "./commands.ts";
 import type { Control } from "./control.ts";
 import { ADMIN_DATABASES, type AdminEnv } from "./env.ts";
 import { showClients, showServers } from "./show-connections.ts";
 import { showConfig } from "./show-config.ts";
 import { showDatabases, showUsers } from "./show-databases.ts";
-import { showHelp, showLists, showVersion } from "./show-misc.ts";
+import { showHelp, showLists, showPlugins, showVersion } from "./show-misc.ts";
 import { showPools } from "./show-pools.ts";
 import { showStats, showStatsAverages, showStatsTotals } from "./show-stats.ts";
-import { encodeTable, type Table } from "./table.ts";
+import { encodeTable, tableProblem, type Table } from "./table.ts";
 
 export type Reply =
   /** Bytes to send now (before ReadyForQuery). */
   | { kind: "now"; bytes: Buffer }
-  | { kind: "error"; message: string }
+  /** An ErrorResponse: 08P01 as PgBouncer's console errors, or the SQLSTATE a plugin's error carried. */
+  | { kind: "error"; message: string; code?: string }
   /** Answered with CommandComplete `tag` once `done()` holds. */
   | { kind: "wait"; done: () => boolean; tag: string }
   /** The console's client is closed by the shutdown itself. */
@@ -25,7 +25,7 @@ export type Reply =
 
 /** This worker's table for each SHOW (HELP is a notice, not a table). */
 export const SHOWS: Record<ShowTarget, (env: AdminEnv) => Table | Buffer> = {
-  help: () => showHelp(),
+  help: showHelp,
   pools: showPools,
   stats: showStats,
   stats_totals: showStatsTotals,
@@ -37,6 +37,7 @@ export const SHOWS: Record<ShowTarget, (env: AdminEnv) => Table | Buffer> = {
   config: showConfig,
   lists: showLists,
   version: showVersion,
+  plugins: showPlugins,
 };
 
 /** Commands that change the pooler's state; with workers > 1 they are applied by every worker. */
@@ -66,8 +67,53 @@ export const error = (message: string): Reply => ({ kind: "error", message });
 export const controlTag = (cmd: ControlCommand): string => cmd.kind.toUpperCase();
 
 /** RELOAD reads the configuration as SIGHUP does (the CLI's loader; embedded, the config in force is re-applied). */
-export function reload(core: Pgbun): void {
-  core.reloadConfig().catch((err: unknown) => core.log.error(`RELOAD failed, keeping the running configuration: ${err instanceof Error ? err.message : String(err)}`));
+export function reload(api: PluginApi): void {
+  api.reload().catch((err: unknown) => api.log.error({}, `RELOAD failed, keeping the running configuration: ${err instanceof Error ? err.message : String(err)}`));
+}
+
+/** A SQLSTATE: five digits or upper-case letters. */
+const SQLSTATE = /^[0-9A-Z]{5}$/;
+
+/** A plugin's thrown error as the console's ErrorResponse (its `code` when that is a SQLSTATE). */
+function pluginError(err: unknown): Reply {
+  const code = (err as { code?: unknown } | null)?.code;
+  const message = err instanceof Error ? err.message : String(err);
+  return { kind: "error", message, code: typeof code === "string" && SQLSTATE.test(code) ? code : undefined };
+}
+
+/** Runs a plugin's SHOW or command: its answer now, or later when it returns a promise; what it throws is an error. */
+function fromPlugin<R>(run: () => R | Promise<R>, answer: (r: R) => Reply): Reply {
+  let out: R | Promise<R>;
+  try {
+    out = run();
+  } catch (err) {
+    return pluginError(err);
+  }
+  if (typeof (out as { then?: unknown } | null)?.then !== "function") return answer(out as R);
+  const result = Promise.resolve(out).then(answer, pluginError);
+  return { kind: "later", result, cancel: () => undefined };
+}
+
+/** A plugin's table, checked and encoded as the built-in ones are (tag `tag`). */
+function tableReply(what: string, table: AdminTable, tag: string): Reply {
+  const problem = tableProblem(table);
+  return problem ? error(`${what}: the plugin's table cannot be sent: ${problem}`) : { kind: "now", bytes: encodeTable(table, tag) };
+}
+
+/** SHOW <name> or a command that another plugin added (AdminApi). */
+function executeAdded(env: AdminEnv, cmd: Extract<AdminCommand, { kind: "added_show" | "added" }>, client: Client): Reply {
+  const req: AdminRequest = { client, args: cmd.args };
+  if (cmd.kind === "added_show") {
+    const show = env.extensions.shows.get(cmd.name)!;
+    const what = `SHOW ${show.name.toUpperCase()}`;
+    return fromPlugin(() => show.table(req), (t) => tableReply(what, t, "SHOW"));
+  }
+  const command = env.extensions.commands.get(cmd.keyword)!;
+  const tag = command.keyword.toUpperCase();
+  return fromPlugin(
+    () => command.run(req),
+    (r) => (typeof r === "string" ? (r.includes("\0") ? error(`${tag}: the command tag contains a NUL byte`) : done(r)) : tableReply(tag, r, tag)),
+  );
 }
 
 /**
@@ -112,7 +158,7 @@ export function waitCondition(control: Control, cmd: ControlCommand): (() => boo
   return null;
 }
 
-export function execute(env: AdminEnv, cmd: AdminCommand): Reply {
+export function execute(env: AdminEnv, cmd: AdminCommand, client: Client): Reply {
   // workers > 1: SHOW totals and control commands span the workers (null: this command stays local)
   if (env.peers) {
     const across = env.peers.execute(cmd);
@@ -131,8 +177,11 @@ export function execute(env: AdminEnv, cmd: AdminCommand): Reply {
       const out = SHOWS[cmd.target](env);
       return { kind: "now", bytes: Buffer.isBuffer(out) ? out : encodeTable(out) };
     }
+    case "added_show":
+    case "added":
+      return executeAdded(env, cmd, client);
     case "reload":
-      reload(env.core);
+      reload(env.api);
       return done("RELOAD");
     case "shutdown":
       return { kind: "shutdown" };

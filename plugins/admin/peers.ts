@@ -1,8 +1,7 @@
 // The admin peer channel (workers > 1): a private Unix socket per worker; one command per connection, answers as JSON lines.
 import type { Socket, UnixSocketListener } from "bun";
 import { chmodSync, rmSync } from "node:fs";
-import { Outbound } from "../../core/net/outbound.ts";
-import { workerSocketPath } from "../../core/workers.ts";
+import type { WorkerInfo } from "../../plugin-sdk/index.ts";
 import { SHOW_TARGETS, type AdminCommand, type ShowTarget } from "./commands.ts";
 import type { Cell, Column, Table } from "./table.ts";
 
@@ -34,8 +33,8 @@ const MAX_ANSWER_BYTES = 64 << 20;
 const REQUEST_TIMEOUT_S = 5;
 
 /** The socket where worker `id` serves its siblings' admin requests (next to its CancelRequest socket). */
-export function adminPeerPath(supervisorPid: number, id: number): string {
-  return `${workerSocketPath(supervisorPid, id)}.admin`;
+export function adminPeerPath(worker: WorkerInfo, id: number): string {
+  return `${worker.socketPath(id)}.admin`;
 }
 
 // ---- framing: newline-delimited JSON with a size limit ----
@@ -69,39 +68,55 @@ class LineReader {
   }
 }
 
-/** Writes JSON lines through the core's outbound queue (it keeps what the socket did not take until drain). */
+/**
+ * Writes JSON lines: socket.write may take part of a line, or nothing (Bun keeps none of the rest), so what it
+ * did not take waits here, in order, for the socket's drain; end() closes once that backlog is written.
+ */
 class LineWriter {
-  private readonly out: Outbound;
+  private readonly backlog: Uint8Array[] = [];
   private ending = false;
   closed = false;
 
-  constructor(private readonly socket: Socket<any>) {
-    this.out = new Outbound(socket);
-  }
+  constructor(private readonly socket: Socket<any>) {}
 
   send(value: unknown): void {
     if (this.closed || this.ending) return;
-    this.out.send(Buffer.from(`${JSON.stringify(value)}\n`));
-    if (this.out.closed) this.closed = true; // the socket refused the write
+    const line = Buffer.from(`${JSON.stringify(value)}\n`);
+    if (this.backlog.length > 0) this.backlog.push(line);
+    else this.write(line);
+  }
+
+  /** Writes `bytes` now; keeps the rest at the head of the backlog. False when not all of it was written. */
+  private write(bytes: Uint8Array): boolean {
+    const n = this.socket.write(bytes);
+    if (n < 0) {
+      this.closed = true; // the socket is gone: nothing more can be written
+      this.backlog.length = 0;
+      return false;
+    }
+    if (n < bytes.length) {
+      this.backlog.unshift(bytes.subarray(n));
+      return false;
+    }
+    return true;
   }
 
   drain(): void {
     if (this.closed) return;
-    this.out.drain();
-    if (this.out.closed) this.closed = true;
-    else if (this.ending && this.out.backlog === 0) this.close();
+    while (this.backlog.length > 0) if (!this.write(this.backlog.shift()!)) return;
+    if (this.ending) this.close();
   }
 
   /** Ends the connection once everything sent is written. */
   end(): void {
-    if (this.out.backlog > 0) this.ending = true;
+    if (this.backlog.length > 0) this.ending = true;
     else this.close();
   }
 
   close(): void {
     if (this.closed) return;
     this.closed = true;
-    this.out.close();
+    this.backlog.length = 0;
     this.socket.end();
   }
 }

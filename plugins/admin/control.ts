@@ -1,8 +1,5 @@
 // Process control from the admin console: PAUSE/RESUME, KILL, RECONNECT, DISABLE/ENABLE, WAIT_CLOSE and their waits.
-import type { ClientConnection } from "../../core/client.ts";
-import type { ServerConnection } from "../../core/server.ts";
-import type { Pgbun } from "../../core/pgbun.ts";
-import { SqlState } from "../../plugin-sdk/protocol/errors.ts";
+import { SqlState, type Client, type PluginApi, type Server } from "../../plugin-sdk/index.ts";
 import { poolViews, serverDatabase, type PoolView } from "./pool-view.ts";
 
 interface Wait {
@@ -21,11 +18,11 @@ export class Control {
   private readonly pausedDbs = new Set<string>();
   private readonly disabledDbs = new Set<string>();
   /** Clients parked while their database is paused, in arrival order. */
-  private readonly parked = new Set<ClientConnection>();
+  private readonly parked = new Set<Client>();
   private waits: Wait[] = [];
   private pollQueued = false;
 
-  constructor(private readonly core: Pgbun) {}
+  constructor(private readonly api: PluginApi) {}
 
   isPaused(db: string): boolean {
     return this.pausedAll || (this.pausedDbs.size > 0 && this.pausedDbs.has(db));
@@ -41,11 +38,11 @@ export class Control {
   }
 
   /** Parks a client of a paused database (from the needServer tap). */
-  park(client: ClientConnection): void {
+  park(client: Client): void {
     this.parked.add(client);
   }
 
-  forget(client: ClientConnection): void {
+  forget(client: Client): void {
     this.parked.delete(client);
   }
 
@@ -55,16 +52,16 @@ export class Control {
 
   /** A database the console may name: a [databases] entry or one that has a pool. */
   knownDatabase(db: string): boolean {
-    if (db !== "*" && this.core.config.databases[db]) return true;
-    return poolViews(this.core).some((v) => v.database === db);
+    if (db !== "*" && this.api.config.databases[db]) return true;
+    return poolViews(this.api).some((v) => v.database === db);
   }
 
   private views(db: string | null): PoolView[] {
-    return poolViews(this.core).filter((v) => db === null || v.database === db);
+    return poolViews(this.api).filter((v) => db === null || v.database === db);
   }
 
-  private serversOf(db: string | null): ServerConnection[] {
-    return [...this.core.servers].filter((s) => db === null || serverDatabase(s) === db);
+  private serversOf(db: string | null): Server[] {
+    return [...this.api.servers()].filter((s) => db === null || serverDatabase(s) === db);
   }
 
   // ---- commands; each returns an error message or null ----
@@ -112,14 +109,14 @@ export class Control {
     for (const c of [...this.parked]) {
       if (this.isPaused(c.database)) continue;
       this.parked.delete(c);
-      this.core.retryAcquire(c);
+      this.api.retryAcquire(c);
     }
   }
 
   /** Drops every client and server of the database; new clients wait until RESUME (PgBouncer's KILL). */
   kill(db: string): string | null {
     this.pausedDbs.add(db);
-    for (const c of [...this.core.clients]) {
+    for (const c of [...this.api.clients()]) {
       if (!c.virtual && c.database === db) c.fatal(SqlState.AdminShutdown, `database ${db} was killed from the admin console`);
     }
     for (const s of this.serversOf(db)) s.close("KILL from the admin console");
@@ -127,7 +124,7 @@ export class Control {
   }
 
   killClient(id: number): string | null {
-    for (const c of this.core.clients) {
+    for (const c of this.api.clients()) {
       if (c.id === id) {
         c.fatal(SqlState.AdminShutdown, "client was killed from the admin console");
         return null;

@@ -1,9 +1,5 @@
 // One admin console connection: simple Query in, result tables out; extended protocol refused; waits keep order.
-import type { ClientConnection } from "../../core/client.ts";
-import { Frontend } from "../../plugin-sdk/protocol/codes.ts";
-import { decodeQuery } from "../../plugin-sdk/protocol/decode.ts";
-import { errorResponse, SqlState } from "../../plugin-sdk/protocol/errors.ts";
-import { commandComplete, Prebuilt } from "../../plugin-sdk/protocol/writer.ts";
+import { commandComplete, decodeQuery, errorResponse, Frontend, Prebuilt, SqlState, type Client } from "../../plugin-sdk/index.ts";
 import { isReadOnly, parseCommand } from "./commands.ts";
 import { ADMIN_DB, type AdminEnv } from "./env.ts";
 import { execute, type Reply } from "./execute.ts";
@@ -15,19 +11,22 @@ export const EXTENDED_REFUSED = "admin console supports only simple query protoc
 
 /**
  * Every message of the console's client arrives here (the plugin's taps drop them before any server is asked
- * for). While a command waits (PAUSE, WAIT_CLOSE, or the other workers' answers) later messages are kept in order
- * and the socket is paused.
+ * for). While a command waits (PAUSE, WAIT_CLOSE, a plugin's promise, or the other workers' answers) later
+ * messages are kept in order and the socket is paused. Answers are gathered and written in one piece: by the
+ * console's tap into the current batch, or with client.send when a waiting command completes.
  */
 export class AdminSession {
   /** An extended-protocol message was refused: like PostgreSQL after an error, skip until Sync. */
   private skipToSync = false;
   private busy = false;
   private readonly queued: Buffer[] = [];
-  /** The command being answered later (workers > 1), until it settles. */
+  /** What the messages handled so far answered, not yet written. */
+  private pending: Buffer[] = [];
+  /** The command being answered later (a plugin's promise, or workers > 1), until it settles. */
   private later: Extract<Reply, { kind: "later" }> | null = null;
 
   constructor(
-    readonly client: ClientConnection,
+    readonly client: Client,
     readonly role: AdminRole,
     private readonly env: AdminEnv,
   ) {}
@@ -38,22 +37,28 @@ export class AdminSession {
       this.client.pauseReading();
       return;
     }
-    const out = this.client.out;
     if (type === Frontend.Sync) {
       this.skipToSync = false;
-      out.push(Prebuilt.ReadyForQueryIdle);
+      this.pending.push(Prebuilt.ReadyForQueryIdle);
       return;
     }
     if (this.skipToSync) return;
     if (type === Frontend.Query) return this.query(buf, start, end);
-    out.push(errorResponse(SqlState.ProtocolViolation, EXTENDED_REFUSED));
-    if (type === Frontend.FunctionCall) out.push(Prebuilt.ReadyForQueryIdle);
+    this.pending.push(errorResponse(SqlState.ProtocolViolation, EXTENDED_REFUSED));
+    if (type === Frontend.FunctionCall) this.pending.push(Prebuilt.ReadyForQueryIdle);
     else this.skipToSync = true;
   }
 
+  /** The answers gathered so far as one buffer, or null; the caller writes them. */
+  takeOutput(): Buffer | null {
+    const p = this.pending;
+    if (p.length === 0) return null;
+    this.pending = [];
+    return p.length === 1 ? p[0]! : Buffer.concat(p);
+  }
+
   private fail(code: string, message: string): void {
-    this.client.out.push(errorResponse(code, message));
-    this.client.out.push(Prebuilt.ReadyForQueryIdle);
+    this.pending.push(errorResponse(code, message), Prebuilt.ReadyForQueryIdle);
   }
 
   private query(buf: Uint8Array, start: number, end: number): void {
@@ -63,30 +68,26 @@ export class AdminSession {
     } catch {
       return this.fail(SqlState.ProtocolViolation, "invalid Query message");
     }
-    const counters = this.env.stats.forPool(ADMIN_DB, ADMIN_DB);
-    counters.queries++;
-    counters.xacts++;
-    const parsed = parseCommand(sql);
+    this.env.stats()?.countServed(ADMIN_DB, ADMIN_DB);
+    const parsed = parseCommand(sql, this.env.extensions);
     if (!parsed.ok) return this.fail(SqlState.ProtocolViolation, parsed.message);
     const cmd = parsed.command;
     // authorization is checked per command (CVE-2026-6667 was a console that did not)
     if (!isReadOnly(cmd) && this.role !== "admin") return this.fail(SqlState.InsufficientPrivilege, "admin access needed");
-    if (!isReadOnly(cmd)) this.env.log.info({ client: this.client.label, user: this.client.user, command: sql.trim() }, "admin console command");
-    this.answer(execute(this.env, cmd));
+    if (!isReadOnly(cmd)) this.env.api.log.info({ client: this.client.label, user: this.client.user, command: sql.trim() }, "admin console command");
+    this.answer(execute(this.env, cmd, this.client));
   }
 
   private answer(reply: Reply): void {
-    const out = this.client.out;
     switch (reply.kind) {
       case "now":
-        out.push(reply.bytes);
-        out.push(Prebuilt.ReadyForQueryIdle);
+        this.pending.push(reply.bytes, Prebuilt.ReadyForQueryIdle);
         return;
       case "error":
-        return this.fail(SqlState.ProtocolViolation, reply.message);
+        return this.fail(reply.code ?? SqlState.ProtocolViolation, reply.message);
       case "shutdown":
         // after this batch is written; the shutdown closes this client too (it has no server)
-        setTimeout(() => void this.env.core.shutdown("safe"), 0);
+        setTimeout(() => void this.env.api.shutdown("safe"), 0);
         return;
       case "wait":
         this.busy = true;
@@ -113,13 +114,11 @@ export class AdminSession {
   private finish(tag: string): void {
     this.busy = false;
     if (this.client.closed) return;
-    const out = this.client.out;
-    out.push(commandComplete(tag));
-    out.push(Prebuilt.ReadyForQueryIdle);
+    this.pending.push(commandComplete(tag), Prebuilt.ReadyForQueryIdle);
     this.runQueued();
   }
 
-  /** A command answered later (workers > 1) has its reply. */
+  /** A command answered later (a plugin's promise, workers > 1) has its reply. */
   private settled(reply: Reply): void {
     this.busy = false;
     this.later = null;
@@ -129,12 +128,12 @@ export class AdminSession {
   }
 
   private runQueued(): void {
-    const out = this.client.out;
     while (!this.busy && this.queued.length > 0) {
       const m = this.queued.shift()!;
       this.message(m[0]!, m, 0, m.length);
     }
-    out.flush(null);
+    const out = this.takeOutput();
+    if (out) this.client.send(out);
     if (!this.busy) this.client.resumeReading();
   }
 }

@@ -1,8 +1,7 @@
 // The admin console across workers (workers > 1): SHOW totals from every worker, control commands applied by every worker.
 import type { UnixSocketListener } from "bun";
 import { rmSync } from "node:fs";
-import { noticeResponse } from "../../plugin-sdk/protocol/errors.ts";
-import { commandComplete } from "../../plugin-sdk/protocol/writer.ts";
+import { commandComplete, noticeResponse } from "../../plugin-sdk/index.ts";
 import type { AdminCommand, ShowTarget } from "./commands.ts";
 import { ADMIN_DATABASES, type AdminEnv } from "./env.ts";
 import { applyControl, checkControl, controlTag, done, error, isControl, SHOWS, waitCondition, type ControlCommand, type Reply } from "./execute.ts";
@@ -31,11 +30,12 @@ class Asking {
 
   /** Sends `command` to every sibling and collects each one's first answer (or null after the timeout). */
   async all(command: AdminCommand): Promise<Answer[]> {
-    const { id, count, supervisorPid } = this.peers.worker;
+    const worker = this.peers.worker;
+    const { id, count } = worker;
     const asked: Promise<Answer>[] = [];
     for (let w = 0; w < count; w++) {
       if (w === id || this.cancelled) continue;
-      const call = new PeerCall(w, adminPeerPath(supervisorPid, w), command);
+      const call = new PeerCall(w, adminPeerPath(worker, w), command);
       this.calls.add(call);
       asked.push(call.next(PEER_ANSWER_TIMEOUT_MS).then((answer) => ({ worker: w, call, answer })));
     }
@@ -58,11 +58,11 @@ export class PeerConsole {
   private readonly path: string;
 
   constructor(private readonly env: AdminEnv) {
-    this.path = adminPeerPath(this.worker.supervisorPid, this.worker.id);
+    this.path = adminPeerPath(this.worker, this.worker.id);
   }
 
   get worker() {
-    return this.env.core.worker;
+    return this.env.api.worker;
   }
 
   /** Starts serving the siblings' requests on this worker's admin peer socket. */
@@ -102,7 +102,7 @@ export class PeerConsole {
       process.kill(pid, signal);
       return true;
     } catch (err) {
-      this.env.log.error({ err, supervisor: pid, signal }, "could not signal the supervisor; the command applies to this worker only");
+      this.env.api.log.error({ err, supervisor: pid, signal }, "could not signal the supervisor; the command applies to this worker only");
       return false;
     }
   }
@@ -110,7 +110,7 @@ export class PeerConsole {
   /** A NOTICE per sibling left out, and a log line naming it. */
   private leftOut(workers: number[], what: string): Buffer[] {
     return workers.map((w) => {
-      this.env.log.warn({ peer: w, command: what }, "a worker did not answer the admin console in time; left out");
+      this.env.api.log.warn({ peer: w, command: what }, "a worker did not answer the admin console in time; left out");
       return noticeResponse(`worker ${w} did not answer within ${PEER_ANSWER_TIMEOUT_MS} ms: ${what} leaves it out`, "01000", "WARNING");
     });
   }
@@ -159,7 +159,7 @@ export class PeerConsole {
         if (answer?.kind !== "waiting") continue;
         waits.push(
           call.next(null).then((end) => {
-            if (end?.kind !== "done") this.env.log.warn({ peer: worker, command: tag }, "a worker went away while the admin console waited for it");
+            if (end?.kind !== "done") this.env.api.log.warn({ peer: worker, command: tag }, "a worker went away while the admin console waited for it");
           }),
         );
       }
@@ -179,7 +179,7 @@ export class PeerConsole {
       reply.send({ kind: "error", message: `${cmd.kind} is not sent between workers` });
       return reply.end();
     }
-    this.env.log.info({ command: cmd }, "admin console command from a sibling worker");
+    this.env.api.log.info({ command: cmd }, "admin console command from a sibling worker");
     const { control } = this.env;
     const err = applyControl(control, cmd);
     const until = waitCondition(control, cmd);
