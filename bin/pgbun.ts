@@ -1,12 +1,16 @@
-// pgbun's command line (commander): start, check.
+// pgbun's command line (commander): start, check, plugins, plugin init.
 import { Command } from "commander";
+import pino from "pino";
 import { ConfigError, describeConfig, loadConfig, type LoadOptions } from "../core/config/load.ts";
 import { createLogger } from "../core/logger.ts";
 import { VERSION } from "../core/version.ts";
 import { Pgbun } from "../core/pgbun.ts";
 import { loadPlugins, PluginLoadError } from "../core/plugin/loader.ts";
 import { supervise, workerCount, workerIdentity } from "../core/workers.ts";
+import { pluginInfos } from "../core/plugin/api.ts";
 import { BUILTIN_PLUGINS } from "../plugins/index.ts";
+import type { PluginInfo } from "../plugin-sdk/plugin.ts";
+import { initPlugin, PluginInitError } from "./plugin-init.ts";
 
 
 interface CommonOptions {
@@ -47,7 +51,7 @@ function withCommon(cmd: Command): Command {
 }
 
 function fail(err: unknown): never {
-  if (err instanceof ConfigError || err instanceof PluginLoadError) console.error(`pgbun: ${err.message}`);
+  if (err instanceof ConfigError || err instanceof PluginLoadError || err instanceof PluginInitError) console.error(`pgbun: ${err.message}`);
   else console.error("pgbun:", err);
   process.exit(1);
 }
@@ -91,6 +95,63 @@ async function start(o: CommonOptions): Promise<void> {
   process.on("unhandledRejection", (err) => log.error({ err }, "unhandled rejection (kept serving)"));
 }
 
+/** Option keys whose values are not printed (the logger redacts the same names). */
+const SECRET_KEY = /password|secret|token/i;
+
+/** A plugin's options as JSON, secrets masked, values JSON has no form for as strings. */
+function optionsJson(options: Readonly<Record<string, unknown>>): string {
+  return JSON.stringify(options, (key, value) => {
+    if (key !== "" && SECRET_KEY.test(key) && value !== undefined && value !== null) return "***";
+    return typeof value === "bigint" ? String(value) : value;
+  });
+}
+
+/** One block per plugin, in tap order: name, specifier, what it provides, its options, the hooks it taps. */
+function describePlugins(infos: readonly PluginInfo[]): string {
+  const blocks = infos.map((p, i) =>
+    [
+      `${i + 1}. ${p.name}`,
+      `   specifier: ${p.specifier}`,
+      `   provides:  ${p.provides.length > 0 ? p.provides.join(", ") : "-"}`,
+      `   options:   ${optionsJson(p.options)}`,
+      `   taps:      ${p.taps.length > 0 ? p.taps.join(", ") : "-"}`,
+    ].join("\n"),
+  );
+  return `# ${infos.length} plugins in tap order\n\n${blocks.join("\n\n")}`;
+}
+
+/** Loads and applies the config's plugins without listening, and lists them. */
+async function listPlugins(o: CommonOptions): Promise<void> {
+  let config;
+  try {
+    config = await loadConfig(loadOptions(o));
+  } catch (err) {
+    fail(err);
+  }
+  // logs go to stderr, so stdout is the listing alone; quiet unless asked
+  const log = pino({ level: o.logLevel ?? "warn", base: { pid: process.pid } }, pino.destination({ fd: 2, sync: true }));
+  const core = new Pgbun(config, log, BUILTIN_PLUGINS);
+  try {
+    await core.loadPlugins();
+  } catch (err) {
+    fail(err);
+  }
+  console.log(describePlugins(pluginInfos(core)));
+  // plugins may have started timers or opened connections in apply: let them stop as at a shutdown
+  await core.shutdown("now");
+  process.exit(0);
+}
+
+function init(name: string): void {
+  try {
+    const r = initPlugin(name, process.cwd());
+    console.log(`wrote ${r.packageName}/: ${r.files.join(", ")}`);
+    console.log(`next: cd ${r.packageName} && npm install && npm test`);
+  } catch (err) {
+    fail(err);
+  }
+}
+
 const program = new Command("pgbun").description("A programmable PostgreSQL connection pooler").version(VERSION);
 withCommon(program.command("start").description("run the pooler")).action((o: CommonOptions) => start(o));
 withCommon(program.command("check").description("validate the config and print the effective settings")).action(async (o: CommonOptions) => {
@@ -103,4 +164,12 @@ withCommon(program.command("check").description("validate the config and print t
     fail(err);
   }
 });
+withCommon(program.command("plugins").description("load and apply the config's plugins (without listening) and list them in tap order")).action((o: CommonOptions) =>
+  listPlugins(o),
+);
+const plugin = program.command("plugin").description("write plugins");
+plugin
+  .command("init <name>")
+  .description("write ./pgbun-plugin-<name>/: a TypeScript plugin on @pgbun/plugin-sdk, with tests and an esbuild build")
+  .action((name: string) => init(name));
 await program.parseAsync(process.argv);
