@@ -177,7 +177,9 @@ export async function applyPlugins(list: LoadedPlugin[], makeApi: (l: LoadedPlug
     try {
       await l.plugin.apply(makeApi(l));
     } catch (err) {
-      throw new PluginLoadError(l.specifier, `apply() failed: ${err instanceof Error ? err.message : String(err)}`);
+      // a path or package plugin is named by its specifier; its own name (what faults and listings call it) is added
+      const who = l.plugin.name === l.specifier ? "" : ` (in plugin "${l.plugin.name}")`;
+      throw new PluginLoadError(l.specifier, `apply() failed: ${err instanceof Error ? err.message : String(err)}${who}`);
     } finally {
       setCurrent(null);
     }

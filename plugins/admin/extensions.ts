@@ -33,14 +33,14 @@ export class Extensions {
     addShow: (name, table, options) => {
       const key = checkedName("SHOW name", name);
       if ((SHOW_TARGETS as readonly string[]).includes(key)) throw new Error(`admin console: SHOW ${name.toUpperCase()} is built in; choose another name`);
-      if (this.shows.has(key)) throw new Error(`admin console: SHOW ${name.toUpperCase()} was added already by another plugin; choose another name`);
+      if (this.shows.has(key)) throw new Error(`admin console: SHOW ${name.toUpperCase()} was added already (by a plugin); choose another name`);
       if (typeof table !== "function") throw new Error(`admin console: SHOW ${name.toUpperCase()} needs a function that builds its table`);
       this.shows.set(key, { name, doc: options?.doc ?? "", table });
     },
     addCommand: (keyword, run, options) => {
       const key = checkedName("command", keyword);
       if (BUILT_IN_KEYWORDS.has(key)) throw new Error(`admin console: ${keyword.toUpperCase()} is a built-in command; choose another keyword`);
-      if (this.commands.has(key)) throw new Error(`admin console: ${keyword.toUpperCase()} was added already by another plugin; choose another keyword`);
+      if (this.commands.has(key)) throw new Error(`admin console: ${keyword.toUpperCase()} was added already (by a plugin); choose another keyword`);
       if (typeof run !== "function") throw new Error(`admin console: ${keyword.toUpperCase()} needs a function that runs it`);
       this.commands.set(key, { keyword, doc: options?.doc ?? "", readOnly: options?.readOnly === true, run });
     },
