@@ -17,6 +17,8 @@ export class PoolCounters {
   clientParses = 0;
   serverParses = 0;
   binds = 0;
+  /** These count queries answered without a server (the admin console's): no pool stands for them, never pruned. */
+  serverless = false;
 
   constructor(
     readonly database: string,
@@ -73,7 +75,7 @@ export class StatsRegistry {
   /** Forgets the counters of pools `keep` says are gone (an auto-database pool dropped after autodb_idle_timeout). */
   prune(keep: (database: string, user: string) => boolean): void {
     for (const [key, p] of this.pools) {
-      if (keep(p.database, p.user)) continue;
+      if (p.serverless || keep(p.database, p.user)) continue;
       this.pools.delete(key);
       this.previous.delete(p);
     }

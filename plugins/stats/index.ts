@@ -39,6 +39,7 @@ function statsApi(stats: StatsRegistry, counters: CounterTaps): StatsApi {
     markWaiting: (client) => counters.markWaiting(client),
     countServed(database, user) {
       const p = stats.forPool(database, user);
+      p.serverless = true;
       p.queries++;
       p.xacts++;
     },

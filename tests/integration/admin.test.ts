@@ -152,6 +152,17 @@ describe("SHOW tables", () => {
     expect(num(avg.xact_time)).toBeGreaterThan(0);
   });
 
+  test("the console's own counters (database pgbouncer) are totals too: a stats_period passing keeps them", async () => {
+    const p = await pooler(); // stats_period 1
+    const a = await admin(p);
+    for (let i = 0; i < 3; i++) await a.query("SHOW VERSION");
+    const count = async () => num(rowOf((await show(a, "STATS_TOTALS")).rows, { database: "pgbouncer" }).query_count);
+    const before = await count();
+    expect(before).toBeGreaterThanOrEqual(4);
+    await Bun.sleep(1_500); // a period ends (ticks about 3 times a second): dropped pools' counters go with it
+    expect(await count()).toBe(before + 1);
+  });
+
   test("SHOW CLIENTS lists every connected client with its state, link and pin_reason", async () => {
     const p = await pooler();
     const pinned = await connect(p, { application_name: "pinned-app" });
