@@ -66,7 +66,5 @@ export function makePluginApi(core: Pgbun, l: LoadedPlugin): PluginApi {
     shutdown: (mode) => core.shutdown(mode),
     capability: <T>(cap: string) => core.capability(cap) as T | undefined,
     plugins: () => pluginInfos(core),
-    // TEMPORARY, while pgbun:stats moves onto the SDK (it still reads api.core); removed when that lands
-    ...({ core } as {}),
   };
 }

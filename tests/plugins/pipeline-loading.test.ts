@@ -71,9 +71,9 @@ describe("replacing a built-in", () => {
       provides: ["pool"],
       apply(api) {
         const open = async (client) => {
-          const target = api.core.targetFor(client.dbEntry, client.database, client.user);
-          const server = await api.core.openServer(target, NAME);
-          server.setState("idle");
+          const target = api.targetFor(client.dbEntry, client.database, client.user);
+          const server = await api.openServer(target, NAME);
+          server.markIdle();
           client.data[NAME] = server;
           return server;
         };
@@ -98,7 +98,7 @@ describe("replacing a built-in", () => {
         });
         api.hooks.serverReleased.tap(NAME, (server, client, reason) => {
           if (reason === "client-close" || !client || client.data[NAME] !== server) return undefined; // the core closes it
-          server.setState("idle");
+          server.markIdle();
           return true;
         });
         api.hooks.clientClosed.tap(NAME, (client) => {
