@@ -137,8 +137,8 @@ async function listPlugins(o: CommonOptions): Promise<void> {
     fail(err);
   }
   console.log(describePlugins(pluginInfos(core)));
-  // plugins may have started timers or opened connections in apply: let them stop as at a shutdown
-  await core.shutdown("now");
+  // plugins may have started timers or opened connections in apply: let them stop as at a shutdown, briefly
+  await Promise.race([core.shutdown("now"), Bun.sleep(2_000)]);
   process.exit(0);
 }
 
