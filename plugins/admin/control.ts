@@ -107,7 +107,7 @@ export class Control {
   /** Hands parked clients whose database is no longer paused to the normal needServer path. */
   private releaseParked(): void {
     for (const c of [...this.parked]) {
-      if (this.isPaused(c.database)) continue;
+      if (this.isPaused(c.poolDatabase)) continue;
       this.parked.delete(c);
       this.api.retryAcquire(c);
     }
@@ -117,7 +117,8 @@ export class Control {
   kill(db: string): string | null {
     this.pausedDbs.add(db);
     for (const c of [...this.api.clients()]) {
-      if (!c.virtual && c.database === db) c.fatal(SqlState.AdminShutdown, `database ${db} was killed from the admin console`);
+      // a client's database here is its pool's: where a plugin routed it (api.route), else the one it asked for
+      if (!c.virtual && c.poolDatabase === db) c.fatal(SqlState.AdminShutdown, `database ${db} was killed from the admin console`);
     }
     for (const s of this.serversOf(db)) s.close("KILL from the admin console");
     return null;

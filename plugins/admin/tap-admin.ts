@@ -60,6 +60,12 @@ export function tapAdmin(api: PluginApi, env: AdminEnv, admins: Set<Client>): vo
     }
     return undefined;
   });
+  // a client routed by a startup tap (api.route) is checked again against the database it was routed to
+  h.authenticated.tap({ name: PLUGIN_NAME, stage: Stage.Console }, (client) => {
+    const db = client.poolDatabase;
+    if (client.virtual || db === client.database || !control.isDisabled(db)) return undefined;
+    return { code: SqlState.CannotConnectNow, message: `database does not allow connections: ${db}` };
+  });
 
   /** Takes a console client's message before any other plugin; everything else passes untouched. */
   const consoleTap = (ctx: MessageContext): MessageResult => {
@@ -76,7 +82,7 @@ export function tapAdmin(api: PluginApi, env: AdminEnv, admins: Set<Client>): vo
 
   // PAUSE/KILL: a client of a paused database waits here instead of getting a server
   h.needServer.tap({ name: PLUGIN_NAME, stage: Stage.Answer }, (client) => {
-    if (!control.anyPaused || !control.isPaused(client.database)) return undefined;
+    if (!control.anyPaused || !control.isPaused(client.poolDatabase)) return undefined;
     env.stats()?.markWaiting(client);
     control.park(client);
     return PARKED;

@@ -9,13 +9,15 @@ setDefaultTimeout(30_000);
 const pg = usePostgres();
 const track = closeAfterEach();
 
+const ADMIN = "postgres";
+
 async function pooler(file: string, source: string, settings: Record<string, unknown> = {}): Promise<TestPooler> {
   const dir = await harnessTempDir("route-check");
   writePlugin(dir, file, source);
   const entry = { host: pg.host, port: pg.port, password: pg.password };
   const p = await startTestPooler({
     upstream: { host: pg.host, port: pg.port, password: pg.password },
-    settings: { pool_mode: "transaction", ...settings },
+    settings: { pool_mode: "transaction", admin_users: [ADMIN], ...settings },
     databases: { app: { ...entry, dbname: "app" }, other: { ...entry, dbname: "postgres" } },
     plugins: [`./${file}`],
     dir,
@@ -74,6 +76,52 @@ describe("api.route", () => {
     const p = await pooler("router.ts", router);
     const err = await rejection(pgConnect({ host: p.host, port: p.port }, { application_name: "to-nowhere", database: "app" }, { ignoreErrors: false }));
     expect(err.message).toContain("no entry nowhere to route to");
+  });
+});
+
+describe("the admin console's database commands reach routed clients (they are in the target database's pool)", () => {
+  const router = `
+    import { definePlugin } from "\${SDK}";
+    export default definePlugin(() => ({
+      name: "router",
+      apply(api) {
+        api.hooks.startup.tap("router", (client) => {
+          if (client.startupParams.get("application_name") === "to-other") api.route(client, "other");
+          return undefined;
+        });
+      },
+    }));
+  `;
+  const admin = async (p: TestPooler) => track(await pgConnect({ host: p.host, port: p.port }, { user: ADMIN, database: "pgbouncer" }), (c) => c.end());
+
+  test("PAUSE other holds a routed client's query until RESUME other; a client of app is not held", async () => {
+    const p = await pooler("router.ts", router);
+    const routed = await connect(p, "to-other");
+    const plain = await connect(p, "plain");
+    const console = await admin(p);
+    await console.query("PAUSE other");
+    const held = routed.query("SELECT 'resumed' AS v");
+    const state = await Promise.race([held.then(() => "answered"), Bun.sleep(400).then(() => "held")]);
+    expect(state).toBe("held");
+    expect(await firstValue(plain, "SELECT 'not paused'")).toBe("not paused");
+    await console.query("RESUME other");
+    expect((await held).rows[0].v).toBe("resumed");
+  });
+
+  test("KILL other ends routed clients; DISABLE other refuses new logins routed there", async () => {
+    const p = await pooler("router.ts", router);
+    const routed = await connect(p, "to-other");
+    await firstValue(routed, "SELECT 1");
+    const console = await admin(p);
+    await console.query("KILL other");
+    const err = await rejection(routed.query("SELECT 1"));
+    expect(err.message).toMatch(/killed|terminat|Connection/i);
+    await console.query("RESUME other");
+    await console.query("DISABLE other");
+    const refused = await rejection(pgConnect({ host: p.host, port: p.port }, { application_name: "to-other", database: "app" }, { ignoreErrors: false }));
+    expect(refused.message).toContain("does not allow connections");
+    const plain = await connect(p, "plain");
+    expect(await firstValue(plain, "SELECT 'app still open'")).toBe("app still open");
   });
 });
 
