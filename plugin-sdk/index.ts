@@ -19,7 +19,8 @@ export type {
   ServerTarget,
 } from "./connections.ts";
 export { internalQuery } from "./capabilities.ts";
-export type { AdminApi, AdminCell, AdminColumn, AdminRequest, AdminTable, PoolApi, PoolInfo } from "./capabilities.ts";
+export { COUNTER_FIELDS } from "./capabilities.ts";
+export type { AdminApi, AdminCell, AdminColumn, AdminRequest, AdminTable, CounterField, Counters, PoolApi, PoolInfo, StatsApi } from "./capabilities.ts";
 export type { DatabaseEntry, PgbunConfig, PluginSpec, Settings, SettingName, UserEntry } from "./config.ts";
 export { defaultSettings, SETTING_NAMES, SETTINGS, type SettingDef, type SettingKind } from "./settings.ts";
 export { Action, type MessageContext, type MessageResult } from "./context.ts";

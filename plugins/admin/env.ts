@@ -1,5 +1,5 @@
 // What the admin console's commands and SHOW tables are given: the plugin API, the control state, the other plugins' capabilities.
-import type { Client, PluginApi } from "../../plugin-sdk/index.ts";
+import type { Client, CounterField, PluginApi, StatsApi } from "../../plugin-sdk/index.ts";
 import type { Control } from "./control.ts";
 import type { Extensions } from "./extensions.ts";
 import type { PeerConsole } from "./peer-console.ts";
@@ -9,31 +9,11 @@ export const PLUGIN_NAME = "pgbun:admin";
 export const ADMIN_DB = "pgbouncer";
 export const ADMIN_DATABASES: ReadonlySet<string> = new Set([ADMIN_DB, "pgbun"]);
 
-/** The counters' names as pgbun:stats' StatsApi keys them, in SHOW STATS order. */
-export type CounterName =
-  | "serverAssignments"
-  | "xacts"
-  | "queries"
-  | "received"
-  | "sent"
-  | "xactTime"
-  | "queryTime"
-  | "waitTime"
-  | "clientParses"
-  | "serverParses"
-  | "binds";
+/** The counters' names, in SHOW STATS order (the SDK's StatsApi). */
+export type CounterName = CounterField;
 
-/**
- * What the console reads of capability "stats" (pgbun:stats' StatsApi, declared here as its user expects it:
- * a plugin imports no other plugin's files). A stats plugin without this shape leaves SHOW STATS empty.
- */
-export interface StatsView {
-  totals(): ReadonlyMap<string, Readonly<Record<CounterName, number>>>;
-  averages(): ReadonlyMap<string, Readonly<Record<CounterName, number>>>;
-  waitedMs(client: Client): number;
-  markWaiting(client: Client): void;
-  countServed(database: string, user: string): void;
-}
+/** What the console reads of capability "stats": the SDK's StatsApi, offered by pgbun:stats or a replacement. */
+export type StatsView = StatsApi;
 
 export interface AdminEnv {
   readonly api: PluginApi;
