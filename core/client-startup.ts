@@ -188,7 +188,7 @@ async function login(client: ClientConnection, packet: Buffer): Promise<void> {
     if (poolRefusal) return client.refuse(poolRefusal);
   } catch (err) {
     const fault = PluginFault.from(err);
-    core.log.error({ client: client.label, plugin: fault.plugin, err: fault.cause }, `plugin ${fault.plugin} failed during login`);
+    core.log.error({ client: client.label, plugin: fault.plugin, err: fault.logged }, `plugin ${fault.plugin} failed during login`);
     return client.fatal(SqlState.InternalError, `plugin "${fault.plugin}" failed: ${fault.reason}`);
   }
   welcome(client);

@@ -643,7 +643,7 @@ export class ClientConnection implements Client, FrameSink, Pausable {
   /** A plugin threw in a message hook: report it by name; a plain Query fails alone, anything else ends the session. */
   private pluginFailed(err: unknown, type: number): boolean {
     const fault = PluginFault.from(err);
-    this.core.log.error({ client: this.label, plugin: fault.plugin, err: fault.cause }, `plugin ${fault.plugin} failed`);
+    this.core.log.error({ client: this.label, plugin: fault.plugin, err: fault.logged }, `plugin ${fault.plugin} failed`);
     const message = `plugin "${fault.plugin}" failed: ${fault.reason}`;
     if (type === Frontend.Query && this.inSync && this.state === "active") {
       this.out.push(errorResponse(SqlState.InternalError, message));

@@ -409,7 +409,7 @@ export class ServerConnection implements Server, FrameSink, Pausable {
 
   private pluginFailed(client: ClientConnection, err: unknown): void {
     const fault = PluginFault.from(err);
-    this.core.log.error({ client: client.label, server: this.label, plugin: fault.plugin, err: fault.cause }, `plugin ${fault.plugin} failed`);
+    this.core.log.error({ client: client.label, server: this.label, plugin: fault.plugin, err: fault.logged }, `plugin ${fault.plugin} failed`);
     client.unlinkServer();
     this.close("plugin failed while relaying");
     client.fatal(SqlState.InternalError, `plugin "${fault.plugin}" failed: ${fault.reason}`);

@@ -18,6 +18,16 @@ export class PluginFault extends Error {
     }
   }
 
+  /**
+   * The cause as a logger may take it: pino's error serializer adds properties to an Error, which throws for a
+   * frozen one (and a throw while reporting a fault would end the session silently); such a cause is copied.
+   */
+  get logged(): unknown {
+    const c = this.cause;
+    if (!(c instanceof Error) || Object.isExtensible(c)) return c;
+    return { type: c.name, message: c.message, stack: c.stack };
+  }
+
   get reason(): string {
     return PluginFault.reasonOf(this.cause);
   }

@@ -76,3 +76,30 @@ describe("a throwing plugin", () => {
     expect(err.message).toContain('plugin "thrower" failed');
   });
 });
+
+describe("a plugin that throws a frozen error", () => {
+  test("the query fails naming the plugin and the client continues (logging the error must not throw in its turn)", async () => {
+    const dir = await harnessTempDir("frozen");
+    writePlugin(
+      dir,
+      "frozen.ts",
+      `
+      import { definePlugin, decodeQuery } from "\${SDK}";
+      export default definePlugin(() => ({
+        name: "frozen-thrower",
+        apply(api) {
+          api.onClientMessage("Query", (ctx) => {
+            if (decodeQuery(ctx) === "SELECT 'frozen'") throw Object.freeze(new Error("a frozen error"));
+            return undefined;
+          });
+        },
+      }));
+    `,
+    );
+    const p = await pooler(["./frozen.ts"], { dir });
+    const a = await connect(p);
+    const err = await rejection(a.query("SELECT 'frozen'"));
+    expect(err.message).toContain('plugin "frozen-thrower" failed: a frozen error');
+    expect(await firstValue(a, "SELECT 'after'")).toBe("after");
+  });
+});
