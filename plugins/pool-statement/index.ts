@@ -1,5 +1,5 @@
 // Built-in plugin: statement pooling refuses transaction blocks, as PgBouncer does, without losing the client.
-import { Action, Backend, Prebuilt, SqlState, TxStatus, errorResponse, type Client, type PgbunPlugin, type PluginApi, type Server } from "../../plugin-sdk/index.ts";
+import { Action, Backend, Prebuilt, SqlState, TxStatus, errorResponse, type Client, type PgbunPlugin, type PluginApi, type Server, Stage } from "../../plugin-sdk/index.ts";
 
 const NAME = "pgbun:pool-statement";
 const REFUSED = "transaction blocks not allowed in statement pooling mode";
@@ -43,7 +43,7 @@ export default function poolStatement(): PgbunPlugin {
             Prebuilt.ReadyForQueryIdle,
           ]);
         },
-        { stage: -5 },
+        { stage: Stage.StatementGuard },
       );
     },
   };

@@ -1,5 +1,5 @@
 // Built-in plugin: protocol-level named prepared statements that work in transaction and statement mode.
-import { Action, Backend, DEALLOCATES_ALL, Frontend, Prebuilt, cstringEnd, decodeError, decodeParse, decodeQuery, decodeTarget, errorResponse, errorResponseOf, type MessageContext, type MessageResult, type PgbunPlugin } from "../../plugin-sdk/index.ts";
+import { Action, Backend, DEALLOCATES_ALL, Frontend, Prebuilt, cstringEnd, decodeError, decodeParse, decodeQuery, decodeTarget, errorResponse, errorResponseOf, type MessageContext, type MessageResult, type PgbunPlugin, Stage } from "../../plugin-sdk/index.ts";
 import { closeStatement, describeStatement, parameterDescription, parseMessage, rebind } from "./messages.ts";
 import { Req, type ReqKind } from "./requests.ts";
 import { parameterTypes, shapeOf } from "./shape.ts";
@@ -52,7 +52,7 @@ export default function preparedStatements(): PgbunPlugin {
       // Client-side taps run last, so they see exactly what goes to the server: a plugin that answers or drops a
       // message earlier is never mistaken for a request in flight. (Bytes another plugin returns as a replacement
       // are forwarded as they are, unseen by later taps.)
-      const onClient: typeof api.onClientMessage = (type, fn) => api.onClientMessage(type, fn, { stage: 1000 });
+      const onClient: typeof api.onClientMessage = (type, fn) => api.onClientMessage(type, fn, { stage: Stage.Rewrite });
       const max = () => api.config.settings.max_prepared_statements;
 
       /** An answer owed to the client: now if nothing is in flight, else when the requests before it are answered. */
@@ -360,7 +360,7 @@ export default function preparedStatements(): PgbunPlugin {
           if (head.kind === Req.Sync || head.kind === Req.Query) break;
         }
         return settle(ctx, st, true);
-      }, { stage: -20 }); // first: it only observes (owed answers go out after the ReadyForQuery)
+      }, { stage: Stage.PreparedObserve }); // first: it only observes (owed answers go out after the ReadyForQuery)
 
       api.onServerMessage(Backend.ErrorResponse, (ctx) => {
         if (!pooled(ctx) || ctx.server === null) return undefined;
@@ -398,7 +398,7 @@ export default function preparedStatements(): PgbunPlugin {
         srv.forgotten.length = 0;
       });
       // the next server's unnamed statement is not this client's until it parses one there
-      api.hooks.serverReleased.tap({ name: NAME, stage: -10 }, (_server, client) => {
+      api.hooks.serverReleased.tap({ name: NAME, stage: Stage.PreparedRelease }, (_server, client) => {
         const st = client === null ? undefined : (client.data[NAME] as ClientStatements | undefined);
         if (st !== undefined) st.unnamedHere = false;
         return undefined;

@@ -1,5 +1,5 @@
 // Built-in plugin: session state in transaction mode: SET values follow the client; other state pins its server.
-import { Backend, DEALLOCATES_ALL, Frontend, SqlState, TxStatus, cstringEnd, parameterStatus, type Client, type MessageContext, type PgbunPlugin, type PluginApi, type Server } from "../../plugin-sdk/index.ts";
+import { Backend, DEALLOCATES_ALL, Frontend, SqlState, TxStatus, cstringEnd, parameterStatus, type Client, type MessageContext, type PgbunPlugin, type PluginApi, type Server, Stage } from "../../plugin-sdk/index.ts";
 import { provenHarmless } from "./harmless.ts";
 import { mayChangeSessionState } from "./screen.ts";
 import { latin1, StatementMarks } from "./statements.ts";
@@ -222,7 +222,7 @@ export default function sessionState(): PgbunPlugin {
           if (text === null && verify() && !provenHarmless(ctx.buf, from, cstringEnd(ctx.buf, from, ctx.end))) suspect(client);
           return undefined;
         },
-        { stage: -30 },
+        { stage: Stage.SessionScreen },
       );
       api.onClientMessage(
         Frontend.Parse,
@@ -247,7 +247,7 @@ export default function sessionState(): PgbunPlugin {
           else if (unnamed) (client.data[NAME] as ClientSessionState | undefined)?.statements?.parsed("", false, false);
           return undefined;
         },
-        { stage: -30 },
+        { stage: Stage.SessionScreen },
       );
       api.onClientMessage(
         Frontend.Bind,
@@ -267,7 +267,7 @@ export default function sessionState(): PgbunPlugin {
           } else if (marks!.bindMayChange(buf, nameFrom, nameEnd)) suspect(client);
           return undefined;
         },
-        { stage: -30 },
+        { stage: Stage.SessionScreen },
       );
       api.onClientMessage(
         Frontend.Close,
@@ -279,7 +279,7 @@ export default function sessionState(): PgbunPlugin {
           if (nameEnd > nameFrom) marks.closed(latin1(ctx.buf, nameFrom, nameEnd));
           return undefined;
         },
-        { stage: -30 },
+        { stage: Stage.SessionScreen },
       );
       api.onClientMessage(
         Frontend.FunctionCall,
@@ -288,7 +288,7 @@ export default function sessionState(): PgbunPlugin {
           if (active(ctx.client)) suspect(ctx.client);
           return undefined;
         },
-        { stage: -30 },
+        { stage: Stage.SessionScreen },
       );
       api.onServerMessage(
         Backend.ReadyForQuery,
@@ -316,7 +316,7 @@ export default function sessionState(): PgbunPlugin {
           }
           return undefined;
         },
-        { stage: -15 },
+        { stage: Stage.SessionCheck },
       );
     },
   };
