@@ -1,6 +1,6 @@
 // A client connection: its state, the relay of its messages to the linked server, parking while it waits.
 import type { Socket } from "bun";
-import { Frontend, TxStatus } from "../plugin-sdk/protocol/codes.ts";
+import { Frontend } from "../plugin-sdk/protocol/codes.ts";
 import { ALL_WHOLE, type Framer, type FrameSink } from "./protocol/framer.ts";
 import { errorResponse, SqlState } from "../plugin-sdk/protocol/errors.ts";
 import { readyForQuery } from "../plugin-sdk/protocol/writer.ts";
@@ -15,40 +15,17 @@ import type { DatabaseEntry } from "./config/databases.ts";
 import type { Client, ClientState, PoolMode } from "../plugin-sdk/connections.ts";
 import { ParamList } from "./params.ts";
 import { intern } from "./intern.ts";
+import { ClientFlags, ClientRare, COPY_WINDOW_EXTENDED, COPY_WINDOW_OPEN, REDELIVER } from "./client-flags.ts";
 import { CancelRegistry } from "./cancel.ts";
 
 /** Bytes a waiting client may send before its socket is paused (kept by the framer until a server is linked). */
 const WAITING_READ_LIMIT = 64 * 1024;
-const COPY_WINDOW_OPEN = 1;
-const COPY_WINDOW_EXTENDED = 2;
-/** Bits of ClientConnection.bits. */
-const VIRTUAL = 1;
-const PAUSED = 2;
-const SYNC_PENDING = 4;
-const COPY_IN = 8;
-const SESSION_SUSPECT = 16;
-/** A hook held the message being read (WaitForServer, Hold): its next delivery is a second one (ctx.resumed). */
-const REDELIVER = 128;
-const COPY_WINDOW_SHIFT = 5;
-const TX_STATUS_SHIFT = 8;
-
-/** What few clients need (a login in progress, a pinned session, copy-end bookkeeping): made on first use. */
-class ClientRare {
-  startupBuf: Buffer | null = null;
-  pinReason: string | null = null;
-  copyEndsBeforeWindow = 0;
-  copyEndsUnmatched = 0;
-  /** Set by PluginApi.route: the [databases] name (and host) the client is served from instead of its own. */
-  routedDatabase: string | null = null;
-  routedKey: string | null = null;
-}
-
 /** The welcome parameters of a client not yet given its pool's. */
 const NO_PARAMS: ReadonlyMap<string, string> = new Map();
 
 export type { ClientState, PoolMode };
 
-export class ClientConnection implements Client, FrameSink, Pausable {
+export class ClientConnection extends ClientFlags implements Client, FrameSink, Pausable {
   readonly id: number;
   state: ClientState = "login";
   private readonly sock: Socket<any>;
@@ -78,13 +55,6 @@ export class ClientConnection implements Client, FrameSink, Pausable {
   /** Owned by the pool plugin. */
   pool: unknown = null;
   private _data: Record<string, unknown> | null = null;
-  /**
-   * Flags and small values packed in one field (see the bit constants), and what only some clients ever need in
-   * a side object made on first use: every field costs each idle client 8 bytes, and at 31 fields the object
-   * moves from JSC's 256-byte size class to its 320-byte one.
-   */
-  private bits: number = TxStatus.Idle << TX_STATUS_SHIFT;
-  private rare: ClientRare | null = null;
 
   /** Slot in the core's ClientList (-1 when not in it); names the cancel key. */
   slot = -1;
@@ -118,104 +88,11 @@ export class ClientConnection implements Client, FrameSink, Pausable {
     readonly core: Pgbun,
     socket: Socket<any>,
   ) {
+    super();
     this.id = core.nextId();
     this.sock = socket;
     this.connectTime = core.now;
     this.lastActivity = core.now;
-  }
-
-  // ---- packed flags and rarely used state (see `bits` and `rare`) ----
-
-  /** Served entirely by a plugin (e.g. the admin console): no [databases] entry, no pool, never a server. */
-  get virtual(): boolean {
-    return (this.bits & VIRTUAL) !== 0;
-  }
-  set virtual(on: boolean) {
-    this.setBit(VIRTUAL, on);
-  }
-
-  /** Extended-protocol messages were sent since the last Sync: the server owes nothing until that Sync. */
-  get syncPending(): boolean {
-    return (this.bits & SYNC_PENDING) !== 0;
-  }
-  set syncPending(on: boolean) {
-    this.setBit(SYNC_PENDING, on);
-  }
-
-  /** The server is in COPY FROM STDIN (CopyInResponse seen, no CopyDone/CopyFail yet). */
-  get copyIn(): boolean {
-    return (this.bits & COPY_IN) !== 0;
-  }
-  set copyIn(on: boolean) {
-    this.setBit(COPY_IN, on);
-  }
-
-  /**
-   * Something this client ran may have changed its server's session state and has not been checked yet (set and
-   * cleared by the session-state plugin): like a pin, the server is not known clean while this is set.
-   */
-  get sessionSuspect(): boolean {
-    return (this.bits & SESSION_SUSPECT) !== 0;
-  }
-  set sessionSuspect(on: boolean) {
-    this.setBit(SESSION_SUSPECT, on);
-  }
-
-  private get paused(): boolean {
-    return (this.bits & PAUSED) !== 0;
-  }
-  private set paused(on: boolean) {
-    this.setBit(PAUSED, on);
-  }
-
-  /** COPY_WINDOW_OPEN while the window is open; COPY_WINDOW_EXTENDED when it was opened by Execute. */
-  private get copyWindow(): number {
-    return (this.bits >>> COPY_WINDOW_SHIFT) & 3;
-  }
-  private set copyWindow(w: number) {
-    this.bits = (this.bits & ~(3 << COPY_WINDOW_SHIFT)) | ((w & 3) << COPY_WINDOW_SHIFT);
-  }
-
-  /** Transaction status of the last ReadyForQuery this client saw. */
-  get txStatus(): number {
-    return (this.bits >>> TX_STATUS_SHIFT) & 0xff;
-  }
-  set txStatus(status: number) {
-    this.bits = (this.bits & ~(0xff << TX_STATUS_SHIFT)) | ((status & 0xff) << TX_STATUS_SHIFT);
-  }
-
-  private setBit(bit: number, on: boolean): void {
-    this.bits = on ? this.bits | bit : this.bits & ~bit;
-  }
-
-  /** Why this client must keep its server (session state), or null. */
-  get pinReason(): string | null {
-    return this.rare === null ? null : this.rare.pinReason;
-  }
-  set pinReason(reason: string | null) {
-    if (reason !== null || this.rare !== null) (this.rare ??= new ClientRare()).pinReason = reason;
-  }
-
-  /** Startup-phase buffer (untyped packets until the StartupMessage is accepted). */
-  get startupBuf(): Buffer | null {
-    return this.rare === null ? null : this.rare.startupBuf;
-  }
-  set startupBuf(buf: Buffer | null) {
-    if (buf !== null || this.rare !== null) (this.rare ??= new ClientRare()).startupBuf = buf;
-  }
-
-  private get copyEndsBeforeWindow(): number {
-    return this.rare === null ? 0 : this.rare.copyEndsBeforeWindow;
-  }
-  private set copyEndsBeforeWindow(n: number) {
-    if (n !== 0 || this.rare !== null) (this.rare ??= new ClientRare()).copyEndsBeforeWindow = n;
-  }
-
-  private get copyEndsUnmatched(): number {
-    return this.rare === null ? 0 : this.rare.copyEndsUnmatched;
-  }
-  private set copyEndsUnmatched(n: number) {
-    if (n !== 0 || this.rare !== null) (this.rare ??= new ClientRare()).copyEndsUnmatched = n;
   }
 
   get socket(): Socket<any> {
