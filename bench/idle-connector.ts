@@ -1,17 +1,29 @@
 // Child process: opens N client connections, logs each in (StartupMessage .. ReadyForQuery), holds them idle.
-// Usage: bun bench/idle-connector.ts HOST PORT COUNT USER DATABASE [CONCURRENCY]
-// Prints one JSON line {"ready": n, "failed": m, "errors": [...]} once every login finished, then waits for SIGTERM.
+// Usage: bun bench/idle-connector.ts [--prepare[=K]] HOST PORT COUNT USER DATABASE [CONCURRENCY]
+// --prepare: after login each connection prepares K named statements (5 without =K) as a driver does, then idles.
+// Prints one JSON line {"ready": n, "failed": m, "errors": [...]} once every connection finished, then waits for SIGTERM.
 import type { Socket } from "bun";
 
 interface Login {
   buf: Buffer;
   done: boolean;
+  /** StartupMessage answered (ReadyForQuery): from then on the messages answer the prepared statements. */
+  loggedIn: boolean;
+  /** ReadyForQuery and DataRow messages seen after login (one of each per statement). */
+  synced: number;
+  rows: number;
 }
 
-const [host = "127.0.0.1", portArg = "0", countArg = "0", user = "postgres", database = "postgres", concArg = "200"] = process.argv.slice(2);
+const argv = process.argv.slice(2);
+const prepareFlag = argv.find((a) => a === "--prepare" || a.startsWith("--prepare="));
+/** Named statements each connection prepares after login (0: login only). */
+const statements = prepareFlag === undefined ? 0 : prepareFlag === "--prepare" ? 5 : Number(prepareFlag.slice("--prepare=".length));
+const positional = argv.filter((a) => !a.startsWith("--"));
+const [host = "127.0.0.1", portArg = "0", countArg = "0", user = "postgres", database = "postgres", concArg = "200"] = positional;
 const port = Number(portArg);
 const count = Number(countArg);
 const concurrency = Math.max(1, Number(concArg));
+if (!Number.isInteger(statements) || statements < 0) throw new Error(`--prepare=${statements}: a whole number of statements`);
 
 function startupMessage(): Buffer {
   const params = Buffer.from(`user\0${user}\0database\0${database}\0application_name\0pgbun-bench-idle\0\0`);
@@ -22,7 +34,40 @@ function startupMessage(): Buffer {
   return msg;
 }
 
+/** A frontend message: type byte, int32 length, then the body. */
+function message(type: string, body: Buffer): Buffer {
+  const head = Buffer.alloc(5);
+  head.write(type, 0, "latin1");
+  head.writeInt32BE(body.length + 4, 1);
+  return Buffer.concat([head, body]);
+}
+
+const int16 = (n: number) => Buffer.from([(n >> 8) & 0xff, n & 0xff]);
+const int32 = (n: number) => {
+  const b = Buffer.alloc(4);
+  b.writeInt32BE(n);
+  return b;
+};
+const cstring = (s: string) => Buffer.from(`${s}\0`);
+
+/**
+ * Statement i as a driver runs a named query the first time, all in one write: Parse "s<i>" "SELECT $1::int + <i>"
+ * (no parameter types: the cast gives int4), Bind of the unnamed portal with $1 = '1' in text, Execute, Sync.
+ */
+function preparedStatements(k: number): Buffer {
+  const parts: Buffer[] = [];
+  for (let i = 0; i < k; i++) {
+    const name = `s${i}`;
+    parts.push(message("P", Buffer.concat([cstring(name), cstring(`SELECT $1::int + ${i}`), int16(0)])));
+    parts.push(message("B", Buffer.concat([cstring(""), cstring(name), int16(0), int16(1), int32(1), Buffer.from("1"), int16(0)])));
+    parts.push(message("E", Buffer.concat([cstring(""), int32(0)])));
+    parts.push(message("S", Buffer.alloc(0)));
+  }
+  return Buffer.concat(parts);
+}
+
 const STARTUP = startupMessage();
+const PREPARE = preparedStatements(statements);
 const sockets: Socket<Login>[] = [];
 const errors = new Map<string, number>();
 let ready = 0;
@@ -36,15 +81,24 @@ function noteError(text: string): void {
 }
 
 function errorText(body: Buffer): string {
-  // ErrorResponse fields: code byte, C string; 'M' is the message
+  // ErrorResponse fields: code byte, C string; 'C' is the SQLSTATE, 'M' the message
   let at = 0;
+  let code = "";
+  let text = "ErrorResponse";
   while (at < body.length && body[at] !== 0) {
-    const code = body[at]!;
+    const field = body[at]!;
     const end = body.indexOf(0, at + 1);
-    if (code === 0x4d) return body.toString("utf8", at + 1, end);
+    if (field === 0x43) code = body.toString("utf8", at + 1, end);
+    if (field === 0x4d) text = body.toString("utf8", at + 1, end);
     at = end + 1;
   }
-  return "ErrorResponse";
+  return code ? `${code} ${text}` : text;
+}
+
+/** The one column of a DataRow as text. */
+function dataRowText(body: Buffer): string {
+  const len = body.readInt32BE(2);
+  return len < 0 ? "NULL" : body.toString("utf8", 6, 6 + len);
 }
 
 function finish(login: Login, ok: boolean, error?: string): void {
@@ -59,6 +113,18 @@ function finish(login: Login, ok: boolean, error?: string): void {
   next();
 }
 
+/** After login: each statement's DataRow must hold 1 + i, and its Sync's ReadyForQuery ends it. */
+function onStatementMessage(login: Login, type: number, body: Buffer): void {
+  if (type === 0x44) {
+    const value = dataRowText(body);
+    if (value !== String(1 + login.rows)) finish(login, false, `statement s${login.rows} returned ${value}, not ${1 + login.rows}`);
+    login.rows++;
+  } else if (type === 0x45) finish(login, false, `prepared statements: ${errorText(body)}`);
+  else if (type === 0x5a && ++login.synced === statements) {
+    finish(login, login.rows === statements, `${login.rows} rows for ${statements} statements`);
+  }
+}
+
 /** Walks complete messages; ReadyForQuery ends the login, ErrorResponse or an auth request other than Ok fails it. */
 function onData(socket: Socket<Login>, chunk: Uint8Array): void {
   const login = socket.data;
@@ -68,7 +134,11 @@ function onData(socket: Socket<Login>, chunk: Uint8Array): void {
     const len = login.buf.readInt32BE(1);
     if (login.buf.length < len + 1) return;
     const body = login.buf.subarray(5, len + 1);
-    if (type === 0x5a) finish(login, true);
+    if (login.loggedIn) onStatementMessage(login, type, body);
+    else if (type === 0x5a && statements > 0) {
+      login.loggedIn = true;
+      socket.write(PREPARE);
+    } else if (type === 0x5a) finish(login, true);
     else if (type === 0x45) finish(login, false, errorText(body));
     else if (type === 0x52 && body.readInt32BE(0) !== 0) finish(login, false, `server asked for authentication (code ${body.readInt32BE(0)}); use trust`);
     login.buf = login.buf.subarray(len + 1);
@@ -78,7 +148,7 @@ function onData(socket: Socket<Login>, chunk: Uint8Array): void {
 
 function openOne(): void {
   started++;
-  const login: Login = { buf: Buffer.alloc(0), done: false };
+  const login: Login = { buf: Buffer.alloc(0), done: false, loggedIn: false, synced: 0, rows: 0 };
   Bun.connect<Login>({
     hostname: host,
     port,
@@ -90,7 +160,7 @@ function openOne(): void {
       },
       data: onData,
       close(socket) {
-        finish(socket.data, false, "closed by the pooler during login");
+        finish(socket.data, false, socket.data.loggedIn ? "closed by the pooler during the prepared statements" : "closed by the pooler during login");
       },
       error(socket, err) {
         finish(socket.data, false, err.message);

@@ -10,6 +10,8 @@ export interface MemoryResult {
   ok: boolean;
   error?: string;
   requested: number;
+  /** Named statements each client prepared after login (extended protocol) before idling; 0: login only. */
+  prepared: number;
   opened: number;
   failed: number;
   rssBeforeKb: number;
@@ -31,10 +33,15 @@ interface Connector {
 }
 
 /** Runs the idle connector in its own process (its own fd budget) and waits for its one-line report. */
-async function openIdle(host: string, port: number, count: number, user: string, database: string, timeoutMs: number): Promise<Connector> {
-  const proc = trackProcess(
-    Bun.spawn([BUN, CONNECTOR, host, String(port), String(count), user, database, "200"], { stdin: "ignore", stdout: "pipe", stderr: "pipe" }),
-  );
+async function openIdle(
+  target: { host: string; port: number; user: string; database: string },
+  count: number,
+  prepared: number,
+  timeoutMs: number,
+): Promise<Connector> {
+  const mode = prepared > 0 ? [`--prepare=${prepared}`] : [];
+  const args = [target.host, String(target.port), String(count), target.user, target.database, "200"];
+  const proc = trackProcess(Bun.spawn([BUN, CONNECTOR, ...mode, ...args], { stdin: "ignore", stdout: "pipe", stderr: "pipe" }));
   const reader = proc.stdout.getReader();
   const decoder = new TextDecoder();
   let text = "";
@@ -57,19 +64,22 @@ async function openIdle(host: string, port: number, count: number, user: string,
 }
 
 /**
- * RSS of `pid` after one warm-up login (so the server connection and code paths exist), then with `count` idle
- * clients held open. The connections stay open only while measuring.
+ * RSS of `pid` after a warm-up of 5 clients doing what the measured ones do (so the server connections and code
+ * paths exist), then with `count` idle clients held open, each of which prepared `prepared` named statements after
+ * its login (0: login only). The connections stay open only while measuring. Give each kind a fresh pooler: one
+ * that served the other kind's clients may not return their memory to the system, and then lends it to these.
  */
 export async function measureIdleMemory(
   pid: number,
   target: { host: string; port: number; user: string; database: string },
   count: number,
+  prepared = 0,
 ): Promise<MemoryResult> {
-  const warm = await openIdle(target.host, target.port, 5, target.user, target.database, 30_000);
+  const warm = await openIdle(target, 5, prepared, 30_000);
   await warm.stop();
   await Bun.sleep(1_500);
   const rssBeforeKb = rssKb(pid);
-  const conn = await openIdle(target.host, target.port, count, target.user, target.database, 180_000);
+  const conn = await openIdle(target, count, prepared, 180_000);
   await Bun.sleep(2_000); // let buffers settle; RSS is read while every connection is still open
   const rssAfterKb = rssKb(pid);
   await conn.stop();
@@ -77,13 +87,15 @@ export async function measureIdleMemory(
   const result: MemoryResult = {
     ok: report.ready === count,
     requested: count,
+    prepared,
     opened: report.ready,
     failed: report.failed,
     rssBeforeKb,
     rssAfterKb,
     perClientBytes: report.ready > 0 ? ((rssAfterKb - rssBeforeKb) * 1024) / report.ready : null,
   };
-  if (!result.ok) result.error = `${report.failed} of ${count} logins failed: ${report.errors.join("; ")}`;
+  const what = prepared > 0 ? `clients (login, then ${prepared} prepared statements)` : "logins";
+  if (!result.ok) result.error = `${report.failed} of ${count} ${what} failed: ${report.errors.join("; ")}`;
   if (warm.report && warm.report.ready !== 5) result.error = `${result.error ?? ""} warm-up: ${warm.report.errors.join("; ")}`.trim();
   return result;
 }

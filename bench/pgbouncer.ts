@@ -49,6 +49,12 @@ export async function ensurePgbouncer(): Promise<string> {
   return installed;
 }
 
+/** PgBouncer tracks protocol-level named statements in transaction mode (max_prepared_statements) from 1.21 on. */
+export function hasMaxPreparedStatements(version: string): boolean {
+  const m = /^(\d+)\.(\d+)/.exec(version);
+  return m !== null && (Number(m[1]) > 1 || (Number(m[1]) === 1 && Number(m[2]) >= 21));
+}
+
 export async function pgbouncerVersion(binary: string): Promise<string> {
   const res = await sh([binary, "--version"]);
   return /PgBouncer\s+(\S+)/.exec(res.output)?.[1] ?? "unknown";
@@ -76,6 +82,8 @@ export interface PgbouncerOptions {
   maxClientConn: number;
   /** server_idle_timeout in seconds (0: never close an idle server); PgBouncer's default (600) when absent. */
   serverIdleTimeout?: number;
+  /** max_prepared_statements (PgBouncer 1.21+ only: see hasMaxPreparedStatements); not written when absent. */
+  maxPreparedStatements?: number;
 }
 
 function iniText(pg: TestPostgres, port: number, dir: string, o: PgbouncerOptions): string {
@@ -93,7 +101,7 @@ admin_users = ${pg.superuser}
 pool_mode = ${o.poolMode}
 default_pool_size = ${o.poolSize}
 max_client_conn = ${o.maxClientConn}
-${o.serverIdleTimeout === undefined ? "" : `server_idle_timeout = ${o.serverIdleTimeout}\n`}ignore_startup_parameters = extra_float_digits
+${o.serverIdleTimeout === undefined ? "" : `server_idle_timeout = ${o.serverIdleTimeout}\n`}${o.maxPreparedStatements === undefined ? "" : `max_prepared_statements = ${o.maxPreparedStatements}\n`}ignore_startup_parameters = extra_float_digits
 logfile = ${join(dir, "pgbouncer.log")}
 log_connections = 0
 log_disconnections = 0

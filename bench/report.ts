@@ -1,4 +1,5 @@
 // Turns the benchmark's outcomes into the one results table, the results document and the raw JSON.
+import { SETTINGS } from "../plugin-sdk/index.ts";
 import { COLUMNS, type BenchCase, type CaseGroup, type Column } from "./cases.ts";
 import { efficiencyRows, resetRows } from "./derived-rows.ts";
 import { cpuText, int, mib, ms, okCpu, okTps, ratio } from "./format.ts";
@@ -18,7 +19,15 @@ export interface CaseOutcome {
   baselineRuns?: PgbenchResult[];
 }
 
-export type MemoryOutcome = MemoryResult | { error: string };
+/** na: a measurement this pooler cannot make (said in its cell), e.g. named statements on a PgBouncer before 1.21. */
+export type MemoryOutcome = MemoryResult | { error: string } | { na: string };
+
+/** The memory test's outcomes per pooler; pgbunRev: pgbun of --baseline-rev, when given. */
+export interface MemoryOutcomes {
+  pgbouncer: MemoryOutcome | null;
+  pgbun: MemoryOutcome | null;
+  pgbunRev?: MemoryOutcome | null;
+}
 
 export interface BenchSettings {
   mode: "full" | "quick" | "smoke";
@@ -40,8 +49,8 @@ export interface ReportInput {
   machine: MachineInfo;
   settings: BenchSettings;
   cases: CaseOutcome[];
-  /** pgbunRev: pgbun of --baseline-rev, when given. */
-  memory: { pgbouncer: MemoryOutcome | null; pgbun: MemoryOutcome | null; pgbunRev?: MemoryOutcome | null };
+  /** Clients that only logged in; prepared: clients that prepared `statements` named statements after login. */
+  memory: MemoryOutcomes & { prepared?: MemoryOutcomes & { statements: number } };
   /** Problems outside any one cell: an instance that did not start, a pgbun crash, warnings in its log. */
   problems: string[];
 }
@@ -137,19 +146,22 @@ function cpuRows(outcomes: CaseOutcome[]): TableRow[] {
 }
 
 function memoryRows(memory: ReportInput["memory"], idleClients: number, notes: Notes, rev: string | undefined): TableRow[] {
-  const pick = (m: MemoryOutcome | null, f: (r: MemoryResult) => string, where: string): string => {
+  const pick = (m: MemoryOutcome | null | undefined, f: (r: MemoryResult) => string, where: string): string => {
     if (!m) return "not measured";
+    if ("na" in m) return m.na;
     if (!("requested" in m)) return `FAILED [${notes.add(`${where}: ${m.error}`)}]`;
     const value = f(m);
     return m.ok ? value : `${value}, FAILED [${notes.add(`${where}: ${m.error ?? "failed"}`)}]`;
   };
-  const num = (m: MemoryOutcome | null, f: (r: MemoryResult) => number | null) => (m && "requested" in m ? f(m) : null);
+  const num = (m: MemoryOutcome | null | undefined, f: (r: MemoryResult) => number | null) => (m && "requested" in m ? f(m) : null);
   const n = idleClients.toLocaleString("en-US");
   const na = "n/a (no pooler)";
+  const perClient = (r: MemoryResult) => r.perClientBytes;
+  const perClientText = (r: MemoryResult) => (r.perClientBytes === null ? "?" : `${int(r.perClientBytes)} B`);
   const specs: Array<[string, (r: MemoryResult) => number | null, (r: MemoryResult) => string]> = [
     ["pooler RSS at rest (after a warm-up login)", (r) => r.rssBeforeKb, (r) => mib(r.rssBeforeKb)],
     [`pooler RSS holding ${n} idle logged-in clients`, (r) => r.rssAfterKb, (r) => `${mib(r.rssAfterKb)} (${int(r.opened)} open)`],
-    [`memory per idle client ((after − before) / ${n})`, (r) => r.perClientBytes, (r) => (r.perClientBytes === null ? "?" : `${int(r.perClientBytes)} B`)],
+    [`memory per idle client ((after − before) / ${n})`, perClient, perClientText],
   ];
   const rows = specs.map(([label, value, text]) => ({
     label,
@@ -161,16 +173,46 @@ function memoryRows(memory: ReportInput["memory"], idleClients: number, notes: N
     ratioPgbouncer: ratio(num(memory.pgbun, value), num(memory.pgbouncer, value)),
     ratioDirect: "—",
   }));
-  if (rev === undefined || memory.pgbunRev === undefined) return rows;
   // the same test on a fresh pgbun of --baseline-rev: the before/after figure for idle clients
-  const [, perClient, perClientText] = specs[2]!;
-  const label = `memory per idle client, pgbun at ${rev} (a fresh instance, the same ${n} idle clients); ratio: this tree ÷ ${rev}`;
-  rows.push({
+  const revRow = (label: string, m: MemoryOutcomes, text = perClientText): TableRow => ({
     label,
-    cells: { direct: na, pgbouncer: "n/a (pgbun against pgbun)", pgbun: pick(memory.pgbunRev, perClientText, `pgbun at ${rev}, ${label}`) },
-    ratioPgbouncer: `this tree ÷ ${rev}: ${ratio(num(memory.pgbun, perClient), num(memory.pgbunRev, perClient))}`,
+    cells: { direct: na, pgbouncer: "n/a (pgbun against pgbun)", pgbun: pick(m.pgbunRev, text, `pgbun at ${rev}, ${label}`) },
+    ratioPgbouncer: `this tree ÷ ${rev}: ${ratio(num(m.pgbun, perClient), num(m.pgbunRev, perClient))}`,
     ratioDirect: "—",
   });
+  const hasRev = rev !== undefined && memory.pgbunRev !== undefined;
+  if (hasRev) rows.push(revRow(`memory per idle client, pgbun at ${rev} (a fresh instance, the same ${n} idle clients); ratio: this tree ÷ ${rev}`, memory));
+  const p = memory.prepared;
+  if (!p) return rows;
+  // a realistic idle client: it ran extended-protocol queries, so the pooler also keeps its statement names
+  const k = p.statements;
+  const label =
+    `memory per idle client after ${k} prepared statements (extended protocol: Parse "s0".."s${k - 1}", Bind, Execute, Sync once ` +
+    `after login; (after − before) / ${n}). Kept per client beyond a login's: pgbun its name → statement map ` +
+    "(pgbun:prepared-statements: query text, parameter types, its server statement); PgBouncer 1.21+ " +
+    `(max_prepared_statements ${SETTINGS.max_prepared_statements.default}) a hash of its names → statements shared by query text. ` +
+    "Statements prepared on the servers are per server, not per client";
+  /** "15,782 B (+11,389 B for the statements)": beside the login-only figure of the same pooler. */
+  const withStatements = (loginOnly: MemoryOutcome | null | undefined) => (r: MemoryResult) => {
+    const base = num(loginOnly, perClient);
+    if (r.perClientBytes === null || base === null) return perClientText(r);
+    const extra = r.perClientBytes - base;
+    return `${int(r.perClientBytes)} B (${extra < 0 ? "−" : "+"}${int(Math.abs(extra))} B for the statements)`;
+  };
+  rows.push({
+    label,
+    cells: {
+      direct: na,
+      pgbouncer: pick(p.pgbouncer, withStatements(memory.pgbouncer), `pgbouncer, ${label}`),
+      pgbun: pick(p.pgbun, withStatements(memory.pgbun), `pgbun, ${label}`),
+    },
+    ratioPgbouncer: ratio(num(p.pgbun, perClient), num(p.pgbouncer, perClient)),
+    ratioDirect: "—",
+  });
+  if (rev !== undefined && p.pgbunRev !== undefined) {
+    const revLabel = `memory per idle client after ${k} prepared statements, pgbun at ${rev} (a fresh instance, the same ${n} clients); ratio: this tree ÷ ${rev}`;
+    rows.push(revRow(revLabel, p, withStatements(memory.pgbunRev)));
+  }
   return rows;
 }
 
@@ -264,6 +306,12 @@ export function markdownDocument(input: ReportInput, table: string, notes: strin
       "2 cores for 1000 logins at once) and kept (server_idle_timeout 0), measured in as many runs as there are rounds " +
       "(median), and stopped before the next starts; so the rounds ran without their idle backends, and max_connections " +
       "leaves room for one such pool, not for one beside the others.",
+    "",
+    "Memory: each memory figure is a fresh instance of its pooler (one that served other clients may keep their freed memory " +
+      "resident and lend it to the next), its RSS (VmRSS) read after a warm-up of 5 clients like the measured ones and again " +
+      `while ${s.idleClients.toLocaleString("en-US")} such clients are open and idle, opened 200 at a time by bench/idle-connector.ts. ` +
+      `Login-only clients stop at ReadyForQuery; the prepared-statement rows' clients then each run ${input.memory.prepared?.statements ?? 5} named statements as a ` +
+      "driver does, in one write, as a client of an application that has run its queries once would have.",
     "",
     table,
     "",

@@ -3,6 +3,7 @@
 //        [--only GROUP,...] [--baseline-rev REV] [--out DIR]   (bench/args.ts: USAGE)
 import { mkdirSync, readFileSync, writeFileSync } from "node:fs";
 import { join, relative } from "node:path";
+import { SETTINGS } from "../plugin-sdk/index.ts";
 import { parseArgs, type BenchOptions } from "./args.ts";
 import { buildCases, COLUMNS, selectCases, targetsOf, type BenchCase, type Column, type TargetId } from "./cases.ts";
 import { tpsChart } from "./chart.ts";
@@ -12,7 +13,7 @@ import { postmasterPid, sampleLoad } from "./load.ts";
 import { describeMachine } from "./machine.ts";
 import { measureIdleMemory } from "./memory.ts";
 import { runPgbench, type PgbenchResult, type PgbenchSpec } from "./pgbench.ts";
-import { ensurePgbouncer, pgbouncerVersion } from "./pgbouncer.ts";
+import { ensurePgbouncer, hasMaxPreparedStatements, pgbouncerVersion } from "./pgbouncer.ts";
 import { NO_VERIFY_MODE, variantAvailable } from "./pgbun-process.ts";
 import { cleanupAll, installSignalHandlers } from "./processes.ts";
 import { buildTable, markdownDocument, markdownTable, type CaseOutcome, type MemoryOutcome, type ReportInput } from "./report.ts";
@@ -27,6 +28,8 @@ const poolerSettings = (opts: BenchOptions, tree: BaselineTree | undefined): Poo
   widePoolSize: opts.efficiencyClients,
   ...(tree ? { baselineEntry: tree.entry } : {}),
 });
+/** Named statements each client of the realistic idle-memory test prepares after login (extended protocol). */
+const IDLE_PREPARED = 5;
 /** Connections PostgreSQL keeps for superusers, plus slack for our own psql calls. */
 const RESERVED_CONNECTIONS = 10;
 const FD_LIMIT = 65_536;
@@ -360,18 +363,33 @@ class Bench {
     }));
   }
 
-  /** Fresh pooler instances, so the RSS is not that of processes that just served the throughput runs. */
-  async memory(id: "pgbouncer" | "pgbun" | "pgbun-rev", idle: number): Promise<MemoryOutcome | null> {
+  /**
+   * A fresh pooler instance per measurement, so the RSS is not that of a process that just served the throughput
+   * runs or the other kind of idle clients (memory a process freed may stay resident and be reused). `prepared` > 0:
+   * each client prepares that many named statements after login; PgBouncer then gets pgbun's max_prepared_statements
+   * (pgbun's targets run with its default), and one older than 1.21, which has no such setting, is n/a: in
+   * transaction mode it passes the statements through, and the next client's Parse "s0" on a server fails (42P05).
+   */
+  async memory(id: "pgbouncer" | "pgbun" | "pgbun-rev", idle: number, prepared = 0): Promise<MemoryOutcome | null> {
     if (id === "pgbouncer" && !this.pgbouncerBinary) return { error: "pgbouncer is not available" };
+    let settings = this.pooler;
+    if (id === "pgbouncer" && prepared > 0) {
+      const version = await pgbouncerVersion(this.pgbouncerBinary!);
+      if (!hasMaxPreparedStatements(version)) {
+        return { na: `n/a: PgBouncer ${version} has no max_prepared_statements (1.21+); in transaction mode the next client's Parse "s0" on a server fails with 42P05` };
+      }
+      settings = { ...this.pooler, pgbouncerMaxPreparedStatements: SETTINGS.max_prepared_statements.default };
+    }
     let target: Target;
     try {
-      target = await startTarget(id, this.db.pg, this.pgbouncerBinary, this.pooler);
+      target = await startTarget(id, this.db.pg, this.pgbouncerBinary, settings);
     } catch (err) {
       return { error: `could not start a fresh ${id}: ${errText(err)}` };
     }
-    log(`memory: ${id} with ${idle.toLocaleString("en-US")} idle clients`);
+    const what = prepared > 0 ? `idle clients after ${prepared} prepared statements each` : "idle clients";
+    log(`memory: ${id} with ${idle.toLocaleString("en-US")} ${what}`);
     try {
-      const r = await measureIdleMemory(target.pid!, target.endpoint, idle);
+      const r = await measureIdleMemory(target.pid!, target.endpoint, idle, prepared);
       const died = target.exitStatus();
       if (died) {
         r.ok = false;
@@ -380,6 +398,8 @@ class Bench {
       return r;
     } catch (err) {
       return { error: `${errText(err)}${target.exitStatus() ? `; ${id} ${target.exitStatus()}: ${logTail(target.logs())}` : ""}` };
+    } finally {
+      await target.stop();
     }
   }
 
@@ -471,6 +491,13 @@ async function main(opts: BenchOptions): Promise<void> {
     pgbouncer: await bench.memory("pgbouncer", opts.idleClients),
     pgbun: await bench.memory("pgbun", opts.idleClients),
     ...(tree ? { pgbunRev: await bench.memory("pgbun-rev", opts.idleClients) } : {}),
+    // the same clients, each having prepared IDLE_PREPARED named statements after login, on fresh instances again
+    prepared: {
+      statements: IDLE_PREPARED,
+      pgbouncer: await bench.memory("pgbouncer", opts.idleClients, IDLE_PREPARED),
+      pgbun: await bench.memory("pgbun", opts.idleClients, IDLE_PREPARED),
+      ...(tree ? { pgbunRev: await bench.memory("pgbun-rev", opts.idleClients, IDLE_PREPARED) } : {}),
+    },
   };
 
   const machine = await describeMachine({

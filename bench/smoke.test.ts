@@ -51,6 +51,12 @@ test("bench/run.ts --smoke completes and writes a results table with numeric cel
     expect(floor!).toMatch(/of the pass-through run beside it: [\d,]+ tps, CPU [\d,]+ µs\/txn/);
     const perClient = row(doc, "memory per idle client ((after − before) / 200)");
     expect(perClient?.[3]).toMatch(/^-?\d[\d,]* B$/);
+    // the realistic idle client: 5 named statements prepared after login, beside the login-only figure
+    const prepared = doc.split("\n").find((l) => l.startsWith("| memory per idle client after 5 prepared statements (extended protocol"));
+    expect(prepared).toBeDefined();
+    const [, , bouncerPrepared, pgbunPrepared] = prepared!.split(" | ");
+    expect(pgbunPrepared).toMatch(/^-?\d[\d,]* B \([+−][\d,]+ B for the statements\)$/);
+    if (!doc.includes("PgBouncer unavailable")) expect(bouncerPrepared).toMatch(/^(-?\d[\d,]* B \([+−][\d,]+ B for the statements\)|n\/a: PgBouncer \S+ has no max_prepared_statements .*)$/);
 
     type Cell = { tps: number; load: { load1Max: number | null; othersMax: number | null } };
     const json = JSON.parse(readFileSync(join(out, "latest-smoke.json"), "utf8")) as { cases: Array<{ cells: { pgbun: Cell } }> };

@@ -16,6 +16,8 @@ export interface PoolerSettings {
   widePoolSize: number;
   /** bin/pgbun.ts of the --baseline-rev worktree (bench/worktree.ts), which "pgbun-rev" runs; none without it. */
   baselineEntry?: string;
+  /** PgBouncer's max_prepared_statements (1.21+), for a run that needs named statements; PgBouncer's default when absent. */
+  pgbouncerMaxPreparedStatements?: number;
 }
 
 /**
@@ -85,7 +87,8 @@ export async function startTarget(id: TargetId, pg: TestPostgres, pgbouncerBinar
   if (poolMode) {
     if (!pgbouncerBinary) throw new Error("pgbouncer is not available");
     const idle = isWideTarget(id) ? { serverIdleTimeout: 0 } : {};
-    const b: PgbouncerInstance = await startPgbouncer(pgbouncerBinary, pg, { poolMode, ...settingsOf(id, s), ...idle });
+    const prepared = s.pgbouncerMaxPreparedStatements === undefined ? {} : { maxPreparedStatements: s.pgbouncerMaxPreparedStatements };
+    const b: PgbouncerInstance = await startPgbouncer(pgbouncerBinary, pg, { poolMode, ...settingsOf(id, s), ...idle, ...prepared });
     return { id, endpoint: endpoint(b.host, b.port, pg), pid: b.pid, exitStatus: () => ended(b.proc), logs: () => b.logs(), stop: () => b.stop() };
   }
   if (id === "passthrough") {
