@@ -1,6 +1,6 @@
 // A client connection: its state, the relay of its messages to the linked server, parking while it waits.
 import type { Socket } from "bun";
-import { Frontend } from "../plugin-sdk/protocol/codes.ts";
+import { Frontend, TxStatus } from "../plugin-sdk/protocol/codes.ts";
 import { ALL_WHOLE, type Framer, type FrameSink } from "./protocol/framer.ts";
 import { errorResponse, SqlState } from "../plugin-sdk/protocol/errors.ts";
 import { readyForQuery } from "../plugin-sdk/protocol/writer.ts";
@@ -444,7 +444,7 @@ export class ClientConnection extends ClientFlags implements Client, FrameSink, 
     const server = this.core.acquireServer(this);
     if (server) {
       this.linkServer(server);
-      return true;
+      return this.server !== null; // a serverLinked tap may have failed and closed the client
     }
     if (this.state === "closed") return false;
     this.setState("waiting");
@@ -456,7 +456,17 @@ export class ClientConnection extends ClientFlags implements Client, FrameSink, 
     this.server = server;
     server.link(this);
     this.framer.flags = this.core.clientFlags;
-    this.core.hooks.serverLinked.call(this, server);
+    try {
+      this.core.hooks.serverLinked.call(this, server);
+    } catch (err) {
+      // what the tap meant to do on the server (a parameter sync) may be half done: neither is used again
+      const fault = PluginFault.from(err);
+      this.core.log.error({ client: this.label, server: server.label, plugin: fault.plugin, err: fault.logged }, `plugin ${fault.plugin} failed in serverLinked`);
+      this.unlinkServer();
+      server.close("plugin failed while linking");
+      this.fatal(SqlState.InternalError, fault.message);
+      return;
+    }
     if (this.state === "waiting") {
       this.setState("active");
       const parked = this.parked;
@@ -522,7 +532,9 @@ export class ClientConnection extends ClientFlags implements Client, FrameSink, 
     const fault = PluginFault.from(err);
     this.core.log.error({ client: this.label, plugin: fault.plugin, err: fault.logged }, `plugin ${fault.plugin} failed`);
     const message = `plugin "${fault.plugin}" failed: ${fault.reason}`;
-    if (type === Frontend.Query && this.inSync && this.state === "active") {
+    // a plain Query fails alone outside a transaction block; inside one PostgreSQL would fail the block, which
+    // only the server can do: the session ends instead, so a COMMIT cannot commit what ran before the error
+    if (type === Frontend.Query && this.inSync && this.state === "active" && this.txStatus === TxStatus.Idle) {
       this.out.push(errorResponse(SqlState.InternalError, message));
       this.out.push(readyForQuery(this.txStatus));
       return true;

@@ -13,6 +13,7 @@ import { Frame, frameFlags, type FrameFlags } from "./protocol/framer.ts";
 import { SqlState } from "../plugin-sdk/protocol/errors.ts";
 import { applyPlugins, attributeTaps, loadPlugins, NO_BUILTINS, type BuiltinPlugins, type LoadedPlugin } from "./plugin/loader.ts";
 import { makePluginApi } from "./plugin/api.ts";
+import { PluginFault } from "./plugin/fault.ts";
 import type { PluginApi } from "../plugin-sdk/plugin.ts";
 import type { PgbunConfig } from "./config/load.ts";
 import type { DatabaseEntry } from "./config/databases.ts";
@@ -80,7 +81,7 @@ export class Pgbun {
       let set = this.tapsOf.get(plugin);
       if (!set) this.tapsOf.set(plugin, (set = new Set()));
       set.add(hook);
-    });
+    }, (fault, hook) => this.log.error({ plugin: fault.plugin, hook, err: fault.logged }, `plugin ${fault.plugin} failed in ${hook} (the other plugins' taps still ran)`));
   }
 
   nextId(): number {
@@ -253,7 +254,13 @@ export class Pgbun {
     server.pool = pool;
     this.servers.add(server);
     await server.connect();
-    await this.hooks.serverConnected.promise(server);
+    try {
+      await this.hooks.serverConnected.promise(server);
+    } catch (err) {
+      // a server whose connect-time work failed is in no known state: it serves nobody
+      server.close(`serverConnected failed: ${PluginFault.from(err).message}`);
+      throw err;
+    }
     if (this.config.settings.log_connections) this.log.debug({ server: server.label, host: target.host, port: target.port, database: target.database }, "server login");
     return server;
   }

@@ -150,14 +150,39 @@ export async function loadPlugins(specs: PluginSpec[] | null, dir: string, built
 }
 
 /**
- * Installs interceptors so every tap made while a plugin applies is wrapped to report that plugin by name, and
- * recorded (plugin, hook name) for the plugin listings.
+ * Hooks that only tell plugins something happened: a tap that throws there is reported (by its plugin's name) and
+ * the other taps still run, since the core cannot undo what is being reported.
  */
-export function attributeTaps(hooks: PgbunHooks, current: () => string | null, record?: (plugin: string, hook: string) => void): void {
+const CONTAINED_HOOKS: ReadonlySet<string> = new Set(["serverReset", "clientClosed", "serverClosed", "tick", "reload", "shutdown"]);
+
+/**
+ * Installs interceptors so every tap made while a plugin applies is wrapped to report that plugin by name, and
+ * recorded (plugin, hook name) for the plugin listings. `contained` gets the faults of CONTAINED_HOOKS' taps.
+ */
+export function attributeTaps(
+  hooks: PgbunHooks,
+  current: () => string | null,
+  record?: (plugin: string, hook: string) => void,
+  contained?: (fault: PluginFault, hook: string) => void,
+): void {
   const registerFor = (hookName: string) => (tap: any) => {
     const owner = current() ?? tap.name;
     record?.(owner, hookName);
-    return { ...tap, fn: PluginFault.wrap(owner, tap.fn, tap.type) };
+    const fn = PluginFault.wrap(owner, tap.fn, tap.type);
+    if (!CONTAINED_HOOKS.has(hookName)) return { ...tap, fn };
+    const report = (err: unknown) => contained?.(PluginFault.from(err), hookName);
+    if (tap.type === "promise") return { ...tap, fn: (a: unknown, b: unknown, c: unknown) => Promise.resolve().then(() => fn(a, b, c)).then(undefined, report) };
+    return {
+      ...tap,
+      fn: (a: unknown, b: unknown, c: unknown) => {
+        try {
+          return fn(a, b, c);
+        } catch (err) {
+          report(err);
+          return undefined;
+        }
+      },
+    };
   };
   for (const [name, hook] of Object.entries(hooks) as [string, any][]) {
     // HookMap has a deprecated tap() too: tell the two apart by for()
