@@ -1,5 +1,5 @@
 // Example plugin: the admin console's SHOW LONG_QUERIES [ms] (clients waiting on a query that long) and LONG_QUERY_MS.
-import { definePlugin, type AdminApi, type AdminTable, type Client } from "pgbun/plugin-sdk";
+import { definePlugin, SqlState, type AdminApi, type AdminTable, type Client } from "pgbun/plugin-sdk";
 
 export interface AdminLongQueriesOptions {
   /** SHOW LONG_QUERIES without an argument lists queries running longer than this (default 1000 ms). */
@@ -7,8 +7,6 @@ export interface AdminLongQueriesOptions {
 }
 
 const NAME = "admin-long-queries";
-/** PostgreSQL's invalid_parameter_value. */
-const INVALID_PARAMETER_VALUE = "22023";
 
 const COLUMNS = [
   { name: "client", type: "text" },
@@ -23,7 +21,7 @@ const COLUMNS = [
 
 /** A console argument that must be a whole number of milliseconds; the console sends a thrown Error's code. */
 function parseMs(args: string, what: string): number {
-  if (!/^\d{1,9}$/.test(args)) throw Object.assign(new Error(`${what} takes a whole number of milliseconds, not "${args}"`), { code: INVALID_PARAMETER_VALUE });
+  if (!/^\d{1,9}$/.test(args)) throw Object.assign(new Error(`${what} takes a whole number of milliseconds, not "${args}"`), { code: SqlState.InvalidParameterValue });
   return Number(args);
 }
 

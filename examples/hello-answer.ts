@@ -45,7 +45,7 @@ export default definePlugin((options: HelloAnswerOptions) => {
         },
         { stage: Stage.Answer },
       );
-      api.onClientMessage("Query", (ctx) => (isOurs(ctx) ? fallback : undefined), { stage: Stage.Rewrite + 1 });
+      api.onClientMessage("Query", (ctx) => (isOurs(ctx) ? fallback : undefined), { stage: Stage.Replace });
     },
   };
 });

@@ -21,7 +21,7 @@ const FIRST = { stage: Stage.Answer };
  * by one the server answers must first be seen by the plugins that pair it with that ReadyForQuery. Replaced any
  * earlier, they miss it and take its answer for the next message's (pgbun's own Describe leaked to the client).
  */
-const LAST = { stage: Stage.Rewrite + 1 };
+const LAST = { stage: Stage.Replace };
 
 /** Per client: the verdict on the current Query, and the refused extended-protocol exchange being skipped. */
 interface FirewallState {

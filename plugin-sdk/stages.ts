@@ -30,6 +30,11 @@ export const Stage = {
   Rewrite: 1000,
   /** Sees messages after every rewrite (pgbun:stats' closing counters). */
   ObserveLast: 1000,
+  /**
+   * Replaces a message the server must answer (returning bytes), after every other tap saw it: the plugins that
+   * pair a message with its answer (Rewrite, ObserveLast) then count the one the replacement's answer belongs to.
+   */
+  Replace: 1001,
 } as const;
 
 export type StageName = keyof typeof Stage;

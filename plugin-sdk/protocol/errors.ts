@@ -23,6 +23,8 @@ export const SqlState = {
   InsufficientPrivilege: "42501",
   SyntaxError: "42601",
   ActiveSqlTransaction: "25001",
+  InvalidParameterValue: "22023",
+  InFailedSqlTransaction: "25P02",
 } as const;
 export type SqlStateCode = (typeof SqlState)[keyof typeof SqlState] | string;
 
