@@ -22,6 +22,7 @@ import { CancelRegistry } from "./cancel.ts";
 const WAITING_READ_LIMIT = 64 * 1024;
 /** The welcome parameters of a client not yet given its pool's. */
 const NO_PARAMS: ReadonlyMap<string, string> = new Map();
+const NO_BYTES = new Uint8Array(0);
 
 export type { ClientState, PoolMode };
 
@@ -186,6 +187,8 @@ export class ClientConnection extends ClientFlags implements Client, FrameSink, 
       this._out = null;
       giveOutbound(o);
     }
+    // the hook context still points at the last hooked message's read buffer: an idle client must not keep it
+    if (this._ctx !== null) this._ctx.buf = NO_BYTES;
   }
 
   /** Pid of the pooler-issued cancel key (see CancelRegistry). */

@@ -3,6 +3,7 @@ import { Action, Backend, DEALLOCATES_ALL, Frontend, Prebuilt, cstringEnd, decod
 import { closeStatement, describeStatement, parameterDescription, parseMessage, rebind } from "./messages.ts";
 import { Req, type ReqKind } from "./requests.ts";
 import { parameterTypes, shapeOf } from "./shape.ts";
+import { shared, sharedTypes } from "./shared.ts";
 import { clientState, NAME, serverState, type ClientStatement, type ClientStatements, type ServerStatement, type ServerStatements } from "./state.ts";
 
 const decoder = new TextDecoder();
@@ -102,7 +103,7 @@ export default function preparedStatements(): PgbunPlugin {
       };
 
       /** Parses a statement of pgbun's for `cs` on the linked server and describes it; `types`: its parameter types. */
-      const parseOnServer = (ctx: MessageContext, st: ClientStatements, cs: ClientStatement, types: number[]): ServerStatement => {
+      const parseOnServer = (ctx: MessageContext, st: ClientStatements, cs: ClientStatement, types: readonly number[]): ServerStatement => {
         const stmt = newStatement(ctx, st, cs.key);
         ctx.sendToServer(parseMessage(stmt.name, cs.query, types));
         st.queue.push(Req.IntParse, undefined, undefined, stmt);
@@ -171,9 +172,11 @@ export default function preparedStatements(): PgbunPlugin {
           st.queue.push(Req.IntDuplicate, undefined, p.name);
           return parseMessage("pgbun_duplicate", "pgbun: prepared statement already exists", []);
         }
-        const key = p.paramTypes.length > 0 ? `${p.query}\u0000${p.paramTypes.join(",")}` : p.query;
-        const cs: ClientStatement = { query: p.query, paramTypes: p.paramTypes, key, own: null };
-        st.byName.set(p.name, cs);
+        // shared copies: every client of an application prepares the same texts under the same names
+        const query = shared(p.query);
+        const key = p.paramTypes.length > 0 ? shared(`${query}\u0000${p.paramTypes.join(",")}`) : query;
+        const cs: ClientStatement = { query, paramTypes: sharedTypes(p.paramTypes), key, own: null };
+        st.byName.set(shared(p.name), cs);
         if (ctx.server === null) {
           const idle = ctx.client.state === "active" ? api.hooks.peekServer.call(ctx.client) : undefined;
           if (idle) ctx.client.linkServer(idle);
@@ -326,7 +329,7 @@ export default function preparedStatements(): PgbunPlugin {
         if (!pooled(ctx)) return undefined;
         const head = clientState(ctx.client).queue.peek();
         if (head === undefined || head.kind !== Req.IntDescribe) return undefined;
-        head.stmt!.paramOids = parameterTypes(ctx.buf, ctx.start);
+        head.stmt!.paramOids = sharedTypes(parameterTypes(ctx.buf, ctx.start));
         return Action.Drop;
       });
 
@@ -343,7 +346,7 @@ export default function preparedStatements(): PgbunPlugin {
         if (head.kind !== Req.IntDescribe) return undefined;
         st.queue.shift();
         const stmt = head.stmt!;
-        stmt.shape = shapeOf(stmt.paramOids ?? [], ctx.buf, ctx.start, ctx.end);
+        stmt.shape = shared(shapeOf(stmt.paramOids ?? [], ctx.buf, ctx.start, ctx.end));
         if (st.held === stmt) ctx.client.resumeInput();
         return settle(ctx, st, false);
       };

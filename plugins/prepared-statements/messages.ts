@@ -1,7 +1,7 @@
 // Builds the Parse/Bind/Describe/Close messages pgbun sends under its own statement names.
 import { Backend, Frontend, MessageWriter } from "../../plugin-sdk/index.ts";
 
-export function parseMessage(name: string, query: string, paramTypes: number[]): Buffer {
+export function parseMessage(name: string, query: string, paramTypes: readonly number[]): Buffer {
   const w = new MessageWriter(query.length + name.length + 16).begin(Frontend.Parse).cstring(name).cstring(query).int16(paramTypes.length);
   for (const t of paramTypes) w.uint32(t);
   return w.end().finish();
@@ -34,7 +34,7 @@ export function rebind(buf: Uint8Array, start: number, end: number, portalEnd: n
 }
 
 /** A ParameterDescription of these parameter types (what the server sends first in answer to a Describe 'S'). */
-export function parameterDescription(oids: number[]): Buffer {
+export function parameterDescription(oids: readonly number[]): Buffer {
   const w = new MessageWriter(8 + 4 * oids.length).begin(Backend.ParameterDescription).int16(oids.length);
   for (const t of oids) w.uint32(t);
   return w.end().finish();

@@ -15,7 +15,7 @@ export function parameterTypes(buf: Uint8Array, start: number): number[] {
  * (what a client decodes rows with; table OIDs and column numbers are left out, as PostgreSQL leaves them out when
  * it decides whether a cached plan changed its result type). `row` is a RowDescription or NoData message.
  */
-export function shapeOf(paramOids: number[], buf: Uint8Array, start: number, end: number): string {
+export function shapeOf(paramOids: readonly number[], buf: Uint8Array, start: number, end: number): string {
   let shape = paramOids.join(",");
   if (buf[start] !== Backend.RowDescription) return `${shape}|-`;
   const view = Buffer.isBuffer(buf) ? buf : Buffer.from(buf.buffer, buf.byteOffset, buf.byteLength);

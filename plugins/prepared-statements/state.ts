@@ -11,7 +11,7 @@ export interface ServerStatement {
   /** Query text plus the parameter types the Parse gave: statements of equal keys may be shared. */
   readonly key: string;
   /** Parameter types the server resolved (ParameterDescription); null until described. */
-  paramOids: number[] | null;
+  paramOids: readonly number[] | null;
   /** Parameter types and result columns (see shape.ts); null until described. */
   shape: string | null;
   /** Its Parse failed or was skipped after an error: it does not exist on the server. */
@@ -21,7 +21,7 @@ export interface ServerStatement {
 /** A client's named statement. */
 export interface ClientStatement {
   query: string;
-  paramTypes: number[];
+  paramTypes: readonly number[];
   key: string;
   /**
    * The server statement made for this statement's own Parse: its shape is what PostgreSQL would hold under the
