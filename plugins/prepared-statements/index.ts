@@ -407,9 +407,10 @@ export default function preparedStatements(): PgbunPlugin {
         return undefined;
       });
       api.hooks.serverLinked.tap(NAME, (client) => {
-        // a fresh link starts with nothing in flight
-        if (client.inSync) {
-          const st = clientState(client);
+        // a fresh link starts with nothing in flight; a client with no state yet (session mode, or no message
+        // seen) is given none here: it is made on first use
+        const st = client.data[NAME] as ClientStatements | undefined;
+        if (st !== undefined && client.inSync) {
           st.queue.clear();
           st.held = null;
           st.bound.length = 0;
