@@ -9,6 +9,8 @@ const PAUSED = 2;
 const SYNC_PENDING = 4;
 const COPY_IN = 8;
 const SESSION_SUSPECT = 16;
+/** Accepted on the unix_socket_dir socket (bits 5-6 are the copy window, 8-15 the transaction status). */
+const UNIX_SOCKET = 1 << 16;
 /** A hook held the message being read (WaitForServer, Hold): its next delivery is a second one (ctx.resumed). */
 export const REDELIVER = 128;
 const COPY_WINDOW_SHIFT = 5;
@@ -23,6 +25,14 @@ export class ClientRare {
   /** Set by PluginApi.route: the [databases] name (and host) the client is served from instead of its own. */
   routedDatabase: string | null = null;
   routedKey: string | null = null;
+  /** A plugin awaiting the client's next login message (Client.readLoginMessage). */
+  loginWaiter: LoginWaiter | null = null;
+}
+
+/** The promise of a pending Client.readLoginMessage. */
+export interface LoginWaiter {
+  resolve(message: Uint8Array): void;
+  reject(err: Error): void;
 }
 
 /** The base of ClientConnection: its flags, packed (see `bits` and `rare`). */
@@ -43,6 +53,14 @@ export abstract class ClientFlags {
   }
   set virtual(on: boolean) {
     this.setBit(VIRTUAL, on);
+  }
+
+  /** Came in on the Unix socket: addr reads "unix" as in PgBouncer's SHOW CLIENTS (and HBA `local` lines apply). */
+  get viaUnixSocket(): boolean {
+    return (this.bits & UNIX_SOCKET) !== 0;
+  }
+  set viaUnixSocket(on: boolean) {
+    this.setBit(UNIX_SOCKET, on);
   }
 
   /** Extended-protocol messages were sent since the last Sync: the server owes nothing until that Sync. */
@@ -113,6 +131,14 @@ export abstract class ClientFlags {
   }
   set startupBuf(buf: Buffer | null) {
     if (buf !== null || this.rare !== null) (this.rare ??= new ClientRare()).startupBuf = buf;
+  }
+
+  /** The pending Client.readLoginMessage, if any (see client-startup.ts). */
+  get loginWaiter(): LoginWaiter | null {
+    return this.rare === null ? null : this.rare.loginWaiter;
+  }
+  set loginWaiter(w: LoginWaiter | null) {
+    if (w !== null || this.rare !== null) (this.rare ??= new ClientRare()).loginWaiter = w;
   }
 
   protected get copyEndsBeforeWindow(): number {

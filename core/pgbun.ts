@@ -2,6 +2,7 @@
 import type { Socket, SocketHandler, TCPSocketListener, UnixSocketListener } from "bun";
 import { rmSync } from "node:fs";
 import { workerIdentity, workerSocketPath, type WorkerIdentity } from "./workers.ts";
+import { listenUnix, unixSocketPath } from "./net/unix-listener.ts";
 import { ClientConnection, type ClientState } from "./client.ts";
 import { startupData } from "./client-startup.ts";
 import { ServerConnection, type ServerState, type ServerTarget } from "./server.ts";
@@ -58,6 +59,8 @@ export class Pgbun {
   now = Date.now();
   listener: TCPSocketListener<any> | null = null;
   private workerListener: UnixSocketListener<any> | null = null;
+  /** The client Unix socket (unix_socket_dir), or null when disabled or not this worker's. */
+  private unixListener: UnixSocketListener<any> | null = null;
   /** This process's place among the workers (0 of 1 when single-process). */
   readonly worker: WorkerIdentity = workerIdentity();
   shuttingDown: ShutdownMode | null = null;
@@ -169,6 +172,7 @@ export class Pgbun {
         },
     };
     const w = this.worker;
+    // listen_port 0 (tests) names the socket after the port the kernel picks, so the TCP listener comes first
     this.listener = Bun.listen<ClientConnection | undefined>({
       hostname: s.listen_addr,
       port: s.listen_port,
@@ -176,6 +180,18 @@ export class Pgbun {
       ...({ reusePort: s.so_reuseport || w.count > 1 } as {}),
       socket: handlers,
     });
+    // one file cannot be shared by the workers as a port is: worker 0 alone serves it (a restarted 0 takes it back)
+    const unixPath = s.unix_socket_dir !== "" && w.id === 0 ? unixSocketPath(s.unix_socket_dir, this.listener.port) : null;
+    if (unixPath !== null) {
+      const unixHandlers: SocketHandler<ClientConnection | undefined> = { ...handlers, open: (socket) => core.accept(socket, true) };
+      try {
+        this.unixListener = await listenUnix(unixPath, unixHandlers, { mode: s.unix_socket_mode, group: s.unix_socket_group });
+      } catch (err) {
+        this.listener.stop(true);
+        this.listener = null;
+        throw new Error(`cannot listen on the Unix socket: ${err instanceof Error ? err.message : String(err)}`);
+      }
+    }
     if (w.count > 1) {
       // siblings forward CancelRequests for keys this worker issued to this private socket
       const path = workerSocketPath(w.supervisorPid, w.id);
@@ -184,16 +200,17 @@ export class Pgbun {
     }
     this.janitor = new Janitor(this);
     this.janitor.start();
-    this.log.info({ addr: s.listen_addr, port: this.listener.port, pool_mode: s.pool_mode, plugins: this.plugins.map((p) => p.plugin.name) }, "pgbun listening");
+    this.log.info({ addr: s.listen_addr, port: this.listener.port, unix: unixPath ?? undefined, pool_mode: s.pool_mode, plugins: this.plugins.map((p) => p.plugin.name) }, "pgbun listening");
   }
 
   get port(): number {
     return this.listener?.port ?? 0;
   }
 
-  private accept(socket: Socket<ClientConnection | undefined>): void {
+  private accept(socket: Socket<ClientConnection | undefined>, unix = false): void {
     this.now = Date.now();
     const client = new ClientConnection(this, socket);
+    if (unix) client.viaUnixSocket = true;
     socket.data = client;
     this.clients.add(client);
     this.clientCounts.login++;
@@ -214,6 +231,7 @@ export class Pgbun {
     this.clientCounts[prev]--;
     this.clientCounts[next]++;
     if (next === "closed") {
+      this.cancel.forget(client);
       this.clients.delete(client);
       if (this.config.settings.log_disconnections && prev !== "login" && this.log.isLevelEnabled("info")) {
         this.log.info({ client: client.label, user: client.user, database: client.database }, "closed");
@@ -405,6 +423,9 @@ export class Pgbun {
     // stop(false): refuse new connections, keep the ones being served
     this.listener?.stop(false);
     this.listener = null;
+    // stopping removes the socket file, as PgBouncer does at exit: before any await, so SIGQUIT's immediate exit removes it too
+    this.unixListener?.stop(false);
+    this.unixListener = null;
     this.workerListener?.stop(false);
     this.workerListener = null;
     this.log.info({ mode }, "shutting down");

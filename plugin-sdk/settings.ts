@@ -3,7 +3,7 @@ import { AUTH_TYPES, LOG_FORMATS, LOG_LEVELS, POOL_MODES, SESSION_STATE_MODES, S
 
 /** How a setting's value is written and checked. Durations are seconds unless the doc says otherwise. */
 export type SettingKind =
-  | { readonly type: "int"; readonly min?: number; readonly max?: number; readonly auto?: boolean }
+  | { readonly type: "int"; readonly min?: number; readonly max?: number; readonly auto?: boolean; readonly octal?: boolean }
   | { readonly type: "seconds"; readonly min?: number }
   | { readonly type: "bool" }
   | { readonly type: "string" }
@@ -32,7 +32,9 @@ const DEFAULT_AUTH_QUERY =
 export const SETTINGS: { readonly [K in SettingName]: SettingDef<Settings[K]> } = {
   listen_addr: { kind: STRING, default: "127.0.0.1", doc: "Address(es) to listen on, comma-separated; * for all" },
   listen_port: { kind: { type: "int", min: 0, max: 65535 }, default: 6432, doc: "TCP port to listen on (0: any free port, for tests)" },
-  unix_socket_dir: { kind: STRING, default: "", doc: "Directory for the Unix socket; empty disables it" },
+  unix_socket_dir: { kind: STRING, default: "/tmp", doc: "Directory of the Unix socket .s.PGSQL.<listen_port>; empty disables it (with workers > 1, worker 0 alone listens there)" },
+  unix_socket_mode: { kind: { type: "int", min: 0, max: 0o777, octal: true }, default: 0o777, doc: "Permissions of the Unix socket; a string with a leading 0 is octal (\"0770\"), as in PgBouncer" },
+  unix_socket_group: { kind: STRING, default: "", doc: "Group (name or gid) the Unix socket is given; empty keeps the process's" },
   listen_backlog: { kind: INT, default: 128, doc: "Backlog passed to listen(2)" },
   so_reuseport: { kind: BOOL, default: false, doc: "Set SO_REUSEPORT so several processes share the port" },
   peer_id: { kind: INT, default: 0, doc: "This process's id among peers, for cancel forwarding; 0 disables" },

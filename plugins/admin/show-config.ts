@@ -9,6 +9,8 @@ const FIXED_AT_START: ReadonlySet<string> = new Set([
   "listen_addr",
   "listen_port",
   "unix_socket_dir",
+  "unix_socket_mode",
+  "unix_socket_group",
   "listen_backlog",
   "so_reuseport",
   "peer_id",
