@@ -1,11 +1,11 @@
-// The core's clients, each in a numbered slot: a Set's iteration for a few bytes a client, and the cancel-key index.
+// The core's clients, each in a numbered slot: a Set's iteration for a few bytes a client; slots name cancel keys.
 import type { ClientConnection } from "./client.ts";
 
 /**
  * Holds every client connection of this process. A client keeps its slot number from accept to close; freed
  * slots are reused. An idle client costs 8 bytes here, where a JSC Set entry costs ~50 and a Map entry keyed by
- * cancel pid another ~70. The cancel key's pid is derived from the slot (see CancelRegistry), so the same table
- * finds a CancelRequest's client. Iteration skips free slots and tolerates clients added or removed meanwhile.
+ * cancel pid another ~70. CancelRegistry indexes the (random) cancel pids by slot, so this table then finds a
+ * CancelRequest's client. Iteration skips free slots and tolerates clients added or removed meanwhile.
  */
 export class ClientList implements Iterable<ClientConnection> {
   private readonly slots: (ClientConnection | null)[] = [];

@@ -5,7 +5,7 @@ import type { Subprocess } from "bun";
 import type { Settings } from "./config/settings.ts";
 import type { Logger } from "./logger.ts";
 
-/** At most 16 workers: the worker index lives in the low 4 bits of each client's cancel key. */
+/** At most 16 workers: the worker index lives in the low (at most 4) bits of each cancel key's pid. */
 export const MAX_WORKERS = 16;
 
 export interface WorkerIdentity {

@@ -1,8 +1,8 @@
-// Unit tests of what idle clients hold: ClientList slots, ParamList sharing, slot-derived cancel pids, spare framers/outbounds.
+// Unit tests of what idle clients hold: ClientList slots, ParamList sharing, cancel-key index, spare framers/outbounds.
 import { describe, expect, test } from "bun:test";
 import { ClientList } from "../../core/client-list.ts";
 import type { ClientConnection } from "../../core/client.ts";
-import { CancelRegistry } from "../../core/cancel.ts";
+import { CancelRegistry, workerBits } from "../../core/cancel.ts";
 import type { ServerConnection } from "../../core/server.ts";
 import type { Pgbun } from "../../core/pgbun.ts";
 import { ParamList } from "../../core/params.ts";
@@ -366,65 +366,55 @@ describe("ParamList.share()", () => {
 });
 
 // ---------------------------------------------------------------------------------------------------------------
-// Cancel pids from slots
+// Cancel keys: random pids found through the registry's index
 
-describe("CancelRegistry.pidOf", () => {
-  test("distinct slots give distinct pids, each in 1..0x7fffffff, the worker in the low 4 bits, the slot recoverable", () => {
-    const slots = [0, 1, 2, 3, 15, 16, 17, 255, 256, 1_000, 65_535, 65_536, 1_000_000, 0x7fffffe];
-    for (let worker = 0; worker < 16; worker++) {
-      const pids = new Set<number>();
-      for (const slot of slots) {
-        const pid = CancelRegistry.pidOf(slot, worker);
-        expect(Number.isInteger(pid)).toBe(true);
-        expect(pid).toBeGreaterThan(0);
-        expect(pid).toBeLessThanOrEqual(0x7fffffff);
-        expect(pid & 0xf).toBe(worker);
-        // what handleRequest does to find the client
-        expect((pid >>> 4) - 1).toBe(slot);
-        // as a signed Int32 on the wire it stays positive (clients treat the pid as int32)
-        const wire = Buffer.alloc(4);
-        wire.writeInt32BE(pid | 0, 0);
-        expect(wire.readInt32BE(0)).toBe(pid);
-        pids.add(pid);
-      }
-      expect(pids.size).toBe(slots.length);
-    }
-  });
-
-  test("the first 10,000 slots of every worker give pairwise distinct pids", () => {
-    const all = new Set<number>();
-    for (let worker = 0; worker < 16; worker++) for (let slot = 0; slot < 10_000; slot++) all.add(CancelRegistry.pidOf(slot, worker));
-    expect(all.size).toBe(16 * 10_000);
+describe("workerBits", () => {
+  test("no bits for one process, then just enough for the worker index (at most 4, for 16 workers)", () => {
+    expect([1, 2, 3, 4, 5, 8, 9, 16].map(workerBits)).toEqual([0, 1, 2, 2, 3, 3, 4, 4]);
   });
 });
 
-describe("CancelRegistry.handleRequest finds the client by slot", () => {
-  /** The fields of a client handleRequest reads; its key's pid follows its slot, as the real one's does (worker 0). */
+describe("CancelRegistry.handleRequest finds the client by its random pid", () => {
+  /** The fields of a client the registry reads; its pid is the registry's, as the real one's is. */
   class KeyedClient {
     slot = -1;
     cancelSecret = 0;
     inSync = false;
+    reg: CancelRegistry | null = null;
     constructor(readonly server: { name: string }) {}
     get cancelPid(): number {
-      return CancelRegistry.pidOf(this.slot, 0);
+      return this.reg!.pidOf(this as unknown as ClientConnection);
     }
   }
 
-  /** Enough of a core for handleRequest: a real ClientList, one worker. */
-  function registry() {
+  /** Enough of a core for the registry: a real ClientList, worker `id` of `count`. */
+  function registry(id = 0, count = 1) {
     const clients = new ClientList();
-    const core = { clients, worker: { id: 0, count: 1, supervisorPid: 0 } } as unknown as Pgbun;
+    const core = { clients, worker: { id, count, supervisorPid: 0 } } as unknown as Pgbun;
     const reg = new CancelRegistry(core);
     const canceled: string[] = [];
+    const forwarded: number[] = [];
     (reg as unknown as { cancelServer(s: ServerConnection): void }).cancelServer = (s) => canceled.push((s as unknown as { name: string }).name);
+    (reg as unknown as { forwardToWorker(w: number): void }).forwardToWorker = (w) => forwarded.push(w);
+    /** A client with a server named `name`, not yet keyed. */
+    const arrived = (name: string): ClientConnection => {
+      const c = new KeyedClient({ name });
+      c.reg = reg;
+      clients.add(c as unknown as ClientConnection);
+      return c as unknown as ClientConnection;
+    };
     /** A client running a query on a server named `name`, with a fresh key. */
     const running = (name: string): ClientConnection => {
-      const c = new KeyedClient({ name }) as unknown as ClientConnection;
-      clients.add(c);
+      const c = arrived(name);
       reg.register(c);
       return c;
     };
-    return { clients, reg, canceled, running };
+    /** What the core does when a client closes. */
+    const leave = (c: ClientConnection) => {
+      reg.forget(c);
+      clients.delete(c);
+    };
+    return { clients, reg, canceled, forwarded, arrived, running, leave };
   }
 
   function packet(pid: number, secret: number): Buffer {
@@ -436,50 +426,85 @@ describe("CancelRegistry.handleRequest finds the client by slot", () => {
     return b;
   }
 
-  test("the right pid and secret cancel; a wrong secret, a pid below 16 or naming a free slot do not", () => {
+  test("the right pid and secret cancel; a wrong secret, pid 0 or an unknown pid do not", () => {
     const { reg, canceled, running } = registry();
     const a = running("sa");
     const b = running("sb");
     expect(a.cancelSecret).not.toBe(0);
+    expect(a.cancelPid).not.toBe(0);
     reg.handleRequest(packet(b.cancelPid, b.cancelSecret ^ 1));
+    reg.handleRequest(packet(b.cancelPid, b.cancelSecret ^ (1 << 31)));
     reg.handleRequest(packet(0, a.cancelSecret));
-    reg.handleRequest(packet(5, a.cancelSecret));
-    reg.handleRequest(packet(CancelRegistry.pidOf(7, 0), a.cancelSecret));
+    reg.handleRequest(packet(a.cancelPid ^ 1, a.cancelSecret));
+    reg.handleRequest(packet(b.cancelPid, a.cancelSecret));
     expect(canceled).toEqual([]);
     reg.handleRequest(packet(b.cancelPid, b.cancelSecret));
     reg.handleRequest(packet(a.cancelPid, a.cancelSecret));
     expect(canceled).toEqual(["sb", "sa"]);
   });
 
-  test("a pid naming the right slot but another worker's bits, or a client not yet given a key, cancels nothing", () => {
-    const { clients, reg, canceled, running } = registry();
+  test("a client not yet given a key has pid 0 and cannot be canceled, not even with secret 0", () => {
+    const { reg, canceled, arrived } = registry();
+    const c = arrived("su");
+    expect(c.cancelPid).toBe(0);
+    reg.handleRequest(packet(0, 0));
+    expect(canceled).toEqual([]);
+  });
+
+  test("after a client leaves, the new client in its slot gets another pid; the old key cancels nothing", () => {
+    const { reg, canceled, running, leave } = registry();
+    running("s0");
+    const old = running("s1");
+    const { slot } = old;
+    const oldPid = old.cancelPid;
+    const oldSecret = old.cancelSecret;
+    leave(old);
+    expect(old.cancelPid).toBe(0);
+    reg.handleRequest(packet(oldPid, oldSecret));
+    const next = running("s2");
+    expect(next.slot).toBe(slot);
+    expect(next.cancelPid).not.toBe(oldPid);
+    reg.handleRequest(packet(oldPid, oldSecret));
+    expect(canceled).toEqual([]);
+    reg.handleRequest(packet(next.cancelPid, next.cancelSecret));
+    expect(canceled).toEqual(["s2"]);
+  });
+
+  test("with 3 workers the low 2 bits name the issuer: siblings' pids are forwarded, this worker's are looked up", () => {
+    const { reg, canceled, forwarded, running } = registry(1, 3);
     const a = running("sa");
-    // same slot, worker bits 5 (there is one worker: no sibling to forward to), right secret
-    reg.handleRequest(packet(CancelRegistry.pidOf(a.slot, 5), a.cancelSecret));
-    // a client still logging in has secret 0: a request carrying secret 0 must not match it
-    const unkeyed = new KeyedClient({ name: "su" }) as unknown as ClientConnection;
-    clients.add(unkeyed);
-    reg.handleRequest(packet(unkeyed.cancelPid, 0));
+    expect(a.cancelPid & 3).toBe(1);
+    reg.handleRequest(packet((a.cancelPid & ~3) | 0, a.cancelSecret));
+    reg.handleRequest(packet((a.cancelPid & ~3) | 2, a.cancelSecret));
+    reg.handleRequest(packet((a.cancelPid & ~3) | 3, a.cancelSecret)); // no worker 3: looked up here, unknown
+    expect(forwarded).toEqual([0, 2]);
     expect(canceled).toEqual([]);
     reg.handleRequest(packet(a.cancelPid, a.cancelSecret));
     expect(canceled).toEqual(["sa"]);
   });
 
-  test("after a client leaves, its old key does not cancel the new client in the same slot", () => {
-    const { clients, reg, canceled, running } = registry();
-    running("s0");
-    const old = running("s1");
-    const oldPid = old.cancelPid;
-    const oldSecret = old.cancelSecret;
-    clients.delete(old);
-    reg.handleRequest(packet(oldPid, oldSecret)); // slot empty: nothing to cancel
-    const next = running("s2");
-    expect(next.cancelPid).toBe(oldPid); // the slot, hence the pid, is reused
-    expect(next.cancelSecret).not.toBe(oldSecret);
-    reg.handleRequest(packet(oldPid, oldSecret));
+  test("5,000 clients arriving and leaving at random: every live key finds its client, no departed key does", () => {
+    const { reg, canceled, running, leave } = registry();
+    const live: ClientConnection[] = [];
+    const gone: Array<[number, number]> = [];
+    let seed = 12345;
+    const rnd = (n: number) => ((seed = (Math.imul(seed, 1103515245) + 12345) >>> 0) >>> 8) % n;
+    for (let i = 0; i < 5_000; i++) {
+      if (live.length > 0 && rnd(3) === 0) {
+        const [c] = live.splice(rnd(live.length), 1);
+        gone.push([c!.cancelPid, c!.cancelSecret]);
+        leave(c!);
+      } else live.push(running(`s${i}`));
+    }
+    expect(new Set(live.map((c) => c.cancelPid)).size).toBe(live.length);
+    for (const c of live) expect(reg.find(c.cancelPid)).toBe(c);
+    for (const [pid, secret] of gone) reg.handleRequest(packet(pid, secret));
     expect(canceled).toEqual([]);
-    reg.handleRequest(packet(next.cancelPid, next.cancelSecret));
-    expect(canceled).toEqual(["s2"]);
+    for (const c of live) reg.handleRequest(packet(c.cancelPid, c.cancelSecret));
+    expect(canceled.length).toBe(live.length);
+    // once everyone left, the tables are dropped
+    for (const c of live) leave(c);
+    expect((reg as unknown as { index: Int32Array }).index.length).toBe(0);
   });
 });
 
