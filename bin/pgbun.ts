@@ -1,8 +1,9 @@
 // pgbun's command line (commander): start, check, plugins, plugin init.
 import { Command } from "commander";
 import pino from "pino";
-import { ConfigError, describeConfig, loadConfig, type LoadOptions } from "../core/config/load.ts";
-import { createLogger } from "../core/logger.ts";
+import { ConfigError, describeConfig, loadConfig, type LoadOptions, type PgbunConfig } from "../core/config/load.ts";
+import { ignoredSettings, showSettingValue } from "../core/config/settings.ts";
+import { createLogger, type Logger } from "../core/logger.ts";
 import { VERSION } from "../core/version.ts";
 import { Pgbun } from "../core/pgbun.ts";
 import { loadPlugins, PluginLoadError } from "../core/plugin/loader.ts";
@@ -56,6 +57,17 @@ function fail(err: unknown): never {
   process.exit(1);
 }
 
+/**
+ * One warning per harmless ignored setting `next` sets (unsafe ones never get here: loading refused them); on a
+ * reload only those whose value changed from the running `prev`, so a SIGHUP does not repeat the start-up list.
+ */
+function warnIgnored(log: Logger, next: PgbunConfig, prev?: PgbunConfig): void {
+  for (const f of ignoredSettings(next.settings)) {
+    if (prev !== undefined && showSettingValue(prev.settings[f.name]) === showSettingValue(f.value)) continue;
+    log.warn({ setting: f.name, value: f.value }, f.message);
+  }
+}
+
 async function start(o: CommonOptions): Promise<void> {
   let config;
   try {
@@ -65,15 +77,21 @@ async function start(o: CommonOptions): Promise<void> {
   }
   const log = createLogger(config.settings.log_level, config.settings.log_format);
   const workers = workerCount(config.settings);
-  if (workers > 1 && workerIdentity().count === 1) process.exit(await supervise(workers, log));
   const me = workerIdentity();
+  // the supervisor (or the only process) warns; its workers load the same file and would repeat it N times
+  if (me.count === 1) warnIgnored(log, config);
+  if (workers > 1 && me.count === 1) process.exit(await supervise(workers, log));
   const core = new Pgbun(config, me.count > 1 ? log.child({ worker: me.id }) : log, BUILTIN_PLUGINS);
   try {
     await core.start();
   } catch (err) {
     fail(err);
   }
-  core.configLoader = () => loadConfig(loadOptions(o));
+  core.configLoader = async () => {
+    const next = await loadConfig(loadOptions(o));
+    if (me.id === 0) warnIgnored(log, next, core.config);
+    return next;
+  };
   const reload = async () => {
     try {
       await core.reloadConfig();
@@ -158,6 +176,9 @@ withCommon(program.command("check").description("validate the config and print t
   try {
     const config = await loadConfig(loadOptions(o));
     console.log(describeConfig(config));
+    const ignored = ignoredSettings(config.settings);
+    if (ignored.length === 0) console.log("# accepted and not acted on: none");
+    for (const f of ignored) console.log(`# accepted and not acted on: ${f.message}`);
     const plugins = await loadPlugins(config.plugins, config.dir, BUILTIN_PLUGINS);
     console.log(`# plugins in tap order: ${plugins.map((p) => `${p.plugin.name} (${p.specifier})`).join(", ")}`);
   } catch (err) {

@@ -16,9 +16,12 @@ import {
   coerceValue,
   defaultSettings,
   IMPLEMENTED_AUTH_TYPES,
+  IGNORED_SETTINGS,
+  ignoredSettings,
   isSettingName,
   SETTING_NAMES,
   SETTINGS,
+  showSettingValue,
   unknownKeyReason,
   type SettingName,
   type Settings,
@@ -283,17 +286,15 @@ function checkSettings(s: Settings, sourceOf: (name: SettingName) => Source): vo
   if (!IMPLEMENTED_AUTH_TYPES.includes(s.auth_type)) {
     failAt("auth_type", `auth_type ${s.auth_type} is not implemented yet; use trust`);
   }
+  // a TLS setting pgbun cannot honour would leave clients or servers in plaintext while the file says otherwise
+  const unsafe = ignoredSettings(s).find((f) => f.verdict === "unsafe");
+  if (unsafe !== undefined) failAt(unsafe.name, unsafe.message);
   if (s.min_pool_size > s.default_pool_size) {
     failAt("min_pool_size", `min_pool_size ${s.min_pool_size} is larger than default_pool_size ${s.default_pool_size}`);
   }
   if (s.client_tls_sslmode !== "disable" && (s.client_tls_key_file === "" || s.client_tls_cert_file === "")) {
     failAt("client_tls_sslmode", `client_tls_sslmode ${s.client_tls_sslmode} needs client_tls_key_file and client_tls_cert_file`);
   }
-}
-
-function showValue(v: unknown): string {
-  if (Array.isArray(v)) return `[${v.map((x) => JSON.stringify(x)).join(", ")}]`;
-  return typeof v === "string" ? JSON.stringify(v) : String(v);
 }
 
 /** The effective configuration for `pgbun check`, TOML-like; changed settings show their default. */
@@ -305,8 +306,9 @@ export function describeConfig(c: PgbunConfig): string {
   for (const name of SETTING_NAMES) {
     const value = c.settings[name];
     const def = SETTINGS[name].default;
-    const changed = showValue(value) !== showValue(def);
-    lines.push(`${name} = ${showValue(value)}${changed ? `  # default ${showValue(def)}` : ""}`);
+    const changed = showSettingValue(value) !== showSettingValue(def);
+    const notes = [...(changed ? [`default ${showSettingValue(def)}`] : []), ...(IGNORED_SETTINGS[name] !== undefined ? ["not acted on"] : [])];
+    lines.push(`${name} = ${showSettingValue(value)}${notes.length > 0 ? `  # ${notes.join("; ")}` : ""}`);
   }
   if (c.plugins === null) {
     lines.push("plugins = (defaults)");

@@ -1,10 +1,78 @@
 // Coercion and checking of setting values, and the names-close-to suggestions of config errors.
-import type { SettingKind } from "../../plugin-sdk/settings.ts";
+import { SETTINGS, type SettingKind } from "../../plugin-sdk/settings.ts";
+import type { Settings, SettingName } from "../../plugin-sdk/config.ts";
 
 export * from "../../plugin-sdk/settings.ts";
 export { POOL_MODES, AUTH_TYPES, IMPLEMENTED_AUTH_TYPES, SSL_MODES, LOG_LEVELS, LOG_FORMATS, SESSION_STATE_MODES } from "../../plugin-sdk/config.ts";
 export type { PoolMode, AuthType, SslMode, LogLevel, LogFormat, SessionStateMode, Settings, SettingName } from "../../plugin-sdk/config.ts";
 
+
+/**
+ * Settings pgbun accepts for PgBouncer compatibility and does not act on yet, with the verdict on ignoring each:
+ * "unsafe" ones refuse start-up at any value but those listed in `ok` (what pgbun already does is what the
+ * value asks for), "harmless" ones start with a warning when they differ from their default. A setting leaves
+ * this table in the commit that acts on it (tests/unit/settings-acted-on.test.ts checks both directions).
+ * Client authentication (auth_*, scram_iterations) belongs to pgbun:auth and is not listed here.
+ */
+export type IgnoredSetting =
+  | { readonly verdict: "unsafe"; readonly ok: readonly unknown[]; readonly why: string }
+  | { readonly verdict: "harmless"; readonly why: string };
+
+const NO_CLIENT_TLS = "pgbun has no TLS to clients yet: every client would be served in plaintext";
+const NO_SERVER_TLS = "pgbun has no TLS to servers yet: it logs in to PostgreSQL in plaintext and verifies nothing";
+
+export const IGNORED_SETTINGS: { readonly [K in SettingName]?: IgnoredSetting } = {
+  client_tls_sslmode: { verdict: "unsafe", ok: ["disable"], why: NO_CLIENT_TLS },
+  client_tls_key_file: { verdict: "unsafe", ok: [""], why: NO_CLIENT_TLS },
+  client_tls_cert_file: { verdict: "unsafe", ok: [""], why: NO_CLIENT_TLS },
+  client_tls_ca_file: { verdict: "unsafe", ok: [""], why: NO_CLIENT_TLS },
+  // allow and prefer permit the plaintext login pgbun makes; require and verify-* would be a lie
+  server_tls_sslmode: { verdict: "unsafe", ok: ["disable", "allow", "prefer"], why: NO_SERVER_TLS },
+  server_tls_ca_file: { verdict: "unsafe", ok: [""], why: NO_SERVER_TLS },
+  listen_backlog: { verdict: "harmless", why: "Bun.listen takes no backlog, the OS default applies" },
+  peer_id: { verdict: "harmless", why: "pgbun has no [peers]; workers forward CancelRequests among themselves" },
+  server_check_query: { verdict: "harmless", why: "servers are not health-checked before reuse" },
+  server_check_delay: { verdict: "harmless", why: "servers are not health-checked before reuse" },
+  server_login_retry: { verdict: "harmless", why: "a failed server login is retried when the next client needs a server" },
+  transaction_timeout: { verdict: "harmless", why: "transactions are not timed; idle_transaction_timeout and query_timeout are" },
+  tcp_keepalive: { verdict: "harmless", why: "sockets keep the runtime's keepalive setting" },
+  tcp_user_timeout: { verdict: "harmless", why: "sockets keep the OS default" },
+  pkt_buf: { verdict: "harmless", why: "read buffers are sized by the runtime" },
+  sbuf_loopcnt: { verdict: "harmless", why: "the runtime delivers reads; pgbun does not loop over sockets" },
+  log_pooler_errors: { verdict: "harmless", why: "errors pgbun sends to clients are logged at their usual levels" },
+};
+
+/** A setting whose value differs from its default and that pgbun does not act on (see IGNORED_SETTINGS). */
+export interface IgnoredFinding {
+  readonly name: SettingName;
+  readonly value: unknown;
+  readonly verdict: IgnoredSetting["verdict"];
+  /** The start-up refusal reason ("unsafe") or warning ("harmless"), naming the setting. */
+  readonly message: string;
+}
+
+/** `v` as a config file would spell it, for messages. */
+export function showSettingValue(v: unknown): string {
+  if (Array.isArray(v)) return `[${v.map((x) => JSON.stringify(x)).join(", ")}]`;
+  return typeof v === "string" ? JSON.stringify(v) : String(v);
+}
+
+/** The ignored settings `s` sets, in table order: unsafe values (start-up refuses) and changed harmless ones. */
+export function ignoredSettings(s: Settings): IgnoredFinding[] {
+  const out: IgnoredFinding[] = [];
+  for (const [key, entry] of Object.entries(IGNORED_SETTINGS)) {
+    const name = key as SettingName;
+    const value: unknown = s[name];
+    if (entry === undefined || showSettingValue(value) === showSettingValue(SETTINGS[name].default)) continue;
+    if (entry.verdict === "unsafe") {
+      if (entry.ok.includes(value)) continue;
+      out.push({ name, value, verdict: "unsafe", message: `${name} = ${showSettingValue(value)} is not supported yet: ${entry.why}` });
+    } else {
+      out.push({ name, value, verdict: "harmless", message: `${name} is accepted for PgBouncer compatibility and not acted on: ${entry.why}` });
+    }
+  }
+  return out;
+}
 
 /** Result of coercing one raw value: the typed value, or the reason it was refused. */
 export type Coerced = { ok: true; value: unknown } | { ok: false; reason: string };

@@ -419,3 +419,39 @@ test("[databases] and [users] are looked up by own names only: a client's databa
   expect(defaults.databases["constructor"]).toBeUndefined();
   expect(defaults.databases["*"]).toBeDefined();
 });
+
+test("a TLS setting pgbun cannot honour is refused with the file, key and reason, wherever it was set", async () => {
+  const refused: Array<[Record<string, unknown>, string, string]> = [
+    [{ client_tls_sslmode: "require", client_tls_key_file: "k.pem", client_tls_cert_file: "c.pem" }, "client_tls_sslmode", '"require"'],
+    [{ client_tls_sslmode: "prefer", client_tls_key_file: "k.pem", client_tls_cert_file: "c.pem" }, "client_tls_sslmode", '"prefer"'],
+    [{ client_tls_key_file: "k.pem" }, "client_tls_key_file", '"k.pem"'],
+    [{ client_tls_cert_file: "c.pem" }, "client_tls_cert_file", '"c.pem"'],
+    [{ client_tls_ca_file: "ca.pem" }, "client_tls_ca_file", '"ca.pem"'],
+    [{ server_tls_sslmode: "require" }, "server_tls_sslmode", '"require"'],
+    [{ server_tls_sslmode: "verify-ca" }, "server_tls_sslmode", '"verify-ca"'],
+    [{ server_tls_sslmode: "verify-full" }, "server_tls_sslmode", '"verify-full"'],
+    [{ server_tls_ca_file: "ca.pem" }, "server_tls_ca_file", '"ca.pem"'],
+  ];
+  for (const [pgbun, name, shown] of refused) {
+    const err = await configError(() => validateConfig({ pgbun }, "/etc/pgbun.toml", "/"));
+    expect(err.file).toBe("/etc/pgbun.toml");
+    expect(err.key).toBe(`pgbun.${name}`);
+    expect(err.reason).toStartWith(`${name} = ${shown} is not supported yet: pgbun has no TLS to ${name.startsWith("client") ? "clients" : "servers"} yet`);
+  }
+  const env = await configError(() => validateConfig({}, "f.toml", "/", { PGBUN_SERVER_TLS_SSLMODE: "verify-full" }));
+  expect([env.file, env.key]).toEqual([null, "env PGBUN_SERVER_TLS_SSLMODE"]);
+  const cli = await configError(() => validateConfig({ pgbouncer: {} }, "f.ini", "/", {}, { client_tls_ca_file: "x" }));
+  expect([cli.file, cli.key]).toEqual([null, "--set client_tls_ca_file"]);
+  // what pgbun does (plaintext to servers) is what these ask for
+  for (const mode of ["disable", "allow", "prefer"]) {
+    expect(validateConfig({ pgbun: { server_tls_sslmode: mode } }, null, "/").settings.server_tls_sslmode).toBe(mode as never);
+  }
+  expect(validateConfig({ pgbun: { client_tls_sslmode: "disable" } }, null, "/").settings.client_tls_sslmode).toBe("disable");
+});
+
+test("describeConfig marks the settings pgbun does not act on", () => {
+  const text = describeConfig(validateConfig({ pgbun: { pkt_buf: 8192 } }, null, "/"));
+  expect(text).toContain("pkt_buf = 8192  # default 4096; not acted on\n");
+  expect(text).toContain("tcp_keepalive = true  # not acted on\n");
+  expect(text).toContain("max_packet_size = 2147483647\n");
+});
