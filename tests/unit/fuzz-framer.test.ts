@@ -179,8 +179,8 @@ describe("Framer, fuzzed", () => {
         (base, flips, flagDict, maxLength, cuts) => {
           const bytes = Buffer.from(base);
           for (const [i, v] of flips) if (bytes.length > 0) bytes[i % bytes.length] = v; // corrupt valid streams a little
-          const rec = new Recorder(() => f);
-          const f = new Framer(rec, flagsOf(flagDict), maxLength);
+          const rec: Recorder = new Recorder(() => f);
+          const f: Framer = new Framer(rec, flagsOf(flagDict), maxLength);
           // reference: the first header whose length is below 4 or above the limit breaks the stream
           let expectBad = false;
           for (let i = 0; i + 5 <= bytes.length; ) {
