@@ -25,6 +25,14 @@ export class ClientRare {
   /** Set by PluginApi.route: the [databases] name (and host) the client is served from instead of its own. */
   routedDatabase: string | null = null;
   routedKey: string | null = null;
+  /** A plugin awaiting the client's next login message (Client.readLoginMessage). */
+  loginWaiter: LoginWaiter | null = null;
+}
+
+/** The promise of a pending Client.readLoginMessage. */
+export interface LoginWaiter {
+  resolve(message: Uint8Array): void;
+  reject(err: Error): void;
 }
 
 /** The base of ClientConnection: its flags, packed (see `bits` and `rare`). */
@@ -123,6 +131,14 @@ export abstract class ClientFlags {
   }
   set startupBuf(buf: Buffer | null) {
     if (buf !== null || this.rare !== null) (this.rare ??= new ClientRare()).startupBuf = buf;
+  }
+
+  /** The pending Client.readLoginMessage, if any (see client-startup.ts). */
+  get loginWaiter(): LoginWaiter | null {
+    return this.rare === null ? null : this.rare.loginWaiter;
+  }
+  set loginWaiter(w: LoginWaiter | null) {
+    if (w !== null || this.rare !== null) (this.rare ??= new ClientRare()).loginWaiter = w;
   }
 
   protected get copyEndsBeforeWindow(): number {

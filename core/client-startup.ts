@@ -13,6 +13,13 @@ const REPORTED = new Map(
     n,
   ]),
 );
+/**
+ * The longest authentication message a client may send during login (PostgreSQL's PG_MAX_AUTH_TOKEN_LENGTH), and
+ * what a client may have buffered while logging in before its socket is paused: a hostile client cannot make
+ * the login phase hold more.
+ */
+const MAX_LOGIN_MESSAGE = 65535;
+const LOGIN_READ_LIMIT = MAX_STARTUP_PACKET + MAX_LOGIN_MESSAGE;
 const SETTING_NAME = /^[A-Za-z_][A-Za-z0-9_$]*(\.[A-Za-z_][A-Za-z0-9_$]*)?$/;
 const decoder = new TextDecoder();
 
@@ -51,6 +58,52 @@ export function startupData(client: ClientConnection, chunk: Uint8Array): void {
     void login(client, packet); // sets the user (startupSeen) before its first await, or closes the client
   }
   if (buf.length > 0) client.startupBuf = Buffer.from(buf);
+  if (client.state !== "login" || !client.startupSeen) return;
+  if (client.loginWaiter !== null) deliverLoginMessage(client);
+  else if ((client.startupBuf?.length ?? 0) > LOGIN_READ_LIMIT) client.pauseReading(); // resumed by the next read or the welcome
+}
+
+/**
+ * Client.readLoginMessage: the client's next message during login (a PasswordMessage, SASLInitialResponse or
+ * SASLResponse, all type 'p'), whole (type byte and length included), once it has arrived; rejects when the client
+ * goes away or is refused first (client_login_timeout included: the janitor closes a client still logging in).
+ */
+export function readLoginMessage(client: ClientConnection): Promise<Uint8Array> {
+  if (client.state !== "login" || !client.startupSeen) return Promise.reject(new Error("readLoginMessage: the client is not logging in"));
+  if (client.loginWaiter !== null) return Promise.reject(new Error("readLoginMessage: a read is already pending"));
+  return new Promise<Uint8Array>((resolve, reject) => {
+    client.loginWaiter = { resolve, reject };
+    client.resumeReading();
+    deliverLoginMessage(client);
+  });
+}
+
+/** Hands the pending readLoginMessage the buffered message once it is whole; refuses anything else the client sends. */
+function deliverLoginMessage(client: ClientConnection): void {
+  const buf = client.startupBuf;
+  if (buf === null || buf.length === 0) return;
+  const type = buf[0]!;
+  if (type === Frontend.Terminate) return client.close("client terminated during login");
+  if (type !== Frontend.PasswordMessage) {
+    return client.fatal(SqlState.ProtocolViolation, `expected password response, got message type ${type}`);
+  }
+  if (buf.length < 5) return;
+  const len = buf.readInt32BE(1);
+  if (len < 4 || len - 4 > MAX_LOGIN_MESSAGE) return client.fatal(SqlState.ProtocolViolation, "invalid message length");
+  if (buf.length < len + 1) return;
+  const message = Buffer.from(buf.subarray(0, len + 1)); // a copy: the rest of the buffer goes on without it
+  client.startupBuf = buf.length > len + 1 ? buf.subarray(len + 1) : null;
+  const waiter = client.loginWaiter!;
+  client.loginWaiter = null;
+  waiter.resolve(message);
+}
+
+/** A closing client's pending readLoginMessage fails (called by ClientConnection.close). */
+export function abandonLoginMessage(client: ClientConnection): void {
+  const waiter = client.loginWaiter;
+  if (waiter === null) return;
+  client.loginWaiter = null;
+  waiter.reject(new Error("the client went away during login"));
 }
 
 /** Splits libpq's `options` value: whitespace separates, backslash escapes. */
@@ -187,6 +240,8 @@ async function login(client: ClientConnection, packet: Buffer): Promise<void> {
     if (client.closed) return;
     if (poolRefusal) return client.refuse(poolRefusal);
   } catch (err) {
+    // a client that went away mid-exchange (psql asking for a password reconnects) fails the tap's read: no fault
+    if (client.closed) return;
     const fault = PluginFault.from(err);
     core.log.error({ client: client.label, plugin: fault.plugin, err: fault.logged }, `plugin ${fault.plugin} failed during login`);
     return client.fatal(SqlState.InternalError, `plugin "${fault.plugin}" failed: ${fault.reason}`);
@@ -238,6 +293,7 @@ function welcome(client: ClientConnection): void {
   }
   const rest = client.startupBuf;
   client.startupBuf = null;
+  client.resumeReading(); // paused if it sent LOGIN_READ_LIMIT bytes before its login was answered
   if (rest && rest.length > 0) client.onData(rest);
 }
 

@@ -16,7 +16,7 @@ import type { Client, ClientState, PoolMode } from "../plugin-sdk/connections.ts
 import { ParamList } from "./params.ts";
 import { intern } from "./intern.ts";
 import { ClientFlags, ClientRare, COPY_WINDOW_EXTENDED, COPY_WINDOW_OPEN, REDELIVER } from "./client-flags.ts";
-import { CancelRegistry } from "./cancel.ts";
+import { abandonLoginMessage, readLoginMessage } from "./client-startup.ts";
 
 /** Bytes a waiting client may send before its socket is paused (kept by the framer until a server is linked). */
 const WAITING_READ_LIMIT = 64 * 1024;
@@ -57,7 +57,7 @@ export class ClientConnection extends ClientFlags implements Client, FrameSink, 
   pool: unknown = null;
   private _data: Record<string, unknown> | null = null;
 
-  /** Slot in the core's ClientList (-1 when not in it); names the cancel key. */
+  /** Slot in the core's ClientList (-1 when not in it); the cancel key's index entry names it. */
   slot = -1;
   /** Secret of the pooler-issued cancel key (0 until issued at login). */
   cancelSecret = 0;
@@ -192,9 +192,9 @@ export class ClientConnection extends ClientFlags implements Client, FrameSink, 
     if (this._ctx !== null) this._ctx.buf = NO_BYTES;
   }
 
-  /** Pid of the pooler-issued cancel key (see CancelRegistry). */
+  /** Pid of the pooler-issued cancel key, 0 until issued (see CancelRegistry). */
   get cancelPid(): number {
-    return CancelRegistry.pidOf(this.slot, this.core.worker.id);
+    return this.core.cancel.pidOf(this);
   }
 
   /** The StartupMessage was accepted: its user is known from then on (a StartupMessage without one is refused). */
@@ -279,6 +279,11 @@ export class ClientConnection extends ClientFlags implements Client, FrameSink, 
     }
     this.out.flush(server);
     if (this.server === null) this.shedIO();
+  }
+
+  /** The client's next message during login (see client-startup.ts). */
+  readLoginMessage(): Promise<Uint8Array> {
+    return readLoginMessage(this);
   }
 
   pauseReading(): void {
@@ -587,6 +592,7 @@ export class ClientConnection extends ClientFlags implements Client, FrameSink, 
     }
     this.parked = null;
     this.setState("closed");
+    abandonLoginMessage(this);
     this._out?.close();
     try {
       this.socket.end();

@@ -153,6 +153,13 @@ export interface Client {
   resumeReading(): void;
   /** Runs the input a hook held (Action.Hold) again, after the current event. */
   resumeInput(): void;
+  /**
+   * During login (the authenticate hook): the client's next message, whole (type byte and length included), once
+   * it has arrived: a PasswordMessage, SASLInitialResponse or SASLResponse (type 'p'), at most 65535 bytes of body.
+   * Send the Authentication request first (client.send). Anything else the client sends refuses it (08P01); the
+   * promise rejects when the client goes away or is refused first (client_login_timeout included).
+   */
+  readLoginMessage(): Promise<Uint8Array>;
   /** Links a server to this client (a pool handing one out, or an idle one from peekServer). */
   linkServer(server: Server): void;
 }

@@ -172,6 +172,14 @@ export class FakeClient implements Client {
     this.resumeInputCalls++;
   }
 
+  /** What readLoginMessage() returns, in order (a test queues the client's login messages here). */
+  readonly loginMessages: Uint8Array[] = [];
+
+  readLoginMessage(): Promise<Uint8Array> {
+    const next = this.loginMessages.shift();
+    return next !== undefined ? Promise.resolve(next) : Promise.reject(new Error("the client went away during login"));
+  }
+
   /** As the core: links both ways, runs serverLinked, and a waiting client becomes active. */
   linkServer(server: Server): void {
     const s = server as FakeServer;
