@@ -3,6 +3,7 @@ import type { BuiltinPlugins } from "../core/plugin/loader.ts";
 
 /** Built-in plugins by specifier, loaded lazily. */
 const TABLE: Record<string, () => Promise<unknown>> = {
+  "pgbun:auth": () => import("./auth/index.ts"),
   "pgbun:pool": () => import("./pool/index.ts"),
   "pgbun:transaction-detection": () => import("./transaction-detection/index.ts"),
   "pgbun:parameter-tracking": () => import("./parameter-tracking/index.ts"),
@@ -15,6 +16,7 @@ const TABLE: Record<string, () => Promise<unknown>> = {
 
 /** Loaded when the config names no plugins, and added for any capability no listed plugin provides. */
 const DEFAULTS = [
+  "pgbun:auth",
   "pgbun:transaction-detection",
   "pgbun:parameter-tracking",
   "pgbun:prepared-statements",

@@ -311,14 +311,15 @@ test("a bad enum value lists the allowed values; unimplemented auth types are re
   expect(err.key).toBe("pgbun.pool_mode");
   expect(err.reason).toContain("session, transaction, statement");
 
-  const auth = await configError(() => validateConfig({ pgbun: { auth_type: "md5" } }, "f.toml", "/"));
+  const auth = await configError(() => validateConfig({ pgbun: { auth_type: "cert" } }, "f.toml", "/"));
   expect(auth.key).toBe("pgbun.auth_type");
-  expect(auth.reason).toBe("auth_type md5 is not implemented yet; use trust");
+  expect(auth.reason).toBe("auth_type cert is not implemented yet; use trust");
 
-  const authEnv = await configError(() => validateConfig({}, "f.toml", "/", { PGBUN_AUTH_TYPE: "scram-sha-256" }));
+  const authEnv = await configError(() => validateConfig({}, "f.toml", "/", { PGBUN_AUTH_TYPE: "pam" }));
   expect(authEnv.key).toBe("env PGBUN_AUTH_TYPE");
 
   expect(validateConfig({ pgbun: { auth_type: "any" } }, null, "/").settings.auth_type).toBe("any");
+  for (const t of ["plain", "md5", "scram-sha-256"] as const) expect(validateConfig({ pgbun: { auth_type: t } }, null, "/").settings.auth_type).toBe(t);
 });
 
 test("database connection strings parse, with quotes and escapes", () => {

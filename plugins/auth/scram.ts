@@ -1,0 +1,108 @@
+// SCRAM-SHA-256 as a server (RFC 5802/7677, no channel binding): keys from a secret, the exchange's checks, the mock for unknown users.
+import { createHash, createHmac, pbkdf2Sync, randomBytes, timingSafeEqual } from "node:crypto";
+import type { Secret } from "./auth-file.ts";
+
+/** The keys a SCRAM exchange is checked against (what a SCRAM secret stores). */
+export interface ScramKeys {
+  iterations: number;
+  salt: Buffer;
+  storedKey: Buffer;
+  serverKey: Buffer;
+}
+
+/** A malformed client message: PostgreSQL answers 08P01 "malformed SCRAM message". */
+export class ScramProtocolError extends Error {}
+
+function hmac(key: Buffer, data: string | Buffer): Buffer {
+  return createHmac("sha256", key).update(data).digest();
+}
+
+function sha256(data: Buffer): Buffer {
+  return createHash("sha256").update(data).digest();
+}
+
+/** The keys of a password with this salt and iteration count (what PostgreSQL stores for it). */
+export function scramKeysOf(password: string, salt: Buffer, iterations: number): ScramKeys {
+  const salted = pbkdf2Sync(password.normalize("NFKC"), salt, iterations, 32, "sha256");
+  return { iterations, salt, storedKey: sha256(hmac(salted, "Client Key")), serverKey: hmac(salted, "Server Key") };
+}
+
+/**
+ * Keys for an unknown user (or a secret SCRAM cannot use): a salt derived from the user name with a per-process key,
+ * so the same name always gets the same salt and an attacker cannot tell a mock exchange from a real one.
+ */
+const MOCK_KEY = randomBytes(32);
+export function mockScramKeys(user: string, iterations: number): ScramKeys {
+  const salt = hmac(MOCK_KEY, `salt:${user}`).subarray(0, 16);
+  return { iterations, salt, storedKey: randomBytes(32), serverKey: randomBytes(32) };
+}
+
+/** Keys of a secret for SCRAM: a SCRAM secret as stored; a plaintext one derived (cached by the caller); md5 none. */
+export function scramKeysFor(secret: Secret, iterations: number): ScramKeys | null {
+  if (secret.kind === "scram") return secret;
+  if (secret.kind === "plain") return scramKeysOf(secret.password, randomBytes(16), iterations);
+  return null;
+}
+
+/** A SCRAM message's attributes in order (`a=value` separated by commas). */
+function attributes(msg: string): Array<[string, string]> {
+  const out: Array<[string, string]> = [];
+  for (const part of msg.split(",")) {
+    if (part.length < 2 || part[1] !== "=") throw new ScramProtocolError("malformed SCRAM message");
+    out.push([part[0]!, part.slice(2)]);
+  }
+  return out;
+}
+
+const PRINTABLE_NONCE = /^[\x21-\x2b\x2d-\x7e]+$/;
+
+/** The server side of one exchange: serverFirst(clientFirst), then serverFinal(clientFinal) or null on a wrong proof. */
+export class ScramServer {
+  private clientFirstBare = "";
+  private serverFirst = "";
+  private nonce = "";
+  private gs2Header = "";
+
+  constructor(private readonly keys: ScramKeys) {}
+
+  /** Checks the client-first-message and answers with the server-first-message. */
+  serverFirstMessage(clientFirst: string): string {
+    // gs2-header: "n,," (no channel binding) or "y,," (the client could, thinks we cannot); "p=" needs TLS
+    const c1 = clientFirst.indexOf(",");
+    const c2 = c1 < 0 ? -1 : clientFirst.indexOf(",", c1 + 1);
+    if (c2 < 0) throw new ScramProtocolError("malformed SCRAM message");
+    const flag = clientFirst.slice(0, c1);
+    if (flag !== "n" && flag !== "y") throw new ScramProtocolError("malformed SCRAM message");
+    if (c2 !== c1 + 1) throw new ScramProtocolError("malformed SCRAM message"); // an authzid is not supported
+    this.gs2Header = clientFirst.slice(0, c2 + 1);
+    this.clientFirstBare = clientFirst.slice(c2 + 1);
+    const attrs = attributes(this.clientFirstBare);
+    // n= (the user name, ignored as PostgreSQL does: the startup packet's counts), then r=; "m=" extensions refused
+    if (attrs.length < 2 || attrs[0]![0] !== "n" || attrs[1]![0] !== "r") throw new ScramProtocolError("malformed SCRAM message");
+    const clientNonce = attrs[1]![1];
+    if (!PRINTABLE_NONCE.test(clientNonce)) throw new ScramProtocolError("malformed SCRAM message");
+    this.nonce = clientNonce + randomBytes(18).toString("base64");
+    this.serverFirst = `r=${this.nonce},s=${this.keys.salt.toString("base64")},i=${this.keys.iterations}`;
+    return this.serverFirst;
+  }
+
+  /** Checks the client-final-message's proof; the server-final-message when it holds, null when it does not. */
+  serverFinalMessage(clientFinal: string): string | null {
+    const attrs = attributes(clientFinal);
+    const last = attrs[attrs.length - 1];
+    if (attrs.length < 3 || attrs[0]![0] !== "c" || attrs[1]![0] !== "r" || last![0] !== "p") {
+      throw new ScramProtocolError("malformed SCRAM message");
+    }
+    if (attrs[0]![1] !== Buffer.from(this.gs2Header).toString("base64")) throw new ScramProtocolError("unexpected SCRAM channel-binding attribute in client-final-message");
+    if (attrs[1]![1] !== this.nonce) throw new ScramProtocolError("SCRAM nonce mismatch");
+    const proof = Buffer.from(last![1], "base64");
+    const withoutProof = clientFinal.slice(0, clientFinal.lastIndexOf(",p="));
+    const authMessage = `${this.clientFirstBare},${this.serverFirst},${withoutProof}`;
+    const signature = hmac(this.keys.storedKey, authMessage);
+    if (proof.length !== signature.length) return null;
+    const clientKey = Buffer.alloc(proof.length);
+    for (let i = 0; i < proof.length; i++) clientKey[i] = proof[i]! ^ signature[i]!;
+    if (!timingSafeEqual(sha256(clientKey), this.keys.storedKey)) return null;
+    return `v=${hmac(this.keys.serverKey, authMessage).toString("base64")}`;
+  }
+}
