@@ -256,12 +256,15 @@ export class Pgbun {
 
   /** Where a client of this database and user logs in upstream. */
   targetFor(entry: DatabaseEntry, database: string, user: string, hostIndex = 0): ServerTarget {
+    const login = entry.user ?? user;
+    const hook = this.hooks.serverPassword;
     return {
       host: entry.host[hostIndex % entry.host.length] ?? "127.0.0.1",
       port: entry.port,
       database: entry.dbname ?? database,
-      user: entry.user ?? user,
-      password: entry.password,
+      user: login,
+      // as PgBouncer: the entry's password, else the login user's own (from auth_file, through pgbun:auth)
+      password: entry.password ?? (hook.taps.length > 0 ? hook.call(login) : undefined),
     };
   }
 

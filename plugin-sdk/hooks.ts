@@ -29,6 +29,11 @@ export function createHooks() {
     startup: new AsyncSeriesBailHook<[Client], Refusal | undefined>(["client"]),
     /** async, bail Refusal. Client authentication: bail to reject; with no tap, auth_type decides. */
     authenticate: new AsyncSeriesBailHook<[Client], Refusal | undefined>(["client"]),
+    /**
+     * sync, bail string. The password pgbun logs in to PostgreSQL with as this user when the [databases] entry gives
+     * none (pgbun:auth answers with the user's plaintext secret in auth_file); undefined: no password.
+     */
+    serverPassword: new SyncBailHook<[string], string | undefined>(["user"]),
     /** async, bail Refusal. Authenticated; the pool plugin attaches the client to its pool and sets welcomeParams. */
     authenticated: new AsyncSeriesBailHook<[Client], Refusal | undefined>(["client"]),
     /** async. A server connection finished its login, before first use (connect_query). Throw to fail the login. */

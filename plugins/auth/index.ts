@@ -20,7 +20,8 @@ function loadUsers(config: PgbunConfig): Map<string, Secret> | null {
  * only its users get in; `plain`, `md5` and `scram-sha-256` ask for a password and check it against the user's
  * secret (md5 with a SCRAM secret runs SCRAM, as PgBouncer does). Unknown users and wrong passwords get the same
  * 28P01; an unknown user's SCRAM exchange runs to its end against mock keys. The file is read again on reload (a
- * broken one keeps the old list). Another plugin may tap `authenticate` before this one and bail to decide first.
+ * broken one keeps the old list). A [databases] entry without a password logs in to PostgreSQL with the login
+ * user's plaintext secret (serverPassword), as PgBouncer does. Another plugin may tap `authenticate` before this one and bail to decide first.
  */
 export default function authPlugin(): PgbunPlugin {
   return {
@@ -37,6 +38,11 @@ export default function authPlugin(): PgbunPlugin {
         } catch (err) {
           api.log.error({ file: config.settings.auth_file, err: (err as Error).message }, "auth_file could not be read; the previous users stay");
         }
+      });
+      // the same credentials log in to PostgreSQL; an md5 or SCRAM secret is no password pgbun could send
+      api.hooks.serverPassword.tap(PLUGIN_NAME, (user) => {
+        const secret = users?.get(user);
+        return secret?.kind === "plain" ? secret.password : undefined;
       });
       api.hooks.authenticate.tapPromise(PLUGIN_NAME, async (client) => {
         const refusal = await authenticate(api, client, users);

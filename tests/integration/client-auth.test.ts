@@ -7,6 +7,7 @@ import { tmpdir } from "node:os";
 import { join } from "node:path";
 import postgres from "postgres";
 import { findBinary, firstValue, pgConnect, usePostgres, waitFor, withPgbun, type PgbunFixture } from "../harness/fixtures.ts";
+import { TEST_ROLES } from "../harness/postgres.ts";
 import { errorFields, msg, WireClient, type BackendMessage } from "../harness/wire.ts";
 
 setDefaultTimeout(60_000);
@@ -215,6 +216,30 @@ describe("reload", () => {
         writeAuthFile(`"late_user" "late-pw"`);
         f.pb.proc.kill("SIGHUP");
         await waitFor("the new user is accepted", async () => (await pgLogin(f, "late_user", "late-pw")) === "ok", 10_000, 200);
+      });
+    } finally {
+      writeAuthFile();
+    }
+  });
+});
+
+describe("server login with the client's credentials", () => {
+  test("an entry without a password logs in to PostgreSQL as the client's user with its auth_file password (plaintext)", async () => {
+    const { md5, password } = TEST_ROLES;
+    writeAuthFile(`"${md5.user}" "${md5.password}"\n"${password.user}" "${password.password}"`);
+    try {
+      const cfg = { pgbun: { auth_type: "scram-sha-256", auth_file: authFile }, databases: { "*": { host: pg.host, port: pg.port } } };
+      await withPgbun(pg, cfg, async (f) => {
+        for (const role of [md5, password]) {
+          const c = await pgConnect(f.pb, { user: role.user, password: role.password });
+          try {
+            expect(await firstValue(c, "SELECT current_user")).toBe(role.user);
+          } finally {
+            await c.end();
+          }
+        }
+        // a SCRAM secret is no password pgbun can log in with (that needs the client's keys): PostgreSQL's own refusal
+        expect(await pgLogin(f, "scram_user", "scram-pw")).not.toBe("ok");
       });
     } finally {
       writeAuthFile();
