@@ -24,9 +24,10 @@ async function pgbunIn(settings: Record<string, unknown> = {}): Promise<{ pb: Te
   const pb = await startPgbun({ config: { pgbun: { log_level: "debug", admin_users: ["postgres"], unix_socket_dir: dir, ...settings } }, pg });
   running.push(pb);
   const path = join(dir, `.s.PGSQL.${pb.port}`);
-  // the TCP port answers before the socket is made, and a signal before start-up's end would find no handler yet
+  // the TCP port answers before the socket is made, and a signal before start-up's end would find no handler yet;
+  // with workers, the first "listening" may be worker 1's, which makes no socket
   await expectLog(pb, "pgbun listening");
-  expect(existsSync(path)).toBe(true);
+  await waitFor(`${path} exists`, () => existsSync(path));
   return { pb, dir, path };
 }
 
