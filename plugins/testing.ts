@@ -15,7 +15,8 @@ export interface TestPooler {
 
 /**
  * Starts pgbun on a free port with the given settings and plugin list (specifiers or [specifier, options]),
- * forwarding every database to `upstream`. Relative plugin paths resolve from `dir` (default: cwd).
+ * forwarding every database to `upstream`. Relative plugin paths resolve from `dir` (default: cwd). No Unix
+ * socket unless `settings.unix_socket_dir` names a directory: a test pooler leaves nothing in /tmp.
  */
 export async function startTestPooler(opts: {
   upstream: { host: string; port: number; password?: string; user?: string };
@@ -27,7 +28,7 @@ export async function startTestPooler(opts: {
   logLevel?: string;
 }): Promise<TestPooler> {
   const raw = {
-    pgbun: { listen_addr: "127.0.0.1", listen_port: 0, log_level: opts.logLevel ?? "warn", log_format: "json", ...opts.settings, ...(opts.plugins ? { plugins: opts.plugins } : {}) },
+    pgbun: { listen_addr: "127.0.0.1", listen_port: 0, unix_socket_dir: "", log_level: opts.logLevel ?? "warn", log_format: "json", ...opts.settings, ...(opts.plugins ? { plugins: opts.plugins } : {}) },
     databases: opts.databases ?? { "*": { host: opts.upstream.host, port: opts.upstream.port, password: opts.upstream.password, user: opts.upstream.user } },
     users: opts.users ?? {},
   };
