@@ -308,6 +308,20 @@ describe("hostile login messages", () => {
     });
   });
 
+  test("a client that pipelines more than a login may buffer behind its StartupMessage is paused, then served in full", async () => {
+    await withPgbun(pg, config("trust"), async (f) => {
+      const c = await f.connect();
+      const queries = Array.from({ length: 100 }, (_, i) => msg.query(`SELECT ${i}, '${"x".repeat(1000)}'`));
+      c.send(Buffer.concat([msg.startup({ user: "plain_user", database: "app" }), ...queries])); // ~100 KB
+      const got = await c.readUntil((m) => m.type === "Z" && c.history.filter((h) => h.type === "Z").length === 101, 20_000);
+      expect(got.filter((m) => m.type === "E")).toEqual([]);
+      expect(got.filter((m) => m.type === "C").length).toBe(100);
+      // its socket reads again: a query sent now is answered
+      c.send(msg.query("SELECT 'after'"));
+      expect((await c.readUntil((m) => m.type === "Z", 3_000)).some((m) => m.type === "D")).toBe(true);
+    });
+  });
+
   test("an unterminated PasswordMessage is 08P01", async () => {
     await withPgbun(pg, config("md5"), async (f) => {
       expect(await refusal(f, "md5_user", (c) => c.send(passwordMessage(Buffer.from("md5abc"))))).toBe("08P01 invalid password packet");
