@@ -230,7 +230,9 @@ describe("startup phase, fuzzed through a real pgbun", () => {
           if (want.badLength) expect(messages.map((m) => [m.type, m.type === "E" ? sqlStateOf(m.body) : ""])).toEqual([["E", "08P01"]]);
           // NegotiateProtocolVersion is followed by the login's answer; a finished login carries pgbun's cancel key
           if (types[0] === "v") expect(["E", "R"]).toContain(types[1]!);
-          if (types.includes("Z")) expect(types.slice(-2)).toEqual(["K", "Z"]);
+          // (bytes after the StartupMessage are read as the session's first messages, so more may follow the Z)
+          const z = types.indexOf("Z");
+          if (z >= 0) expect(types.slice(z - 1, z + 1)).toEqual(["K", "Z"]);
           // an ErrorResponse at login is fatal: the connection ends
           if (types.includes("E") && !types.includes("Z")) expect(seen.closed).toBe(true);
         }
