@@ -231,6 +231,7 @@ export class Pgbun {
     this.clientCounts[prev]--;
     this.clientCounts[next]++;
     if (next === "closed") {
+      this.cancel.forget(client);
       this.clients.delete(client);
       if (this.config.settings.log_disconnections && prev !== "login" && this.log.isLevelEnabled("info")) {
         this.log.info({ client: client.label, user: client.user, database: client.database }, "closed");
