@@ -70,6 +70,24 @@ describe("cancel key randomness", () => {
   });
 });
 
+describe("the key index", () => {
+  test("holds live keys only: a departed client's pid is gone from it, and it is dropped once the last client leaves", async () => {
+    const p = await pooler();
+    const index = () => (p.core.cancel as unknown as { index: Int32Array }).index;
+    const a = await login(p);
+    const b = await login(p);
+    const aPid = a.key!.pid;
+    expect(p.core.cancel.find(aPid)).toBe(coreClient(p, a));
+    await a.close();
+    await waitFor("a to be gone", () => p.core.clients.size === 1);
+    expect(p.core.cancel.find(aPid)).toBeUndefined();
+    expect(index().length).toBeGreaterThan(0);
+    await b.close();
+    await waitFor("b to be gone", () => p.core.clients.size === 0);
+    expect(index().length).toBe(0);
+  });
+});
+
 describe("a right pid with a wrong secret", () => {
   test("cancels nothing, whichever bit of the secret is wrong; the right secret then cancels with 57014", async () => {
     const p = await pooler();
