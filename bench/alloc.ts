@@ -1,7 +1,7 @@
 // Heap objects pgbun allocates per transaction, by pgbench protocol: the "allocate nothing per message" check.
 // Usage: node_modules/.bin/bun bench/alloc.ts  (starts its own PostgreSQL; pgbun runs in this process)
 import { heapStats } from "bun:jsc";
-import { startTestPooler } from "../plugins/testing.ts";
+import { startTestPooler } from "../bin/testing.ts";
 import { startBenchPostgres, pgClientEnv, BENCH_DATABASE } from "./database.ts";
 import { cleanupAll } from "./processes.ts";
 

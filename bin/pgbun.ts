@@ -9,7 +9,7 @@ import { Pgbun } from "../core/pgbun.ts";
 import { loadPlugins, PluginLoadError } from "../core/plugin/loader.ts";
 import { supervise, workerCount, workerIdentity } from "../core/workers.ts";
 import { pluginInfos } from "../core/plugin/api.ts";
-import { BUILTIN_PLUGINS } from "../plugins/index.ts";
+import { BUILTIN_PLUGINS } from "./builtins.ts";
 import type { PluginInfo } from "../plugin-sdk/plugin.ts";
 import { initPlugin, PluginInitError } from "./plugin-init.ts";
 

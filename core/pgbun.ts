@@ -75,7 +75,7 @@ export class Pgbun {
   constructor(
     public config: PgbunConfig,
     readonly log: Logger,
-    /** The built-in plugin table and default list, from the composition root (plugins/index.ts). */
+    /** The built-in plugin table and default list, from the composition root (bin/builtins.ts). */
     readonly builtins: BuiltinPlugins = NO_BUILTINS,
   ) {
     this.exited = new Promise((r) => (this.exitResolve = r));

@@ -12,7 +12,7 @@ import { SDK_API_VERSION, type PgbunPlugin, type PluginApi } from "../../plugin-
 
 /**
  * The built-in plugins by specifier (loaded lazily) and the default list: given by the composition root
- * (plugins/index.ts), so the core knows no plugin by name.
+ * (bin/builtins.ts), so the core knows no plugin by name.
  */
 export interface BuiltinPlugins {
   readonly table: Readonly<Record<string, () => Promise<unknown>>>;

@@ -99,7 +99,7 @@ describe("from npm pack to a plugin loaded by package name", () => {
     await ok(REPO, ["npm", "pack", "--pack-destination", state.root]);
     state.pgbunTgz = join(state.root, `pgbun-${VERSION}.tgz`);
     const files = await tarball(state.pgbunTgz);
-    for (const f of ["bin/pgbun", "bin/pgbun.ts", "bin/plugin-init.ts", "plugin-sdk/index.ts", "plugins/testing.ts", "examples/audit-log.ts"]) expect(files).toContain(f);
+    for (const f of ["bin/pgbun", "bin/pgbun.ts", "bin/plugin-init.ts", "plugin-sdk/index.ts", "bin/testing.ts", "examples/audit-log.ts"]) expect(files).toContain(f);
     expect(files.filter((f) => f.startsWith("plugin-sdk/dist/") || f.startsWith("tests/"))).toEqual([]);
   });
 

@@ -3,7 +3,7 @@ import { afterAll, afterEach, beforeAll, expect } from "bun:test";
 import { existsSync, readdirSync, writeFileSync } from "node:fs";
 import { join, relative, resolve } from "node:path";
 import { Client, type ClientConfig, type DatabaseError } from "pg";
-import { startTestPooler, type TestPooler } from "../../plugins/testing.ts";
+import { startTestPooler, type TestPooler } from "../../bin/testing.ts";
 import { startPgbun, type TestPgbun } from "./pgbun.ts";
 import { harnessTempDir, startPostgres, TEST_DATABASE, TEST_ROLES, type TestPostgres } from "./postgres.ts";
 import { loginApp, msg, WireClient, type BackendMessage } from "./wire.ts";

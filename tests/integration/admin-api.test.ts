@@ -4,7 +4,7 @@ import type { Client } from "pg";
 import { harnessTempDir } from "../harness/postgres.ts";
 import { closeAfterEach, pgConnect, rejection, usePostgres, writePlugin } from "../harness/fixtures.ts";
 import { errorFields, loginApp, msg, WireClient } from "../harness/wire.ts";
-import { startTestPooler, type TestPooler } from "../../plugins/testing.ts";
+import { startTestPooler, type TestPooler } from "../../bin/testing.ts";
 
 setDefaultTimeout(30_000);
 

@@ -5,7 +5,7 @@ import type { Client } from "pg";
 import { startPgbun } from "../harness/pgbun.ts";
 import { closeAfterEach, pgConnect, usePostgres, waitFor } from "../harness/fixtures.ts";
 import { commandTag, errorFields, loginApp, msg, summarize, WireClient, type BackendMessage } from "../harness/wire.ts";
-import { startTestPooler, type TestPooler } from "../../plugins/testing.ts";
+import { startTestPooler, type TestPooler } from "../../bin/testing.ts";
 
 setDefaultTimeout(30_000);
 

@@ -1,7 +1,7 @@
 // Integration: pooler-issued cancel keys carry 64 random bits (pid and secret), so neither half can be guessed.
 import { describe, expect, setDefaultTimeout, test } from "bun:test";
 import type { ClientConnection } from "../../core/client.ts";
-import { startTestPooler, type TestPooler } from "../../plugins/testing.ts";
+import { startTestPooler, type TestPooler } from "../../bin/testing.ts";
 import { closeAfterEach, usePostgres, waitFor } from "../harness/fixtures.ts";
 import { errorFields, loginApp, msg, only, rows, sendCancel, sqlState, type WireClient } from "../harness/wire.ts";
 

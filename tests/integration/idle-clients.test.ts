@@ -1,7 +1,7 @@
 // Integration: idle clients (slots, shed framers/outbound queues, cancel keys of reused slots) against a real PostgreSQL.
 import { describe, expect, setDefaultTimeout, test } from "bun:test";
 import type { ClientConnection } from "../../core/client.ts";
-import { startTestPooler, type TestPooler } from "../../plugins/testing.ts";
+import { startTestPooler, type TestPooler } from "../../bin/testing.ts";
 import { closeAfterEach, usePostgres, waitFor } from "../harness/fixtures.ts";
 import { describe as show, errorFields, extendedQuery, loginApp, msg, only, readyStatus, rows, sendCancel, sqlState, type WireClient } from "../harness/wire.ts";
 

@@ -1,6 +1,6 @@
 // Integration: a pool asked for many servers at once logs in at most a few at a time, and still serves every client.
 import { expect, setDefaultTimeout, test } from "bun:test";
-import { startTestPooler } from "../../plugins/testing.ts";
+import { startTestPooler } from "../../bin/testing.ts";
 import { closeAfterEach, usePostgres } from "../harness/fixtures.ts";
 import { loginApp, type WireClient } from "../harness/wire.ts";
 

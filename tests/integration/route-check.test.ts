@@ -2,7 +2,7 @@
 import { describe, expect, setDefaultTimeout, test } from "bun:test";
 import { harnessTempDir } from "../harness/postgres.ts";
 import { closeAfterEach, firstValue, pgConnect, rejection, usePostgres, waitFor, writePlugin } from "../harness/fixtures.ts";
-import { startTestPooler, type TestPooler } from "../../plugins/testing.ts";
+import { startTestPooler, type TestPooler } from "../../bin/testing.ts";
 
 setDefaultTimeout(30_000);
 

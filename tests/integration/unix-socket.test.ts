@@ -7,7 +7,7 @@ import { join } from "node:path";
 import { startPgbun, type TestPgbun } from "../harness/pgbun.ts";
 import { expectLog, findBinary, pgConnect, runClientProgram, usePostgres, waitFor } from "../harness/fixtures.ts";
 import { freePort, harnessTempDir } from "../harness/postgres.ts";
-import { startTestPooler, type TestPooler } from "../../plugins/testing.ts";
+import { startTestPooler, type TestPooler } from "../../bin/testing.ts";
 
 setDefaultTimeout(60_000);
 

@@ -5,7 +5,7 @@ import { readFileSync } from "node:fs";
 import { join, resolve } from "node:path";
 import { SDK_API_VERSION } from "../../plugin-sdk/index.ts";
 import { loadPlugins, NO_BUILTINS, PluginLoadError } from "../../core/plugin/loader.ts";
-import { startTestPooler } from "../../plugins/testing.ts";
+import { startTestPooler } from "../../bin/testing.ts";
 import { harnessTempDir } from "../harness/postgres.ts";
 import { writePlugin } from "../harness/fixtures.ts";
 

@@ -4,7 +4,7 @@ import { join, resolve } from "node:path";
 import type { Client } from "pg";
 import { harnessTempDir } from "../harness/postgres.ts";
 import { closeAfterEach, firstValue, pgConnect, rejection, usePostgres, waitFor } from "../harness/fixtures.ts";
-import { startTestPooler, type TestPooler } from "../../plugins/testing.ts";
+import { startTestPooler, type TestPooler } from "../../bin/testing.ts";
 import type { AdminLongQueriesOptions } from "../../examples/admin-long-queries.ts";
 
 setDefaultTimeout(30_000);

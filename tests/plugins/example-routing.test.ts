@@ -4,7 +4,7 @@ import { join, resolve } from "node:path";
 import type { Client } from "pg";
 import { harnessTempDir, TEST_ROLES } from "../harness/postgres.ts";
 import { closeAfterEach, firstValue, pgConnect, rejection, usePostgres } from "../harness/fixtures.ts";
-import { startTestPooler, type TestPooler } from "../../plugins/testing.ts";
+import { startTestPooler, type TestPooler } from "../../bin/testing.ts";
 import type { RouteByUserOptions } from "../../examples/route-by-user.ts";
 
 setDefaultTimeout(30_000);

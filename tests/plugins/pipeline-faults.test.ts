@@ -2,7 +2,7 @@
 import { describe, expect, setDefaultTimeout, test } from "bun:test";
 import { harnessTempDir } from "../harness/postgres.ts";
 import { firstValue, pluginTestKit, rejection, usePostgres, waitFor, writePlugin } from "../harness/fixtures.ts";
-import type { TestPooler } from "../../plugins/testing.ts";
+import type { TestPooler } from "../../bin/testing.ts";
 
 // PostgreSQL and pgbun processes start here: generous limits for a loaded machine
 setDefaultTimeout(30_000);

@@ -2,7 +2,7 @@
 import { describe, expect, setDefaultTimeout, test } from "bun:test";
 import { harnessTempDir } from "../harness/postgres.ts";
 import { appBackends, firstValue, pluginTestKit, rejection, usePostgres, waitFor, writePlugin } from "../harness/fixtures.ts";
-import type { TestPooler } from "../../plugins/testing.ts";
+import type { TestPooler } from "../../bin/testing.ts";
 
 setDefaultTimeout(30_000);
 

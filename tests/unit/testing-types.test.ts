@@ -1,7 +1,7 @@
-// pgbun/testing's hand-written declarations (plugins/testing-types.d.ts) stay in step with plugins/testing.ts: tsc checks this file.
+// pgbun/testing's hand-written declarations (bin/testing-types.d.ts) stay in step with bin/testing.ts: tsc checks this file.
 import { expect, test } from "bun:test";
-import { startTestPooler } from "../../plugins/testing.ts";
-import type { startTestPooler as Declared, TestPoolerOptions } from "../../plugins/testing-types.d.ts";
+import { startTestPooler } from "../../bin/testing.ts";
+import type { startTestPooler as Declared, TestPoolerOptions } from "../../bin/testing-types.d.ts";
 
 // the implementation must be usable wherever the declaration promises it (tsc --noEmit fails on drift)
 const asDeclared: typeof Declared = startTestPooler;

@@ -1,4 +1,4 @@
-// The types of pgbun/testing (package.json "types") as a plugin's own tests see them (plugins/testing.ts is TypeScript source that Bun runs).
+// The types of pgbun/testing (package.json "types") as a plugin's own tests see them (bin/testing.ts is TypeScript source that Bun runs).
 
 export interface TestPoolerOptions {
   /** The PostgreSQL every database is forwarded to (unless `databases` says otherwise). */

@@ -2,7 +2,7 @@
 import { validateConfig, type PgbunConfig } from "../core/config/load.ts";
 import { createLogger } from "../core/logger.ts";
 import { Pgbun } from "../core/pgbun.ts";
-import { BUILTIN_PLUGINS } from "./index.ts";
+import { BUILTIN_PLUGINS } from "./builtins.ts";
 
 export interface TestPooler {
   core: Pgbun;
