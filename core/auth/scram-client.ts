@@ -1,13 +1,10 @@
 // SCRAM-SHA-256 as a client (pgbun logging in to PostgreSQL), RFC 5802/7677 without channel binding.
-import { createHash, createHmac, pbkdf2Sync, randomBytes, timingSafeEqual } from "node:crypto";
+import { createHash, pbkdf2Sync, randomBytes, timingSafeEqual } from "node:crypto";
+import { hmacSha256 as hmac, md5Hex, md5SaltedResponse, scramKeysFromSalted } from "../../plugin-sdk/auth-crypto.ts";
 
 const MAX_SERVER_MESSAGE = 2048; // a hostile server's endless nonce must not cost us
 const MAX_ITERATIONS = 1_000_000;
 const saltedCache = new Map<string, Buffer>();
-
-function hmac(key: Buffer, data: string | Buffer): Buffer {
-  return createHmac("sha256", key).update(data).digest();
-}
 
 function parseAttributes(msg: string): Map<string, string> {
   const out = new Map<string, string>();
@@ -48,14 +45,13 @@ export class ScramClient {
       if (saltedCache.size > 256) saltedCache.clear();
       saltedCache.set(cacheKey, salted);
     }
-    const clientKey = hmac(salted, "Client Key");
-    const storedKey = createHash("sha256").update(clientKey).digest();
+    const { clientKey, storedKey, serverKey } = scramKeysFromSalted(salted);
     const withoutProof = `c=biws,r=${nonce}`;
     const authMessage = `${this.clientFirstBare},${serverFirst},${withoutProof}`;
     const signature = hmac(storedKey, authMessage);
     const proof = Buffer.alloc(clientKey.length);
     for (let i = 0; i < proof.length; i++) proof[i] = clientKey[i]! ^ signature[i]!;
-    this.expectedServerSignature = hmac(hmac(salted, "Server Key"), authMessage);
+    this.expectedServerSignature = hmac(serverKey, authMessage);
     return `${withoutProof},p=${proof.toString("base64")}`;
   }
 
@@ -74,6 +70,5 @@ export class ScramClient {
 
 /** The md5 password response: "md5" + md5(md5(password + user) + salt). */
 export function md5PasswordResponse(user: string, password: string, salt: Uint8Array): string {
-  const inner = createHash("md5").update(password + user).digest("hex");
-  return "md5" + createHash("md5").update(Buffer.concat([Buffer.from(inner), salt])).digest("hex");
+  return md5SaltedResponse(md5Hex(password + user), salt);
 }

@@ -1,6 +1,6 @@
 // The exchanges of each auth_type with a client: cleartext password, md5, SCRAM-SHA-256; each says only "ok" or "failed".
 import { createHash, randomBytes, timingSafeEqual } from "node:crypto";
-import { AuthCode, SqlState, type Client, type Refusal } from "../../plugin-sdk/index.ts";
+import { AuthCode, md5Hex, md5SaltedResponse, SqlState, type Client, type Refusal } from "../../plugin-sdk/index.ts";
 import type { Secret } from "./auth-file.ts";
 import { authenticationRequest, AuthenticationSASL, decodePasswordMessage, decodeSASLInitialResponse, decodeSASLResponse } from "./messages.ts";
 import { mockScramKeys, ScramProtocolError, ScramServer, scramKeysFor, scramKeysOf, type ScramKeys } from "./scram.ts";
@@ -21,9 +21,6 @@ function sameSecret(a: string, b: string): boolean {
   return timingSafeEqual(da, db);
 }
 
-function md5Hex(data: string | Buffer): string {
-  return createHash("md5").update(data).digest("hex");
-}
 
 /** A cleartext password checked against any kind of secret. */
 function passwordMatches(user: string, password: string, secret: Secret): boolean {
@@ -55,7 +52,7 @@ export async function md5Exchange(client: Client, secret: Secret | undefined): P
   const response = decodePasswordMessage(await client.readLoginMessage());
   if (secret === undefined || secret.kind === "scram") return passwordFailed(client.user);
   const inner = secret.kind === "md5" ? secret.hash.slice(3) : md5Hex(secret.password + client.user);
-  const expected = "md5" + md5Hex(Buffer.concat([Buffer.from(inner), salt]));
+  const expected = md5SaltedResponse(inner, salt);
   return sameSecret(response, expected) ? undefined : passwordFailed(client.user);
 }
 

@@ -1,5 +1,6 @@
 // SCRAM-SHA-256 as a server (RFC 5802/7677, no channel binding): keys from a secret, the exchange's checks, the mock for unknown users.
-import { createHash, createHmac, pbkdf2Sync, randomBytes, timingSafeEqual } from "node:crypto";
+import { pbkdf2Sync, randomBytes, timingSafeEqual } from "node:crypto";
+import { hmacSha256 as hmac, scramKeysFromSalted, sha256 } from "../../plugin-sdk/index.ts";
 import type { Secret } from "./auth-file.ts";
 
 /** The keys a SCRAM exchange is checked against (what a SCRAM secret stores). */
@@ -13,18 +14,11 @@ export interface ScramKeys {
 /** A malformed client message: PostgreSQL answers 08P01 "malformed SCRAM message". */
 export class ScramProtocolError extends Error {}
 
-function hmac(key: Buffer, data: string | Buffer): Buffer {
-  return createHmac("sha256", key).update(data).digest();
-}
-
-function sha256(data: Buffer): Buffer {
-  return createHash("sha256").update(data).digest();
-}
-
 /** The keys of a password with this salt and iteration count (what PostgreSQL stores for it). */
 export function scramKeysOf(password: string, salt: Buffer, iterations: number): ScramKeys {
   const salted = pbkdf2Sync(password.normalize("NFKC"), salt, iterations, 32, "sha256");
-  return { iterations, salt, storedKey: sha256(hmac(salted, "Client Key")), serverKey: hmac(salted, "Server Key") };
+  const { storedKey, serverKey } = scramKeysFromSalted(salted);
+  return { iterations, salt, storedKey, serverKey };
 }
 
 /**

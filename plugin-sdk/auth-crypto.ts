@@ -1,0 +1,25 @@
+// The SCRAM-SHA-256 and md5 formulas PostgreSQL uses, shared by pgbun's server logins (client side) and pgbun:auth (server side).
+import { createHash, createHmac } from "node:crypto";
+
+export function hmacSha256(key: Buffer, data: string | Buffer): Buffer {
+  return createHmac("sha256", key).update(data).digest();
+}
+
+export function sha256(data: Buffer): Buffer {
+  return createHash("sha256").update(data).digest();
+}
+
+/** RFC 5802's keys from a SaltedPassword (PBKDF2 of the password): ClientKey, StoredKey = H(ClientKey), ServerKey. */
+export function scramKeysFromSalted(salted: Buffer): { clientKey: Buffer; storedKey: Buffer; serverKey: Buffer } {
+  const clientKey = hmacSha256(salted, "Client Key");
+  return { clientKey, storedKey: sha256(clientKey), serverKey: hmacSha256(salted, "Server Key") };
+}
+
+export function md5Hex(data: string | Buffer): string {
+  return createHash("md5").update(data).digest("hex");
+}
+
+/** The md5 password response for a stored hash's inner part md5(password + user): "md5" + md5(inner + salt). */
+export function md5SaltedResponse(inner: string, salt: Uint8Array): string {
+  return "md5" + md5Hex(Buffer.concat([Buffer.from(inner), salt]));
+}
