@@ -19,6 +19,7 @@ export type {
   ServerTarget,
 } from "./connections.ts";
 export { internalQuery } from "./capabilities.ts";
+export { internTable } from "./intern.ts";
 export { hmacSha256, md5Hex, md5SaltedResponse, scramKeysFromSalted, sha256 } from "./auth-crypto.ts";
 export { COUNTER_FIELDS } from "./capabilities.ts";
 export type { AdminApi, AdminCell, AdminColumn, AdminRequest, AdminTable, CounterField, Counters, PoolApi, PoolInfo, StatsApi } from "./capabilities.ts";

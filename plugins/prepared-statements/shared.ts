@@ -1,10 +1,8 @@
 // One shared copy of what thousands of clients of one application repeat: statement names, query texts, shapes, type lists.
+import { internTable } from "../../plugin-sdk/index.ts";
 
-/** Bounded, so clients sending ever new texts cannot grow it: once full, new values are simply not shared. */
+/** Bounded, so clients sending ever new texts cannot grow the tables: once full, new values are simply not shared. */
 const MAX_ENTRIES = 8192;
-const MAX_CHARS = 8 * 1024 * 1024;
-const strings = new Map<string, string>();
-let chars = 0;
 const typeLists = new Map<string, readonly number[]>();
 const NO_TYPES: readonly number[] = Object.freeze([]);
 
@@ -13,15 +11,7 @@ const NO_TYPES: readonly number[] = Object.freeze([]);
  * client that prepares it; one copy each instead of one per client and statement (and a concatenated string is
  * flattened once, not kept as a rope of its pieces) is most of what an idle client's statements cost.
  */
-export function shared(s: string): string {
-  const hit = strings.get(s);
-  if (hit !== undefined) return hit;
-  if (strings.size < MAX_ENTRIES && chars + s.length <= MAX_CHARS) {
-    strings.set(s, s);
-    chars += s.length;
-  }
-  return s;
-}
+export const shared: (s: string) => string = internTable(MAX_ENTRIES, Number.POSITIVE_INFINITY, 8 * 1024 * 1024);
 
 /** The shared, frozen copy of a list of type OIDs (most are empty or one of a few lists). */
 export function sharedTypes(oids: number[]): readonly number[] {
