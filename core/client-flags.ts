@@ -1,5 +1,6 @@
 // A client connection's packed flags and rarely used state: one number and a side object, so idle clients stay small.
 import { TxStatus } from "../plugin-sdk/protocol/codes.ts";
+import type { ClientTls } from "../plugin-sdk/connections.ts";
 
 export const COPY_WINDOW_OPEN = 1;
 export const COPY_WINDOW_EXTENDED = 2;
@@ -27,6 +28,8 @@ export class ClientRare {
   routedKey: string | null = null;
   /** A plugin awaiting the client's next login message (Client.readLoginMessage). */
   loginWaiter: LoginWaiter | null = null;
+  /** The TLS session of a client that negotiated one (see core/net/tls-client.ts). */
+  tls: ClientTls | null = null;
 }
 
 /** The promise of a pending Client.readLoginMessage. */
@@ -131,6 +134,14 @@ export abstract class ClientFlags {
   }
   set startupBuf(buf: Buffer | null) {
     if (buf !== null || this.rare !== null) (this.rare ??= new ClientRare()).startupBuf = buf;
+  }
+
+  /** The TLS session, null for a plaintext or Unix-socket client. */
+  get tls(): ClientTls | null {
+    return this.rare === null ? null : this.rare.tls;
+  }
+  set tls(t: ClientTls | null) {
+    if (t !== null || this.rare !== null) (this.rare ??= new ClientRare()).tls = t;
   }
 
   /** The pending Client.readLoginMessage, if any (see client-startup.ts). */

@@ -69,6 +69,18 @@ export interface Refusal {
   error?: Buffer;
 }
 
+/** The TLS session of a client connection, as negotiated. */
+export interface ClientTls {
+  /** "TLSv1.3", "TLSv1.2", ... */
+  readonly protocol: string;
+  /** The OpenSSL name of the cipher suite in use. */
+  readonly cipher: string;
+  /** The client certificate's subject CN, null when the client sent none. */
+  readonly peerCommonName: string | null;
+  /** The client certificate was verified against client_tls_ca_file. */
+  readonly peerVerified: boolean;
+}
+
 /**
  * A client connection. Identity and protocol state are read-only; the writable fields belong to the plugin
  * named in their comment. Implemented by the core's connection class itself: there is no wrapper per client.
@@ -88,6 +100,8 @@ export interface Client {
   readonly port: number;
   readonly localAddr: string;
   readonly localPort: number;
+  /** The TLS session, null for a plaintext or Unix-socket client. */
+  readonly tls: ClientTls | null;
   /** Startup parameters as sent (minus user and database); read-only once logged in. */
   readonly startupParams: Params;
   /** Reported parameters where this client's value differs from its pool's welcome values. */

@@ -8,6 +8,7 @@ export { Stage, type StageName } from "./stages.ts";
 export { loginFailureOf } from "./connections.ts";
 export type {
   Client,
+  ClientTls,
   ClientState,
   InternalError,
   InternalRows,
@@ -22,7 +23,7 @@ export { internalQuery } from "./capabilities.ts";
 export { internTable } from "./intern.ts";
 export { hmacSha256, md5Hex, md5SaltedResponse, scramKeysFromSalted, sha256 } from "./auth-crypto.ts";
 export { COUNTER_FIELDS } from "./capabilities.ts";
-export type { AdminApi, AdminCell, AdminColumn, AdminRequest, AdminTable, CounterField, Counters, PoolApi, PoolInfo, StatsApi } from "./capabilities.ts";
+export type { AdminApi, AdminCell, AdminColumn, AdminRequest, AdminTable, CounterField, Counters, PoolApi, PoolHealth, PoolInfo, StatsApi } from "./capabilities.ts";
 export type { DatabaseEntry, PgbunConfig, PluginSpec, Settings, SettingName, UserEntry } from "./config.ts";
 export { defaultSettings, SETTING_NAMES, SETTINGS, type SettingDef, type SettingKind } from "./settings.ts";
 export { Action, type MessageContext, type MessageResult } from "./context.ts";

@@ -1,6 +1,6 @@
 // Fake clients and servers for hook-level tests: the Client and Server interfaces without sockets, acting as the core's.
 import type { DatabaseEntry } from "../config.ts";
-import type { Client, ClientState, InternalError, InternalRows, Params, PoolMode, Server, ServerState, ServerTarget } from "../connections.ts";
+import type { Client, ClientState, ClientTls, InternalError, InternalRows, Params, PoolMode, Server, ServerState, ServerTarget } from "../connections.ts";
 import type { PgbunHooks, Refusal, ReleaseReason } from "../hooks.ts";
 import { TxStatus } from "../protocol/codes.ts";
 import { errorResponse, SqlState } from "../protocol/errors.ts";
@@ -59,6 +59,7 @@ export class FakeClient implements Client {
   port = 50000 + this.id;
   localAddr = "127.0.0.1";
   localPort = 6432;
+  tls: ClientTls | null = null;
   startupParams: Params = new Map<string, string>();
   params: Params = new Map<string, string>();
   settings: Params = new Map<string, string>();
