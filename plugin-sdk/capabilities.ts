@@ -54,6 +54,19 @@ export interface PoolInfo {
   readonly connecting: number;
   /** Logged-in clients of the pool. */
   readonly clientCount: number;
+  /** What the health checks and server logins found (SHOW POOLS, metrics). */
+  readonly health: PoolHealth;
+}
+
+/** A pool's health: "unknown" until a server login or a health check has said otherwise. */
+export interface PoolHealth {
+  readonly state: "healthy" | "unhealthy" | "unknown";
+  /** When (ms since the epoch) a check or login last said something; 0 = never. */
+  readonly lastCheck: number;
+  /** The last failure's message, "" when none. */
+  readonly lastError: string;
+  /** Checks or logins that failed in a row since the last success. */
+  readonly consecutiveFailures: number;
 }
 
 /** The pool (capability "pool", provided by pgbun:pool or a replacement). */

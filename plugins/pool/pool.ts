@@ -1,5 +1,13 @@
 // One pool of server connections per (database, user): idle stack, FIFO waiters, limits, welcome parameters.
-import { type Client, type DatabaseEntry, type LoginFailure, type PoolMode, type Server, type ServerTarget } from "../../plugin-sdk/index.ts";
+import { type Client, type DatabaseEntry, type LoginFailure, type PoolHealth, type PoolMode, type Server, type ServerTarget } from "../../plugin-sdk/index.ts";
+
+/** PoolHealth as the pool keeps it: written in one place (PoolManager.noteHealth), read by the console and metrics. */
+export interface MutablePoolHealth extends PoolHealth {
+  state: PoolHealth["state"];
+  lastCheck: number;
+  lastError: string;
+  consecutiveFailures: number;
+}
 
 export class Pool {
   /** Idle servers; the end of the array is the most recently used (LIFO unless server_round_robin). */
@@ -19,6 +27,8 @@ export class Pool {
   hostIndex = 0;
   /** Since when (cached clock, ms) the pool has had no clients and no server in use; 0 while in use (autodb_idle_timeout). */
   unusedSince = 0;
+  /** Health as the last server login or health check found it. */
+  readonly health: MutablePoolHealth = { state: "unknown", lastCheck: 0, lastError: "", consecutiveFailures: 0 };
 
   constructor(
     readonly key: string,
