@@ -39,6 +39,14 @@ export type TargetId =
    */
   | "pgbun-rev"
   | "pgbun-twin-rev"
+  /**
+   * Client authentication and TLS (issue 11): both poolers with auth_type = scram-sha-256 and the user's SCRAM secret
+   * from pg_authid in their auth_file; and both with client_tls_sslmode = require and a throwaway self-signed cert.
+   */
+  | "pgbouncer-scram"
+  | "pgbun-scram"
+  | "pgbouncer-tls"
+  | "pgbun-tls"
   /** bench/passthrough.ts: bytes forwarded, nothing parsed or pooled (a reference, not a pooler). */
   | "passthrough";
 
@@ -49,7 +57,7 @@ export type Cell =
   | { kind: "na"; reason: string };
 
 /** What `--only` selects by: every case belongs to one group. */
-export const CASE_GROUPS = ["transaction", "session", "tpcb", "storm", "reset", "pipeline", "verify", "workers", "before-after", "floor", "efficiency"] as const;
+export const CASE_GROUPS = ["transaction", "session", "tpcb", "storm", "reset", "pipeline", "verify", "workers", "before-after", "floor", "efficiency", "login", "tls"] as const;
 export type CaseGroup = (typeof CASE_GROUPS)[number];
 
 export interface BenchCase {
@@ -171,6 +179,7 @@ export function buildCases(o: MatrixOptions): BenchCase[] {
     cells: { direct: run("direct"), pgbouncer: run("pgbouncer"), pgbun: run("pgbun") },
   });
   cases.push(...resetCases(o));
+  cases.push(...loginCases(o));
   cases.push({
     id: "pipeline-noop10",
     label: "pgbun with 10 no-op plugins (Query + ReadyForQuery taps), select-only, simple, 10 clients",
@@ -304,6 +313,49 @@ function resetCases(o: MatrixOptions): BenchCase[] {
       group: "reset",
       spec: storm(LISTEN_SCRIPT),
       cells,
+    },
+  ];
+}
+
+/**
+ * Issue 11's benchmarks: a SCRAM login storm (pgbench -C, each transaction a new client that runs a full SCRAM
+ * exchange with the pooler) and TLS clients (sslmode=require), steady and as a storm. Direct PostgreSQL runs with
+ * trust auth and without TLS in this bench, so its cells would measure something else: n/a.
+ */
+function loginCases(o: MatrixOptions): BenchCase[] {
+  const na = { kind: "na", reason: "n/a: the bench's PostgreSQL uses trust auth and no TLS" } as const;
+  const spec = (reconnect: boolean, sslmode?: "require"): PgbenchSpec => ({
+    clients: 10,
+    protocol: "simple",
+    script: "select-only",
+    reconnect,
+    durationS: o.durationS,
+    ...(sslmode ? { sslmode } : {}),
+  });
+  return [
+    {
+      id: "login-scram-10",
+      label: "SCRAM login storm: -C (a new connection per transaction), auth_type = scram-sha-256 with SCRAM secrets in auth_file, select-only, 10 clients",
+      short: "SCRAM storm -C, 10c",
+      group: "login",
+      spec: spec(true),
+      cells: { direct: na, pgbouncer: run("pgbouncer-scram"), pgbun: run("pgbun-scram") },
+    },
+    {
+      id: "tls-10",
+      label: "TLS clients: sslmode=require (client_tls_sslmode = require), select-only, simple, 10 clients",
+      short: "TLS, 10c",
+      group: "tls",
+      spec: spec(false, "require"),
+      cells: { direct: na, pgbouncer: run("pgbouncer-tls"), pgbun: run("pgbun-tls") },
+    },
+    {
+      id: "tls-storm-10",
+      label: "TLS connection storm: -C with sslmode=require (a TLS handshake per transaction), select-only, 10 clients",
+      short: "TLS storm -C, 10c",
+      group: "tls",
+      spec: spec(true, "require"),
+      cells: { direct: na, pgbouncer: run("pgbouncer-tls"), pgbun: run("pgbun-tls") },
     },
   ];
 }

@@ -28,6 +28,8 @@ export interface PgbenchSpec {
   durationS: number;
   /** Log every transaction (not a sample): needed to count which clients got served. */
   logAll?: boolean;
+  /** libpq's sslmode for pgbench's connections (PGSSLMODE); libpq's default (prefer) when absent. */
+  sslmode?: "require";
 }
 
 export interface Endpoint {
@@ -154,10 +156,10 @@ export async function runPgbench(pgbench: string, spec: PgbenchSpec, target: End
   const args = pgbenchArgs(spec, target, join(dir, "pgbench_log"), connectS, script);
   // the temporary script path means nothing once the run is over: the results show the file's name
   const shown = args.map((a) => (a === script ? basename(a) : a));
-  const command = `pgbench ${shown.join(" ").replace(/ --log.*?--sampling-rate=\S+/, "")}`;
+  const command = `${spec.sslmode ? `PGSSLMODE=${spec.sslmode} ` : ""}pgbench ${shown.join(" ").replace(/ --log.*?--sampling-rate=\S+/, "")}`;
   const started = performance.now();
   try {
-    const proc = trackProcess(Bun.spawn([pgbench, ...args], { cwd: dir, env: pgClientEnv(), stdin: "ignore", stdout: "pipe", stderr: "pipe" }));
+    const proc = trackProcess(Bun.spawn([pgbench, ...args], { cwd: dir, env: { ...pgClientEnv(), ...(spec.sslmode ? { PGSSLMODE: spec.sslmode } : {}) }, stdin: "ignore", stdout: "pipe", stderr: "pipe" }));
     let hung = false;
     const timer = setTimeout(() => {
       hung = true;

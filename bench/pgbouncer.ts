@@ -84,6 +84,10 @@ export interface PgbouncerOptions {
   serverIdleTimeout?: number;
   /** max_prepared_statements (PgBouncer 1.21+ only: see hasMaxPreparedStatements); not written when absent. */
   maxPreparedStatements?: number;
+  /** auth_type = scram-sha-256 with this auth_file (bench/login-files.ts) instead of trust. */
+  scramAuthFile?: string;
+  /** client_tls_sslmode = require with this certificate and key. */
+  clientTls?: { certFile: string; keyFile: string };
 }
 
 function iniText(pg: TestPostgres, port: number, dir: string, o: PgbouncerOptions): string {
@@ -95,9 +99,9 @@ function iniText(pg: TestPostgres, port: number, dir: string, o: PgbouncerOption
 listen_addr = 127.0.0.1
 listen_port = ${port}
 unix_socket_dir =
-auth_type = trust
-auth_file = ${join(dir, "userlist.txt")}
-admin_users = ${pg.superuser}
+auth_type = ${o.scramAuthFile ? "scram-sha-256" : "trust"}
+auth_file = ${o.scramAuthFile ?? join(dir, "userlist.txt")}
+${o.clientTls ? `client_tls_sslmode = require\nclient_tls_cert_file = ${o.clientTls.certFile}\nclient_tls_key_file = ${o.clientTls.keyFile}\n` : ""}admin_users = ${pg.superuser}
 pool_mode = ${o.poolMode}
 default_pool_size = ${o.poolSize}
 max_client_conn = ${o.maxClientConn}

@@ -3,6 +3,7 @@ import { existsSync } from "node:fs";
 import { resolve } from "node:path";
 import { startPgbun, type TestPgbun } from "../tests/harness/pgbun.ts";
 import type { TestPostgres } from "../tests/harness/postgres.ts";
+import type { LoginFiles } from "./login-files.ts";
 import { onCleanup } from "./processes.ts";
 
 const REPO_ROOT = resolve(import.meta.dir, "..");
@@ -14,13 +15,15 @@ export const AUDIT_LOG_EXAMPLE = resolve(REPO_ROOT, "examples", "audit-log.ts");
  * "session-wide": session mode keeping idle servers (server_idle_timeout 0), for a pool of a server per client.
  * "verify": transaction mode with session_state = "verify" (a pgbun without that value refuses to start).
  */
-export type PgbunVariant = "plain" | "session" | "session-wide" | "statement" | "verify" | "noop10" | "audit-log" | "workers2";
+export type PgbunVariant = "plain" | "session" | "session-wide" | "statement" | "verify" | "noop10" | "audit-log" | "workers2" | "scram" | "tls";
 
 export interface PgbunSettings {
   poolSize: number;
   maxClientConn: number;
   /** The bin/pgbun.ts to run, absolute (another checkout's: bench/worktree.ts); this repository's by default. */
   entry?: string;
+  /** The auth_file and certificate of the "scram" and "tls" variants (bench/login-files.ts). */
+  login?: LoginFiles;
 }
 
 /** What a pgbun refusing to start with session_state = "verify" says: its config check names the setting. */
@@ -38,6 +41,11 @@ function pluginsFor(variant: PgbunVariant): unknown[] | undefined {
   return undefined;
 }
 
+function needLogin(variant: PgbunVariant, s: PgbunSettings): LoginFiles {
+  if (!s.login) throw new Error(`pgbun variant ${variant} needs the bench's login files`);
+  return s.login;
+}
+
 export function pgbunConfig(variant: PgbunVariant, pg: TestPostgres, s: PgbunSettings): Record<string, unknown> {
   const plugins = pluginsFor(variant);
   return {
@@ -52,6 +60,8 @@ export function pgbunConfig(variant: PgbunVariant, pg: TestPostgres, s: PgbunSet
       // its pool, filled once (bench/run.ts), stays full between runs instead of closing after 600 s idle
       ...(variant === "session-wide" ? { server_idle_timeout: 0 } : {}),
       ...(variant === "verify" ? { session_state: "verify" } : {}),
+      ...(variant === "scram" ? { auth_type: "scram-sha-256", auth_file: needLogin(variant, s).authFile } : {}),
+      ...(variant === "tls" ? { client_tls_sslmode: "require", client_tls_cert_file: needLogin(variant, s).certFile, client_tls_key_file: needLogin(variant, s).keyFile } : {}),
       ...(plugins ? { plugins } : {}),
     },
     databases: { "*": { host: pg.host, port: pg.port, password: pg.password } },

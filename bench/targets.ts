@@ -3,6 +3,7 @@ import type { TestPgbun } from "../tests/harness/pgbun.ts";
 import type { TestPostgres } from "../tests/harness/postgres.ts";
 import type { TargetId } from "./cases.ts";
 import { BENCH_DATABASE } from "./database.ts";
+import { loginFiles } from "./login-files.ts";
 import type { Endpoint } from "./pgbench.ts";
 import { startPassthrough } from "./passthrough-process.ts";
 import { startPgbouncer, type PgbouncerInstance } from "./pgbouncer.ts";
@@ -63,6 +64,8 @@ const PGBUN_VARIANTS: Partial<Record<TargetId, PgbunVariant>> = {
   "pgbun-twin-verify": "plain",
   "pgbun-rev": "plain",
   "pgbun-twin-rev": "plain",
+  "pgbun-scram": "scram",
+  "pgbun-tls": "tls",
 };
 
 const PGBOUNCER_MODES: Partial<Record<TargetId, "session" | "transaction" | "statement">> = {
@@ -70,6 +73,16 @@ const PGBOUNCER_MODES: Partial<Record<TargetId, "session" | "transaction" | "sta
   "pgbouncer-session": "session",
   "pgbouncer-session-wide": "session",
   "pgbouncer-statement": "statement",
+  "pgbouncer-scram": "transaction",
+  "pgbouncer-tls": "transaction",
+};
+
+/** Targets that need the auth_file and certificate of bench/login-files.ts. */
+const LOGIN_TARGETS: Partial<Record<TargetId, "scram" | "tls">> = {
+  "pgbouncer-scram": "scram",
+  "pgbun-scram": "scram",
+  "pgbouncer-tls": "tls",
+  "pgbun-tls": "tls",
 };
 
 function endpoint(host: string, port: number, pg: TestPostgres): Endpoint {
@@ -88,7 +101,10 @@ export async function startTarget(id: TargetId, pg: TestPostgres, pgbouncerBinar
     if (!pgbouncerBinary) throw new Error("pgbouncer is not available");
     const idle = isWideTarget(id) ? { serverIdleTimeout: 0 } : {};
     const prepared = s.pgbouncerMaxPreparedStatements === undefined ? {} : { maxPreparedStatements: s.pgbouncerMaxPreparedStatements };
-    const b: PgbouncerInstance = await startPgbouncer(pgbouncerBinary, pg, { poolMode, ...settingsOf(id, s), ...idle, ...prepared });
+    const kind = LOGIN_TARGETS[id];
+    const files = kind ? await loginFiles(pg) : undefined;
+    const login = !files ? {} : kind === "scram" ? { scramAuthFile: files.authFile } : { clientTls: { certFile: files.certFile, keyFile: files.keyFile } };
+    const b: PgbouncerInstance = await startPgbouncer(pgbouncerBinary, pg, { poolMode, ...settingsOf(id, s), ...idle, ...prepared, ...login });
     return { id, endpoint: endpoint(b.host, b.port, pg), pid: b.pid, exitStatus: () => ended(b.proc), logs: () => b.logs(), stop: () => b.stop() };
   }
   if (id === "passthrough") {
@@ -99,6 +115,7 @@ export async function startTarget(id: TargetId, pg: TestPostgres, pgbouncerBinar
   if (!variant) throw new Error(`unknown target ${id}`);
   if (id === "pgbun-rev" && !s.baselineEntry) throw new Error("pgbun-rev needs --baseline-rev");
   const entry = id === "pgbun-rev" ? { entry: s.baselineEntry } : {};
-  const p: TestPgbun = await startPgbunVariant(variant, pg, { ...settingsOf(id, s), ...entry });
+  const login = LOGIN_TARGETS[id] ? { login: await loginFiles(pg) } : {};
+  const p: TestPgbun = await startPgbunVariant(variant, pg, { ...settingsOf(id, s), ...entry, ...login });
   return { id, endpoint: endpoint(p.host, p.port, pg), pid: p.proc.pid, exitStatus: () => ended(p.proc), logs: () => p.logs(), stop: async () => void (await p.stop("SIGQUIT")) };
 }
