@@ -261,7 +261,9 @@ export class Pgbun {
     const hook = this.hooks.serverPassword;
     return {
       host: entry.host[hostIndex % entry.host.length] ?? "127.0.0.1",
-      port: entry.port,
+      // a routed copy of the entry has one host: its port is entry.port, not the list's
+      port: entry.ports?.length === entry.host.length ? entry.ports[hostIndex % entry.host.length]! : entry.port,
+      entry,
       database: entry.dbname ?? database,
       user: login,
       // as PgBouncer: the entry's password, else the login user's own (from auth_file, through pgbun:auth)

@@ -95,11 +95,28 @@ export interface Settings {
 export type SettingName = keyof Settings;
 
 /** One `[databases]` entry, normalized. `name` is what clients ask for; `"*"` is the fallback. */
+/** libpq's target_session_attrs values. */
+export const TARGET_SESSION_ATTRS = ["any", "read-write", "read-only", "primary", "standby", "prefer-standby"] as const;
+export type TargetSessionAttrs = (typeof TARGET_SESSION_ATTRS)[number];
+/** PgBouncer 1.25's (and libpq's) load_balance_hosts values. */
+export const LOAD_BALANCE_HOSTS = ["disable", "round-robin"] as const;
+export type LoadBalanceHosts = (typeof LOAD_BALANCE_HOSTS)[number];
+
 export interface DatabaseEntry {
   name: string;
   /** One or more hosts (a comma list in the config); a value starting with "/" is a Unix socket directory. */
   host: string[];
+  /** The first host's port (every host's, unless `ports` is set). */
   port: number;
+  /**
+   * Each host's port, in `host`'s order, when they differ (`host=a:5432,b:5433`, or `port=5432,5433` as libpq);
+   * absent when every host uses `port`.
+   */
+  ports?: number[];
+  /** Which host of a multi-host entry a server may log in to (libpq's meanings; pgbun:routing checks it). */
+  target_session_attrs?: TargetSessionAttrs;
+  /** round-robin (default, as PgBouncer): each new server login starts at the next host; disable: stays on one until it fails. */
+  load_balance_hosts?: LoadBalanceHosts;
   /** Database on the server; undefined only for "*", meaning "the database the client asked for". */
   dbname?: string;
   user?: string;

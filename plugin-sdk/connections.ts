@@ -25,6 +25,11 @@ export interface ServerTarget {
   password?: string;
   /** Extra startup parameters sent at login. */
   startupParams?: Record<string, string>;
+  /**
+   * The [databases] entry this target was made from (api.targetFor sets it): a plugin choosing the host of a login
+   * (the connectServer hook) reads its host list, ports, target_session_attrs and load_balance_hosts there.
+   */
+  entry?: DatabaseEntry;
 }
 
 /** The error of an internal query, as PostgreSQL reported it. */

@@ -1,6 +1,6 @@
 // The hook registry: every point where plugins take part, with its contract (sync or async, bail meaning), in one place.
 import { AsyncSeriesBailHook, AsyncSeriesHook, HookMap, SyncBailHook, SyncHook } from "tapable";
-import type { Client, Refusal, Server } from "./connections.ts";
+import type { Client, Refusal, Server, ServerTarget } from "./connections.ts";
 import type { MessageContext, MessageResult } from "./context.ts";
 import type { PgbunConfig } from "./config.ts";
 
@@ -36,6 +36,13 @@ export function createHooks() {
     serverPassword: new SyncBailHook<[string], string | undefined>(["user"]),
     /** async, bail Refusal. Authenticated; the pool plugin attaches the client to its pool and sets welcomeParams. */
     authenticated: new AsyncSeriesBailHook<[Client], Refusal | undefined>(["client"]),
+    /**
+     * async, bail Server. A new server login was asked for (api.openServer): a tap may choose where it goes, logging
+     * in with `login(target)` (the core's login to target.host, as often as it likes, closing what it does not keep)
+     * and resolving with the server it keeps, or throwing to fail the login; undefined passes on, and with no tap
+     * the core logs in to target.host. pgbun:routing taps it for multi-host entries and target_session_attrs.
+     */
+    connectServer: new AsyncSeriesBailHook<[ServerTarget, (target: ServerTarget) => Promise<Server>], Server | undefined>(["target", "login"]),
     /** async. A server connection finished its login, before first use (connect_query). Throw to fail the login. */
     serverConnected: new AsyncSeriesHook<[Server]>(["server"]),
     /**

@@ -25,6 +25,7 @@ export { hmacSha256, md5Hex, md5SaltedResponse, scramKeysFromSalted, sha256 } fr
 export { COUNTER_FIELDS } from "./capabilities.ts";
 export type { AdminApi, AdminCell, AdminColumn, AdminRequest, AdminTable, CounterField, Counters, PoolApi, PoolHealth, PoolInfo, StatsApi } from "./capabilities.ts";
 export type { DatabaseEntry, PgbunConfig, PluginSpec, Settings, SettingName, UserEntry } from "./config.ts";
+export { LOAD_BALANCE_HOSTS, TARGET_SESSION_ATTRS, type LoadBalanceHosts, type TargetSessionAttrs } from "./config.ts";
 export { defaultSettings, SETTING_NAMES, SETTINGS, type SettingDef, type SettingKind } from "./settings.ts";
 export { Action, type MessageContext, type MessageResult } from "./context.ts";
 export { AuthCode, Backend, Frontend, TxStatus, backendName, frontendName, messageCode, type BackendName, type FrontendName } from "./protocol/codes.ts";

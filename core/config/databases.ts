@@ -12,7 +12,7 @@ import {
 export type Fail = (key: string, reason: string) => never;
 
 export type { DatabaseEntry, UserEntry } from "../../plugin-sdk/config.ts";
-import type { DatabaseEntry, UserEntry } from "../../plugin-sdk/config.ts";
+import { LOAD_BALANCE_HOSTS, TARGET_SESSION_ATTRS, type DatabaseEntry, type UserEntry } from "../../plugin-sdk/config.ts";
 
 export const FALLBACK_DATABASE = "*";
 export const DEFAULT_HOST = "127.0.0.1";
@@ -22,10 +22,10 @@ const COUNT: SettingKind = { type: "int", min: 0 };
 const TEXT: SettingKind = { type: "string" };
 const SECONDS: SettingKind = { type: "seconds" };
 const POOL_MODE: SettingKind = { type: "enum", values: POOL_MODES };
+const PORT: SettingKind = { type: "int", min: 1, max: 65535 };
 
-/** Keys of a database entry besides `host`, which has its own parsing. */
+/** Keys of a database entry besides `host` and `port`, which have their own parsing. */
 const DATABASE_FIELDS: Record<string, SettingKind> = {
-  port: { type: "int", min: 1, max: 65535 },
   dbname: TEXT,
   user: TEXT,
   password: TEXT,
@@ -39,8 +39,10 @@ const DATABASE_FIELDS: Record<string, SettingKind> = {
   datestyle: TEXT,
   timezone: TEXT,
   application_name: TEXT,
+  target_session_attrs: { type: "enum", values: TARGET_SESSION_ATTRS },
+  load_balance_hosts: { type: "enum", values: LOAD_BALANCE_HOSTS },
 };
-const DATABASE_KEYS = ["host", ...Object.keys(DATABASE_FIELDS)];
+const DATABASE_KEYS = ["host", "port", ...Object.keys(DATABASE_FIELDS)];
 
 const USER_FIELDS: Record<string, SettingKind> = {
   pool_mode: POOL_MODE,
@@ -153,34 +155,84 @@ function readFields(
   }
 }
 
-function parseHosts(raw: unknown, path: string, fail: Fail): string[] {
+/** A host of the `host` list and the port it gave itself (`db1:5433`, `[::1]:5433`), if any. */
+interface HostSpec {
+  host: string;
+  port?: number;
+}
+
+/**
+ * One host of the list. A trailing `:port` is that host's own (as in libpq's URIs); an IPv6 address takes it only in
+ * brackets, since its own colons would be ambiguous; a Unix socket directory ("/…") never has one.
+ */
+function parseHostSpec(text: string, path: string, fail: Fail): HostSpec {
+  if (text.startsWith("/")) return { host: text };
+  const bracketed = /^\[([^\]]+)\](?::(.*))?$/.exec(text);
+  if (bracketed) return { host: bracketed[1]!, port: bracketed[2] === undefined ? undefined : hostPort(bracketed[2], text, path, fail) };
+  const colon = text.lastIndexOf(":");
+  if (colon < 0 || text.indexOf(":") !== colon) return { host: text };
+  const host = text.slice(0, colon);
+  if (host === "") fail(path, `has a port with no host name: ${JSON.stringify(text)}`);
+  return { host, port: hostPort(text.slice(colon + 1), text, path, fail) };
+}
+
+function hostPort(raw: string, text: string, path: string, fail: Fail): number {
+  const c = coerceValue(PORT, raw);
+  if (!c.ok) fail(path, `the port of ${JSON.stringify(text)} ${c.reason}`);
+  return c.value as number;
+}
+
+function parseHosts(raw: unknown, path: string, fail: Fail): HostSpec[] {
   let parts: unknown[];
-  if (raw === undefined) return [DEFAULT_HOST];
+  if (raw === undefined) return [{ host: DEFAULT_HOST }];
   if (typeof raw === "string") parts = raw.split(",");
   else if (Array.isArray(raw)) parts = raw;
   else return fail(path, `must be a host name, a comma-separated list or an array, got ${typeof raw}`);
-  const hosts: string[] = [];
+  const hosts: HostSpec[] = [];
   for (const p of parts) {
     if (typeof p !== "string") fail(path, "must contain only strings");
     const h = p.trim();
     if (h === "") fail(path, "has an empty host name");
-    hosts.push(h);
+    hosts.push(parseHostSpec(h, path, fail));
   }
   if (hosts.length === 0) fail(path, "needs at least one host");
   return hosts;
+}
+
+/** `port`: one port for every host, or (as libpq) a comma list or array with one port per host. */
+function parsePorts(raw: unknown, hostCount: number, path: string, fail: Fail): number[] {
+  if (raw === undefined) return [];
+  const parts = typeof raw === "string" && raw.includes(",") ? raw.split(",") : Array.isArray(raw) ? raw : [raw];
+  const ports = parts.map((p) => {
+    const c = coerceValue(PORT, typeof p === "string" ? p.trim() : p);
+    if (!c.ok) fail(path, c.reason);
+    return c.value as number;
+  });
+  if (ports.length > 1 && ports.length !== hostCount) fail(path, `lists ${ports.length} ports for ${hostCount} hosts: give one port, or one per host`);
+  return ports;
+}
+
+/**
+ * Each host's port: its own (`host:port`), else the `port` list's for its place, else the single `port`, else 5432.
+ * `ports` is kept only when the hosts' ports differ, so a plain entry stays as it was.
+ */
+function hostPorts(specs: HostSpec[], ports: number[]): { port: number; ports?: number[] } {
+  const each = specs.map((s, i) => s.port ?? ports[ports.length === 1 ? 0 : i] ?? DEFAULT_PORT);
+  const port = each[0]!;
+  return each.every((p) => p === port) ? { port } : { port, ports: each };
 }
 
 function parseDatabaseEntry(name: string, raw: unknown, settings: Settings, fail: Fail): DatabaseEntry {
   const path = `databases.${name}`;
   const record = entryRecord(raw, path, fail);
   const fields: Record<string, unknown> = {};
-  readFields(record, DATABASE_FIELDS, DATABASE_KEYS, path, fields, fail, new Set(["host"]));
+  readFields(record, DATABASE_FIELDS, DATABASE_KEYS, path, fields, fail, new Set(["host", "port"]));
+  const specs = parseHosts(record.host, `${path}.host`, fail);
   const entry: DatabaseEntry = {
     name,
-    host: parseHosts(record.host, `${path}.host`, fail),
-    port: (fields.port as number | undefined) ?? DEFAULT_PORT,
+    host: specs.map((s) => s.host),
+    ...hostPorts(specs, parsePorts(record.port, specs.length, `${path}.port`, fail)),
   };
-  delete fields.port;
   Object.assign(entry, fields);
   if (entry.dbname === undefined && name !== FALLBACK_DATABASE) entry.dbname = name;
   if (entry.dbname === "") fail(`${path}.dbname`, "must not be empty");

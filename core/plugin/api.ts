@@ -1,4 +1,5 @@
 // The PluginApi a plugin is given: the only door from a plugin into the core, built once per plugin at apply.
+import type { Server, ServerTarget } from "../../plugin-sdk/connections.ts";
 import type { PluginApi, PluginInfo, TapOptions } from "../../plugin-sdk/plugin.ts";
 import { messageCode } from "../../plugin-sdk/protocol/codes.ts";
 import type { ClientConnection } from "../client.ts";
@@ -20,6 +21,13 @@ export function pluginInfos(core: Pgbun): PluginInfo[] {
     options: l.options,
     taps: [...(core.tapsOf.get(l.plugin.name) ?? [])],
   }));
+}
+
+/** api.openServer: through the connectServer taps (a plugin choosing the host), else straight to target.host. */
+async function openServer(core: Pgbun, target: ServerTarget, owner: unknown): Promise<Server> {
+  const hook = core.hooks.connectServer;
+  if (hook.taps.length === 0) return core.openServer(target, owner);
+  return (await hook.promise(target, (t) => core.openServer(t, owner))) ?? core.openServer(target, owner);
 }
 
 export function makePluginApi(core: Pgbun, l: LoadedPlugin): PluginApi {
@@ -57,7 +65,7 @@ export function makePluginApi(core: Pgbun, l: LoadedPlugin): PluginApi {
     clientCounts: core.clientCounts,
     resolveDatabase: (db) => core.resolveDatabase(db),
     targetFor: (entry, database, user, hostIndex) => core.targetFor(entry, database, user, hostIndex),
-    openServer: (target, owner) => core.openServer(target, owner),
+    openServer: (target, owner) => openServer(core, target, owner),
     route: (client, database, options) => core.route(client as ClientConnection, database, options?.host, options?.port),
     releaseServer: (client, server, reason) => core.releaseServer(client as ClientConnection, server as ServerConnection, reason),
     retryAcquire: (client) => core.retryAcquire(client as ClientConnection),
