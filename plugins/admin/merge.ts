@@ -32,6 +32,18 @@ const longestWait: Rule = (rows, at, col) => {
   return best[at] ?? null;
 };
 
+/** A pool's health across workers: unhealthy if any worker found it so, else healthy if any checked it. */
+const HEALTH_RANK: Readonly<Record<string, number>> = { unhealthy: 2, healthy: 1 };
+const worstHealth: Rule = (rows, at) => rows.reduce<Cell>((w, r) => ((HEALTH_RANK[String(r[at])] ?? 0) > (HEALTH_RANK[String(w)] ?? 0) ? r[at]! : w), rows[0]![at] ?? null);
+
+/** last_check and last_error from the worker that checked last (the times are formatted alike, so they sort as text). */
+const latestCheck: Rule = (rows, at, col) => {
+  const t = col("last_check");
+  let best = rows[0]!;
+  for (const r of rows) if (String(r[t] ?? "") > String(best[t] ?? "")) best = r;
+  return best[at] ?? null;
+};
+
 /**
  * An average time over the workers: each worker's average weighted by its count of what was timed. The averages
  * are per transaction, per query, per server assignment of the last stats_period; the weights are those counts
@@ -67,7 +79,10 @@ interface MergeSpec {
 }
 
 const SPECS: Partial<Record<ShowTarget, MergeSpec>> = {
-  pools: { key: ["database", "user"], rules: { maxwait: longestWait, maxwait_us: longestWait } },
+  pools: {
+    key: ["database", "user"],
+    rules: { maxwait: longestWait, maxwait_us: longestWait, health: worstHealth, last_check: latestCheck, last_error: latestCheck, check_failures: max },
+  },
   stats: {
     key: ["database"],
     rules: {

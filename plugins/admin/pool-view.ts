@@ -1,5 +1,5 @@
 // Pools as the admin console sees them: from the pool plugin's capability when offered, else grouped from the connection lists.
-import type { Client, PluginApi, PoolApi, PoolInfo, Server } from "../../plugin-sdk/index.ts";
+import type { Client, DatabaseEntry, PluginApi, PoolApi, PoolHealth, PoolInfo, Server } from "../../plugin-sdk/index.ts";
 
 export interface PoolView {
   database: string;
@@ -11,6 +11,21 @@ export interface PoolView {
   servers: Server[];
   /** Server logins in progress. */
   connecting: number;
+  /** What the pool's health checks found; unknown without a pool plugin that reports it. */
+  health: PoolHealth;
+}
+
+/** A pool's health when nothing reports one. */
+export const UNKNOWN_HEALTH: PoolHealth = { state: "unknown", lastCheck: 0, lastError: "", consecutiveFailures: 0 };
+
+/**
+ * PgBouncer 1.25's load_balance_hosts of a [databases] entry: its own value when the entry has one, else
+ * round-robin for a host list (what pgbun does with one) and empty for a single host.
+ */
+export function loadBalanceHosts(entry: DatabaseEntry | null | undefined): string {
+  const own = (entry as { load_balance_hosts?: unknown } | null | undefined)?.load_balance_hosts;
+  if (typeof own === "string") return own;
+  return entry && entry.host.length > 1 ? "round-robin" : "";
 }
 
 /** The pgbun database name a server serves: its pool's, else the upstream name. */
@@ -33,7 +48,8 @@ export function poolViews(api: PluginApi): PoolView[] {
   if (pools) {
     const out = new Map<PoolInfo, PoolView>();
     for (const p of pools.pools()) {
-      out.set(p, { database: p.database, user: p.user, mode: p.mode, clients: [], servers: [...p.servers], connecting: p.connecting });
+      const health = (p as { health?: PoolHealth }).health ?? UNKNOWN_HEALTH;
+      out.set(p, { database: p.database, user: p.user, mode: p.mode, clients: [], servers: [...p.servers], connecting: p.connecting, health });
     }
     for (const c of api.clients()) {
       const p = c.pool !== null ? pools.poolOf(c) : undefined;
@@ -45,7 +61,7 @@ export function poolViews(api: PluginApi): PoolView[] {
   const viewOf = (database: string, user: string, mode: string) => {
     const key = `${database}\u0000${user}`;
     let v = views.get(key);
-    if (!v) views.set(key, (v = { database, user, mode, clients: [], servers: [], connecting: 0 }));
+    if (!v) views.set(key, (v = { database, user, mode, clients: [], servers: [], connecting: 0, health: UNKNOWN_HEALTH }));
     return v;
   };
   for (const c of api.clients()) {

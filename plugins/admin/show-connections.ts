@@ -8,6 +8,7 @@ const COMMON = [
   "type",
   "user",
   "database",
+  "replication",
   "state",
   "addr",
   "#port",
@@ -30,6 +31,9 @@ const COMMON = [
 const CLIENT_COLUMNS = columns(...COMMON, "pin_reason");
 const SERVER_COLUMNS = columns(...COMMON);
 
+/** PgBouncer's replication column: pgbun refuses replication connections, so every connection is a normal one. */
+const REPLICATION = "none";
+
 /** Statements pgbun:prepared-statements tracks for a connection (0 when that plugin is not loaded). */
 function preparedCount(data: Record<string, unknown>, field: "byName" | "names"): number {
   const st = data["pgbun:prepared-statements"] as Record<string, unknown> | undefined;
@@ -50,6 +54,7 @@ export function showClients(env: AdminEnv): Table {
       "C",
       c.user,
       c.database,
+      REPLICATION,
       clientState(c),
       c.addr,
       c.port,
@@ -84,6 +89,7 @@ export function showServers(env: AdminEnv): Table {
       "S",
       s.target.user, // the user pgbun logs in as (a forced user shows here)
       serverDatabase(s),
+      REPLICATION,
       serverState(s),
       s.target.host,
       s.target.port,

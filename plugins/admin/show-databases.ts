@@ -1,7 +1,7 @@
 // SHOW DATABASES and SHOW USERS: configured entries (and ones created through "*") with their limits and usage.
 import { perWorker, type DatabaseEntry, type Server } from "../../plugin-sdk/index.ts";
 import { ADMIN_DB, type AdminEnv } from "./env.ts";
-import { poolViews, serverDatabase, serverUser } from "./pool-view.ts";
+import { loadBalanceHosts, poolViews, serverDatabase, serverUser } from "./pool-view.ts";
 import { columns, sortRows, type Cell, type Table } from "./table.ts";
 
 const DATABASE_COLUMNS = columns(
@@ -78,7 +78,7 @@ export function showDatabases(env: AdminEnv): Table {
       share(e.reserve_pool_size ?? s.reserve_pool_size),
       s.server_lifetime,
       e.pool_mode ?? null,
-      e.host.length > 1 ? "round-robin" : null,
+      loadBalanceHosts(e) || null,
       share(e.max_db_connections ?? s.max_db_connections),
       servers.get(name) ?? 0,
       s.max_db_client_connections,

@@ -1,7 +1,7 @@
 // SHOW POOLS: one row per (database, user) with client and server counts by state and the longest wait.
 import { ADMIN_DB, waitedMs, type AdminEnv } from "./env.ts";
-import { poolViews } from "./pool-view.ts";
-import { columns, secondsAndMicros, sortRows, type Cell, type Table } from "./table.ts";
+import { loadBalanceHosts, poolViews } from "./pool-view.ts";
+import { columns, formatTime, secondsAndMicros, sortRows, type Cell, type Table } from "./table.ts";
 
 const POOL_COLUMNS = columns(
   "database",
@@ -20,6 +20,12 @@ const POOL_COLUMNS = columns(
   "#maxwait",
   "#maxwait_us",
   "pool_mode",
+  "load_balance_hosts",
+  // pgbun's, after PgBouncer's: what the pool's health checks and server logins found
+  "health",
+  "last_check",
+  "last_error",
+  "#check_failures",
 );
 
 export function showPools(env: AdminEnv): Table {
@@ -40,9 +46,32 @@ export function showPools(env: AdminEnv): Table {
       if (s.state === "active" || s.state === "idle" || s.state === "used" || s.state === "tested" || s.state === "being_canceled") sv[s.state]++;
     }
     const [wait, waitUs] = secondsAndMicros(maxWait);
-    rows.push([v.database, v.user, clActive, clWaiting, 0, 0, sv.active, 0, sv.being_canceled, sv.idle, sv.used, sv.tested, v.connecting, wait, waitUs, v.mode]);
+    const h = v.health;
+    rows.push([
+      v.database,
+      v.user,
+      clActive,
+      clWaiting,
+      0,
+      0,
+      sv.active,
+      0,
+      sv.being_canceled,
+      sv.idle,
+      sv.used,
+      sv.tested,
+      v.connecting,
+      wait,
+      waitUs,
+      v.mode,
+      loadBalanceHosts(env.api.resolveDatabase(v.database)),
+      h.state,
+      h.lastCheck > 0 ? formatTime(h.lastCheck) : "",
+      h.lastError,
+      h.consecutiveFailures,
+    ]);
   }
   // the console's own pool, as PgBouncer lists it
-  rows.push([ADMIN_DB, ADMIN_DB, env.adminClients().length, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, "statement"]);
+  rows.push([ADMIN_DB, ADMIN_DB, env.adminClients().length, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, "statement", "", "healthy", "", "", 0]);
   return { columns: POOL_COLUMNS, rows: sortRows(rows, 2) };
 }

@@ -15,10 +15,15 @@ const COUNTERS: ReadonlyArray<readonly [CounterName, string, string, string]> = 
   ["clientParses", "total_client_parse_count", "avg_client_parse_count", "client_parse_count"],
   ["serverParses", "total_server_parse_count", "avg_server_parse_count", "server_parse_count"],
   ["binds", "total_bind_count", "avg_bind_count", "bind_count"],
+  ["clientLogins", "total_client_login_count", "avg_client_login_count", "client_login_count"],
 ];
 
+/** The counters STATS_AVERAGES names with an avg_ prefix (PgBouncer 1.25's column names). */
+const AVG_PREFIXED: ReadonlySet<CounterName> = new Set(["clientParses", "serverParses", "binds", "clientLogins"]);
+
 const STATS_COLUMNS = columns("database", ...[...COUNTERS.map((c) => c[1]), ...COUNTERS.map((c) => c[2])].map((n) => `#${n}`));
-const BARE_COLUMNS = columns("database", ...COUNTERS.map((c) => `#${c[3]}`));
+const TOTALS_COLUMNS = columns("database", ...COUNTERS.map((c) => `#${c[3]}`));
+const AVERAGES_COLUMNS = columns("database", ...COUNTERS.map((c) => `#${AVG_PREFIXED.has(c[0]) ? `avg_${c[3]}` : c[3]}`));
 
 type Values = Readonly<Record<CounterName, number>> | undefined;
 
@@ -55,9 +60,9 @@ export function showStats(env: AdminEnv): Table {
 }
 
 export function showStatsTotals(env: AdminEnv): Table {
-  return table(env, BARE_COLUMNS, (g, db) => cells(g.totals.get(db)));
+  return table(env, TOTALS_COLUMNS, (g, db) => cells(g.totals.get(db)));
 }
 
 export function showStatsAverages(env: AdminEnv): Table {
-  return table(env, BARE_COLUMNS, (g, db) => cells(g.averages.get(db)));
+  return table(env, AVERAGES_COLUMNS, (g, db) => cells(g.averages.get(db)));
 }

@@ -17,6 +17,8 @@ export class PoolCounters {
   clientParses = 0;
   serverParses = 0;
   binds = 0;
+  /** Logins of clients of this pool (counted at authentication, once per client). */
+  clientLogins = 0;
   /** These count queries answered without a server (the admin console's): no pool stands for them, never pruned. */
   serverless = false;
 
@@ -129,6 +131,7 @@ export class StatsRegistry {
         per("clientParses"),
         per("serverParses"),
         per("binds"),
+        per("clientLogins"),
       ]);
     }
     this.averages = averages;

@@ -110,6 +110,12 @@ export function tapCounters(api: PluginApi, stats: StatsRegistry): CounterTaps {
     markWaiting(client);
     return undefined;
   });
+  // last, so a login another tap refused is not counted; once per login, never per message
+  h.authenticated.tap({ name: PLUGIN_NAME, ...LAST }, (client) => {
+    // the pool's counters, not the client's (made on its first query): an idle client costs no more
+    if (!client.virtual) stats.forPool(client.database, client.user).clientLogins++;
+    return undefined;
+  });
   h.serverLinked.tap({ name: PLUGIN_NAME, ...FIRST }, (client, server) => {
     if (client.virtual) return;
     const st = countersOf(client);

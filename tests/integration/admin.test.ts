@@ -64,14 +64,14 @@ async function within<T>(promise: Promise<T>, ms: number): Promise<T | "pending"
 const cols = (names: string) => names.split(" ");
 const POOLS_COLUMNS = cols(
   "database user cl_active cl_waiting cl_active_cancel_req cl_waiting_cancel_req sv_active " +
-  "sv_active_cancel sv_being_canceled sv_idle sv_used sv_tested sv_login maxwait maxwait_us pool_mode"
+  "sv_active_cancel sv_being_canceled sv_idle sv_used sv_tested sv_login maxwait maxwait_us pool_mode load_balance_hosts health last_check last_error check_failures"
 );
 const STATS_COUNTERS = cols(
   "server_assignment_count xact_count query_count received sent xact_time query_time wait_time " +
-  "client_parse_count server_parse_count bind_count"
+  "client_parse_count server_parse_count bind_count client_login_count"
 );
 const CONNECTION_COLUMNS = cols(
-  "type user database state addr port local_addr local_port connect_time request_time wait wait_us " +
+  "type user database replication state addr port local_addr local_port connect_time request_time wait wait_us " +
   "close_needed ptr link remote_pid tls application_name prepared_statements id"
 );
 
@@ -142,7 +142,7 @@ describe("SHOW tables", () => {
     const totals = await show(a, "STATS_TOTALS");
     expect(totals.columns).toEqual(cols(
       "database server_assignment_count xact_count query_count bytes_received bytes_sent xact_time " +
-      "query_time wait_time client_parse_count server_parse_count bind_count"
+      "query_time wait_time client_parse_count server_parse_count bind_count client_login_count"
     ));
     expect(num(rowOf(totals.rows, { database: "app" }).query_count)).toBe(num(after.total_query_count));
 
