@@ -5,6 +5,7 @@ import type { BuiltinPlugins } from "../core/plugin/loader.ts";
 const TABLE: Record<string, () => Promise<unknown>> = {
   "pgbun:auth": () => import("../plugins/auth/index.ts"),
   "pgbun:pool": () => import("../plugins/pool/index.ts"),
+  "pgbun:backoff": () => import("../plugins/backoff/index.ts"),
   "pgbun:transaction-detection": () => import("../plugins/transaction-detection/index.ts"),
   "pgbun:parameter-tracking": () => import("../plugins/parameter-tracking/index.ts"),
   "pgbun:prepared-statements": () => import("../plugins/prepared-statements/index.ts"),
@@ -23,6 +24,7 @@ const DEFAULTS = [
   "pgbun:session-state",
   "pgbun:pool-statement",
   "pgbun:pool",
+  "pgbun:backoff",
   "pgbun:stats",
   "pgbun:admin",
 ];

@@ -3,12 +3,25 @@ import { AsyncSeriesBailHook, AsyncSeriesHook, HookMap, SyncBailHook, SyncHook }
 import type { Client, Refusal, Server, ServerTarget } from "./connections.ts";
 import type { MessageContext, MessageResult } from "./context.ts";
 import type { PgbunConfig } from "./config.ts";
+import type { PoolInfo } from "./capabilities.ts";
+import type { LoginFailure } from "./connections.ts";
 
 export type { Refusal };
 export type ReleaseReason = "transaction" | "statement" | "client-close" | "plugin";
 export type CloseReason = string;
 
 export type MessageHook = SyncBailHook<[MessageContext], MessageResult>;
+
+/** What a serverLoginFailed tap decides about the pool whose server login failed. */
+export interface LoginRetry {
+  /** Milliseconds before the pool tries another login (its waiters keep waiting meanwhile, unless `permanent`). */
+  readonly delay: number;
+  /**
+   * The failure will not pass by itself (a wrong password, an unknown database): when the pool has no working
+   * server, its waiters get the failure now, and so do new clients until `delay` is over.
+   */
+  readonly permanent: boolean;
+}
 
 /**
  * Every hook, what it is called with, and what a tap's return value means ("bail": the first tap returning
@@ -58,6 +71,20 @@ export function createHooks() {
      * close it instead, and the pool tries another. With no tap the pool hands servers out synchronously, at no cost.
      */
     checkServer: new AsyncSeriesBailHook<[Server, Client], string | undefined>(["server", "client"]),
+    /**
+     * sync, bail boolean. Whether checkServer must run before this idle server is handed out (pgbun:health-check:
+     * idle longer than server_check_delay): false hands it out synchronously, as with no checkServer tap, so a
+     * server used a moment ago costs no promise. With no tap, checkServer runs before every hand-out.
+     */
+    checkServerDue: new SyncBailHook<[Server], boolean | undefined>(["server"]),
+    /**
+     * sync, bail LoginRetry. A server login of a pool failed (`failure`: PostgreSQL's own error, or the connect
+     * error; `pool.health` already counts it). Return when the pool may try again and whether the failure is
+     * permanent (pgbun:backoff). Logins that ran alongside the failed one and fail too are not asked about again:
+     * one burst, one decision. With no tap, or undefined, the pool refuses its waiters at once and tries again
+     * when the next client needs a server.
+     */
+    serverLoginFailed: new SyncBailHook<[LoginFailure, PoolInfo], LoginRetry | undefined>(["failure", "pool"]),
     /** sync. A server was linked to a client, before the client's messages reach it (parameter sync). */
     serverLinked: new SyncHook<[Client, Server]>(["client", "server"]),
     /**

@@ -3,7 +3,7 @@ import { SDK_API_VERSION, type PgbunPlugin } from "./plugin.ts";
 
 export { SDK_API_VERSION, perWorker } from "./plugin.ts";
 export type { PgbunPlugin, PluginApi, PluginInfo, PluginLogger, RouteOptions, ShutdownMode, TapOptions, WorkerInfo } from "./plugin.ts";
-export { createHooks, type CloseReason, type MessageHook, type PgbunHooks, type Refusal, type ReleaseReason } from "./hooks.ts";
+export { createHooks, type CloseReason, type LoginRetry, type MessageHook, type PgbunHooks, type Refusal, type ReleaseReason } from "./hooks.ts";
 export { Stage, type StageName } from "./stages.ts";
 export { loginFailureOf } from "./connections.ts";
 export type {

@@ -23,9 +23,19 @@ const NAME = "pgbun:pool";
  * with them; PgBouncer opens one at a time. A few in parallel fill a pool fast without that stampede.
  */
 const MAX_CONNECTING = 8;
+/**
+ * How long before query_wait_timeout a waiter of a pool with no server and a failed login gets that login's error:
+ * the core's janitor would end it on its next tick (about 3 a second) with a bare "query_wait_timeout".
+ */
+const WAIT_MARGIN_MS = 400;
 
 function refusalOf(f: LoginFailure): Refusal {
   return { code: f.code ?? SqlState.ConnectionFailure, message: f.message, error: f.error };
+}
+
+/** What a waiter gets when its pool's server login failed (PostgreSQL's own ErrorResponse when it sent one). */
+function waiterRefusal(f: LoginFailure): Refusal {
+  return { code: SqlState.ConnectionFailure, message: `server login failed: ${f.message}`, error: f.error };
 }
 
 class PoolManager {
@@ -66,6 +76,8 @@ class PoolManager {
 
   /** Can this pool open one more server? `reserve`: also use reserve_pool_size. */
   canOpen(pool: Pool, reserve = false): boolean {
+    // after a failed login: none until the delay the serverLoginFailed tap chose, then one at a time until one succeeds
+    if (pool.lastFailure !== null && (pool.connecting > 0 || pool.retryAt > Date.now())) return false;
     const limit = pool.size + (reserve ? pool.reserveSize : 0);
     if (pool.servers.size + pool.connecting >= limit || pool.connecting >= MAX_CONNECTING) return false;
     const workers = this.api.worker.count;
@@ -100,6 +112,7 @@ class PoolManager {
   /** Opens a server for the pool; when logged in it serves the oldest waiter or goes idle. */
   open(pool: Pool): void {
     const target = pool.target(pool.hostIndex++);
+    const started = Date.now();
     pool.connecting++;
     this.count(this.dbConnections, pool.database, 1);
     this.count(this.userConnections, pool.user, 1);
@@ -107,6 +120,7 @@ class PoolManager {
       (s) => {
         pool.connecting--;
         pool.servers.add(s);
+        this.loginSucceeded(pool);
         pool.setWelcome(s.params);
         this.makeAvailable(pool, s);
         // logins beyond MAX_CONNECTING were held back: the next one starts as this one ends
@@ -118,11 +132,85 @@ class PoolManager {
         this.count(this.userConnections, pool.user, -1);
         const f = loginFailureOf(err);
         this.api.log.warn({ pool: `${pool.database}/${pool.user}`, host: target.host, port: target.port, code: f.code }, `server login failed: ${f.message}`);
-        pool.failWelcome(f);
-        // every waiter gets the failure rather than hanging (PostgreSQL's own error when it sent one)
-        for (let c = pool.nextWaiter(); c; c = pool.nextWaiter()) c.refuse({ code: SqlState.ConnectionFailure, message: `server login failed: ${f.message}`, error: f.error });
+        this.loginFailed(pool, f, started);
       },
     );
+  }
+
+  private loginSucceeded(pool: Pool): void {
+    pool.lastFailure = null;
+    pool.failurePermanent = false;
+    pool.retryAt = 0;
+    this.noteHealth(pool, null);
+  }
+
+  /**
+   * A failed server login: the serverLoginFailed taps (pgbun:backoff) say when to try again and whether it is
+   * permanent. The pool's waiters keep waiting while it has working servers, or until query_wait_timeout, unless the
+   * failure is permanent; with no tap (or no answer) every waiter gets the failure at once.
+   */
+  private loginFailed(pool: Pool, f: LoginFailure, started: number): void {
+    if (started < pool.failedAt) {
+      // it ran alongside the login already decided on: same burst, same decision
+      pool.lastFailure = f;
+      return;
+    }
+    this.noteHealth(pool, f.message);
+    const hook = this.api.hooks.serverLoginFailed;
+    let retry;
+    try {
+      retry = hook.taps.length === 0 ? undefined : hook.call(f, pool);
+    } catch (err) {
+      this.api.log.error({ err }, "serverLoginFailed hook failed");
+    }
+    if (retry === undefined) return this.refuseWaiters(pool, f);
+    pool.failedAt = Date.now();
+    pool.lastFailure = f;
+    pool.failurePermanent = retry.permanent;
+    pool.retryAt = pool.failedAt + Math.max(0, retry.delay);
+    if (pool.retryTimer !== null) clearTimeout(pool.retryTimer);
+    pool.retryTimer = setTimeout(() => this.retryLogin(pool), Math.max(0, retry.delay));
+    pool.retryTimer.unref?.();
+    if (retry.permanent && pool.servers.size === 0) this.refuseWaiters(pool, f);
+  }
+
+  /** The backoff is over: one login, if clients still wait (min_pool_size is the janitor's). */
+  private retryLogin(pool: Pool): void {
+    pool.retryTimer = null;
+    if (this.pools.get(pool.key) !== pool || this.api.shuttingDown !== null) return;
+    const wanted = pool.waiters.length > pool.connecting || (pool.awaitingWelcome > 0 && pool.connecting === 0);
+    if (wanted && this.canOpen(pool)) this.open(pool);
+  }
+
+  /** Every waiter gets the failure rather than hanging (PostgreSQL's own error when it sent one). */
+  private refuseWaiters(pool: Pool, f: LoginFailure): void {
+    pool.failWelcome(f);
+    for (let c = pool.nextWaiter(); c; c = pool.nextWaiter()) c.refuse(waiterRefusal(f));
+  }
+
+  /** A permanent failure still in force and no server: new clients get it at once instead of trying again. */
+  refusesNow(pool: Pool): LoginFailure | null {
+    return pool.failurePermanent && pool.servers.size === 0 && pool.retryAt > Date.now() ? pool.lastFailure : null;
+  }
+
+  /** The one place a pool's health changes (server logins and health checks report here); a new state is logged. */
+  noteHealth(pool: Pool, error: string | null): void {
+    const h = pool.health;
+    const before = h.state;
+    h.lastCheck = Date.now();
+    if (error === null) {
+      h.consecutiveFailures = 0;
+      h.state = "healthy";
+    } else {
+      h.consecutiveFailures++;
+      h.lastError = error;
+      // a failure with working servers left (one killed backend, an extra login refused) leaves the pool serving
+      if (pool.servers.size === 0) h.state = "unhealthy";
+    }
+    if (h.state === before) return;
+    const where = { pool: `${pool.database}/${pool.user}`, failures: h.consecutiveFailures };
+    if (h.state === "unhealthy") this.api.log.warn({ ...where, error: h.lastError }, "pool unhealthy");
+    else this.api.log.info(where, `pool ${h.state}`);
   }
 
   /** A server that is ready: the oldest waiter gets it, else it goes idle. */
@@ -149,13 +237,25 @@ class PoolManager {
     const pool = client.pool as Pool;
     const server = pool.takeIdle(this.settings.server_round_robin, this.isUsable);
     if (server) {
-      if (this.api.hooks.checkServer.taps.length === 0) return server;
+      if (!this.checkDue(server)) return server;
       this.check(pool, server, client);
+      return null;
+    }
+    const failure = this.refusesNow(pool);
+    if (failure !== null) {
+      client.refuse(waiterRefusal(failure));
       return null;
     }
     pool.waiters.push(client);
     if (pool.connecting < pool.waiters.length && this.canOpen(pool)) this.open(pool);
     return undefined;
+  }
+
+  /** Must checkServer run before this server is handed out? Never with no tap; always with no checkServerDue tap. */
+  checkDue(server: Server): boolean {
+    const h = this.api.hooks;
+    if (h.checkServer.taps.length === 0) return false;
+    return h.checkServerDue.taps.length === 0 || h.checkServerDue.call(server) !== false;
   }
 
   /**
@@ -167,14 +267,35 @@ class PoolManager {
     const done = (reason: string | undefined) => {
       const stillWaiting = client.state === "waiting" && client.server === null;
       if (reason === undefined && server.isClean() && this.usable(server)) {
+        this.noteHealth(pool, null);
         if (stillWaiting) client.linkServer(server);
         else this.makeAvailable(pool, server);
         return;
       }
       server.close(reason ?? "not usable after checkServer");
+      this.noteHealth(pool, reason ?? "not usable after checkServer");
       if (stillWaiting) this.api.retryAcquire(client);
     };
     this.api.hooks.checkServer.promise(server, client).then(done, (err: unknown) => done(`checkServer failed: ${err instanceof Error ? err.message : String(err)}`));
+  }
+
+  /** PoolApi.checkIdle: a background check of an idle server, out of the idle list meanwhile. */
+  checkIdle(server: Server, check: (server: Server) => Promise<string | undefined>): boolean {
+    const pool = server.pool as Pool | null;
+    if (!pool || this.pools.get(pool.key) !== pool || server.state !== "idle" || !pool.idle.includes(server)) return false;
+    pool.removeIdle(server);
+    server.markTested();
+    const done = (reason: string | undefined) => {
+      if (server.state === "closed") return this.noteHealth(pool, reason ?? "server closed during its health check");
+      if (reason === undefined && server.isClean() && this.usable(server)) {
+        this.noteHealth(pool, null);
+        return this.makeAvailable(pool, server);
+      }
+      server.close(reason ?? "not usable after its health check");
+      this.noteHealth(pool, reason ?? "not usable after its health check");
+    };
+    check(server).then(done, (err: unknown) => done(`health check failed: ${err instanceof Error ? err.message : String(err)}`));
+    return true;
   }
 
   released(server: Server, client: Client | null): true | undefined {
@@ -276,12 +397,16 @@ class PoolManager {
     const idleMs = s.server_idle_timeout * 1000;
     const reserveMs = s.reserve_pool_timeout * 1000;
     const autodbMs = s.autodb_idle_timeout * 1000;
+    const waitMs = s.query_wait_timeout * 1000;
     for (const pool of this.pools.values()) {
       // deleting the current entry while iterating a Map is safe
       if (autodbMs > 0 && this.isAuto(pool) && this.dropIfUnused(pool, now, autodbMs)) continue;
       for (const server of [...pool.idle]) {
         const expired = !this.usable(server) || (idleMs > 0 && now - server.lastUsed > idleMs && pool.servers.size > pool.minSize);
         if (expired) server.close(server.closeNeeded ? "close_needed" : "server_idle_timeout or server_lifetime");
+      }
+      if (pool.lastFailure !== null && pool.servers.size === 0 && waitMs > 0) {
+        for (const c of [...pool.waiters]) if (c.state === "waiting" && now - c.waitStart > waitMs - WAIT_MARGIN_MS) c.refuse(waiterRefusal(pool.lastFailure));
       }
       while (pool.minSize > 0 && pool.servers.size + pool.connecting < pool.minSize && this.canOpen(pool)) this.open(pool);
       const oldest = pool.waiters[0];
@@ -301,6 +426,7 @@ function poolApi(manager: PoolManager): PoolApi {
       const pool = client.pool as Pool | null;
       return pool !== null && manager.pools.get(pool.key) === pool ? pool : undefined;
     },
+    checkIdle: (server, check) => manager.checkIdle(server, check),
   };
 }
 
@@ -329,25 +455,34 @@ export default function poolPlugin(): PgbunPlugin {
         pool.clientCount++;
         // the first client of a pool needs a server's parameters: it waits for one like a query would
         const deadline = api.now + (s.query_wait_timeout > 0 ? s.query_wait_timeout * 1000 : Number.POSITIVE_INFINITY);
+        // one promise per client, however long it waits: a login failing over and over adds no waiter each round
+        const waiting = pool.welcome ? null : pool.awaitWelcome();
         while (!pool.welcome) {
-          const waiting = pool.awaitWelcome();
+          const failure = manager.refusesNow(pool);
+          if (failure !== null) return refusalOf(failure);
           if (pool.connecting === 0 && manager.canOpen(pool)) manager.open(pool);
           try {
-            await (pool.connecting > 0 ? waiting : Promise.race([waiting, Bun.sleep(100)]));
+            // a failed login leaves the promise pending (the pool tries again later): look again now and then
+            await (pool.connecting > 0 && pool.lastFailure === null ? waiting : Promise.race([waiting, Bun.sleep(100)]));
           } catch (err) {
             return refusalOf(err as LoginFailure);
           }
           if (client.closed) return undefined;
-          if (!pool.welcome && Date.now() > deadline) return { code: SqlState.ProtocolViolation, message: "query_wait_timeout" };
+          if (!pool.welcome && Date.now() > deadline) return pool.lastFailure ? refusalOf(pool.lastFailure) : { code: SqlState.ProtocolViolation, message: "query_wait_timeout" };
         }
         client.welcomeParams = pool.welcome!;
         return undefined;
       });
       h.needServer.tap(NAME, (client) => manager.needServer(client));
       // a server handed out without its checkServer taps would skip the health check: none when they are tapped
-      h.peekServer.tap(NAME, (client) =>
-        client.pool && h.checkServer.taps.length === 0 ? ((client.pool as Pool).takeIdle(api.config.settings.server_round_robin, manager.isUsable) ?? undefined) : undefined,
-      );
+      h.peekServer.tap(NAME, (client) => {
+        const pool = client.pool as Pool | null;
+        if (!pool) return undefined;
+        const server = pool.takeIdle(api.config.settings.server_round_robin, manager.isUsable);
+        if (server === null || !manager.checkDue(server)) return server ?? undefined;
+        pool.idle.push(server); // it needs its check first: needServer runs it
+        return undefined;
+      });
       h.serverReleased.tap(NAME, (server, client) => manager.released(server, client));
       h.serverClosed.tap(NAME, (server) => manager.serverClosed(server));
       h.clientClosed.tap(NAME, (client) => {
@@ -368,7 +503,13 @@ export default function poolPlugin(): PgbunPlugin {
           pool.minSize = share(entry.min_pool_size ?? api.config.settings.min_pool_size);
           pool.reserveSize = share(entry.reserve_pool_size ?? user?.reserve_pool_size ?? api.config.settings.reserve_pool_size);
           pool.target = (i) => api.targetFor(entry, pool.database, pool.user, i);
+          // the reload may have fixed what failed (a password, a host): the next client tries at once
+          pool.retryAt = 0;
+          pool.failurePermanent = false;
         }
+      });
+      h.shutdown.tapPromise(NAME, async () => {
+        for (const pool of manager.pools.values()) if (pool.retryTimer !== null) clearTimeout(pool.retryTimer);
       });
     },
   };

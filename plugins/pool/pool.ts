@@ -29,6 +29,15 @@ export class Pool {
   unusedSince = 0;
   /** Health as the last server login or health check found it. */
   readonly health: MutablePoolHealth = { state: "unknown", lastCheck: 0, lastError: "", consecutiveFailures: 0 };
+  /** No server login before this (Date.now() ms; 0: none held back): the delay a serverLoginFailed tap chose. */
+  retryAt = 0;
+  /** When the last failed login was decided on (Date.now() ms): logins started before it that fail too are its burst. */
+  failedAt = 0;
+  /** The last login failure not yet followed by a success, and whether the tap called it permanent. */
+  lastFailure: LoginFailure | null = null;
+  failurePermanent = false;
+  /** The one timer that retries a login once retryAt passes (while clients wait). */
+  retryTimer: ReturnType<typeof setTimeout> | null = null;
 
   constructor(
     readonly key: string,
