@@ -13,6 +13,7 @@ const TABLE: Record<string, () => Promise<unknown>> = {
   "pgbun:session-state": () => import("../plugins/session-state/index.ts"),
   "pgbun:stats": () => import("../plugins/stats/index.ts"),
   "pgbun:admin": () => import("../plugins/admin/index.ts"),
+  "pgbun:metrics": () => import("../plugins/metrics/index.ts"),
 };
 
 /** Loaded when the config names no plugins, and added for any capability no listed plugin provides. */
@@ -27,6 +28,7 @@ const DEFAULTS = [
   "pgbun:backoff",
   "pgbun:stats",
   "pgbun:admin",
+  "pgbun:metrics",
 ];
 
 export const BUILTIN_PLUGINS: BuiltinPlugins = Object.freeze({ table: Object.freeze(TABLE), defaults: Object.freeze(DEFAULTS) });

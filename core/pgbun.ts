@@ -48,6 +48,8 @@ export class Pgbun {
   plugins: LoadedPlugin[] = [];
   /** Hooks each plugin tapped (`startup`, `clientMessage:Query`), for `pgbun plugins` and SHOW PLUGINS. */
   readonly tapsOf = new Map<string, Set<string>>();
+  /** Faults of each plugin's taps since start, by plugin name (api.plugins(), metrics). */
+  readonly faults = new Map<string, number>();
   /** Per-type message hooks (undefined where no plugin tapped), compiled once plugins are applied. */
   clientHooks: (MessageHook | undefined)[] = new Array(256).fill(undefined);
   serverHooks: (MessageHook | undefined)[] = new Array(256).fill(undefined);
@@ -84,7 +86,8 @@ export class Pgbun {
       let set = this.tapsOf.get(plugin);
       if (!set) this.tapsOf.set(plugin, (set = new Set()));
       set.add(hook);
-    }, (fault, hook) => this.log.error({ plugin: fault.plugin, hook, err: fault.logged }, `plugin ${fault.plugin} failed in ${hook} (the other plugins' taps still ran)`));
+    }, (fault, hook) => this.log.error({ plugin: fault.plugin, hook, err: fault.logged }, `plugin ${fault.plugin} failed in ${hook} (the other plugins' taps still ran)`),
+    (plugin) => this.faults.set(plugin, (this.faults.get(plugin) ?? 0) + 1));
   }
 
   nextId(): number {

@@ -82,6 +82,8 @@ export interface Settings {
   max_packet_size: number;
   sbuf_loopcnt: number;
   stats_period: number;
+  stats_listen_addr: string;
+  stats_listen_port: number;
   log_connections: boolean;
   log_disconnections: boolean;
   log_pooler_errors: boolean;

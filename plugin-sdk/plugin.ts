@@ -130,6 +130,8 @@ export interface PluginInfo {
   readonly options: Readonly<Record<string, unknown>>;
   /** Hooks this plugin tapped, as `startup`, `clientMessage:Query`, … */
   readonly taps: readonly string[];
+  /** Errors its taps threw (or rejected with) since start; absent where the host does not count them. */
+  readonly faults?: number;
 }
 
 export interface PgbunPlugin {

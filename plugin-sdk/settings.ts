@@ -90,6 +90,8 @@ export const SETTINGS: { readonly [K in SettingName]: SettingDef<Settings[K]> } 
   max_packet_size: { kind: { type: "int", min: 1024, max: 2147483647 }, default: 2147483647, doc: "Largest protocol message accepted, in bytes" },
   sbuf_loopcnt: { kind: INT, default: 5, doc: "Reads per socket per event loop turn, for fairness; 0 = no limit" },
   stats_period: { kind: { type: "seconds", min: 1 }, default: 60, doc: "Seconds between stats averages and log_stats lines" },
+  stats_listen_addr: { kind: STRING, default: "127.0.0.1", doc: "Address(es) of the metrics and dashboard HTTP listener (pgbun:metrics), comma-separated; * for all; empty disables it" },
+  stats_listen_port: { kind: { type: "int", min: 0, max: 65535 }, default: 0, doc: "Port of the metrics and dashboard HTTP listener (/metrics, /healthz, /readyz, /); 0 disables it" },
   log_connections: { kind: BOOL, default: true, doc: "Log successful logins" },
   log_disconnections: { kind: BOOL, default: true, doc: "Log disconnections with reasons" },
   log_pooler_errors: { kind: BOOL, default: true, doc: "Log errors the pooler sends to clients" },

@@ -20,6 +20,7 @@ export function pluginInfos(core: Pgbun): PluginInfo[] {
     provides: l.plugin.provides ?? [],
     options: l.options,
     taps: [...(core.tapsOf.get(l.plugin.name) ?? [])],
+    faults: core.faults.get(l.plugin.name) ?? 0,
   }));
 }
 

@@ -44,14 +44,17 @@ export class PluginFault extends Error {
   /**
    * Wraps a tap function so anything it throws (or rejects with) names its plugin. Fixed arity (pgbun's hooks
    * take at most three arguments): a rest parameter would allocate an array on every call of a hot hook.
+   * `faulted` is told the plugin's name once per fault (the per-plugin counts of api.plugins()).
    */
-  static wrap<F extends (...args: any[]) => any>(plugin: string, fn: F, kind: "sync" | "async" | "promise"): F {
+  static wrap<F extends (...args: any[]) => any>(plugin: string, fn: F, kind: "sync" | "async" | "promise", faulted?: (plugin: string) => void): F {
     if (kind === "promise") {
       return (async (a: unknown, b: unknown, c: unknown) => {
         try {
           return await fn(a, b, c);
         } catch (err) {
-          throw err instanceof PluginFault ? err : new PluginFault(plugin, err);
+          if (err instanceof PluginFault) throw err;
+          faulted?.(plugin);
+          throw new PluginFault(plugin, err);
         }
       }) as unknown as F;
     }
@@ -59,7 +62,9 @@ export class PluginFault extends Error {
       try {
         return fn(a, b, c);
       } catch (err) {
-        throw err instanceof PluginFault ? err : new PluginFault(plugin, err);
+        if (err instanceof PluginFault) throw err;
+        faulted?.(plugin);
+        throw new PluginFault(plugin, err);
       }
     }) as unknown as F;
   }

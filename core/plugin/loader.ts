@@ -157,18 +157,20 @@ const CONTAINED_HOOKS: ReadonlySet<string> = new Set(["serverReset", "clientClos
 
 /**
  * Installs interceptors so every tap made while a plugin applies is wrapped to report that plugin by name, and
- * recorded (plugin, hook name) for the plugin listings. `contained` gets the faults of CONTAINED_HOOKS' taps.
+ * recorded (plugin, hook name) for the plugin listings. `contained` gets the faults of CONTAINED_HOOKS' taps;
+ * `faulted` is told the plugin of every fault of a tap (counted for the listings and metrics).
  */
 export function attributeTaps(
   hooks: PgbunHooks,
   current: () => string | null,
   record?: (plugin: string, hook: string) => void,
   contained?: (fault: PluginFault, hook: string) => void,
+  faulted?: (plugin: string) => void,
 ): void {
   const registerFor = (hookName: string) => (tap: any) => {
     const owner = current() ?? tap.name;
     record?.(owner, hookName);
-    const fn = PluginFault.wrap(owner, tap.fn, tap.type);
+    const fn = PluginFault.wrap(owner, tap.fn, tap.type, faulted);
     if (!CONTAINED_HOOKS.has(hookName)) return { ...tap, fn };
     const report = (err: unknown) => contained?.(PluginFault.from(err), hookName);
     if (tap.type === "promise") return { ...tap, fn: (a: unknown, b: unknown, c: unknown) => Promise.resolve().then(() => fn(a, b, c)).then(undefined, report) };

@@ -1,0 +1,155 @@
+// /metrics: a prom-client registry whose collect() callbacks read the scrape's snapshot (nothing is pushed per message).
+import { Counter, Gauge, Registry, type Metric } from "prom-client";
+import { COUNTER_FIELDS } from "../../plugin-sdk/index.ts";
+import type { PoolSample, Snapshot } from "./snapshot.ts";
+
+/** PgBouncer's counters under the pgbouncer_exporter's names (stats_totals), factor from pgbun's units (µs). */
+const STATS: ReadonlyArray<{ field: string; name: string; help: string; factor: number }> = [
+  { field: "queries", name: "pgbouncer_stats_queries_pooled_total", help: "Total number of SQL queries pooled", factor: 1 },
+  { field: "queryTime", name: "pgbouncer_stats_queries_duration_seconds_total", help: "Total number of seconds spent by pgbouncer when actively connected to PostgreSQL, executing queries", factor: 1e-6 },
+  { field: "received", name: "pgbouncer_stats_received_bytes_total", help: "Total volume in bytes of network traffic received by pgbouncer, shown as bytes", factor: 1 },
+  { field: "sent", name: "pgbouncer_stats_sent_bytes_total", help: "Total volume in bytes of network traffic sent by pgbouncer, shown as bytes", factor: 1 },
+  { field: "waitTime", name: "pgbouncer_stats_client_wait_seconds_total", help: "Time spent by clients waiting for a server in seconds", factor: 1e-6 },
+  { field: "xacts", name: "pgbouncer_stats_sql_transactions_pooled_total", help: "Total number of SQL transactions pooled", factor: 1 },
+  { field: "xactTime", name: "pgbouncer_stats_server_in_transaction_seconds_total", help: "Total number of seconds spent by pgbouncer when connected to PostgreSQL in a transaction, either idle in transaction or executing queries", factor: 1e-6 },
+  { field: "clientParses", name: "pgbouncer_stats_client_parses_total", help: "Total number of prepared statement Parse messages received from clients", factor: 1 },
+  { field: "serverParses", name: "pgbouncer_stats_server_parses_total", help: "Total number of prepared statement Parse messages sent by pgbouncer to PostgreSQL", factor: 1 },
+  { field: "binds", name: "pgbouncer_stats_binds_total", help: "Total number of prepared statements readied for execution with a Bind message", factor: 1 },
+  { field: "serverAssignments", name: "pgbouncer_stats_server_assignments_total", help: "Total number of client connections which have been served since process start", factor: 1 },
+];
+
+/** SHOW POOLS' columns under the exporter's names. */
+const POOLS: ReadonlyArray<{ field: keyof PoolSample; name: string; help: string }> = [
+  { field: "clActive", name: "pgbouncer_pools_client_active_connections", help: "Client connections linked to server connection and able to process queries, shown as connection" },
+  { field: "clWaiting", name: "pgbouncer_pools_client_waiting_connections", help: "Client connections waiting on a server connection, shown as connection" },
+  { field: "svActive", name: "pgbouncer_pools_server_active_connections", help: "Server connections linked to a client connection, shown as connection" },
+  { field: "svIdle", name: "pgbouncer_pools_server_idle_connections", help: "Server connections idle and ready for a client query, shown as connection" },
+  { field: "svUsed", name: "pgbouncer_pools_server_used_connections", help: "Server connections idle long enough to need a check before reuse, shown as connection" },
+  { field: "svTested", name: "pgbouncer_pools_server_testing_connections", help: "Server connections currently running their reset or check query, shown as connection" },
+  { field: "svLogin", name: "pgbouncer_pools_server_login_connections", help: "Server connections currently in the process of logging in, shown as connection" },
+  { field: "svBeingCanceled", name: "pgbouncer_pools_server_being_canceled_connections", help: "Servers that normally could become idle but are waiting to do so until all in-flight cancel requests have completed" },
+];
+
+/** Durations with no per-query observation: a summary of sum and count (no quantiles) taken from the totals. */
+const SUMMARIES: ReadonlyArray<{ name: string; help: string; sum: string; count: string }> = [
+  { name: "pgbun_query_duration_seconds", help: "Query time (ReadyForQuery to ReadyForQuery while linked to a server) over queries, from the stats totals", sum: "queryTime", count: "queries" },
+  { name: "pgbun_transaction_duration_seconds", help: "Transaction time over transactions, from the stats totals", sum: "xactTime", count: "xacts" },
+  { name: "pgbun_client_wait_duration_seconds", help: "Time clients waited for a server over server assignments, from the stats totals", sum: "waitTime", count: "serverAssignments" },
+];
+
+const HEALTH_STATES = ["healthy", "unhealthy", "unknown"] as const;
+
+/** camelCase counter name → snake_case, for counters the table above does not know (a newer stats plugin's). */
+const snake = (s: string) => s.replace(/[A-Z]/g, (c) => `_${c.toLowerCase()}`);
+const KNOWN_FIELDS: ReadonlySet<string> = new Set(STATS.map((s) => s.field));
+
+/**
+ * A summary of sum and count only: prom-client's Summary keeps observations to compute quantiles, which pgbun
+ * does not have (its stats keep totals, and timing each query here would cost the hot path).
+ */
+class TotalsSummary {
+  readonly type = "summary";
+  readonly aggregator = "sum";
+  constructor(
+    readonly name: string,
+    readonly help: string,
+    private readonly read: () => Array<{ labels: Record<string, string>; sum: number; count: number }>,
+  ) {}
+
+  get() {
+    const values = this.read().flatMap((r) => [
+      { labels: r.labels, value: r.sum, metricName: `${this.name}_sum` },
+      { labels: r.labels, value: r.count, metricName: `${this.name}_count` },
+    ]);
+    return { name: this.name, help: this.help, type: this.type, aggregator: this.aggregator, values };
+  }
+
+  reset(): void {}
+}
+
+/** The registry; `current()` is the snapshot the scrape in progress took (set before registry.metrics()). */
+export function metricsRegistry(current: () => Snapshot): Registry {
+  const registry = new Registry();
+  const registers = [registry];
+  const gauge = (name: string, help: string, labelNames: string[], fill: (g: Gauge, s: Snapshot) => void) =>
+    new Gauge({
+      name,
+      help,
+      labelNames,
+      registers,
+      collect() {
+        this.reset();
+        fill(this, current());
+      },
+    });
+  const counter = (name: string, help: string, labelNames: string[], fill: (c: Counter, s: Snapshot) => void) =>
+    new Counter({
+      name,
+      help,
+      labelNames,
+      registers,
+      collect() {
+        this.reset();
+        fill(this, current());
+      },
+    });
+
+  gauge("pgbouncer_up", "The pooler answered this scrape", [], (g) => g.set(1));
+  gauge("pgbouncer_version_info", "The pooler's version", ["version"], (g, s) => g.set({ version: `pgbun ${s.version}` }, 1));
+  gauge("pgbouncer_config_max_client_connections", "Config maximum number of client connections (summed over workers)", [], (g, s) => g.set(s.maxClientConn));
+
+  for (const m of POOLS) {
+    gauge(m.name, m.help, ["database", "user"], (g, s) => {
+      for (const p of s.pools) g.set({ database: p.database, user: p.user }, p[m.field] as number);
+    });
+  }
+  gauge("pgbouncer_pools_client_maxwait_seconds", "Age of oldest unserved client connection, shown as second", ["database", "user"], (g, s) => {
+    for (const p of s.pools) g.set({ database: p.database, user: p.user }, p.maxWaitMs / 1000);
+  });
+
+  for (const m of STATS) {
+    counter(m.name, m.help, ["database"], (c, s) => {
+      for (const [database, t] of Object.entries(s.stats)) c.inc({ database }, (t[m.field] ?? 0) * m.factor);
+    });
+  }
+  // counters a stats plugin adds beyond PgBouncer's (client logins, ...) keep their name under pgbun_
+  for (const f of COUNTER_FIELDS.filter((f) => !KNOWN_FIELDS.has(f))) {
+    counter(`pgbun_stats_${snake(f)}_total`, `The stats plugin's ${f} counter, summed per database`, ["database"], (c, s) => {
+      for (const [database, t] of Object.entries(s.stats)) c.inc({ database }, t[f] ?? 0);
+    });
+  }
+  for (const m of SUMMARIES) {
+    registry.registerMetric(
+      new TotalsSummary(m.name, m.help, () =>
+        Object.entries(current().stats).map(([database, t]) => ({ labels: { database }, sum: (t[m.sum] ?? 0) / 1e6, count: t[m.count] ?? 0 })),
+      ) as unknown as Metric,
+    );
+  }
+
+  gauge("pgbun_clients", "Client connections by state (login, active, waiting), the admin console's included", ["state"], (g, s) => {
+    for (const [state, n] of Object.entries(s.clients)) g.set({ state }, n);
+  });
+  gauge("pgbun_servers", "Server connections by state (PgBouncer's: login, idle, active, used, tested, being_canceled)", ["state"], (g, s) => {
+    for (const [state, n] of Object.entries(s.servers)) g.set({ state }, n);
+  });
+  gauge("pgbun_pool_health", "1 for the pool's health state (from the pool plugin's checks and server logins), 0 for the others", ["database", "user", "state"], (g, s) => {
+    for (const p of s.pools) if (p.health) for (const st of HEALTH_STATES) g.set({ database: p.database, user: p.user, state: st }, p.health.state === st ? 1 : 0);
+  });
+  gauge("pgbun_pool_health_consecutive_failures", "Health checks or server logins that failed in a row", ["database", "user"], (g, s) => {
+    for (const p of s.pools) if (p.health) g.set({ database: p.database, user: p.user }, p.health.consecutiveFailures);
+  });
+  gauge("pgbun_pool_health_last_check_timestamp_seconds", "When a check or login last reported on the pool (0: never)", ["database", "user"], (g, s) => {
+    for (const p of s.pools) if (p.health) g.set({ database: p.database, user: p.user }, p.health.lastCheck / 1000);
+  });
+  counter("pgbun_server_errors_total", "ErrorResponses servers sent to clients, by database and SQLSTATE class", ["database", "class"], (c, s) => {
+    for (const [database, classes] of Object.entries(s.errors)) for (const [cls, n] of Object.entries(classes)) c.inc({ database, class: cls }, n);
+  });
+  counter("pgbun_plugin_faults_total", "Errors a plugin's taps threw since start, by plugin", ["plugin"], (c, s) => {
+    for (const [plugin, n] of Object.entries(s.faults)) c.inc({ plugin }, n);
+  });
+  gauge("pgbun_workers", "Workers whose figures this scrape holds (answered) and those that did not answer in time (missing)", ["state"], (g, s) => {
+    g.set({ state: "answered" }, s.workers.length);
+    g.set({ state: "missing" }, s.missing.length);
+  });
+  return registry;
+}

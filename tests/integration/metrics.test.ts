@@ -1,0 +1,353 @@
+// pgbun:metrics: /metrics in Prometheus text format (parsed strictly) moves with pgbench, sums workers; /healthz, /readyz.
+import { describe, expect, setDefaultTimeout, test } from "bun:test";
+import { writeFileSync } from "node:fs";
+import { join } from "node:path";
+import { Client } from "pg";
+import { initPgbench, parsePgbenchSummary, runPgbench, usePostgres, waitFor, sdkFrom } from "../harness/fixtures.ts";
+import { freePort, startPgbun, type TestPgbun } from "../harness/pgbun.ts";
+import { harnessTempDir } from "../harness/postgres.ts";
+
+setDefaultTimeout(60_000);
+
+const pg = usePostgres((db) => initPgbench(db));
+
+// ---- a strict parser of the Prometheus text exposition format (0.0.4) ----
+
+interface Sample {
+  name: string;
+  labels: Record<string, string>;
+  value: number;
+}
+interface Family {
+  name: string;
+  type: string;
+  help: string;
+  samples: Sample[];
+}
+
+const METRIC_NAME = /^[a-zA-Z_:][a-zA-Z0-9_:]*$/;
+const LABEL_NAME = /^[a-zA-Z_][a-zA-Z0-9_]*$/;
+const TYPES = new Set(["counter", "gauge", "summary", "histogram", "untyped"]);
+
+function parseValue(s: string, line: string): number {
+  if (s === "NaN") return NaN;
+  if (s === "+Inf") return Infinity;
+  if (s === "-Inf") return -Infinity;
+  if (!/^[-+]?(\d+\.?\d*|\.\d+)([eE][-+]?\d+)?$/.test(s)) throw new Error(`bad value in: ${line}`);
+  return Number(s);
+}
+
+/** Labels `{a="x",b="y"}` starting at `i` of `line`; returns the labels and the index after `}`. */
+function parseLabels(line: string, i: number): [Record<string, string>, number] {
+  const labels: Record<string, string> = {};
+  i++; // {
+  while (line[i] !== "}") {
+    const eq = line.indexOf("=", i);
+    if (eq < 0) throw new Error(`bad labels in: ${line}`);
+    const name = line.slice(i, eq);
+    if (!LABEL_NAME.test(name) || name in labels) throw new Error(`bad or repeated label name ${name} in: ${line}`);
+    if (line[eq + 1] !== '"') throw new Error(`unquoted label value in: ${line}`);
+    let value = "";
+    let j = eq + 2;
+    for (;; j++) {
+      const c = line[j];
+      if (c === undefined) throw new Error(`unterminated label value in: ${line}`);
+      if (c === '"') break;
+      if (c === "\\") {
+        const e = line[++j];
+        if (e === "n") value += "\n";
+        else if (e === "\\" || e === '"') value += e;
+        else throw new Error(`bad escape in: ${line}`);
+      } else value += c;
+    }
+    labels[name] = value;
+    i = j + 1;
+    if (line[i] === ",") i++;
+    else if (line[i] !== "}") throw new Error(`expected , or } in: ${line}`);
+  }
+  return [labels, i + 1];
+}
+
+/** The families of an exposition; throws on anything the format does not allow. */
+function parseExposition(text: string): Map<string, Family> {
+  if (!text.endsWith("\n")) throw new Error("exposition does not end with a newline");
+  const families = new Map<string, Family>();
+  const seenSeries = new Set<string>();
+  let current: Family | null = null;
+  const familyOf = (sample: string): Family | undefined => {
+    if (current && (sample === current.name || ((current.type === "summary" || current.type === "histogram") && /^(.*)_(sum|count|bucket)$/.exec(sample)?.[1] === current.name))) return current;
+    return undefined;
+  };
+  for (const line of text.slice(0, -1).split("\n")) {
+    if (line === "") continue;
+    if (line.startsWith("#")) {
+      const m = /^# (HELP|TYPE) (\S+) ?(.*)$/.exec(line);
+      if (!m) continue; // a plain comment
+      const [, kind, name, rest] = m;
+      if (!METRIC_NAME.test(name!)) throw new Error(`bad metric name: ${line}`);
+      let f = families.get(name!);
+      if (!f) {
+        if (current && current.samples.length === 0 && current.type === "") throw new Error(`family ${current.name} has no TYPE`);
+        f = { name: name!, type: "", help: "", samples: [] };
+        families.set(name!, f);
+      } else if (f !== current || f.samples.length > 0) throw new Error(`${kind} for ${name} after its samples, or family split: ${line}`);
+      current = f;
+      if (kind === "TYPE") {
+        if (!TYPES.has(rest!) || f.type !== "") throw new Error(`bad or repeated TYPE: ${line}`);
+        f.type = rest!;
+      } else f.help = rest!;
+      continue;
+    }
+    const nameEnd = line.search(/[{ ]/);
+    if (nameEnd <= 0) throw new Error(`bad sample line: ${line}`);
+    const name = line.slice(0, nameEnd);
+    if (!METRIC_NAME.test(name)) throw new Error(`bad sample name: ${line}`);
+    let [labels, i] = line[nameEnd] === "{" ? parseLabels(line, nameEnd) : [{}, nameEnd];
+    if (line[i] !== " ") throw new Error(`expected a space before the value: ${line}`);
+    const parts = line.slice(i + 1).split(" ");
+    if (parts.length < 1 || parts.length > 2 || (parts.length === 2 && !/^-?\d+$/.test(parts[1]!))) throw new Error(`bad value/timestamp: ${line}`);
+    const value = parseValue(parts[0]!, line);
+    const f = familyOf(name);
+    if (!f) throw new Error(`sample ${name} outside its family (TYPE missing or families interleaved): ${line}`);
+    if (f.type === "") throw new Error(`sample before TYPE: ${line}`);
+    const series = `${name}${JSON.stringify(Object.entries(labels).sort())}`;
+    if (seenSeries.has(series)) throw new Error(`repeated series: ${line}`);
+    seenSeries.add(series);
+    if (f.type === "counter" && (value < 0 || Number.isNaN(value))) throw new Error(`negative or NaN counter: ${line}`);
+    f.samples.push({ name, labels, value });
+  }
+  return families;
+}
+
+/** The one sample of `name` whose labels include `labels`; throws when there is none or more than one. */
+function value(families: Map<string, Family>, name: string, labels: Record<string, string> = {}): number {
+  const family = families.get(name.replace(/_(sum|count)$/, "")) ?? families.get(name);
+  const hits = (family?.samples ?? []).filter((s) => s.name === name && Object.entries(labels).every(([k, v]) => s.labels[k] === v));
+  if (hits.length !== 1) throw new Error(`${hits.length} samples of ${name} ${JSON.stringify(labels)}`);
+  return hits[0]!.value;
+}
+
+/** The sum of every sample of `name` (over all label values). */
+const total = (families: Map<string, Family>, name: string) => (families.get(name)?.samples ?? []).filter((s) => s.name === name).reduce((a, s) => a + s.value, 0);
+
+test("the parser refuses what the format does not allow (so a parse that passes means something)", () => {
+  expect(() => parseExposition("# TYPE a counter\na 1\n")).not.toThrow();
+  expect(() => parseExposition("a 1\n")).toThrow(); // no TYPE
+  expect(() => parseExposition("# TYPE a counter\na -1\n")).toThrow();
+  expect(() => parseExposition('# TYPE a gauge\na{x="1} 1\n')).toThrow();
+  expect(() => parseExposition('# TYPE a gauge\na{x="1"} 1\na{x="1"} 2\n')).toThrow();
+  expect(() => parseExposition("# TYPE a gauge\n# TYPE b gauge\nb 1\na 1\n")).toThrow();
+  expect(() => parseExposition("# TYPE a gauge\na one\n")).toThrow();
+  expect(() => parseExposition("# TYPE a summary\na_sum 1\na_count 2\n")).not.toThrow();
+  expect(() => parseExposition("# TYPE a gauge\na 1")).toThrow();
+});
+
+// ---- the listener ----
+
+interface Stats {
+  pb: TestPgbun;
+  base: string;
+}
+
+async function startWithStats(settings: Record<string, unknown>, extra: Record<string, unknown> = {}): Promise<Stats> {
+  const port = await freePort();
+  const pb = await startPgbun({ pg, config: { pgbun: { log_level: "info", stats_listen_port: port, ...settings }, ...extra } });
+  const base = `http://127.0.0.1:${port}`;
+  try {
+    await waitFor("the stats listener", async () => (await fetch(`${base}/healthz`).catch(() => null))?.status === 200, 15_000, 100);
+  } catch (err) {
+    console.error(pb.logs());
+    await pb.stop();
+    throw err;
+  }
+  return { pb, base };
+}
+
+async function scrape(base: string): Promise<Map<string, Family>> {
+  const r = await fetch(`${base}/metrics`);
+  expect(r.status).toBe(200);
+  expect(r.headers.get("content-type")).toStartWith("text/plain; version=0.0.4");
+  return parseExposition(await r.text());
+}
+
+const APP = { database: "app" };
+
+describe("pgbun:metrics", () => {
+  test("off by default: no stats listener is opened without stats_listen_port", async () => {
+    const pb = await startPgbun({ pg, config: { pgbun: { log_level: "info" } } });
+    try {
+      const c = new Client({ connectionString: pb.url() });
+      await c.connect();
+      await c.query("SELECT 1");
+      await c.end();
+      expect(pb.logs()).not.toContain("stats listener");
+    } finally {
+      await pb.stop();
+    }
+  });
+
+  test("/metrics parses strictly and its counters and gauges move with pgbench", async () => {
+    const { pb, base } = await startWithStats({ pool_mode: "transaction", default_pool_size: 4 });
+    try {
+      const before = await scrape(base);
+      // PgBouncer exporter names are there from the start (for Grafana dashboards)
+      expect(before.get("pgbouncer_pools_client_active_connections")?.type).toBe("gauge");
+      expect(before.get("pgbouncer_stats_queries_pooled_total")?.type).toBe("counter");
+      expect(before.get("pgbun_query_duration_seconds")?.type).toBe("summary");
+      expect(value(before, "pgbouncer_up")).toBe(1);
+      expect(value(before, "pgbun_workers", { state: "answered" })).toBe(1);
+
+      // while pgbench runs, its clients are active in the pool and servers are linked
+      const bench = runPgbench(pg, pb, ["-c", "6", "-j", "2", "-T", "4", "-M", "extended"]);
+      let sawActive = 0;
+      let sawServers = 0;
+      let sawLiveGauges = 0;
+      const deadline = Date.now() + 3_000;
+      while (Date.now() < deadline) {
+        const m = await scrape(base);
+        const pool = { database: "app", user: pg.superuser };
+        const names = m.get("pgbouncer_pools_client_active_connections")?.samples.some((s) => s.labels.database === "app");
+        // a logged-in client is active (with or without a server) or waiting for one
+        if (names) sawActive = Math.max(sawActive, value(m, "pgbouncer_pools_client_active_connections", pool) + value(m, "pgbouncer_pools_client_waiting_connections", pool));
+        const servers = total(m, "pgbouncer_pools_server_active_connections") + total(m, "pgbouncer_pools_server_idle_connections");
+        sawServers = Math.max(sawServers, servers);
+        if (value(m, "pgbun_clients", { state: "active" }) + value(m, "pgbun_clients", { state: "waiting" }) >= 6) sawLiveGauges++;
+        await Bun.sleep(200);
+      }
+      const r = await bench;
+      if (r.code !== 0) throw new Error(`pgbench failed:\n${r.output}`);
+      const summary = parsePgbenchSummary(r.output);
+      expect(summary.processed).toBeGreaterThan(0);
+      expect(sawActive).toBe(6);
+      expect(sawServers).toBeGreaterThan(0);
+      expect(sawServers).toBeLessThanOrEqual(4);
+      expect(sawLiveGauges).toBeGreaterThan(0);
+
+      await waitFor("pgbench's clients to leave", async () => value(await scrape(base), "pgbun_clients", { state: "active" }) === 0, 5_000);
+      const after = await scrape(base);
+      // before any traffic the database has no counters yet
+      const delta = (name: string) => value(after, name, APP) - (before.get(name)?.samples.some((x) => x.labels.database === "app") ? value(before, name, APP) : 0);
+      // each pgbench transaction is a BEGIN..END block: one pooled transaction, seven queries (extended protocol: one Sync each)
+      expect(delta("pgbouncer_stats_sql_transactions_pooled_total")).toBeGreaterThanOrEqual(summary.processed);
+      expect(delta("pgbouncer_stats_queries_pooled_total")).toBeGreaterThanOrEqual(7 * summary.processed);
+      expect(delta("pgbouncer_stats_binds_total")).toBeGreaterThanOrEqual(7 * summary.processed);
+      expect(delta("pgbouncer_stats_received_bytes_total")).toBeGreaterThan(0);
+      expect(delta("pgbouncer_stats_sent_bytes_total")).toBeGreaterThan(0);
+      expect(delta("pgbouncer_stats_queries_duration_seconds_total")).toBeGreaterThan(0);
+      expect(delta("pgbouncer_stats_server_in_transaction_seconds_total")).toBeGreaterThan(0);
+      expect(delta("pgbouncer_stats_server_assignments_total")).toBeGreaterThanOrEqual(summary.processed);
+      // the summaries are the same totals: count = queries, sum = query seconds
+      expect(value(after, "pgbun_query_duration_seconds_count", APP)).toBe(value(after, "pgbouncer_stats_queries_pooled_total", APP));
+      expect(value(after, "pgbun_query_duration_seconds_sum", APP)).toBeCloseTo(value(after, "pgbouncer_stats_queries_duration_seconds_total", APP), 6);
+      expect(value(after, "pgbun_transaction_duration_seconds_count", APP)).toBe(value(after, "pgbouncer_stats_sql_transactions_pooled_total", APP));
+      // gauges come back down: no client left, the servers idle in their pool
+      expect(value(after, "pgbouncer_pools_client_active_connections", { database: "app", user: pg.superuser })).toBe(0);
+      expect(value(after, "pgbouncer_pools_server_active_connections", { database: "app", user: pg.superuser })).toBe(0);
+      expect(value(after, "pgbouncer_pools_server_idle_connections", { database: "app", user: pg.superuser })).toBeGreaterThan(0);
+    } finally {
+      await pb.stop();
+    }
+  });
+
+  test("errors are counted by SQLSTATE class, and a plugin's faults by plugin", async () => {
+    const dir = await harnessTempDir("metrics");
+    const faulty = join(dir, "faulty.ts");
+    writeFileSync(
+      faulty,
+      `import { definePlugin } from "${sdkFrom(dir)}";\n` +
+        `export default definePlugin(() => ({ name: "test-faulty", apply(api) { api.hooks.tick.tap("test-faulty", () => { throw new Error("boom"); }); } }));\n`,
+    );
+    const { pb, base } = await startWithStats({ pool_mode: "session", plugins: [faulty] });
+    try {
+      const c = new Client({ connectionString: pb.url() });
+      c.on("error", () => undefined);
+      await c.connect();
+      for (let i = 0; i < 3; i++) await c.query("SELECT 1/0").catch(() => undefined); // 22012: class 22
+      await c.query("SELECT * FROM no_such_table").catch(() => undefined); // 42P01: class 42
+      await c.query("SELECT 1");
+      const m = await scrape(base);
+      expect(value(m, "pgbun_server_errors_total", { database: "app", class: "22" })).toBe(3);
+      expect(value(m, "pgbun_server_errors_total", { database: "app", class: "42" })).toBe(1);
+      expect(total(m, "pgbun_server_errors_total")).toBe(4);
+      await c.end();
+      // the janitor ticks about 3 times a second: the faulty tap's count grows; the built-ins have none
+      let first = 0;
+      await waitFor("a fault", async () => (first = value(await scrape(base), "pgbun_plugin_faults_total", { plugin: "test-faulty" })) > 0, 5_000);
+      await waitFor("more faults", async () => value(await scrape(base), "pgbun_plugin_faults_total", { plugin: "test-faulty" }) > first, 5_000);
+      expect(value(m, "pgbun_plugin_faults_total", { plugin: "pgbun:stats" })).toBe(0);
+    } finally {
+      await pb.stop();
+    }
+  });
+
+  test("/healthz answers 200; /readyz is 200 while every database's host accepts connections and 503 naming one that does not", async () => {
+    const dead = await freePort();
+    const db = (port: number) => ({ host: pg.host, port, password: pg.password });
+    const up = await startWithStats({}, { databases: { app: db(pg.port) } });
+    try {
+      const h = await fetch(`${up.base}/healthz`);
+      expect(h.status).toBe(200);
+      expect(await h.text()).toBe("ok\n");
+      const r = await fetch(`${up.base}/readyz`);
+      expect(r.status).toBe(200);
+      expect(await r.json()).toMatchObject({ ready: true, reasons: [], databases: { app: true } });
+      expect((await fetch(`${up.base}/nothing-here`)).status).toBe(404);
+      expect((await fetch(`${up.base}/metrics`, { method: "POST" })).status).toBe(405);
+    } finally {
+      await up.pb.stop();
+    }
+    const down = await startWithStats({}, { databases: { app: db(pg.port), gone: db(dead) } });
+    try {
+      expect((await fetch(`${down.base}/healthz`)).status).toBe(200); // alive, though not ready
+      const r = await fetch(`${down.base}/readyz`);
+      expect(r.status).toBe(503);
+      const body = (await r.json()) as { ready: boolean; reasons: string[]; databases: Record<string, boolean> };
+      expect(body.ready).toBe(false);
+      expect(body.databases).toEqual({ app: true, gone: false });
+      expect(body.reasons.join("\n")).toContain("gone");
+    } finally {
+      await down.pb.stop();
+    }
+  });
+
+  test("workers = 2: /metrics holds the totals of both workers", async () => {
+    const { pb, base } = await startWithStats({ pool_mode: "session", default_pool_size: 40, workers: 2 });
+    try {
+      await waitFor("both workers in the scrape", async () => value(await scrape(base), "pgbun_workers", { state: "answered" }) === 2, 10_000);
+      // 16 sessions: the kernel spreads them over both workers' listening sockets (each worker may open 40 / 2
+      // servers, so even 16 on one worker all get theirs)
+      const clients: Client[] = [];
+      for (let i = 0; i < 16; i++) {
+        const c = new Client({ connectionString: pb.url() });
+        c.on("error", () => undefined);
+        await c.connect();
+        await c.query("SELECT 1");
+        clients.push(c);
+      }
+      try {
+        const m = await scrape(base);
+        expect(value(m, "pgbun_workers", { state: "missing" })).toBe(0);
+        expect(value(m, "pgbouncer_pools_client_active_connections", { database: "app", user: pg.superuser })).toBe(16);
+        expect(value(m, "pgbouncer_pools_server_active_connections", { database: "app", user: pg.superuser })).toBe(16);
+        expect(value(m, "pgbouncer_stats_sql_transactions_pooled_total", APP)).toBeGreaterThanOrEqual(16);
+        const logs = pb.logs();
+        expect(logs).toContain('"worker":0');
+        expect(logs).toContain('"worker":1');
+      } finally {
+        for (const c of clients) await c.end().catch(() => undefined);
+      }
+      // pgbench through both workers: the summed transaction count covers every transaction it made
+      const before = await scrape(base);
+      const r = await runPgbench(pg, pb, ["-c", "8", "-j", "2", "-T", "2", "-C", "-S"]);
+      if (r.code !== 0) throw new Error(`pgbench failed:\n${r.output}`);
+      // -C: pgbench reports tps including reconnections, which parsePgbenchSummary does not read
+      const processed = Number(/number of transactions actually processed: (\d+)/.exec(r.output)?.[1]);
+      expect(processed).toBeGreaterThan(0);
+      await waitFor("pgbench's clients to leave", async () => value(await scrape(base), "pgbun_clients", { state: "active" }) === 0, 5_000);
+      const after = await scrape(base);
+      expect(value(after, "pgbouncer_stats_sql_transactions_pooled_total", APP) - value(before, "pgbouncer_stats_sql_transactions_pooled_total", APP)).toBeGreaterThanOrEqual(processed);
+    } finally {
+      await pb.stop();
+    }
+  });
+});
