@@ -72,11 +72,12 @@ export function createHooks() {
      */
     checkServer: new AsyncSeriesBailHook<[Server, Client], string | undefined>(["server", "client"]),
     /**
-     * sync, bail boolean. Whether checkServer must run before this idle server is handed out (pgbun:health-check:
-     * idle longer than server_check_delay): false hands it out synchronously, as with no checkServer tap, so a
-     * server used a moment ago costs no promise. With no tap, checkServer runs before every hand-out.
+     * sync, bail true. For a plugin whose checkServer tap checks only some servers (pgbun:health-check: those idle
+     * longer than server_check_delay): tap this as well, return true when your check is due. While every
+     * checkServer tap has a checkServerDue tap (as many of each), a server no tap calls due is handed out
+     * synchronously, with no promise; otherwise checkServer runs before every hand-out (taps still decide inside).
      */
-    checkServerDue: new SyncBailHook<[Server], boolean | undefined>(["server"]),
+    checkServerDue: new SyncBailHook<[Server], true | undefined>(["server"]),
     /**
      * sync, bail LoginRetry. A server login of a pool failed (`failure`: PostgreSQL's own error, or the connect
      * error; `pool.health` already counts it). Return when the pool may try again and whether the failure is

@@ -251,11 +251,12 @@ class PoolManager {
     return undefined;
   }
 
-  /** Must checkServer run before this server is handed out? Never with no tap; always with no checkServerDue tap. */
+  /** Must checkServer run before this server is handed out? Never with no tap; always when a tap has no checkServerDue. */
   checkDue(server: Server): boolean {
     const h = this.api.hooks;
-    if (h.checkServer.taps.length === 0) return false;
-    return h.checkServerDue.taps.length === 0 || h.checkServerDue.call(server) !== false;
+    const checks = h.checkServer.taps.length;
+    if (checks === 0) return false;
+    return checks > h.checkServerDue.taps.length || h.checkServerDue.call(server) === true;
   }
 
   /**

@@ -177,7 +177,7 @@ describe("the checkServer hook", () => {
   });
 
   test("with no checkServer tap nothing is checked and servers are handed out synchronously", async () => {
-    const p = await pooler("nocheck.ts", `import { definePlugin } from "\${SDK}"; export default definePlugin(() => ({ name: "nocheck", apply() {} }));`);
+    const p = await pooler("nocheck.ts", `import { definePlugin } from "\${SDK}"; export default definePlugin(() => ({ name: "nocheck", provides: ["health-check"], apply() {} }));`);
     const c = await connect(p);
     for (let i = 0; i < 5; i++) expect(await firstValue(c, `SELECT ${i}`)).toBe(i);
     expect(p.core.hooks.checkServer.taps.length).toBe(0);

@@ -1,0 +1,65 @@
+// Built-in plugin "pgbun:health-check": server_check_query on servers idle past server_check_delay, at hand-out and in the background.
+import { type PgbunPlugin, type PoolApi, type Server } from "../../plugin-sdk/index.ts";
+
+const NAME = "pgbun:health-check";
+/** The background sweep runs at most this often, and checks no server more often than this. */
+const SWEEP_MS = 1_000;
+
+/** The health-check plugin; replace it with a plugin that `provides: ["health-check"]`. */
+export default function healthCheckPlugin(): PgbunPlugin {
+  return {
+    name: NAME,
+    provides: ["health-check"],
+    dependencies: ["pool"],
+    apply(api) {
+      /** Checks in flight, by server: a server that closes meanwhile would never answer its check. */
+      const pending = new Map<Server, (reason: string) => void>();
+      let lastSweep = 0;
+
+      /** Since when (ms) the server was neither used nor checked; server.data[NAME] holds its last check. */
+      const idleFor = (server: Server) => api.now - Math.max(server.lastUsed, (server.data[NAME] as number | undefined) ?? 0);
+
+      /** server_check_query ("" sends an empty Query, as PgBouncer 1.25 does): undefined when it answered cleanly. */
+      const check = (server: Server): Promise<string | undefined> =>
+        new Promise((resolve) => {
+          const s = api.config.settings;
+          // a half-open connection answers nothing: the check gives up as a login would
+          const timeoutMs = (s.server_connect_timeout > 0 ? s.server_connect_timeout : 15) * 1000;
+          let settled = false;
+          const finish = (reason: string | undefined) => {
+            if (settled) return;
+            settled = true;
+            clearTimeout(timer);
+            pending.delete(server);
+            server.data[NAME] = Date.now();
+            resolve(reason);
+          };
+          const timer = setTimeout(() => finish(`health check got no answer in ${timeoutMs / 1000}s`), timeoutMs);
+          pending.set(server, finish);
+          server.runInternal(s.server_check_query, (error) => finish(error === null ? undefined : `health check failed: ${error.code}: ${error.message}`));
+        });
+
+      const due = (server: Server) => idleFor(server) >= api.config.settings.server_check_delay * 1000;
+      // a server used or checked within server_check_delay is handed out synchronously, at no cost
+      api.hooks.checkServerDue.tap(NAME, (server) => (due(server) ? true : undefined));
+      // asked anyway when another plugin checks every server: the due test again
+      api.hooks.checkServer.tapPromise(NAME, async (server) => (due(server) ? check(server) : undefined));
+      api.hooks.serverClosed.tap(NAME, (server, reason) => pending.get(server)?.(`server closed during its health check: ${reason}`));
+
+      // the background check: idle servers past server_check_delay (at least SWEEP_MS), found by one sweep a second
+      api.hooks.tick.tap(NAME, (now) => {
+        if (now - lastSweep < SWEEP_MS) return;
+        lastSweep = now;
+        const pools = api.capability<PoolApi>("pool");
+        if (!pools?.checkIdle) return;
+        const dueMs = Math.max(api.config.settings.server_check_delay * 1000, SWEEP_MS);
+        for (const server of api.servers()) {
+          if (server.state === "idle" && !pending.has(server) && idleFor(server) >= dueMs) pools.checkIdle(server, check);
+        }
+      });
+      api.hooks.shutdown.tapPromise(NAME, async () => {
+        for (const finish of [...pending.values()]) finish("shutting down");
+      });
+    },
+  };
+}
