@@ -6,7 +6,7 @@ export type PoolMode = (typeof POOL_MODES)[number];
 export const AUTH_TYPES = ["trust", "any", "md5", "scram-sha-256", "plain", "cert", "hba", "pam"] as const;
 export type AuthType = (typeof AUTH_TYPES)[number];
 /** The auth_type values the core can serve today; the rest are accepted names that fail validation. */
-export const IMPLEMENTED_AUTH_TYPES: readonly AuthType[] = ["trust", "any", "plain", "md5", "scram-sha-256"];
+export const IMPLEMENTED_AUTH_TYPES: readonly AuthType[] = ["trust", "any", "plain", "md5", "scram-sha-256", "hba", "cert"];
 
 export const SSL_MODES = ["disable", "allow", "prefer", "require", "verify-ca", "verify-full"] as const;
 export type SslMode = (typeof SSL_MODES)[number];
@@ -47,6 +47,7 @@ export interface Settings {
   auth_user: string;
   auth_dbname: string;
   auth_query: string;
+  auth_failure_delay: number;
   admin_users: string[];
   stats_users: string[];
   scram_iterations: number;

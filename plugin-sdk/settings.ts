@@ -55,6 +55,7 @@ export const SETTINGS: { readonly [K in SettingName]: SettingDef<Settings[K]> } 
   auth_user: { kind: STRING, default: "", doc: "User that runs auth_query against the server" },
   auth_dbname: { kind: STRING, default: "", doc: "Database auth_query connects to; empty = the client's database" },
   auth_query: { kind: STRING, default: DEFAULT_AUTH_QUERY, doc: "Query that looks up a user's secret" },
+  auth_failure_delay: { kind: SECONDS, default: 1, doc: "Seconds between answers to failed password logins from one address, once 5 in a row have been answered at once; 0 disables" },
   admin_users: { kind: LIST, default: [], doc: "Users allowed every admin console command" },
   stats_users: { kind: LIST, default: [], doc: "Users allowed read-only SHOW commands in the admin console" },
   scram_iterations: { kind: { type: "int", min: 1 }, default: 4096, doc: "PBKDF2 iterations for SCRAM secrets pgbun creates" },

@@ -311,9 +311,9 @@ test("a bad enum value lists the allowed values; unimplemented auth types are re
   expect(err.key).toBe("pgbun.pool_mode");
   expect(err.reason).toContain("session, transaction, statement");
 
-  const auth = await configError(() => validateConfig({ pgbun: { auth_type: "cert" } }, "f.toml", "/"));
+  const auth = await configError(() => validateConfig({ pgbun: { auth_type: "pam" } }, "f.toml", "/"));
   expect(auth.key).toBe("pgbun.auth_type");
-  expect(auth.reason).toBe("auth_type cert is not implemented yet; use trust");
+  expect(auth.reason).toBe("auth_type pam is not implemented yet; use trust");
 
   const authEnv = await configError(() => validateConfig({}, "f.toml", "/", { PGBUN_AUTH_TYPE: "pam" }));
   expect(authEnv.key).toBe("env PGBUN_AUTH_TYPE");

@@ -31,6 +31,7 @@ const OWNED_ELSEWHERE: Readonly<Record<string, string>> = {
   auth_user: "pgbun:auth",
   auth_dbname: "pgbun:auth",
   auth_query: "pgbun:auth",
+  auth_failure_delay: "pgbun:auth",
   scram_iterations: "pgbun:auth",
   unix_socket_dir: "the Unix listener",
   unix_socket_mode: "the Unix listener",
