@@ -57,6 +57,9 @@ export default function authPlugin(): PgbunPlugin {
       if (state.users === null && s.auth_user === "" && !["trust", "any", "cert"].includes(s.auth_type)) {
         api.log.warn({ auth_type: s.auth_type }, "no auth_file or auth_user is set: every password login will fail");
       }
+      if (s.auth_type === "cert" && (s.client_tls_sslmode === "disable" || s.client_tls_ca_file === "")) {
+        api.log.warn({ client_tls_sslmode: s.client_tls_sslmode }, "auth_type cert needs client TLS with client_tls_ca_file: every login will fail");
+      }
       const throttle = new LoginThrottle();
       api.hooks.reload.tap(PLUGIN_NAME, (config) => {
         try {

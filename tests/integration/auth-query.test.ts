@@ -112,6 +112,19 @@ describe("auth_query", () => {
     });
   });
 
+  test("auth_type hba: each line's method runs against the secret auth_query found", async () => {
+    const hba = join(dir, "pg_hba.conf");
+    writeFileSync(hba, "host all aq_md5 127.0.0.1/32 md5\nhost all aq_scram 127.0.0.1/32 password\nhost all all 127.0.0.1/32 scram-sha-256\n");
+    await withPgbun(pg, config("hba", { auth_hba_file: hba }), async (f) => {
+      expect(await pgLogin(f, "aq_md5", "md5-pw")).toBe("ok");
+      expect(await psqlLogin(f, "aq_scram", "scram-pw")).toBe("ok");
+      expect(await jsLogin(f, "aq_future", "fut-pw")).toBe("ok");
+      expect(await pgLogin(f, "aq_md5", "wrong")).toBe(failed("aq_md5"));
+      expect(await jsLogin(f, "aq_expired", "exp-pw")).toBe(failed("aq_expired"));
+      expect(await jsLogin(f, "no_such_role", "x")).toBe(failed("no_such_role"));
+    });
+  });
+
   test("a password past VALID UNTIL and a NOLOGIN role are refused as a wrong password (the default query honours them)", async () => {
     // PostgreSQL itself refuses them too
     expect(await pgConnect(pg, { user: "aq_expired", password: "exp-pw", database: "app" }).then((c) => c.end().then(() => "ok"), (e: { code?: string }) => e.code)).toBe("28P01");
