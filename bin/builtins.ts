@@ -5,6 +5,7 @@ import type { BuiltinPlugins } from "../core/plugin/loader.ts";
 const TABLE: Record<string, () => Promise<unknown>> = {
   "pgbun:auth": () => import("../plugins/auth/index.ts"),
   "pgbun:pool": () => import("../plugins/pool/index.ts"),
+  "pgbun:routing": () => import("../plugins/routing/index.ts"),
   "pgbun:health-check": () => import("../plugins/health-check/index.ts"),
   "pgbun:backoff": () => import("../plugins/backoff/index.ts"),
   "pgbun:transaction-detection": () => import("../plugins/transaction-detection/index.ts"),
@@ -26,6 +27,7 @@ const DEFAULTS = [
   "pgbun:session-state",
   "pgbun:pool-statement",
   "pgbun:pool",
+  "pgbun:routing",
   "pgbun:backoff",
   "pgbun:health-check",
   "pgbun:stats",

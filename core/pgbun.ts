@@ -16,7 +16,8 @@ import { applyPlugins, attributeTaps, loadPlugins, NO_BUILTINS, type BuiltinPlug
 import { makePluginApi } from "./plugin/api.ts";
 import { PluginFault } from "./plugin/fault.ts";
 import type { PluginApi } from "../plugin-sdk/plugin.ts";
-import type { PgbunConfig } from "./config/load.ts";
+import { keepRestartSettings, withSetting, type PgbunConfig } from "./config/load.ts";
+import type { ReloadOutcome } from "../plugin-sdk/restart-settings.ts";
 import type { DatabaseEntry } from "./config/databases.ts";
 import type { Logger } from "./logger.ts";
 import { Janitor } from "./janitor.ts";
@@ -405,20 +406,31 @@ export class Pgbun {
   configLoader: (() => Promise<PgbunConfig>) | null = null;
 
   /** SIGHUP and the admin console's RELOAD: load, validate, apply; a broken config throws and changes nothing. */
-  async reloadConfig(): Promise<void> {
+  async reloadConfig(): Promise<ReloadOutcome> {
     const next = this.configLoader ? await this.configLoader() : this.config;
-    this.reload(next);
+    return this.reload(next);
   }
 
-  /** Applies a new configuration (SIGHUP): settings take effect, servers whose target changed close when released. */
-  reload(next: PgbunConfig): void {
+  /** The admin console's SET: the configuration in force with one setting changed, applied as a reload. */
+  setSetting(name: string, value: string): ReloadOutcome {
+    return this.reload(withSetting(this.config, name, value));
+  }
+
+  /**
+   * Applies a new configuration (SIGHUP): settings take effect, servers whose target changed close when released;
+   * settings bound at start keep their running values and are reported as needing a restart.
+   */
+  reload(next: PgbunConfig): ReloadOutcome {
+    const restartNeeded = keepRestartSettings(this.config, next);
     const old = this.config;
     this.config = next;
     this.setTrackedExtra();
     // servers log in with the [databases] entries: when those change, each is closed at its next release
     if (JSON.stringify(old.databases) !== JSON.stringify(next.databases)) for (const s of this.servers) s.closeNeeded = true;
     this.hooks.reload.call(next);
+    for (const r of restartNeeded) this.log.warn({ setting: r.name, running: r.running, requested: r.requested }, `${r.name} changed: it takes effect only after a restart; the running value stays in force`);
     this.log.info("configuration reloaded");
+    return { restartNeeded };
   }
 
   /**

@@ -1,5 +1,6 @@
 // The contract between pgbun and a plugin: what a plugin is, and the one API it is given when applied.
 import type { DatabaseEntry, PgbunConfig, Settings } from "./config.ts";
+import type { ReloadOutcome } from "./restart-settings.ts";
 import type { Client, ClientState, Server, ServerTarget } from "./connections.ts";
 import type { MessageContext, MessageResult } from "./context.ts";
 import type { PgbunHooks, ReleaseReason } from "./hooks.ts";
@@ -111,8 +112,18 @@ export interface PluginApi {
   cancelFinished(server: Server): void;
 
   // ---- the process ----
-  /** Reads the configuration again and applies it, as SIGHUP does; rejects (keeping the old one) when it is broken. */
-  reload(): Promise<void>;
+  /**
+   * Reads the configuration again and applies it, as SIGHUP does; rejects (keeping the old one) when it is broken,
+   * with an Error naming the file, key and reason. Settings that need a restart keep their running values and
+   * are listed in the outcome.
+   */
+  reload(): Promise<ReloadOutcome>;
+  /**
+   * Changes one global setting at run time (the admin console's SET), applied as a reload is (hooks.reload runs);
+   * the next reload reads the file again. Throws an Error whose `code` is a SQLSTATE: 42704 unknown setting,
+   * 22023 invalid value, 55P02 a setting that needs a restart.
+   */
+  setSetting(name: string, value: string): ReloadOutcome;
   shutdown(mode: ShutdownMode): Promise<void>;
 
   // ---- plugins ----

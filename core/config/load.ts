@@ -29,6 +29,7 @@ import {
 
 export type { PgbunConfig, PluginSpec } from "../../plugin-sdk/config.ts";
 import type { PgbunConfig, PluginSpec } from "../../plugin-sdk/config.ts";
+import { RESTART_SETTINGS, type RestartNeeded } from "../../plugin-sdk/restart-settings.ts";
 
 /** A configuration problem: where (file, key path such as `pgbun.listen_port`) and why. */
 export class ConfigError extends Error {
@@ -36,6 +37,8 @@ export class ConfigError extends Error {
     public file: string | null,
     public key: string,
     public reason: string,
+    /** The SQLSTATE the admin console answers with: config_file_error unless a SET says otherwise. */
+    public code = "F0000",
   ) {
     super(`${file ?? "<defaults>"}: ${key}: ${reason}`);
     this.name = "ConfigError";
@@ -275,6 +278,63 @@ export function validateConfig(
     file,
     dir,
   };
+}
+
+/**
+ * The running configuration with one setting changed (the admin console's `SET name = value`), checked as a
+ * file's value would be: an unknown name is 42704, a value the setting refuses 22023 (invalid_parameter_value),
+ * a setting bound at start 55P02 (cant_change_runtime_param, as PostgreSQL answers for its own).
+ */
+export function withSetting(config: PgbunConfig, rawName: string, value: string): PgbunConfig {
+  const name = rawName.trim().toLowerCase();
+  const key = `SET ${name}`;
+  if (!isSettingName(name)) throw new ConfigError(null, key, unknownKeyReason("setting", name, SETTING_NAMES), "42704");
+  if (RESTART_SETTINGS.has(name)) throw new ConfigError(null, key, `${name} cannot be changed without restarting pgbun`, "55P02");
+  const c = coerceValue(SETTINGS[name].kind, value);
+  if (!c.ok) throw new ConfigError(null, key, c.reason, "22023");
+  const settings = { ...config.settings, [name]: c.value } as Settings;
+  try {
+    checkSettings(settings, () => ({ file: null, key }));
+  } catch (err) {
+    if (err instanceof ConfigError) throw new ConfigError(null, key, err.reason, "22023");
+    throw err;
+  }
+  // an entry without its own pool_size or min_pool_size takes the global one: they must still fit
+  for (const e of Object.values(config.databases)) {
+    const poolSize = e.pool_size ?? settings.default_pool_size;
+    const minPool = e.min_pool_size ?? settings.min_pool_size;
+    if (minPool > poolSize) throw new ConfigError(null, key, `databases.${e.name}: min_pool_size ${minPool} would be larger than pool_size ${poolSize}`, "22023");
+  }
+  return { ...config, settings };
+}
+
+/**
+ * Keeps the running values of the settings bound at start (and the running plugin list) in a configuration
+ * about to replace `running`, and says which ones the new configuration asked to change.
+ */
+export function keepRestartSettings(running: PgbunConfig, next: PgbunConfig): RestartNeeded[] {
+  const out: RestartNeeded[] = [];
+  const nextSettings = next.settings as unknown as Record<string, unknown>;
+  for (const name of RESTART_SETTINGS) {
+    const was = running.settings[name];
+    const asked = next.settings[name];
+    if (showSettingValue(was) === showSettingValue(asked)) continue;
+    out.push({ name, running: showSettingValue(was), requested: showSettingValue(asked) });
+    nextSettings[name] = was;
+  }
+  const plugins = (c: PgbunConfig) => {
+    try {
+      return JSON.stringify(c.plugins);
+    } catch {
+      return JSON.stringify(c.plugins?.map((p) => p.specifier) ?? null); // options JSON cannot write (a BigInt)
+    }
+  };
+  if (plugins(running) !== plugins(next)) {
+    // not the lists themselves: plugin options may hold passwords
+    out.push({ name: "plugins", running: "the running list", requested: "the configuration's list" });
+    next.plugins = running.plugins;
+  }
+  return out;
 }
 
 /** Checks that involve more than one value, or values the core accepts by name but cannot serve yet. */

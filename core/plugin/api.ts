@@ -72,6 +72,7 @@ export function makePluginApi(core: Pgbun, l: LoadedPlugin): PluginApi {
     retryAcquire: (client) => core.retryAcquire(client as ClientConnection),
     cancelFinished: (server) => core.cancelFinished(server as ServerConnection),
     reload: () => core.reloadConfig(),
+    setSetting: (name, value) => core.setSetting(name, value),
     shutdown: (mode) => core.shutdown(mode),
     capability: <T>(cap: string) => core.capability(cap) as T | undefined,
     plugins: () => pluginInfos(core),

@@ -209,7 +209,14 @@ export function testApi(options: TestApiOptions = {}): TestApi {
           hooks.serverReleased.call(server, null, "plugin");
         }
       },
-      reload: async () => t.reload(),
+      reload: async () => {
+        t.reload();
+        return { restartNeeded: [] };
+      },
+      // the test world has no setting parser: a test changes settings with t.reload({ settings })
+      setSetting: () => {
+        throw Object.assign(new Error("setSetting is not simulated by the SDK's test API; use reload({ settings })"), { code: "0A000" });
+      },
       shutdown: async (mode) => {
         t.shuttingDown = mode;
         await hooks.shutdown.promise();

@@ -15,13 +15,29 @@ export const SHOW_TARGETS = [
   "lists",
   "version",
   "plugins",
+  "mem",
+  "fds",
+  "state",
+  "totals",
+  "peers",
+  "peer_pools",
+  "sockets",
+  "active_sockets",
+  "dns_hosts",
+  "dns_zones",
 ] as const;
 export type ShowTarget = (typeof SHOW_TARGETS)[number];
 
-/** Commands that take an optional database (none means every database). */
-type OptionalDbVerb = "pause" | "resume" | "reconnect" | "wait_close";
+/** Commands that take an optional database (none means every database; KILL without one kills all, as in 1.25). */
+type OptionalDbVerb = "pause" | "resume" | "reconnect" | "wait_close" | "kill";
 /** Commands that require a database. */
-type RequiredDbVerb = "kill" | "disable" | "enable";
+type RequiredDbVerb = "disable" | "enable";
+
+/**
+ * SHUTDOWN's modes (PgBouncer 1.25): at once (the console's plain SHUTDOWN; SIGINT's wait for servers is
+ * WAIT_FOR_SERVERS), after servers are released, or after clients leave (SIGTERM).
+ */
+export type ShutdownWait = "now" | "wait_for_servers" | "wait_for_clients";
 
 export type AdminCommand =
   | { kind: "empty" }
@@ -29,7 +45,9 @@ export type AdminCommand =
   | { kind: OptionalDbVerb; db: string | null }
   | { kind: RequiredDbVerb; db: string }
   | { kind: "kill_client"; id: number }
-  | { kind: "reload" | "shutdown" | "suspend" }
+  | { kind: "reload" }
+  | { kind: "suspend" }
+  | { kind: "shutdown"; wait: ShutdownWait }
   | { kind: "set"; key: string; value: string }
   /** SHOW of a table another plugin added; `args`: what follows its name, as typed. */
   | { kind: "added_show"; name: string; args: string }
@@ -38,12 +56,13 @@ export type AdminCommand =
 
 export type ParsedCommand = { ok: true; command: AdminCommand } | { ok: false; message: string };
 
-const OPTIONAL_DB: readonly string[] = ["pause", "resume", "reconnect", "wait_close"];
-const REQUIRED_DB: readonly string[] = ["kill", "disable", "enable"];
-const NO_ARG: readonly string[] = ["reload", "shutdown", "suspend"];
+const OPTIONAL_DB: readonly string[] = ["pause", "resume", "reconnect", "wait_close", "kill"];
+const REQUIRED_DB: readonly string[] = ["disable", "enable"];
+const NO_ARG: readonly string[] = ["reload", "suspend"];
+const SHUTDOWN_WAITS: readonly string[] = ["wait_for_servers", "wait_for_clients"];
 
 /** The keywords of the built-in commands: another plugin may not add a command by one of these. */
-export const BUILT_IN_KEYWORDS: ReadonlySet<string> = new Set(["show", "set", "kill_client", ...OPTIONAL_DB, ...REQUIRED_DB, ...NO_ARG]);
+export const BUILT_IN_KEYWORDS: ReadonlySet<string> = new Set(["show", "set", "kill_client", "shutdown", ...OPTIONAL_DB, ...REQUIRED_DB, ...NO_ARG]);
 
 /** Whether a command only reads (stats_users may run these). */
 export function isReadOnly(c: AdminCommand): boolean {
@@ -135,9 +154,14 @@ export function parseCommand(sql: string, added?: Extensions): ParsedCommand {
     if (args.length !== 1 || !/^\d+$/.test(args[0]!)) return { ok: false, message: "KILL_CLIENT needs the id of a client (SHOW CLIENTS)" };
     return { ok: true, command: { kind: "kill_client", id: Number(args[0]) } };
   }
+  if (verb === "shutdown") {
+    const mode = args[0]?.toLowerCase();
+    if (args.length > 1 || (mode !== undefined && !SHUTDOWN_WAITS.includes(mode))) return invalid(text);
+    return { ok: true, command: { kind: "shutdown", wait: (mode ?? "now") as ShutdownWait } };
+  }
   if (NO_ARG.includes(verb)) {
     if (args.length > 0) return invalid(text);
-    return { ok: true, command: { kind: verb as "reload" | "shutdown" | "suspend" } };
+    return { ok: true, command: verb === "reload" ? { kind: "reload" } : { kind: "suspend" } };
   }
   const command = added?.commands.get(verb);
   if (command) return { ok: true, command: { kind: "added", keyword: verb, args: split(text, 1).rest, readOnly: command.readOnly } };

@@ -28,6 +28,11 @@ export class Control {
     return this.pausedAll || (this.pausedDbs.size > 0 && this.pausedDbs.has(db));
   }
 
+  /** True while the whole pooler is paused (PAUSE or KILL without a database): SHOW STATE's paused. */
+  get pausedWhole(): boolean {
+    return this.pausedAll;
+  }
+
   /** True while some pause is in force: the needServer tap checks this first, so it costs nothing otherwise. */
   get anyPaused(): boolean {
     return this.pausedAll || this.pausedDbs.size > 0;
@@ -113,12 +118,17 @@ export class Control {
     }
   }
 
-  /** Drops every client and server of the database; new clients wait until RESUME (PgBouncer's KILL). */
-  kill(db: string): string | null {
-    this.pausedDbs.add(db);
+  /**
+   * Drops every client and server of the database (of every database when null, as PgBouncer 1.25's KILL without
+   * one; the console's own clients stay); new clients wait until RESUME (PgBouncer's KILL).
+   */
+  kill(db: string | null): string | null {
+    if (db === null) this.pausedAll = true;
+    else this.pausedDbs.add(db);
     for (const c of [...this.api.clients()]) {
       // a client's database here is its pool's: where a plugin routed it (api.route), else the one it asked for
-      if (!c.virtual && c.poolDatabase === db) c.fatal(SqlState.AdminShutdown, `database ${db} was killed from the admin console`);
+      if (c.virtual || (db !== null && c.poolDatabase !== db)) continue;
+      c.fatal(SqlState.AdminShutdown, db === null ? "all databases were killed from the admin console" : `database ${db} was killed from the admin console`);
     }
     for (const s of this.serversOf(db)) s.close("KILL from the admin console");
     return null;

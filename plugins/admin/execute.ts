@@ -1,12 +1,25 @@
 // Runs one parsed admin command: a SHOW table, a control action, or a wait (PAUSE, WAIT_CLOSE) answered later.
-import { commandComplete, Prebuilt, type AdminRequest, type AdminTable, type Client, type PluginApi } from "../../plugin-sdk/index.ts";
-import type { AdminCommand, ShowTarget } from "./commands.ts";
+import { commandComplete, Prebuilt, type AdminRequest, type AdminTable, type Client, type PluginApi, type ShutdownMode } from "../../plugin-sdk/index.ts";
+import type { AdminCommand, ShowTarget, ShutdownWait } from "./commands.ts";
 import type { Control } from "./control.ts";
 import { ADMIN_DATABASES, type AdminEnv } from "./env.ts";
 import { showClients, showServers } from "./show-connections.ts";
 import { showConfig } from "./show-config.ts";
 import { showDatabases, showUsers } from "./show-databases.ts";
+import {
+  showActiveSockets,
+  showDnsHosts,
+  showDnsZones,
+  showFds,
+  showMem,
+  showPeerPools,
+  showPeers,
+  showSockets,
+  showState,
+  showTotals,
+} from "./show-internals.ts";
 import { showHelp, showLists, showPlugins, showVersion } from "./show-misc.ts";
+import { reloadHere, setHere } from "./reload.ts";
 import { showPools } from "./show-pools.ts";
 import { showStats, showStatsAverages, showStatsTotals } from "./show-stats.ts";
 import { encodeTable, tableProblem, type Table } from "./table.ts";
@@ -19,7 +32,7 @@ export type Reply =
   /** Answered with CommandComplete `tag` once `done()` holds. */
   | { kind: "wait"; done: () => boolean; tag: string }
   /** The console's client is closed by the shutdown itself. */
-  | { kind: "shutdown" }
+  | { kind: "shutdown"; mode: ShutdownMode }
   /** Answered with `result` once the sibling workers answered (workers > 1); `cancel` when the console client left. */
   | { kind: "later"; result: Promise<Reply>; cancel: () => void };
 
@@ -38,6 +51,16 @@ export const SHOWS: Record<ShowTarget, (env: AdminEnv) => Table | Buffer> = {
   lists: showLists,
   version: showVersion,
   plugins: showPlugins,
+  mem: showMem,
+  fds: showFds,
+  state: showState,
+  totals: showTotals,
+  peers: showPeers,
+  peer_pools: showPeerPools,
+  sockets: showSockets,
+  active_sockets: showActiveSockets,
+  dns_hosts: showDnsHosts,
+  dns_zones: showDnsZones,
 };
 
 /** Commands that change the pooler's state; with workers > 1 they are applied by every worker. */
@@ -66,10 +89,11 @@ export const error = (message: string): Reply => ({ kind: "error", message });
 /** The CommandComplete tag of a control command: its name, as PgBouncer answers. */
 export const controlTag = (cmd: ControlCommand): string => cmd.kind.toUpperCase();
 
-/** RELOAD reads the configuration as SIGHUP does (the CLI's loader; embedded, the config in force is re-applied). */
-export function reload(api: PluginApi): void {
-  api.reload().catch((err: unknown) => api.log.error({}, `RELOAD failed, keeping the running configuration: ${err instanceof Error ? err.message : String(err)}`));
-}
+/** SHUTDOWN's modes as pgbun's: plain SHUTDOWN exits at once (SIGQUIT), WAIT_FOR_SERVERS as SIGINT, WAIT_FOR_CLIENTS as SIGTERM. */
+export const SHUTDOWN_MODES: Readonly<Record<ShutdownWait, ShutdownMode>> = { now: "now", wait_for_servers: "safe", wait_for_clients: "graceful" };
+/** The signal that asks the supervisor (workers > 1) for each mode. */
+export const SHUTDOWN_SIGNALS: Readonly<Record<ShutdownMode, NodeJS.Signals>> = { now: "SIGQUIT", safe: "SIGINT", graceful: "SIGTERM" };
+
 
 /** A SQLSTATE: five digits or upper-case letters. */
 const SQLSTATE = /^[0-9A-Z]{5}$/;
@@ -181,13 +205,13 @@ export function execute(env: AdminEnv, cmd: AdminCommand, client: Client): Reply
     case "added":
       return executeAdded(env, cmd, client);
     case "reload":
-      reload(env.api);
-      return done("RELOAD");
+      // as SIGHUP (the CLI's loader; embedded, the config in force is re-applied): answered once applied
+      return { kind: "later", result: reloadHere(env.api), cancel: () => undefined };
     case "shutdown":
-      return { kind: "shutdown" };
+      return { kind: "shutdown", mode: SHUTDOWN_MODES[cmd.wait] };
     case "suspend":
       return error("SUSPEND is not supported by pgbun (no socket hand-over); use so_reuseport for rolling restarts");
     case "set":
-      return error("SET failed: pgbun settings change in the config file, then RELOAD");
+      return setHere(env.api, cmd.key, cmd.value);
   }
 }

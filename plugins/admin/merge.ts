@@ -98,6 +98,10 @@ const SPECS: Partial<Record<ShowTarget, MergeSpec>> = {
   },
   clients: { key: [] },
   servers: { key: [] },
+  sockets: { key: [] },
+  active_sockets: { key: [] },
+  // object counts and the processes' memory add up (size is per object, the same everywhere)
+  mem: { key: ["name"], rules: { size: first }, unsorted: true },
   // Each worker reports its own limits (pool_size and the like are per-worker shares, max_*_client_connections
   // hold per worker): their sum is what the workers together may open. Current counts add up; paused and
   // disabled are set when any worker has them; the rest is configuration, the same in every worker.

@@ -4,9 +4,11 @@ import { rmSync } from "node:fs";
 import { commandComplete, noticeResponse } from "../../plugin-sdk/index.ts";
 import type { AdminCommand, ShowTarget } from "./commands.ts";
 import { ADMIN_DATABASES, type AdminEnv } from "./env.ts";
-import { applyControl, checkControl, controlTag, done, error, isControl, SHOWS, waitCondition, type ControlCommand, type Reply } from "./execute.ts";
+import { applyControl, checkControl, controlTag, done, error, isControl, SHOWS, SHUTDOWN_MODES, SHUTDOWN_SIGNALS, waitCondition, type ControlCommand, type Reply } from "./execute.ts";
 import { mergesAcrossWorkers, mergeTables, sameColumns } from "./merge.ts";
 import { adminPeerPath, listenForPeers, PEER_ANSWER_TIMEOUT_MS, PeerCall, type PeerAnswer, type PeerReply } from "./peers.ts";
+import { reloadHere, setHere, type ReloadReply } from "./reload.ts";
+import { totalsFromStats } from "./show-internals.ts";
 import { encodeTable, type Table } from "./table.ts";
 
 interface Answer {
@@ -78,12 +80,15 @@ export class PeerConsole {
 
   /** The console's command across the workers, or null when this worker answers it alone. */
   execute(cmd: AdminCommand): Reply | null {
+    if (cmd.kind === "show" && cmd.target === "totals") return this.later((a) => this.totals(a));
     if (cmd.kind === "show") return mergesAcrossWorkers(cmd.target) ? this.later((a) => this.show(a, cmd.target)) : null;
     if (isControl(cmd)) return this.later((a) => this.control(a, cmd));
-    // the supervisor forwards these signals to every worker (this one included), as for a signal sent to pgbun
-    if (cmd.kind === "reload") return this.signalSupervisor("SIGHUP") ? { kind: "now", bytes: commandComplete("RELOAD") } : null;
-    if (cmd.kind === "shutdown" && this.signalSupervisor("SIGINT")) {
-      // no answer: the shutdown closes the console's connection
+    if (cmd.kind === "reload") return this.later((a) => this.applyEverywhere(a, cmd, reloadHere(this.env.api)));
+    if (cmd.kind === "set") return this.later((a) => this.applyEverywhere(a, cmd, Promise.resolve(setHere(this.env.api, cmd.key, cmd.value))));
+    // the supervisor forwards this signal to every worker (this one included), as for a signal sent to pgbun
+    if (cmd.kind === "shutdown" && this.signalSupervisor(SHUTDOWN_SIGNALS[SHUTDOWN_MODES[cmd.wait]])) {
+      // a waiting shutdown is answered (WAIT_FOR_CLIENTS waits for this client too); plain SHUTDOWN closes the connection unanswered
+      if (cmd.wait !== "now") return done("SHUTDOWN");
       return { kind: "later", result: new Promise<Reply>(() => undefined), cancel: () => undefined };
     }
     return null;
@@ -115,7 +120,8 @@ export class PeerConsole {
     });
   }
 
-  private async show(asking: Asking, target: ShowTarget): Promise<Reply> {
+  /** Every worker's table of `target`, merged, and a NOTICE per worker left out. */
+  private async merged(asking: Asking, target: ShowTarget, what: string): Promise<{ table: Table; notices: Buffer[] }> {
     const mine = SHOWS[target](this.env) as Table;
     const tables = [mine];
     const missing: number[] = [];
@@ -123,8 +129,40 @@ export class PeerConsole {
       if (answer?.kind === "table" && sameColumns(answer.table, mine)) tables.push(answer.table);
       else missing.push(worker);
     }
-    const merged = encodeTable(mergeTables(target, tables));
-    return { kind: "now", bytes: Buffer.concat([...this.leftOut(missing, `SHOW ${target.toUpperCase()}`), merged]) };
+    return { table: mergeTables(target, tables), notices: this.leftOut(missing, what) };
+  }
+
+  private async show(asking: Asking, target: ShowTarget): Promise<Reply> {
+    const { table, notices } = await this.merged(asking, target, `SHOW ${target.toUpperCase()}`);
+    return { kind: "now", bytes: Buffer.concat([...notices, encodeTable(table)]) };
+  }
+
+  /** SHOW TOTALS sums the workers' merged SHOW STATS (its average times need each database's counts). */
+  private async totals(asking: Asking): Promise<Reply> {
+    const { table, notices } = await this.merged(asking, "stats", "SHOW TOTALS");
+    return { kind: "now", bytes: Buffer.concat([...notices, encodeTable(totalsFromStats(table))]) };
+  }
+
+  /**
+   * RELOAD or SET: applied here first (an error here is the answer, and nothing is sent: the siblings read the
+   * same file); then by every sibling, answered once each has applied it. A sibling's error is the answer too.
+   */
+  private async applyEverywhere(asking: Asking, cmd: Extract<AdminCommand, { kind: "reload" | "set" }>, here: Promise<ReloadReply>): Promise<Reply> {
+    const mine = await here;
+    if (mine.kind === "error") return mine;
+    const what = cmd.kind === "reload" ? "RELOAD" : `SET ${cmd.key}`;
+    const missing: number[] = [];
+    const failed: string[] = [];
+    await Promise.all(
+      (await asking.all(cmd)).map(async ({ worker, call, answer }) => {
+        const end = answer?.kind === "waiting" ? await call.next(null) : answer;
+        if (end === null) missing.push(worker);
+        else if (end.kind === "error") failed.push(`worker ${worker}: ${end.message}`);
+        else if (end.kind !== "done" && end.kind !== "ok") missing.push(worker);
+      }),
+    );
+    if (failed.length > 0) return { kind: "error", code: "F0000", message: `${what} applied here but failed on ${failed.join("; ")}` };
+    return { kind: "now", bytes: Buffer.concat([...this.leftOut(missing.sort(), what), mine.bytes]) };
   }
 
   /** Whether a sibling knows a database this worker does not (one served through "*" has a pool only where it was used). */
@@ -174,6 +212,17 @@ export class PeerConsole {
       const out = SHOWS[cmd.target](this.env);
       reply.send(Buffer.isBuffer(out) ? { kind: "error", message: `SHOW ${cmd.target} is not a table` } : { kind: "table", table: out });
       return reply.end();
+    }
+    if (cmd.kind === "reload" || cmd.kind === "set") {
+      this.env.api.log.info({ command: cmd.kind === "set" ? `SET ${cmd.key}` : "RELOAD" }, "admin console command from a sibling worker");
+      // answered at once (the asker's timeout is for a stuck worker), then once applied: a reload may take a while
+      reply.send({ kind: "waiting", error: null });
+      const applied = cmd.kind === "reload" ? reloadHere(this.env.api) : Promise.resolve(setHere(this.env.api, cmd.key, cmd.value));
+      void applied.then((r) => {
+        reply.send(r.kind === "error" ? { kind: "error", message: r.message } : { kind: "done" });
+        reply.end();
+      });
+      return;
     }
     if (!isControl(cmd)) {
       reply.send({ kind: "error", message: `${cmd.kind} is not sent between workers` });

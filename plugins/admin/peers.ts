@@ -124,17 +124,20 @@ class LineWriter {
 // ---- what arrives is checked: a sibling is trusted no more than the bytes it sends ----
 
 const isRecord = (x: unknown): x is Record<string, unknown> => typeof x === "object" && x !== null && !Array.isArray(x);
-const OPTIONAL_DB = new Set(["pause", "resume", "reconnect", "wait_close"]);
-const REQUIRED_DB = new Set(["kill", "disable", "enable"]);
+const OPTIONAL_DB = new Set(["pause", "resume", "reconnect", "wait_close", "kill"]);
+const REQUIRED_DB = new Set(["disable", "enable"]);
 
-/** The command of a request: SHOW or a control command, rebuilt field by field; anything else is null. */
+/** The command of a request: SHOW, a control command, RELOAD or SET, rebuilt field by field; anything else is null. */
 export function peerCommand(x: unknown): AdminCommand | null {
   if (!isRecord(x) || typeof x.kind !== "string") return null;
   const { kind, db } = x;
   if (kind === "show") return (SHOW_TARGETS as readonly unknown[]).includes(x.target) ? { kind, target: x.target as ShowTarget } : null;
   if (OPTIONAL_DB.has(kind) && (db === null || typeof db === "string")) return { kind: kind as "pause", db };
-  if (REQUIRED_DB.has(kind) && typeof db === "string") return { kind: kind as "kill", db };
+  if (REQUIRED_DB.has(kind) && typeof db === "string") return { kind: kind as "disable", db };
   if (kind === "kill_client" && Number.isSafeInteger(x.id) && (x.id as number) >= 0) return { kind, id: x.id as number };
+  // RELOAD and SET are applied by every worker (the asking one checked them first)
+  if (kind === "reload") return { kind };
+  if (kind === "set" && typeof x.key === "string" && typeof x.value === "string") return { kind, key: x.key, value: x.value };
   return null;
 }
 

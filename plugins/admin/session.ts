@@ -1,11 +1,19 @@
 // One admin console connection: simple Query in, result tables out; extended protocol refused; waits keep order.
-import { commandComplete, decodeQuery, errorResponse, Frontend, Prebuilt, SqlState, type Client } from "../../plugin-sdk/index.ts";
+import { commandComplete, decodeQuery, errorResponse, Frontend, Prebuilt, SqlState, type Client, type PluginApi } from "../../plugin-sdk/index.ts";
 import { isReadOnly, parseCommand } from "./commands.ts";
 import { ADMIN_DB, type AdminEnv } from "./env.ts";
 import { execute, type Reply } from "./execute.ts";
 
 /** admin_users may run everything; stats_users only SHOW. */
 export type AdminRole = "admin" | "stats";
+
+/** A user's console role under the settings in force (admin_users first), or null: not allowed in. */
+export function roleOf(api: PluginApi, user: string): AdminRole | null {
+  const s = api.config.settings;
+  if (s.admin_users.includes(user)) return "admin";
+  if (s.stats_users.includes(user)) return "stats";
+  return null;
+}
 
 export const EXTENDED_REFUSED = "admin console supports only simple query protocol";
 
@@ -72,8 +80,11 @@ export class AdminSession {
     const parsed = parseCommand(sql, this.env.extensions);
     if (!parsed.ok) return this.fail(SqlState.ProtocolViolation, parsed.message);
     const cmd = parsed.command;
-    // authorization is checked per command (CVE-2026-6667 was a console that did not)
-    if (!isReadOnly(cmd) && this.role !== "admin") return this.fail(SqlState.InsufficientPrivilege, "admin access needed");
+    // authorization is checked per command, against the settings in force now (a RELOAD or SET may have taken a
+    // user out of admin_users since login): CVE-2026-6667 was a console that did not check every command
+    const role = roleOf(this.env.api, this.client.user);
+    if (role === null) return this.fail(SqlState.InsufficientPrivilege, "not allowed to use the admin console");
+    if (!isReadOnly(cmd) && role !== "admin") return this.fail(SqlState.InsufficientPrivilege, "admin access needed");
     if (!isReadOnly(cmd)) this.env.api.log.info({ client: this.client.label, user: this.client.user, command: sql.trim() }, "admin console command");
     this.answer(execute(this.env, cmd, this.client));
   }
@@ -86,8 +97,10 @@ export class AdminSession {
       case "error":
         return this.fail(reply.code ?? SqlState.ProtocolViolation, reply.message);
       case "shutdown":
-        // after this batch is written; the shutdown closes this client too (it has no server)
-        setTimeout(() => void this.env.api.shutdown("safe"), 0);
+        // a waiting shutdown is answered (WAIT_FOR_CLIENTS waits for this client too); plain SHUTDOWN closes it unanswered
+        if (reply.mode !== "now") this.pending.push(commandComplete("SHUTDOWN"), Prebuilt.ReadyForQueryIdle);
+        // after this batch is written
+        setTimeout(() => void this.env.api.shutdown(reply.mode), 0);
         return;
       case "wait":
         this.busy = true;

@@ -1,23 +1,9 @@
-// SHOW CONFIG: every setting with its value in force, its default, and whether a reload can change it.
+// SHOW CONFIG: every setting with its value in force, its default, and whether a reload or SET can change it.
+import { RESTART_SETTINGS, type SettingName } from "../../plugin-sdk/index.ts";
 import type { AdminEnv } from "./env.ts";
 import { columns, sortRows, type Cell, type Table } from "./table.ts";
 
 const CONFIG_COLUMNS = columns("key", "value", "default", "changeable");
-
-/** Settings bound at start (sockets, processes, buffers): a reload does not change them. */
-const FIXED_AT_START: ReadonlySet<string> = new Set([
-  "listen_addr",
-  "listen_port",
-  "unix_socket_dir",
-  "unix_socket_mode",
-  "unix_socket_group",
-  "listen_backlog",
-  "so_reuseport",
-  "peer_id",
-  "workers",
-  "pkt_buf",
-  "max_packet_size",
-]);
 
 /** A value as PgBouncer prints it: booleans 1/0, lists comma-separated. */
 export function formatSetting(v: unknown): string {
@@ -33,7 +19,8 @@ export function showConfig(env: AdminEnv): Table {
     name,
     formatSetting(settings[name]),
     formatSetting(defaults[name]),
-    FIXED_AT_START.has(name) ? "no" : "yes",
+    // changeable: by RELOAD or SET; the others are bound at start
+    RESTART_SETTINGS.has(name as SettingName) ? "no" : "yes",
   ]);
   return { columns: CONFIG_COLUMNS, rows: sortRows(rows) };
 }

@@ -19,12 +19,13 @@ export function showLists(env: AdminEnv): Table {
     dbs.add(v.database);
     users.add(v.user);
   }
+  const peers = api.worker.count > 1 ? api.worker.count : 0; // the workers (SHOW PEERS)
   const list: Array<[string, number]> = [
     ["databases", dbs.size + 1], // + the console's own database
     ["users", users.size],
-    ["peers", 0],
+    ["peers", peers],
     ["pools", views.length + 1],
-    ["peer_pools", 0],
+    ["peer_pools", peers],
     ["free_clients", 0], // pgbun does not keep freed connection objects around
     ["used_clients", count(api.clients()) - api.clientCounts.login],
     ["login_clients", api.clientCounts.login],
@@ -48,21 +49,28 @@ export function showPlugins(env: AdminEnv): Table {
   return { columns: columns("name", "specifier", "provides", "taps"), rows };
 }
 
+/** PgBouncer 1.25's lines, then pgbun's SHOW PLUGINS. */
 const HELP = [
   "",
   "\tSHOW HELP|CONFIG|DATABASES|POOLS|CLIENTS|SERVERS|USERS|VERSION",
-  "\tSHOW LISTS|PLUGINS",
-  "\tSHOW STATS|STATS_TOTALS|STATS_AVERAGES",
+  "\tSHOW PEERS|PEER_POOLS",
+  "\tSHOW FDS|SOCKETS|ACTIVE_SOCKETS|LISTS|MEM|STATE",
+  "\tSHOW DNS_HOSTS|DNS_ZONES",
+  "\tSHOW STATS|STATS_TOTALS|STATS_AVERAGES|TOTALS",
+  "\tSET key = arg",
   "\tRELOAD",
   "\tPAUSE [<db>]",
   "\tRESUME [<db>]",
   "\tDISABLE <db>",
   "\tENABLE <db>",
   "\tRECONNECT [<db>]",
-  "\tKILL <db>",
-  "\tKILL_CLIENT <id>",
+  "\tKILL [<db>]",
+  "\tKILL_CLIENT <client_id>",
+  "\tSUSPEND",
   "\tSHUTDOWN",
+  "\tSHUTDOWN WAIT_FOR_SERVERS|WAIT_FOR_CLIENTS",
   "\tWAIT_CLOSE [<db>]",
+  "\tSHOW PLUGINS -- pgbun's: the loaded plugins, what they provide and tap",
 ];
 
 /** The lines of what other plugins added: `SHOW NAME` or `KEYWORD`, with their doc. */

@@ -1,7 +1,7 @@
 // The admin console's taps: login and authorization, every message of its clients, DISABLE and PAUSE in front of the pool.
 import { Action, Frontend, SqlState, Stage, type Client, type MessageContext, type MessageResult, type PluginApi } from "../../plugin-sdk/index.ts";
 import { ADMIN_DATABASES, PLUGIN_NAME, type AdminEnv } from "./env.ts";
-import { AdminSession, type AdminRole } from "./session.ts";
+import { AdminSession, roleOf, type AdminRole } from "./session.ts";
 
 /** Every type a console client may send; Terminate is left to the core, anything else fails as "no server". */
 const CONSOLE_TYPES = [
@@ -18,13 +18,6 @@ const CONSOLE_TYPES = [
 
 /** needServer's answer when this tap queued the client itself: it stops the chain before the pool's tap. */
 const PARKED = null;
-
-function roleOf(api: PluginApi, user: string): AdminRole | null {
-  const s = api.config.settings;
-  if (s.admin_users.includes(user)) return "admin";
-  if (s.stats_users.includes(user)) return "stats";
-  return null;
-}
 
 /** Parameters the console reports at login, as PgBouncer's console does (the client's own values win). */
 function welcomeParams(env: AdminEnv, role: AdminRole): Map<string, string> {

@@ -121,7 +121,7 @@ describe("AdminApi: SHOW tables and commands of another plugin", () => {
     expect(detail).toContain("\tSHOW WIDGETS -- the widgets in stock");
     expect(detail).toContain("\tSHOW SLOW_WIDGETS");
     expect(detail).toContain("\tPING -- answers PONG");
-    expect(detail).toContain("\tSHOW LISTS|PLUGINS");
+    expect(detail).toContain("\tSHOW FDS|SOCKETS|ACTIVE_SOCKETS|LISTS|MEM|STATE");
   });
 
   test("a SHOW name the console has already (any case) fails start-up with the plugin's name", async () => {

@@ -254,7 +254,7 @@ describe("SHOW tables", () => {
     r = await w.query("SHOW FOO");
     expect([r.errors[0]!.C, r.errors[0]!.M]).toEqual(["08P01", "invalid command 'SHOW FOO', use SHOW HELP;"]);
     expect(r.status).toBe("I");
-    r = await w.query("KILL");
+    r = await w.query("DISABLE");
     expect(r.errors[0]!.M).toBe("a database is required");
     r = await w.query("PAUSE nosuchdb");
     expect(r.errors[0]!.M).toBe("no such database: nosuchdb");

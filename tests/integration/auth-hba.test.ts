@@ -136,29 +136,33 @@ describe("auth_type hba", () => {
     });
   });
 
-  test("reject and no matching line are 28000 worded as PostgreSQL's own; hostssl needs TLS; a later line never wins", async () => {
+  test("reject and no matching line are 28000 worded as PostgreSQL's own (checked against it); hostssl needs TLS; a later line never wins", async () => {
     // PostgreSQL itself, given the same reject line, is the reference for the wording
     const pgHba = join(pg.dataDir, "pg_hba.conf");
     const original = await Bun.file(pgHba).text();
-    await Bun.write(pgHba, `host all rejected_user 127.0.0.1/32 reject\n${original}`);
+    // reject for one user, no line at all for others (the superuser keeps its line, for pg.psql)
+    await Bun.write(pgHba, `host all rejected_user 127.0.0.1/32 reject\nhost all ${pg.superuser} 127.0.0.1/32 scram-sha-256\nlocal all all trust\n`);
     await pg.psql("SELECT pg_reload_conf()");
-    await pg.psql("CREATE ROLE rejected_user LOGIN PASSWORD 'r-pw'");
+    await pg.psql("CREATE ROLE rejected_user LOGIN PASSWORD 'r-pw'; CREATE ROLE unlisted LOGIN PASSWORD 'x'");
     let fromPostgres: string;
+    let noEntryFromPostgres: string;
     try {
       await Bun.sleep(200);
       fromPostgres = await pgLogin(pg, "rejected_user", "r-pw");
+      noEntryFromPostgres = await pgLogin(pg, "unlisted", "x");
     } finally {
       await Bun.write(pgHba, original);
       await pg.psql("SELECT pg_reload_conf()");
     }
     expect(fromPostgres).toBe(`28000 pg_hba.conf rejects connection for host "127.0.0.1", user "rejected_user", database "app", no encryption`);
+    expect(noEntryFromPostgres).toBe(noEntry("unlisted"));
 
     await withPgbun(pg, config(), async (f) => {
       expect(await pgLogin(f.pb, "rejected_user", "r-pw")).toBe(fromPostgres);
       expect(await jsLogin(f, "rejected_user", "r-pw")).toBe(fromPostgres);
       // no line for this user: the same answer whether or not it is a known one
       expect(await pgLogin(f.pb, "ssl_user", "s-pw")).toBe(noEntry("ssl_user"));
-      expect(await pgLogin(f.pb, "unlisted", "x")).toBe(noEntry("unlisted"));
+      expect(await pgLogin(f.pb, "unlisted", "x")).toBe(noEntryFromPostgres);
       expect(await psqlLogin(f.pb.host, f.pb.port, "unlisted", "x", "other")).toContain('no pg_hba.conf entry for host "127.0.0.1", user "unlisted", database "other", no encryption');
       // md5_user matches line 4 (md5) before line 10 (trust): a password is still asked
       expect(await firstAnswer(f, "md5_user")).toBe(5);

@@ -1,7 +1,7 @@
 // The admin console's tables against PgBouncer 1.25.2's column lists (REFERENCE.md section 9), read with pg and psql.
 import { describe, expect, setDefaultTimeout, test } from "bun:test";
 import type { Client } from "pg";
-import { closeAfterEach, findBinary, pgConnect, runClientProgram, usePostgres, waitFor } from "../harness/fixtures.ts";
+import { closeAfterEach, findBinary, pgConnect, rejection, runClientProgram, usePostgres, waitFor } from "../harness/fixtures.ts";
 import { startTestPooler, type TestPooler } from "../../bin/testing.ts";
 
 setDefaultTimeout(30_000);
@@ -126,5 +126,154 @@ describe("PgBouncer 1.25 columns", () => {
         expect(header.slice(0, expected.length)).toEqual([...expected]);
       }
     }
+  });
+});
+
+const INTERNALS = {
+  MEM: cols("name size used free memtotal"),
+  FDS: cols(`fd task user database addr port cancel link client_encoding std_strings datestyle timezone password
+    scram_client_key scram_server_key`),
+  STATE: cols("key value"),
+  TOTALS: cols("name value"),
+  PEERS: cols("peer_id host port pool_size"),
+  PEER_POOLS: cols("peer_id cl_active_cancel_req cl_waiting_cancel_req sv_active_cancel sv_login"),
+  SOCKETS: [...PGBOUNCER_125.CLIENTS, ...cols("recv_pos pkt_pos pkt_remain send_pos send_remain pkt_avail send_avail")],
+  DNS_HOSTS: cols("hostname ttl addrs"),
+  DNS_ZONES: cols("zonename serial count"),
+};
+
+describe("PgBouncer 1.25's other SHOW tables", () => {
+  test("MEM, FDS, STATE, TOTALS, PEERS, PEER_POOLS, SOCKETS, ACTIVE_SOCKETS, DNS_HOSTS, DNS_ZONES: columns and what pgbun can say", async () => {
+    const p = await pooler();
+    const busy = await connect(p);
+    await busy.query("BEGIN"); // holds its server: an active socket pair
+    const idle = await connect(p);
+    await idle.query("SELECT 1");
+    const a = await admin(p);
+
+    const mem = await show(a, "MEM");
+    expect(mem.columns).toEqual(INTERNALS.MEM);
+    expect(num(rowOf(mem.rows, { name: "clients" }).used)).toBe(3);
+    expect(num(rowOf(mem.rows, { name: "servers" }).used)).toBe(2);
+    expect(num(rowOf(mem.rows, { name: "pools" }).used)).toBe(1);
+    const heap = rowOf(mem.rows, { name: "js_heap" });
+    expect(num(heap.used)).toBeGreaterThan(1_000_000);
+    expect(num(heap.memtotal)).toBe(num(heap.used));
+    expect(num(rowOf(mem.rows, { name: "rss" }).memtotal)).toBeGreaterThan(num(heap.used));
+
+    const fds = await show(a, "FDS");
+    expect(fds.columns).toEqual(INTERNALS.FDS);
+    expect(fds.rows).toEqual([]); // nothing is handed over: no socket, no cancel key, no secret
+
+    const state = await show(a, "STATE");
+    expect(state.columns).toEqual(INTERNALS.STATE);
+    expect(state.rows).toEqual([{ key: "active", value: "yes" }, { key: "paused", value: "no" }, { key: "suspended", value: "no" }]);
+
+    const stats = await show(a, "STATS");
+    const totals = await show(a, "TOTALS");
+    expect(totals.columns).toEqual(INTERNALS.TOTALS);
+    expect(totals.rows.map((r) => r.name)).toEqual(stats.columns.slice(1));
+    const sum = (col: string) => stats.rows.reduce((n, r) => n + num(r[col]), 0);
+    expect(num(rowOf(totals.rows, { name: "total_query_count" }).value)).toBe(sum("total_query_count") + 1); // + this SHOW TOTALS
+    expect(num(rowOf(totals.rows, { name: "total_client_login_count" }).value)).toBe(sum("total_client_login_count"));
+
+    for (const [what, columnsOf] of [["PEERS", INTERNALS.PEERS], ["PEER_POOLS", INTERNALS.PEER_POOLS], ["DNS_HOSTS", INTERNALS.DNS_HOSTS], ["DNS_ZONES", INTERNALS.DNS_ZONES]] as const) {
+      const t = await show(a, what);
+      expect([what, t.columns, t.rows]).toEqual([what, [...columnsOf], []]); // one process: no peers; the system resolver: no cache
+    }
+
+    const sockets = await show(a, "SOCKETS");
+    expect(sockets.columns).toEqual(INTERNALS.SOCKETS);
+    expect(sockets.rows.map((r) => r.type).sort()).toEqual(["C", "C", "C", "S", "S"]);
+    const active = await show(a, "ACTIVE_SOCKETS");
+    expect(active.columns).toEqual(INTERNALS.SOCKETS);
+    expect(active.rows.map((r) => r.type).sort()).toEqual(["C", "S"]); // the client in a transaction and its server
+    expect(rowOf(active.rows, { type: "C" }).link).toBe(rowOf(active.rows, { type: "S" }).ptr);
+    await busy.query("COMMIT");
+  });
+
+  test("SHOW STATE says paused during a PAUSE", async () => {
+    const p = await pooler();
+    const a = await admin(p);
+    await a.query("PAUSE");
+    expect((await show(a, "STATE")).rows.slice(0, 2)).toEqual([{ key: "active", value: "no" }, { key: "paused", value: "yes" }]);
+    await a.query("RESUME");
+    expect((await show(a, "STATE")).rows[1]).toEqual({ key: "paused", value: "no" });
+  });
+
+  test("SHOW HELP lists PgBouncer 1.25's commands (a NOTICE, tag SHOW)", async () => {
+    const p = await pooler();
+    const a = await admin(p);
+    let detail = "";
+    a.on("notice", (n) => (detail = n.detail ?? ""));
+    expect((await a.query("SHOW HELP")).command).toBe("SHOW");
+    await Bun.sleep(20);
+    for (const line of [
+      "SHOW PEERS|PEER_POOLS",
+      "SHOW FDS|SOCKETS|ACTIVE_SOCKETS|LISTS|MEM|STATE",
+      "SHOW DNS_HOSTS|DNS_ZONES",
+      "SHOW STATS|STATS_TOTALS|STATS_AVERAGES|TOTALS",
+      "SET key = arg",
+      "KILL [<db>]",
+      "SHUTDOWN WAIT_FOR_SERVERS|WAIT_FOR_CLIENTS",
+    ]) {
+      expect(detail.split("\n").map((l) => l.trim())).toContain(line);
+    }
+  });
+});
+
+describe("KILL and SHUTDOWN of 1.25", () => {
+  test("KILL without a database kills every pooled client of every database (the console stays); new ones wait for RESUME", async () => {
+    const p = await pooler();
+    const one = await connect(p);
+    const two = await connect(p, { database: "multi" });
+    await one.query("SELECT 1");
+    await two.query("SELECT 1");
+    const a = await admin(p);
+    const ended = (c: Client) => new Promise<string>((resolve) => c.on("error", (e: Error & { code?: string }) => resolve(String(e.code ?? e.message))));
+    const gone = [ended(one), ended(two)];
+    expect((await a.query("KILL")).command).toBe("KILL");
+    expect(await Promise.all(gone)).toEqual(["57P01", "57P01"]);
+    const later = await connect(p);
+    const answer = later.query("SELECT 5 AS n");
+    expect(await Promise.race([answer.then(() => "answered"), Bun.sleep(300).then(() => "waiting")])).toBe("waiting");
+    expect((await show(a, "STATE")).rows[1]).toEqual({ key: "paused", value: "yes" });
+    await a.query("RESUME");
+    expect((await answer).rows[0].n).toBe(5);
+  });
+
+  test("SHUTDOWN WAIT_FOR_CLIENTS stops accepting and exits once the clients left; WAIT_FOR_SERVERS waits for the transaction", async () => {
+    const p = await pooler();
+    const stay = await connect(p);
+    await stay.query("SELECT 1");
+    const a = await admin(p);
+    expect((await a.query("SHUTDOWN WAIT_FOR_CLIENTS")).command).toBe("SHUTDOWN"); // answered: the console is a client it waits for
+    await waitFor("shutting down", () => p.core.shuttingDown === "graceful");
+    await rejection(pgConnect(p, {}, { ignoreErrors: false })); // no new connections
+    expect((await stay.query("SELECT 2 AS n")).rows[0].n).toBe(2); // the client is still served
+    await stay.end();
+    await a.end().catch(() => undefined);
+    expect(await Promise.race([p.core.exited.then(() => "exited"), Bun.sleep(5_000).then(() => "running")])).toBe("exited");
+
+    const q = await pooler();
+    const tx = await connect(q);
+    await tx.query("BEGIN");
+    const b = await admin(q);
+    await b.query("SHUTDOWN WAIT_FOR_SERVERS").catch(() => undefined);
+    await waitFor("shutting down", () => q.core.shuttingDown === "safe");
+    expect((await tx.query("SELECT 3 AS n")).rows[0].n).toBe(3); // its transaction goes on
+    await tx.query("COMMIT").catch(() => undefined);
+    expect(await Promise.race([q.core.exited.then(() => "exited"), Bun.sleep(5_000).then(() => "running")])).toBe("exited");
+  });
+
+  test("plain SHUTDOWN exits at once: a client in a transaction is closed (57P01)", async () => {
+    const p = await pooler();
+    const tx = await connect(p);
+    await tx.query("BEGIN");
+    const ended = new Promise<string>((resolve) => tx.on("error", (e: Error & { code?: string }) => resolve(String(e.code ?? e.message))));
+    const a = await admin(p);
+    await a.query("SHUTDOWN").catch(() => undefined);
+    expect(await ended).toBe("57P01");
+    expect(await Promise.race([p.core.exited.then(() => "exited"), Bun.sleep(5_000).then(() => "running")])).toBe("exited");
   });
 });

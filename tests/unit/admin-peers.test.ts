@@ -54,7 +54,11 @@ test("a sibling's request is rebuilt field by field; anything else is refused", 
   expect(peerCommand({ kind: "pause", db: null })).toEqual({ kind: "pause", db: null });
   expect(peerCommand({ kind: "show", target: "pools" })).toEqual({ kind: "show", target: "pools" });
   expect(peerCommand({ kind: "kill_client", id: 7 })).toEqual({ kind: "kill_client", id: 7 });
-  for (const bad of [null, [], "pause", { kind: "shutdown" }, { kind: "reload" }, { kind: "show", target: "secrets" }, { kind: "kill", db: null }, { kind: "kill_client", id: -1 }, { kind: "kill_client", id: "7" }, { kind: "pause", db: 3 }]) {
+  // KILL without a database kills all (1.25); RELOAD and SET are applied by every worker
+  expect(peerCommand({ kind: "kill", db: null })).toEqual({ kind: "kill", db: null });
+  expect(peerCommand({ kind: "reload", extra: 1 })).toEqual({ kind: "reload" });
+  expect(peerCommand({ kind: "set", key: "default_pool_size", value: "3" })).toEqual({ kind: "set", key: "default_pool_size", value: "3" });
+  for (const bad of [null, [], "pause", { kind: "shutdown" }, { kind: "suspend" }, { kind: "set", key: "a", value: 1 }, { kind: "set", key: null, value: "1" }, { kind: "show", target: "secrets" }, { kind: "disable", db: null }, { kind: "kill_client", id: -1 }, { kind: "kill_client", id: "7" }, { kind: "pause", db: 3 }]) {
     expect(peerCommand(bad)).toBeNull();
   }
   expect(peerAnswer({ kind: "table", table: { columns: [{ name: "a", type: "int" }], rows: [[1], [null]] } })).not.toBeNull();
