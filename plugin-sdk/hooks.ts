@@ -52,7 +52,8 @@ export function createHooks() {
     /**
      * async, bail Server. A new server login was asked for (api.openServer): a tap may choose where it goes, logging
      * in with `login(target)` (the core's login to target.host, as often as it likes, closing what it does not keep)
-     * and resolving with the server it keeps, or throwing to fail the login; undefined passes on, and with no tap
+     * and resolving with the server it keeps, or throwing to fail the login (an error with a LoginFailure as its
+     * `failure` reaches the pool as it is, as login's own errors do); undefined passes on, and with no tap
      * the core logs in to target.host. pgbun:routing taps it for multi-host entries and target_session_attrs.
      */
     connectServer: new AsyncSeriesBailHook<[ServerTarget, (target: ServerTarget) => Promise<Server>], Server | undefined>(["target", "login"]),

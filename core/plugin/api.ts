@@ -5,6 +5,7 @@ import { messageCode } from "../../plugin-sdk/protocol/codes.ts";
 import type { ClientConnection } from "../client.ts";
 import type { Pgbun } from "../pgbun.ts";
 import type { ServerConnection } from "../server.ts";
+import { PluginFault } from "./fault.ts";
 import type { LoadedPlugin } from "./loader.ts";
 import { defaultSettings } from "../config/settings.ts";
 import { VERSION } from "../version.ts";
@@ -28,7 +29,14 @@ export function pluginInfos(core: Pgbun): PluginInfo[] {
 async function openServer(core: Pgbun, target: ServerTarget, owner: unknown): Promise<Server> {
   const hook = core.hooks.connectServer;
   if (hook.taps.length === 0) return core.openServer(target, owner);
-  return (await hook.promise(target, (t) => core.openServer(t, owner))) ?? core.openServer(target, owner);
+  let server: Server | undefined;
+  try {
+    server = await hook.promise(target, (t) => core.openServer(t, owner));
+  } catch (err) {
+    // a login failure (an error with a `failure`) reaches the pool as it is, for its waiters and the backoff
+    throw err instanceof PluginFault && (err.cause as { failure?: unknown } | null)?.failure !== undefined ? err.cause : err;
+  }
+  return server ?? core.openServer(target, owner);
 }
 
 export function makePluginApi(core: Pgbun, l: LoadedPlugin): PluginApi {

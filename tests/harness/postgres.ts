@@ -262,7 +262,7 @@ async function exec(cmd: string[], opts: { cwd?: string; env?: Record<string, st
 }
 
 /** Run a PostgreSQL program (or cp) as the PostgreSQL OS user, in `cwd` (which that user must be able to enter). */
-async function execAsPg(cmd: string[], cwd: string): Promise<ExecResult> {
+export async function execAsPg(cmd: string[], cwd: string): Promise<ExecResult> {
   const user = await pgOsUser();
   let full = cmd;
   if (user) {
