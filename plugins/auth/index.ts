@@ -3,7 +3,7 @@ import { readFileSync } from "node:fs";
 import { resolve } from "node:path";
 import { SqlState, type Client, type PgbunConfig, type PgbunPlugin, type PluginApi, type Refusal } from "../../plugin-sdk/index.ts";
 import { parseAuthFile, type Secret } from "./auth-file.ts";
-import { AuthQueryError, lookupSecret } from "./auth-query.ts";
+import { AuthQueryError, LookupSlots, lookupSecret } from "./auth-query.ts";
 import { certDecision } from "./cert.ts";
 import { HbaError, matchHba, parseHba, type HbaRule } from "./hba.ts";
 import { LoginThrottle } from "./login-throttle.ts";
@@ -31,6 +31,8 @@ function loadHba(config: PgbunConfig): HbaRule[] | null {
 interface AuthState {
   users: Map<string, Secret> | null;
   hba: HbaRule[] | null;
+  /** auth_query lookups running at once (bounded). */
+  readonly lookups: LookupSlots;
 }
 
 /**
@@ -52,7 +54,7 @@ export default function authPlugin(): PgbunPlugin {
     provides: ["auth"],
     apply(api) {
       // an unreadable auth_file or a broken auth_hba_file at start stops pgbun (thrown from apply)
-      const state: AuthState = { users: loadUsers(api.config), hba: loadHba(api.config) };
+      const state: AuthState = { users: loadUsers(api.config), hba: loadHba(api.config), lookups: new LookupSlots() };
       const s = api.config.settings;
       if (state.users === null && s.auth_user === "" && !["trust", "any", "cert"].includes(s.auth_type)) {
         api.log.warn({ auth_type: s.auth_type }, "no auth_file or auth_user is set: every password login will fail");
@@ -117,11 +119,11 @@ function methodFor(client: Client, authType: string, hba: HbaRule[] | null): Met
 }
 
 /** The user's secret: auth_file's, else auth_query's when auth_user is set; undefined for an unknown user. */
-async function secretOf(api: PluginApi, client: Client, users: Map<string, Secret> | null): Promise<Secret | undefined> {
-  const known = users?.get(client.user);
+async function secretOf(api: PluginApi, client: Client, state: AuthState): Promise<Secret | undefined> {
+  const known = state.users?.get(client.user);
   const s = api.config.settings;
   if (known !== undefined || s.auth_user === "") return known;
-  return (await lookupSecret(api, client, users?.get(s.auth_user))) ?? undefined;
+  return (await lookupSecret(api, state.lookups, client, state.users?.get(s.auth_user))) ?? undefined;
 }
 
 async function authenticate(api: PluginApi, client: Client, state: AuthState): Promise<Refusal | undefined> {
@@ -139,17 +141,17 @@ async function authenticate(api: PluginApi, client: Client, state: AuthState): P
       case "trust": {
         // PgBouncer: no password, but the user must be known when there is somewhere to know it from
         if (state.users === null && s.auth_user === "") return undefined;
-        return (await secretOf(api, client, state.users)) === undefined ? passwordFailed(client.user) : undefined;
+        return (await secretOf(api, client, state)) === undefined ? passwordFailed(client.user) : undefined;
       }
       case "plain":
-        return await cleartextExchange(client, await secretOf(api, client, state.users));
+        return await cleartextExchange(client, await secretOf(api, client, state));
       case "md5": {
-        const secret = await secretOf(api, client, state.users);
+        const secret = await secretOf(api, client, state);
         if (secret?.kind === "scram") return await scramExchange(client, secret, s.scram_iterations);
         return await md5Exchange(client, secret);
       }
       case "scram-sha-256":
-        return await scramExchange(client, keysOf(await secretOf(api, client, state.users), s.scram_iterations), s.scram_iterations);
+        return await scramExchange(client, keysOf(await secretOf(api, client, state), s.scram_iterations), s.scram_iterations);
       default:
         return { code: SqlState.InvalidAuthorizationSpecification, message: `auth_type ${method as string} is not supported` };
     }

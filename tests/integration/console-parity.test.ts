@@ -2,6 +2,7 @@
 import { describe, expect, setDefaultTimeout, test } from "bun:test";
 import type { Client } from "pg";
 import { closeAfterEach, findBinary, pgConnect, rejection, runClientProgram, usePostgres, waitFor } from "../harness/fixtures.ts";
+import { startPgbun } from "../harness/pgbun.ts";
 import { startTestPooler, type TestPooler } from "../../bin/testing.ts";
 
 setDefaultTimeout(30_000);
@@ -22,7 +23,8 @@ async function pooler(settings: Record<string, unknown> = {}): Promise<TestPoole
   return track(p, (p) => p.stop());
 }
 
-const connect = async (p: TestPooler, opts: { user?: string; database?: string } = {}): Promise<Client> => track(await pgConnect(p, opts), (c) => c.end());
+const connect = async (p: { host: string; port: number }, opts: { user?: string; database?: string; password?: string } = {}): Promise<Client> =>
+  track(await pgConnect(p, opts), (c) => c.end());
 const admin = (p: TestPooler, database = "pgbouncer") => connect(p, { user: ADMIN, database });
 
 type Row = Record<string, string | null>;
@@ -275,5 +277,41 @@ describe("KILL and SHUTDOWN of 1.25", () => {
     await a.query("SHUTDOWN").catch(() => undefined);
     expect(await ended).toBe("57P01");
     expect(await Promise.race([p.core.exited.then(() => "exited"), Bun.sleep(5_000).then(() => "running")])).toBe("exited");
+  });
+});
+
+describe("workers = 2", () => {
+  test("the new tables and columns show both workers' totals, whichever worker the console lands on", async () => {
+    const pb = track(
+      await startPgbun({
+        pg,
+        config: {
+          pgbun: { pool_mode: "transaction", workers: 2, default_pool_size: 24, admin_users: [ADMIN], log_level: "info" },
+          databases: { app: { host: pg.host, port: pg.port, password: pg.password } },
+        },
+      }),
+      (pb) => pb.stop(),
+    );
+    await waitFor("both workers listening", () => pb.logs().split('"msg":"pgbun listening"').length === 3, 20_000);
+    const N = 10;
+    const pooled = await Promise.all(Array.from({ length: N }, () => connect(pb, { password: pg.password })));
+    await Promise.all(pooled.map((c) => c.query("SELECT 1")));
+    const consoles = await Promise.all(Array.from({ length: 4 }, () => connect(pb, { user: ADMIN, database: "pgbouncer", password: undefined })));
+    for (const a of consoles) {
+      const stats = await show(a, "STATS");
+      expect(stats.columns).toEqual(PGBOUNCER_125.STATS);
+      expect(num(rowOf(stats.rows, { database: "app" }).total_client_login_count)).toBe(N);
+      const totals = await show(a, "TOTALS");
+      expect(num(rowOf(totals.rows, { name: "total_client_login_count" }).value)).toBe(N);
+      const mem = await show(a, "MEM");
+      expect(num(rowOf(mem.rows, { name: "clients" }).used)).toBe(N + consoles.length);
+      const sockets = await show(a, "SOCKETS");
+      expect(sockets.rows.filter((r) => r.type === "C" && r.database === "app").length).toBe(N);
+      expect((await show(a, "PEERS")).rows.map((r) => r.peer_id)).toEqual(["0", "1"]);
+      const pools = await show(a, "POOLS");
+      expect(pools.columns).toEqual([...PGBOUNCER_125.POOLS, "health", "last_check", "last_error", "check_failures"]);
+      expect(num(rowOf(pools.rows, { database: "app" }).cl_active)).toBe(N);
+      expect(num(rowOf((await show(a, "LISTS")).rows, { list: "peers" }).items)).toBe(2);
+    }
   });
 });
