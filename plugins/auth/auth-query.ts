@@ -5,6 +5,29 @@ import { parseSecret, type Secret } from "./auth-file.ts";
 /** The lookup gives up after this long (a server that accepted the connection and then went silent). */
 const LOOKUP_TIMEOUT_MS = 15_000;
 
+/**
+ * Lookups running at once are at most default_pool_size per worker (the size of the auth pool PgBouncer would
+ * keep): a storm of logins by unknown names must not take PostgreSQL's max_connections from the pools. The rest
+ * wait their turn in order.
+ */
+export class LookupSlots {
+  private running = 0;
+  private readonly queue: Array<() => void> = [];
+
+  async acquire(limit: number): Promise<void> {
+    if (this.running < limit) {
+      this.running++;
+      return;
+    }
+    await new Promise<void>((resume) => this.queue.push(resume));
+  }
+
+  release(): void {
+    const next = this.queue.shift();
+    if (next !== undefined) next(); // the slot passes to the next waiter
+    else this.running--;
+  }
+}
 /** Why a lookup could not be made (the server is down, auth_user cannot log in, the query fails): not the user's fault. */
 export class AuthQueryError extends Error {}
 
@@ -31,7 +54,17 @@ export function authQueryFor(query: string, user: string): string {
  * that exactly as a wrong password, and never lets the client in as auth_user (CVE-2015-6817). No cache: each
  * login asks again, so a changed or expired password counts at once.
  */
-export async function lookupSecret(api: PluginApi, client: Client, authUserSecret: Secret | undefined): Promise<Secret | null> {
+export async function lookupSecret(api: PluginApi, slots: LookupSlots, client: Client, authUserSecret: Secret | undefined): Promise<Secret | null> {
+  await slots.acquire(Math.max(1, api.config.settings.default_pool_size));
+  try {
+    // a client that left while waiting for its turn needs no answer
+    return client.closed ? null : await lookup(api, client, authUserSecret);
+  } finally {
+    slots.release();
+  }
+}
+
+async function lookup(api: PluginApi, client: Client, authUserSecret: Secret | undefined): Promise<Secret | null> {
   const s = api.config.settings;
   const dbName = s.auth_dbname !== "" ? s.auth_dbname : client.database;
   const entry = s.auth_dbname !== "" ? (api.config.databases[dbName] ?? null) : api.resolveDatabase(dbName);

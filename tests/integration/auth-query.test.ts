@@ -125,6 +125,16 @@ describe("auth_query", () => {
     });
   });
 
+  test("user names are quoted: quotes and backslashes find their role, an injection attempt finds nothing", async () => {
+    await pg.psql(`CREATE ROLE "o'ne\\il" LOGIN PASSWORD 'odd-pw'`);
+    await withPgbun(pg, config("scram-sha-256"), async (f) => {
+      expect(await jsLogin(f, "o'ne\\il", "odd-pw")).toBe("ok");
+      // with the name pasted into the query unquoted, this would read every role
+      expect(await jsLogin(f, "x' OR rolname <> '", "odd-pw")).toBe(failed("x' OR rolname <> '"));
+      expect(await jsLogin(f, "x\\' OR true --", "odd-pw")).toBe(failed("x\\' OR true --"));
+    });
+  });
+
   test("a password past VALID UNTIL and a NOLOGIN role are refused as a wrong password (the default query honours them)", async () => {
     // PostgreSQL itself refuses them too
     expect(await pgConnect(pg, { user: "aq_expired", password: "exp-pw", database: "app" }).then((c) => c.end().then(() => "ok"), (e: { code?: string }) => e.code)).toBe("28P01");
