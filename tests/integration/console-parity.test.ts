@@ -18,6 +18,7 @@ async function pooler(settings: Record<string, unknown> = {}): Promise<TestPoole
     databases: {
       app: { host: pg.host, port: pg.port, password: pg.password },
       multi: { host: `${pg.host},${pg.host}`, port: pg.port, dbname: "app", password: pg.password },
+      pinned: { host: `${pg.host},${pg.host}`, port: pg.port, dbname: "app", password: pg.password, load_balance_hosts: "disable" },
     },
   });
   return track(p, (p) => p.stop());
@@ -81,18 +82,21 @@ describe("PgBouncer 1.25 columns", () => {
     expect((await show(a, "USERS")).columns).toEqual(PGBOUNCER_125.USERS);
   });
 
-  test("load_balance_hosts: round-robin for a host list, empty for one host, in POOLS and DATABASES", async () => {
+  test("load_balance_hosts: the entry's own, else round-robin for a host list, empty for one host, in POOLS and DATABASES", async () => {
     const p = await pooler();
     await (await connect(p)).query("SELECT 1");
     await (await connect(p, { database: "multi" })).query("SELECT 1");
+    await (await connect(p, { database: "pinned" })).query("SELECT 1");
     const a = await admin(p);
     const pools = (await show(a, "POOLS")).rows;
     expect(rowOf(pools, { database: "multi" }).load_balance_hosts).toBe("round-robin");
+    expect(rowOf(pools, { database: "pinned" }).load_balance_hosts).toBe("disable");
     expect(rowOf(pools, { database: "app" }).load_balance_hosts).toBe("");
     // the pool's health as pgbun:pool reports it (unknown until a check or a login says otherwise)
     expect(["healthy", "unknown"]).toContain(rowOf(pools, { database: "app" }).health!);
     const dbs = (await show(a, "DATABASES")).rows;
     expect(rowOf(dbs, { name: "multi" }).load_balance_hosts).toBe("round-robin");
+    expect(rowOf(dbs, { name: "pinned" }).load_balance_hosts).toBe("disable");
     expect(rowOf(dbs, { name: "app" }).load_balance_hosts).toBe(null);
   });
 
