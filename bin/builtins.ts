@@ -5,6 +5,7 @@ import type { BuiltinPlugins } from "../core/plugin/loader.ts";
 const TABLE: Record<string, () => Promise<unknown>> = {
   "pgbun:auth": () => import("../plugins/auth/index.ts"),
   "pgbun:pool": () => import("../plugins/pool/index.ts"),
+  "pgbun:transaction-timeout": () => import("../plugins/transaction-timeout/index.ts"),
   "pgbun:routing": () => import("../plugins/routing/index.ts"),
   "pgbun:health-check": () => import("../plugins/health-check/index.ts"),
   "pgbun:backoff": () => import("../plugins/backoff/index.ts"),
@@ -30,6 +31,7 @@ const DEFAULTS = [
   "pgbun:routing",
   "pgbun:backoff",
   "pgbun:health-check",
+  "pgbun:transaction-timeout",
   "pgbun:stats",
   "pgbun:admin",
   "pgbun:metrics",

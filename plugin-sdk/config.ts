@@ -63,6 +63,7 @@ export interface Settings {
   client_login_timeout: number;
   query_timeout: number;
   query_wait_timeout: number;
+  query_wait_notify: number;
   cancel_wait_timeout: number;
   client_idle_timeout: number;
   idle_transaction_timeout: number;

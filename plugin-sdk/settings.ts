@@ -71,6 +71,7 @@ export const SETTINGS: { readonly [K in SettingName]: SettingDef<Settings[K]> } 
   client_login_timeout: { kind: SECONDS, default: 60, doc: "Seconds a client has to finish login" },
   query_timeout: { kind: SECONDS, default: 0, doc: "Cancel queries running longer than this; 0 = off" },
   query_wait_timeout: { kind: SECONDS, default: 120, doc: "Seconds a client may wait for a server; 0 = forever" },
+  query_wait_notify: { kind: SECONDS, default: 5, doc: "Send a NOTICE to a client queued for a server longer than this, once per wait (PgBouncer 1.25); 0 = never" },
   cancel_wait_timeout: { kind: SECONDS, default: 10, doc: "Seconds a cancel request may wait for a server" },
   client_idle_timeout: { kind: SECONDS, default: 0, doc: "Close clients idle this many seconds; 0 = never" },
   idle_transaction_timeout: { kind: SECONDS, default: 0, doc: "Close clients idle in a transaction this long; 0 = never" },

@@ -31,7 +31,6 @@ export const IGNORED_SETTINGS: { readonly [K in SettingName]?: IgnoredSetting } 
   server_tls_ca_file: { verdict: "unsafe", ok: [""], why: NO_SERVER_TLS },
   listen_backlog: { verdict: "harmless", why: "Bun.listen takes no backlog, the OS default applies" },
   peer_id: { verdict: "harmless", why: "pgbun has no [peers]; workers forward CancelRequests among themselves" },
-  transaction_timeout: { verdict: "harmless", why: "transactions are not timed; idle_transaction_timeout and query_timeout are" },
   tcp_keepalive: { verdict: "harmless", why: "sockets keep the runtime's keepalive setting" },
   tcp_user_timeout: { verdict: "harmless", why: "sockets keep the OS default" },
   pkt_buf: { verdict: "harmless", why: "read buffers are sized by the runtime" },

@@ -25,6 +25,7 @@ export const SqlState = {
   ActiveSqlTransaction: "25001",
   InvalidParameterValue: "22023",
   InFailedSqlTransaction: "25P02",
+  TransactionTimeout: "25P04",
 } as const;
 export type SqlStateCode = (typeof SqlState)[keyof typeof SqlState] | string;
 

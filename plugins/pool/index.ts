@@ -1,6 +1,7 @@
 // Built-in plugin "pgbun:pool": session and transaction pooling per (database, user) with PgBouncer's limits.
 import {
   loginFailureOf,
+  noticeResponse,
   perWorker,
   SqlState,
   type Client,
@@ -29,6 +30,9 @@ const MAX_CONNECTING = 8;
  */
 const WAIT_MARGIN_MS = 400;
 
+/** query_wait_notify's NOTICE, PgBouncer 1.25's words: the same bytes for every client. */
+const QUEUED_NOTICE = noticeResponse("No server connection available in postgres backend, client being queued");
+
 function refusalOf(f: LoginFailure): Refusal {
   return { code: f.code ?? SqlState.ConnectionFailure, message: f.message, error: f.error };
 }
@@ -40,6 +44,8 @@ function waiterRefusal(f: LoginFailure): Refusal {
 
 class PoolManager {
   readonly pools = new Map<string, Pool>();
+  /** Waiters told they are queued (query_wait_notify), by the waitStart of the wait they were told about. */
+  private readonly notified = new WeakMap<Client, number>();
   private readonly dbConnections = new Map<string, number>();
   private readonly userConnections = new Map<string, number>();
 
@@ -392,6 +398,15 @@ class PoolManager {
     return true;
   }
 
+  /** query_wait_notify: a NOTICE, once per wait, to each client queued longer (PgBouncer 1.25 sends it once too). */
+  private notifyQueued(pool: Pool, now: number, notifyMs: number): void {
+    for (const c of pool.waiters) {
+      if (c.state !== "waiting" || c.waitStart === 0 || now - c.waitStart <= notifyMs || this.notified.get(c) === c.waitStart) continue;
+      this.notified.set(c, c.waitStart);
+      c.send(QUEUED_NOTICE);
+    }
+  }
+
   /** Janitor duties: idle timeouts, lifetime, min_pool_size, reserve pool for long waits, unused auto-database pools. */
   tick(now: number): void {
     const s = this.settings;
@@ -399,6 +414,7 @@ class PoolManager {
     const reserveMs = s.reserve_pool_timeout * 1000;
     const autodbMs = s.autodb_idle_timeout * 1000;
     const waitMs = s.query_wait_timeout * 1000;
+    const notifyMs = s.query_wait_notify * 1000;
     for (const pool of this.pools.values()) {
       // deleting the current entry while iterating a Map is safe
       if (autodbMs > 0 && this.isAuto(pool) && this.dropIfUnused(pool, now, autodbMs)) continue;
@@ -406,6 +422,7 @@ class PoolManager {
         const expired = !this.usable(server) || (idleMs > 0 && now - server.lastUsed > idleMs && pool.servers.size > pool.minSize);
         if (expired) server.close(server.closeNeeded ? "close_needed" : "server_idle_timeout or server_lifetime");
       }
+      if (notifyMs > 0) this.notifyQueued(pool, now, notifyMs);
       if (pool.lastFailure !== null && pool.servers.size === 0 && waitMs > 0) {
         for (const c of [...pool.waiters]) if (c.state === "waiting" && now - c.waitStart > waitMs - WAIT_MARGIN_MS) c.refuse(waiterRefusal(pool.lastFailure));
       }

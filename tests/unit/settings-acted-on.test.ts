@@ -17,7 +17,7 @@ const ACTED_ON: readonly SettingName[] = [
   "idle_transaction_timeout", "max_prepared_statements", "track_extra_parameters", "ignore_startup_parameters",
   "application_name_add_host", "max_packet_size", "stats_period", "log_connections", "log_disconnections", "log_stats",
   "workers", "log_level", "log_format", "session_state", "stats_listen_addr", "stats_listen_port",
-  "server_login_retry", "server_check_query", "server_check_delay",
+  "server_login_retry", "server_check_query", "server_check_delay", "transaction_timeout", "query_wait_notify",
 ];
 
 /**
