@@ -84,3 +84,31 @@ describe("a pool with no working server", () => {
     expect(pool!.health.lastError).toContain("password authentication failed");
   });
 });
+
+describe("PostgreSQL down (last: it stops the file's PostgreSQL)", () => {
+  test("a waiter gets the connect failure at query_wait_timeout, not a bare timeout; a restart is found within 2 s", async () => {
+    const p = await pooler("postgres", pg.password, { query_wait_timeout: 2 });
+    const c = await connect(p);
+    await c.query("SELECT 1");
+    await pg.stopServer();
+    try {
+      // its idle server died with PostgreSQL: the query waits for a new one, which cannot log in
+      const started = Date.now();
+      const err = await rejection(c.query("SELECT 1"));
+      const waited = Date.now() - started;
+      expect(err.message).toMatch(/^server login failed: /);
+      expect(waited).toBeGreaterThan(1_000);
+      expect(waited).toBeLessThan(2_500);
+      const [pool] = [...(p.core.capability("pool") as PoolApi).pools()];
+      expect(pool!.health.state).toBe("unhealthy");
+      // attempts while down were spaced, not one per client or per janitor tick
+      expect(pool!.health.consecutiveFailures).toBeLessThan(8);
+    } finally {
+      await pg.startServer();
+    }
+    const back = Date.now();
+    const d = track(await pgConnect({ host: p.host, port: p.port }), (c) => c.end());
+    expect((await d.query("SELECT 1 AS one")).rows[0].one).toBe(1);
+    expect(Date.now() - back).toBeLessThan(2_000);
+  });
+});
