@@ -61,16 +61,11 @@ function dict<T>(): Record<string, T> {
 
 const SERVER_STATES = ["login", "idle", "active", "used", "tested", "being_canceled"] as const;
 
-/** The health field of a pool plugin that reports one (pgbun:pool with the HA work), checked as read. */
+/** A pool's health as the pool plugin reports it (a replacement pool plugin may report none). */
 function healthOf(p: PoolInfo): HealthSample | null {
-  const h = (p as { health?: Partial<HealthSample> }).health;
-  if (!h || (h.state !== "healthy" && h.state !== "unhealthy" && h.state !== "unknown")) return null;
-  return {
-    state: h.state,
-    lastCheck: typeof h.lastCheck === "number" ? h.lastCheck : 0,
-    lastError: typeof h.lastError === "string" ? h.lastError : "",
-    consecutiveFailures: typeof h.consecutiveFailures === "number" ? h.consecutiveFailures : 0,
-  };
+  const h = p.health as PoolInfo["health"] | undefined;
+  if (!h) return null;
+  return { state: h.state, lastCheck: h.lastCheck, lastError: h.lastError, consecutiveFailures: h.consecutiveFailures };
 }
 
 function emptyPool(database: string, user: string, mode: string, health: HealthSample | null): PoolSample {

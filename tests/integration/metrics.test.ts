@@ -1,6 +1,6 @@
 // pgbun:metrics: /metrics in Prometheus text format (parsed strictly) moves with pgbench, sums workers; /healthz, /readyz.
 import { describe, expect, setDefaultTimeout, test } from "bun:test";
-import { writeFileSync } from "node:fs";
+import { readFileSync, writeFileSync } from "node:fs";
 import { join } from "node:path";
 import { Client } from "pg";
 import { initPgbench, parsePgbenchSummary, runPgbench, usePostgres, waitFor, sdkFrom } from "../harness/fixtures.ts";
@@ -240,6 +240,14 @@ describe("pgbun:metrics", () => {
       expect(value(after, "pgbun_query_duration_seconds_count", APP)).toBe(value(after, "pgbouncer_stats_queries_pooled_total", APP));
       expect(value(after, "pgbun_query_duration_seconds_sum", APP)).toBeCloseTo(value(after, "pgbouncer_stats_queries_duration_seconds_total", APP), 6);
       expect(value(after, "pgbun_transaction_duration_seconds_count", APP)).toBe(value(after, "pgbouncer_stats_sql_transactions_pooled_total", APP));
+      // the login counter (pgbun:stats' clientLogins, beyond PgBouncer's exporter names): pgbench's 6 clients
+      expect(delta("pgbun_stats_client_logins_total")).toBeGreaterThanOrEqual(6);
+      // the pool's health from its server logins
+      const pool = { database: "app", user: pg.superuser };
+      expect(value(after, "pgbun_pool_health", { ...pool, state: "healthy" })).toBe(1);
+      expect(value(after, "pgbun_pool_health", { ...pool, state: "unhealthy" })).toBe(0);
+      expect(value(after, "pgbun_pool_health_consecutive_failures", pool)).toBe(0);
+      expect(value(after, "pgbun_pool_health_last_check_timestamp_seconds", pool)).toBeGreaterThan(Date.now() / 1000 - 60);
       // gauges come back down: no client left, the servers idle in their pool
       expect(value(after, "pgbouncer_pools_client_active_connections", { database: "app", user: pg.superuser })).toBe(0);
       expect(value(after, "pgbouncer_pools_server_active_connections", { database: "app", user: pg.superuser })).toBe(0);
@@ -307,6 +315,31 @@ describe("pgbun:metrics", () => {
       expect(body.reasons.join("\n")).toContain("gone");
     } finally {
       await down.pb.stop();
+    }
+  });
+
+  test("a reload moves the listener to a new stats_listen_port, and port 0 closes it", async () => {
+    const { pb, base } = await startWithStats({});
+    try {
+      const config = JSON.parse(readFileSync(pb.configFile, "utf8"));
+      const moved = await freePort();
+      config.pgbun.stats_listen_port = moved;
+      writeFileSync(pb.configFile, JSON.stringify(config));
+      pb.proc.kill("SIGHUP");
+      const next = `http://127.0.0.1:${moved}`;
+      await waitFor("the moved listener", async () => (await fetch(`${next}/healthz`).catch(() => null))?.status === 200, 10_000);
+      expect(await fetch(`${base}/healthz`).then(() => "answered", () => "refused")).toBe("refused");
+      config.pgbun.stats_listen_port = 0;
+      writeFileSync(pb.configFile, JSON.stringify(config));
+      pb.proc.kill("SIGHUP");
+      await waitFor("the listener to close", async () => (await fetch(`${next}/healthz`).then(() => "answered", () => "refused")) === "refused", 10_000);
+      // the pooler itself goes on
+      const c = new Client({ connectionString: pb.url() });
+      await c.connect();
+      expect((await c.query("SELECT 1 AS v")).rows[0].v).toBe(1);
+      await c.end();
+    } finally {
+      await pb.stop();
     }
   });
 
