@@ -67,7 +67,7 @@ describe("host lists", () => {
   test("with load_balance_hosts=disable logins stay on the first host that works; a dead one is tried once, not per login", async () => {
     // a "host" that accepts TCP connections and closes them at once: a login there fails, and is counted
     let attempts = 0;
-    const refuser = Bun.listen({ hostname: "127.0.0.1", port: 0, socket: { open: (s) => (attempts++, s.end()), data() {} } });
+    const refuser = Bun.listen({ hostname: "127.0.0.1", port: 0, socket: { open: (s) => void (attempts++, s.end()), data() {} } });
     track(refuser, (r) => r.stop(true));
     const p = await pooler(`host=127.0.0.1:${refuser.port},${primary()},${standby()} load_balance_hosts=disable`);
     expect(await whereLogins(p, 4)).toEqual(Array(4).fill(`${set.primary.port} false`));
