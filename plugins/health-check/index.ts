@@ -31,7 +31,8 @@ export default function healthCheckPlugin(): PgbunPlugin {
             settled = true;
             clearTimeout(timer);
             pending.delete(server);
-            server.data[NAME] = Date.now();
+            // the cached clock, as lastUsed: a stamp ahead of api.now would make the server look checked in the future
+            server.data[NAME] = api.now;
             resolve(reason);
           };
           const timer = setTimeout(() => finish(`health check got no answer in ${timeoutMs / 1000}s`), timeoutMs);
@@ -39,7 +40,10 @@ export default function healthCheckPlugin(): PgbunPlugin {
           server.runInternal(s.server_check_query, (error) => finish(error === null ? undefined : `health check failed: ${error.code}: ${error.message}`));
         });
 
-      const due = (server: Server) => idleFor(server) >= api.config.settings.server_check_delay * 1000;
+      const due = (server: Server) => {
+        const delayMs = api.config.settings.server_check_delay * 1000;
+        return delayMs === 0 || idleFor(server) >= delayMs;
+      };
       // a server used or checked within server_check_delay is handed out synchronously, at no cost
       api.hooks.checkServerDue.tap(NAME, (server) => (due(server) ? true : undefined));
       // asked anyway when another plugin checks every server: the due test again
