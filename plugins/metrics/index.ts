@@ -45,8 +45,15 @@ export default function metricsPlugin(): PgbunPlugin {
       let current: Snapshot | null = null;
       const registry = metricsRegistry(() => current ?? takeMine());
       const readiness = new ReadyCheck();
+      // one gathering at a time: scrapes that arrive while one runs share its answer (scrapers and dashboards
+      // polling together cost one round over the workers, not one each)
+      let gathering: Promise<Snapshot> | null = null;
+      const snapshot = () =>
+        (gathering ??= gather(worker, takeMine()).finally(() => {
+          gathering = null;
+        }));
       const routes: Routes = {
-        snapshot: () => gather(worker, takeMine()),
+        snapshot,
         exposition: exposition(registry, (s) => (current = s)),
         contentType: registry.contentType,
         ready: (s) => readiness.check(api.config, api.shuttingDown !== null, s),

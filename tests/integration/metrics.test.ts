@@ -360,6 +360,10 @@ describe("pgbun:metrics", () => {
       try {
         const m = await scrape(base);
         expect(value(m, "pgbun_workers", { state: "missing" })).toBe(0);
+        // the dashboard's data is the same sum
+        const dash = (await (await fetch(`${base}/api/snapshot`)).json()) as { workers: number[]; clients: Record<string, number> };
+        expect(dash.workers).toEqual([0, 1]);
+        expect(dash.clients.active).toBe(16);
         expect(value(m, "pgbouncer_pools_client_active_connections", { database: "app", user: pg.superuser })).toBe(16);
         expect(value(m, "pgbouncer_pools_server_active_connections", { database: "app", user: pg.superuser })).toBe(16);
         expect(value(m, "pgbouncer_stats_sql_transactions_pooled_total", APP)).toBeGreaterThanOrEqual(16);
