@@ -118,7 +118,7 @@ class PoolManager {
   /** Opens a server for the pool; when logged in it serves the oldest waiter or goes idle. */
   open(pool: Pool): void {
     const target = pool.target(pool.hostIndex++);
-    const started = Date.now();
+    const seq = ++pool.loginsStarted;
     pool.connecting++;
     this.count(this.dbConnections, pool.database, 1);
     this.count(this.userConnections, pool.user, 1);
@@ -138,7 +138,7 @@ class PoolManager {
         this.count(this.userConnections, pool.user, -1);
         const f = loginFailureOf(err);
         this.api.log.warn({ pool: `${pool.database}/${pool.user}`, host: target.host, port: target.port, code: f.code }, `server login failed: ${f.message}`);
-        this.loginFailed(pool, f, started);
+        this.loginFailed(pool, f, seq);
       },
     );
   }
@@ -155,10 +155,10 @@ class PoolManager {
    * permanent. The pool's waiters keep waiting while it has working servers, or until query_wait_timeout, unless the
    * failure is permanent; with no tap (or no answer) every waiter gets the failure at once.
    */
-  private loginFailed(pool: Pool, f: LoginFailure, started: number): void {
-    if (started < pool.failedAt) {
-      // it ran alongside the login already decided on: same burst, same decision
-      pool.lastFailure = f;
+  private loginFailed(pool: Pool, f: LoginFailure, seq: number): void {
+    if (seq <= pool.burstEnd) {
+      // it ran alongside the login already decided on: same burst, same decision (unless one has succeeded since)
+      if (pool.lastFailure !== null) pool.lastFailure = f;
       return;
     }
     this.noteHealth(pool, f.message);
@@ -170,10 +170,10 @@ class PoolManager {
       this.api.log.error({ err }, "serverLoginFailed hook failed");
     }
     if (retry === undefined) return this.refuseWaiters(pool, f);
-    pool.failedAt = Date.now();
+    pool.burstEnd = pool.loginsStarted;
     pool.lastFailure = f;
     pool.failurePermanent = retry.permanent;
-    pool.retryAt = pool.failedAt + Math.max(0, retry.delay);
+    pool.retryAt = Date.now() + Math.max(0, retry.delay);
     if (pool.retryTimer !== null) clearTimeout(pool.retryTimer);
     pool.retryTimer = setTimeout(() => this.retryLogin(pool), Math.max(0, retry.delay));
     pool.retryTimer.unref?.();
@@ -480,8 +480,9 @@ export default function poolPlugin(): PgbunPlugin {
           if (failure !== null) return refusalOf(failure);
           if (pool.connecting === 0 && manager.canOpen(pool)) manager.open(pool);
           try {
-            // a failed login leaves the promise pending (the pool tries again later): look again now and then
-            await (pool.connecting > 0 && pool.lastFailure === null ? waiting : Promise.race([waiting, Bun.sleep(100)]));
+            // a failed login leaves the promise pending (the pool tries again later): look again now and then, also
+            // while a login runs (one that fails transiently would leave this client waiting on it to client_login_timeout)
+            await Promise.race([waiting, Bun.sleep(100)]);
           } catch (err) {
             return refusalOf(err as LoginFailure);
           }

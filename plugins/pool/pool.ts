@@ -31,8 +31,10 @@ export class Pool {
   readonly health: MutablePoolHealth = { state: "unknown", lastCheck: 0, lastError: "", consecutiveFailures: 0 };
   /** No server login before this (Date.now() ms; 0: none held back): the delay a serverLoginFailed tap chose. */
   retryAt = 0;
-  /** When the last failed login was decided on (Date.now() ms): logins started before it that fail too are its burst. */
-  failedAt = 0;
+  /** Server logins started, ever (a sequence number for each). */
+  loginsStarted = 0;
+  /** Logins numbered up to this one were running when the last failure was decided on: their failures are its burst. */
+  burstEnd = 0;
   /** The last login failure not yet followed by a success, and whether the tap called it permanent. */
   lastFailure: LoginFailure | null = null;
   failurePermanent = false;
