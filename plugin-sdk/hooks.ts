@@ -50,13 +50,14 @@ export function createHooks() {
     /** async, bail Refusal. Authenticated; the pool plugin attaches the client to its pool and sets welcomeParams. */
     authenticated: new AsyncSeriesBailHook<[Client], Refusal | undefined>(["client"]),
     /**
-     * async, bail Server. A new server login was asked for (api.openServer): a tap may choose where it goes, logging
-     * in with `login(target)` (the core's login to target.host, as often as it likes, closing what it does not keep)
-     * and resolving with the server it keeps, or throwing to fail the login (an error with a LoginFailure as its
-     * `failure` reaches the pool as it is, as login's own errors do); undefined passes on, and with no tap
-     * the core logs in to target.host. pgbun:routing taps it for multi-host entries and target_session_attrs.
+     * async, bail Server or { failure }. A new server login was asked for (api.openServer): a tap may choose where
+     * it goes, logging in with `login(target)` (the core's login to target.host, as often as it likes, closing what
+     * it does not keep; it rejects as api.openServer does) and resolving with the server it keeps, or with
+     * `{ failure }` to fail the login with that LoginFailure (the pool's waiters and the backoff see it as a login's
+     * own; a throw is the plugin's fault); undefined passes on, and with no tap the core logs in to target.host.
+     * pgbun:routing taps it for multi-host entries and target_session_attrs.
      */
-    connectServer: new AsyncSeriesBailHook<[ServerTarget, (target: ServerTarget) => Promise<Server>], Server | undefined>(["target", "login"]),
+    connectServer: new AsyncSeriesBailHook<[ServerTarget, (target: ServerTarget) => Promise<Server>], Server | { failure: LoginFailure } | undefined>(["target", "login"]),
     /** async. A server connection finished its login, before first use (connect_query). Throw to fail the login. */
     serverConnected: new AsyncSeriesHook<[Server]>(["server"]),
     /**

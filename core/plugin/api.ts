@@ -1,5 +1,5 @@
 // The PluginApi a plugin is given: the only door from a plugin into the core, built once per plugin at apply.
-import type { Server, ServerTarget } from "../../plugin-sdk/connections.ts";
+import type { LoginFailure, Server, ServerTarget } from "../../plugin-sdk/connections.ts";
 import type { PluginApi, PluginInfo, TapOptions } from "../../plugin-sdk/plugin.ts";
 import { messageCode } from "../../plugin-sdk/protocol/codes.ts";
 import type { ClientConnection } from "../client.ts";
@@ -29,14 +29,16 @@ export function pluginInfos(core: Pgbun): PluginInfo[] {
 async function openServer(core: Pgbun, target: ServerTarget, owner: unknown): Promise<Server> {
   const hook = core.hooks.connectServer;
   if (hook.taps.length === 0) return core.openServer(target, owner);
-  let server: Server | undefined;
+  let chosen: Server | { failure: LoginFailure } | undefined;
   try {
-    server = await hook.promise(target, (t) => core.openServer(t, owner));
+    chosen = await hook.promise(target, (t) => core.openServer(t, owner));
   } catch (err) {
-    // a login failure (an error with a `failure`) reaches the pool as it is, for its waiters and the backoff
+    // a login's own rejection a tap let through is still a login failure, for the pool's waiters and the backoff
     throw err instanceof PluginFault && (err.cause as { failure?: unknown } | null)?.failure !== undefined ? err.cause : err;
   }
-  return server ?? core.openServer(target, owner);
+  if (chosen === undefined) return core.openServer(target, owner);
+  if ("failure" in chosen) throw Object.assign(new Error(chosen.failure.message), { failure: chosen.failure });
+  return chosen;
 }
 
 export function makePluginApi(core: Pgbun, l: LoadedPlugin): PluginApi {

@@ -61,7 +61,7 @@ export class HostGroup {
 
   /** A host down for longer than `downForMs` (server_login_retry) is tried in its turn again, as if unknown. */
   private rank(h: HostState, attrs: TargetSessionAttrs, now: number, downForMs: number): Rank {
-    if (h.downSince !== 0) return now - h.downSince < downForMs ? Rank.Down : Rank.Unknown;
+    if (h.downSince !== 0 && now - h.downSince < downForMs) return Rank.Down;
     // any host fits "any": what was learnt of its role must not bend the rotation
     if (attrs === "any") return Rank.Fits;
     if (h.role === null) return Rank.Unknown;

@@ -27,11 +27,6 @@ function watched(attrs: TargetSessionAttrs): boolean {
   return attrs === "read-write" || attrs === "read-only" || attrs === "primary" || attrs === "standby";
 }
 
-/** An error whose `failure` the pool passes on to its waiters (PluginApi.openServer's contract). */
-function loginError(failure: LoginFailure): Error {
-  return Object.assign(new Error(failure.message), { failure });
-}
-
 class Router {
   private readonly groups = new Map<string, HostGroup>();
   private lastRecheck = 0;
@@ -49,9 +44,9 @@ class Router {
    * A new server login for a routed entry: the hosts in the group's order until one accepts the login and fits
    * target_session_attrs (libpq's multi-host login). For prefer-standby the first primary that logs in is kept as
    * the fallback while the others are tried for a standby. Fails with the last login's own error when no host
-   * accepted one, else with 08001 naming what each host was.
+   * accepted one, else with 08001 naming what each host was (as `{ failure }`: no fault of this plugin).
    */
-  async connect(target: ServerTarget, login: (t: ServerTarget) => Promise<Server>): Promise<Server | undefined> {
+  async connect(target: ServerTarget, login: (t: ServerTarget) => Promise<Server>): Promise<Server | { failure: LoginFailure } | undefined> {
     const entry = target.entry;
     if (entry === undefined || !routed(entry)) return undefined;
     const attrs = entry.target_session_attrs ?? "any";
@@ -69,7 +64,7 @@ class Router {
         server = await login({ ...target, host: h.host, port: h.port });
       } catch (err) {
         lastFailure = loginFailureOf(err);
-        g.failed(i, Date.now(), lastFailure.message);
+        g.failed(i, this.api.now, lastFailure.message);
         tried.push(`${where}: ${lastFailure.message}`);
         continue;
       }
@@ -84,7 +79,7 @@ class Router {
       } catch (err) {
         const message = (err as Error).message;
         server.close(message);
-        g.failed(i, Date.now(), message);
+        g.failed(i, this.api.now, message);
         tried.push(`${where}: ${message}`);
         continue;
       }
@@ -108,12 +103,14 @@ class Router {
     this.api.log.warn({ database: db, target_session_attrs: attrs, tried }, "no host of the entry accepted a server login that fits");
     // one host, or every host refused the login: its own error (a wrong password stays 28P01, for the backoff)
     if (lastFailure !== null && tried.length === order.length && order.every((i) => g.hosts[i]!.downSince !== 0)) {
-      throw loginError({ ...lastFailure, message: order.length === 1 ? lastFailure.message : `no host of database "${db}" accepted the login: ${tried.join("; ")}` });
+      return { failure: { ...lastFailure, message: order.length === 1 ? lastFailure.message : `no host of database "${db}" accepted the login: ${tried.join("; ")}` } };
     }
-    throw loginError({
-      code: SqlState.SqlclientUnableToEstablishSqlconnection,
-      message: `no host of database "${db}" fits target_session_attrs=${attrs}: ${tried.join("; ")}`,
-    });
+    return {
+      failure: {
+        code: SqlState.SqlclientUnableToEstablishSqlconnection,
+        message: `no host of database "${db}" fits target_session_attrs=${attrs}: ${tried.join("; ")}`,
+      },
+    };
   }
 
   /** The server found for the login; the prefer-standby fallback held meanwhile is not needed any more. */
