@@ -16,7 +16,7 @@ import { applyPlugins, attributeTaps, loadPlugins, NO_BUILTINS, type BuiltinPlug
 import { makePluginApi } from "./plugin/api.ts";
 import { PluginFault } from "./plugin/fault.ts";
 import type { PluginApi } from "../plugin-sdk/plugin.ts";
-import { keepRestartSettings, withSetting, type PgbunConfig } from "./config/load.ts";
+import { changedIgnored, keepRestartSettings, withSetting, type PgbunConfig } from "./config/load.ts";
 import type { ReloadOutcome } from "../plugin-sdk/restart-settings.ts";
 import type { DatabaseEntry } from "./config/databases.ts";
 import type { Logger } from "./logger.ts";
@@ -422,6 +422,7 @@ export class Pgbun {
    */
   reload(next: PgbunConfig): ReloadOutcome {
     const restartNeeded = keepRestartSettings(this.config, next);
+    const notActedOn = changedIgnored(this.config, next);
     const old = this.config;
     this.config = next;
     this.setTrackedExtra();
@@ -430,7 +431,7 @@ export class Pgbun {
     this.hooks.reload.call(next);
     for (const r of restartNeeded) this.log.warn({ setting: r.name, running: r.running, requested: r.requested }, `${r.name} changed: it takes effect only after a restart; the running value stays in force`);
     this.log.info("configuration reloaded");
-    return { restartNeeded };
+    return { restartNeeded, notActedOn };
   }
 
   /**

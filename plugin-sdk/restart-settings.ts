@@ -31,4 +31,6 @@ export interface RestartNeeded {
 /** What a reload or SET did beyond applying the configuration. */
 export interface ReloadOutcome {
   readonly restartNeeded: readonly RestartNeeded[];
+  /** Why each setting the reload changed is accepted and not acted on (PgBouncer's settings pgbun ignores). */
+  readonly notActedOn?: readonly string[];
 }

@@ -337,6 +337,13 @@ export function keepRestartSettings(running: PgbunConfig, next: PgbunConfig): Re
   return out;
 }
 
+/** The warnings of the not-acted-on settings `next` changes from `running` (unsafe ones never load). */
+export function changedIgnored(running: PgbunConfig, next: PgbunConfig): string[] {
+  return ignoredSettings(next.settings)
+    .filter((f) => showSettingValue(running.settings[f.name]) !== showSettingValue(f.value))
+    .map((f) => f.message);
+}
+
 /** Checks that involve more than one value, or values the core accepts by name but cannot serve yet. */
 function checkSettings(s: Settings, sourceOf: (name: SettingName) => Source): void {
   const failAt = (name: SettingName, reason: string): never => {

@@ -22,15 +22,21 @@ export function configErrorReply(err: unknown): ReloadReply {
   return { kind: "error", code, message: err instanceof Error ? err.message : String(err) };
 }
 
-/** A WARNING per setting the reload left at its running value, as PostgreSQL words it for its own. */
+/**
+ * A WARNING per setting the reload left at its running value, as PostgreSQL words it for its own, and one per
+ * changed setting pgbun accepts and does not act on (01000, the log's warning).
+ */
 export function restartWarnings(outcome: ReloadOutcome): Buffer[] {
-  return outcome.restartNeeded.map((r) =>
-    noticeResponse(
-      `${r.name} cannot be changed without restarting pgbun: ${r.running} stays in force (the configuration asks for ${r.requested})`,
-      NEEDS_RESTART,
-      "WARNING",
+  return [
+    ...outcome.restartNeeded.map((r) =>
+      noticeResponse(
+        `${r.name} cannot be changed without restarting pgbun: ${r.running} stays in force (the configuration asks for ${r.requested})`,
+        NEEDS_RESTART,
+        "WARNING",
+      ),
     ),
-  );
+    ...(outcome.notActedOn ?? []).map((message) => noticeResponse(message, "01000", "WARNING")),
+  ];
 }
 
 /** RELOAD in this process: answered once the configuration is applied; a broken file changes nothing and is the error. */

@@ -6,6 +6,8 @@ import type { NoticeMessage } from "pg-protocol/dist/messages";
 import { closeAfterEach, pgConnect, rejection, usePostgres, waitFor } from "../harness/fixtures.ts";
 import { startPgbun, type TestPgbun } from "../harness/pgbun.ts";
 import { startTestPooler, type TestPooler } from "../../bin/testing.ts";
+import { IGNORED_SETTINGS, SETTINGS, type SettingName } from "../../core/config/settings.ts";
+import { RESTART_SETTINGS } from "../../plugin-sdk/restart-settings.ts";
 
 setDefaultTimeout(60_000);
 
@@ -113,6 +115,22 @@ describe("SET", () => {
     // the session is still usable
     expect((await a.query("SHOW VERSION")).rows.length).toBe(1);
   });
+});
+
+test("SET of a setting pgbun accepts and does not act on answers SET with a WARNING saying so", async () => {
+  // any harmless one of the table (it shrinks as settings get implemented), with a value other than its default
+  const entry = Object.entries(IGNORED_SETTINGS).find(([n, e]) => e!.verdict === "harmless" && !RESTART_SETTINGS.has(n as SettingName) && SETTINGS[n as SettingName].kind.type === "int");
+  if (!entry) return; // every harmless setting is acted on now
+  const name = entry[0] as SettingName;
+  const p = await pooler();
+  const a = await admin(p);
+  const value = String(Number(SETTINGS[name].default) + 7);
+  const r = await withNotices(a, `SET ${name} = ${value}`);
+  expect(r.tag).toBe("SET");
+  expect(r.notices).toEqual([{ severity: "WARNING", code: "01000", message: expect.stringContaining(`${name} is accepted for PgBouncer compatibility and not acted on`) }]);
+  expect((await config(a, name)).value).toBe(value);
+  // set again to the same value: nothing changes, nothing to warn about
+  expect((await withNotices(a, `SET ${name} = ${value}`)).notices).toEqual([]);
 });
 
 describe("RELOAD", () => {
