@@ -262,7 +262,6 @@ export class Pgbun {
   /** Where a client of this database and user logs in upstream. */
   targetFor(entry: DatabaseEntry, database: string, user: string, hostIndex = 0): ServerTarget {
     const login = entry.user ?? user;
-    const hook = this.hooks.serverPassword;
     return {
       host: entry.host[hostIndex % entry.host.length] ?? "127.0.0.1",
       // a routed copy of the entry has one host: its port is entry.port, not the list's
@@ -270,8 +269,8 @@ export class Pgbun {
       entry,
       database: entry.dbname ?? database,
       user: login,
-      // as PgBouncer: the entry's password, else the login user's own (from auth_file, through pgbun:auth)
-      password: entry.password ?? (hook.taps.length > 0 ? hook.call(login) : undefined),
+      // as PgBouncer: the entry's password, else (at login) the user's own through the serverCredentials hook
+      password: entry.password,
     };
   }
 

@@ -1,9 +1,11 @@
 // Logs a server connection in to PostgreSQL: StartupMessage, trust/cleartext/md5/SCRAM-SHA-256, within server_connect_timeout.
 import { AuthCode, Backend, Frontend } from "../plugin-sdk/protocol/codes.ts";
-import { decodeError, SqlState } from "../plugin-sdk/protocol/errors.ts";
+import { decodeError, errorResponse, SqlState } from "../plugin-sdk/protocol/errors.ts";
 import { decodeParameterStatus } from "../plugin-sdk/protocol/decode.ts";
 import { MessageWriter, startupMessage } from "../plugin-sdk/protocol/writer.ts";
-import { md5PasswordResponse, ScramClient } from "./auth/scram-client.ts";
+import { md5SaltedResponse } from "../plugin-sdk/auth-crypto.ts";
+import type { ServerCredentials } from "../plugin-sdk/hooks.ts";
+import { md5PasswordResponse, ScramClient, ScramKeysMismatch } from "./auth/scram-client.ts";
 import type { ServerConnection } from "./server.ts";
 
 import type { LoginFailure } from "../plugin-sdk/connections.ts";
@@ -19,11 +21,38 @@ export class LoginError extends Error {
 
 const decoder = new TextDecoder();
 
+/** libpq refuses login-phase messages (other than ErrorResponse and NoticeResponse) over 30000 bytes; pgbun all. */
+const MAX_LOGIN_MESSAGE = 30_000;
+
+/** A server's text for a log line or an error: printable ASCII, bounded. */
+function printable(text: string): string {
+  return text.slice(0, 200).replace(/[^\x20-\x7e]/g, "?");
+}
+
+/**
+ * pgbun holds nothing PostgreSQL accepts for this user: a configuration matter that will not pass by itself, so 28000
+ * (pgbun:backoff calls it permanent: waiting clients get it at once, as PgBouncer's kill_pool_logins does).
+ */
+class CredentialsError extends Error {}
+
+/**
+ * PostgreSQL asks for a password the credentials cannot answer: PgBouncer's "wrong password type", with what was
+ * asked and what pgbun holds (never the secret).
+ */
+function wrongCredentials(user: string, asked: string, c: ServerCredentials | undefined): Error {
+  if (c === undefined) return new CredentialsError(`server asks for a password for user "${user}" and none is configured`);
+  const held =
+    c.kind === "md5" ? "only an md5 secret" : c.kind === "scram" ? (c.keys === null ? "a SCRAM secret, and no client has logged in with SCRAM against it yet" : "only a SCRAM secret") : "a password";
+  return new CredentialsError(`wrong password type: the server asks for ${asked} for user "${user}", and pgbun holds ${held}`);
+}
+
 export class ServerLogin {
   private resolve!: () => void;
   private reject!: (e: LoginError) => void;
   private timer: ReturnType<typeof setTimeout> | null = null;
   private scram: ScramClient | null = null;
+  private scramContinued = false;
+  private scramVerified = false;
   private finished = false;
 
   constructor(private readonly server: ServerConnection) {}
@@ -47,6 +76,9 @@ export class ServerLogin {
 
   opened(): void {
     const t = this.server.target;
+    // libpq's bound for login messages: no PostgreSQL sends more, and a hostile server must not make us buffer more
+    const framer = this.server.framer;
+    framer.maxLength = Math.min(framer.maxLength, MAX_LOGIN_MESSAGE);
     const params: Record<string, string> = { user: t.user, database: t.database, ...t.startupParams };
     this.server.out.send(startupMessage(params));
   }
@@ -73,7 +105,11 @@ export class ServerLogin {
           return true;
         case Backend.ErrorResponse: {
           const e = decodeError(buf, start, end);
-          this.failed({ message: e.message, code: e.code, error: Buffer.from(buf.subarray(start, end)) });
+          if (e.fields.C === undefined || e.fields.M === undefined) {
+            // not PostgreSQL's (CVE-2026-6666 class): clients get XX000, what PostgreSQL gives an error raised without a code
+            const message = `server sent an error without ${e.fields.C === undefined ? "SQLSTATE" : "message"}: ${printable(e.message)}`;
+            this.failed({ message, code: SqlState.InternalError, error: errorResponse(SqlState.InternalError, message, "FATAL") });
+          } else this.failed({ message: e.message, code: e.code, error: Buffer.from(buf.subarray(start, end)) });
           return false;
         }
         case Backend.NoticeResponse:
@@ -83,50 +119,88 @@ export class ServerLogin {
           throw new Error(`unexpected message '${String.fromCharCode(type)}' during login`);
       }
     } catch (err) {
-      this.failed({ message: err instanceof Error ? err.message : String(err), code: SqlState.ProtocolViolation });
+      const code = err instanceof CredentialsError || err instanceof ScramKeysMismatch ? SqlState.InvalidAuthorizationSpecification : SqlState.ProtocolViolation;
+      this.failed({ message: err instanceof Error ? err.message : String(err), code });
       return false;
     }
   }
 
+  /** What to answer PostgreSQL's password request with: the entry's password, else the serverCredentials hook's answer. */
+  private credentials(): ServerCredentials | undefined {
+    const t = this.server.target;
+    if (t.password !== undefined) return { kind: "password", password: t.password };
+    const hook = this.server.core.hooks.serverCredentials;
+    return hook.taps.length > 0 ? hook.call(t.user) : undefined;
+  }
+
   private authentication(buf: Uint8Array, start: number, end: number): void {
+    if (end - start < 9) throw new Error("invalid Authentication message from server");
     const view = Buffer.from(buf.buffer, buf.byteOffset + start, end - start);
     const code = view.readInt32BE(5);
-    const t = this.server.target;
-    const needPassword = () => {
-      if (t.password === undefined) throw new Error(`server asks for a password for user "${t.user}" and none is configured`);
-      return t.password;
-    };
+    const user = this.server.target.user;
+    if (this.scram !== null && code !== AuthCode.SASLContinue && code !== AuthCode.SASLFinal && !(code === AuthCode.Ok && this.scramVerified)) {
+      // a server that skips the SCRAM exchange's end (its ServerSignature) has not proven it holds the secret
+      throw new Error(`server sent authentication request ${code} in the middle of the SCRAM exchange`);
+    }
     switch (code) {
       case AuthCode.Ok:
         return;
-      case AuthCode.CleartextPassword:
-        this.sendPassword(needPassword());
+      case AuthCode.CleartextPassword: {
+        const c = this.credentials();
+        if (c?.kind !== "password") throw wrongCredentials(user, "a cleartext password", c);
+        this.sendPassword(c.password);
         return;
-      case AuthCode.MD5Password:
-        this.sendPassword(md5PasswordResponse(t.user, needPassword(), view.subarray(9, 13)));
+      }
+      case AuthCode.MD5Password: {
+        if (end - start < 13) throw new Error("invalid AuthenticationMD5Password message from server");
+        const c = this.credentials();
+        const salt = view.subarray(9, 13);
+        if (c?.kind === "password") this.sendPassword(md5PasswordResponse(user, c.password, salt));
+        else if (c?.kind === "md5") this.sendPassword(md5SaltedResponse(c.secret.slice(3), salt));
+        else throw wrongCredentials(user, "md5", c);
         return;
+      }
       case AuthCode.SASL: {
         const mechanisms = decoder.decode(view.subarray(9)).split("\0").filter(Boolean);
-        if (!mechanisms.includes("SCRAM-SHA-256")) throw new Error(`server offers no supported SASL mechanism (${mechanisms.join(", ")})`);
-        this.scram = new ScramClient(needPassword());
+        if (!mechanisms.includes("SCRAM-SHA-256")) throw new Error(`none of the server's SASL authentication mechanisms are supported (${mechanisms.join(", ").slice(0, 200)})`);
+        const c = this.credentials();
+        if (c?.kind === "password") this.scram = new ScramClient(c.password);
+        else if (c?.kind === "scram" && c.keys !== null) this.scram = new ScramClient(c.keys);
+        else throw wrongCredentials(user, "SCRAM-SHA-256", c);
         const first = Buffer.from(this.scram.clientFirst());
         const w = new MessageWriter(64).begin(Frontend.PasswordMessage).cstring("SCRAM-SHA-256").int32(first.length).bytes(first).end();
         this.server.out.send(w.finish());
         return;
       }
       case AuthCode.SASLContinue: {
-        if (!this.scram) throw new Error("SASLContinue without SASL");
-        const final = Buffer.from(this.scram.clientFinal(decoder.decode(view.subarray(9))));
-        this.server.out.send(new MessageWriter(final.length + 8).begin(Frontend.PasswordMessage).bytes(final).end().finish());
+        if (this.scram === null) throw new Error("AuthenticationSASLContinue without prior AuthenticationSASL");
+        if (this.scramContinued) throw new Error("SCRAM exchange protocol error: received second AuthenticationSASLContinue");
+        this.scramContinued = true;
+        const final = this.scram.clientFinalMessage(decoder.decode(view.subarray(9)));
+        if (typeof final === "string") this.sendSASLResponse(final);
+        else {
+          // a high iteration count: PBKDF2 runs off the event loop; the login may have ended meanwhile
+          final.then(
+            (f) => this.finished || this.sendSASLResponse(f),
+            (err: unknown) => this.failed({ message: err instanceof Error ? err.message : String(err), code: SqlState.ProtocolViolation }),
+          );
+        }
         return;
       }
       case AuthCode.SASLFinal:
-        if (!this.scram) throw new Error("SASLFinal without SASL");
+        if (this.scram === null || !this.scramContinued) throw new Error("AuthenticationSASLFinal without prior AuthenticationSASLContinue");
+        if (this.scramVerified) throw new Error("SCRAM exchange protocol error: received second AuthenticationSASLFinal");
         this.scram.verifyServerFinal(decoder.decode(view.subarray(9)));
+        this.scramVerified = true;
         return;
       default:
         throw new Error(`unsupported authentication request ${code} from server`);
     }
+  }
+
+  private sendSASLResponse(final: string): void {
+    const bytes = Buffer.from(final);
+    this.server.out.send(new MessageWriter(bytes.length + 8).begin(Frontend.PasswordMessage).bytes(bytes).end().finish());
   }
 
   private sendPassword(pw: string): void {
@@ -137,6 +211,7 @@ export class ServerLogin {
     if (this.finished) return;
     this.finished = true;
     if (this.timer) clearTimeout(this.timer);
+    this.server.framer.maxLength = this.server.core.config.settings.max_packet_size;
     this.server.loginDone();
     this.resolve();
   }

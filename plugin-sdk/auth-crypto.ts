@@ -23,3 +23,15 @@ export function md5Hex(data: string | Buffer): string {
 export function md5SaltedResponse(inner: string, salt: Uint8Array): string {
   return "md5" + md5Hex(Buffer.concat([Buffer.from(inner), salt]));
 }
+
+/**
+ * What a SCRAM-SHA-256 login to PostgreSQL needs instead of the password (PgBouncer's SCRAM pass-through): the
+ * ClientKey recovered from a client's proof against an equal secret (ClientKey = ClientProof XOR
+ * HMAC(StoredKey, AuthMessage), checked by H(ClientKey) = StoredKey) and the secret's ServerKey, salt and count.
+ */
+export interface ScramPassthroughKeys {
+  iterations: number;
+  salt: Buffer;
+  clientKey: Buffer;
+  serverKey: Buffer;
+}

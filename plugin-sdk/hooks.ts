@@ -3,6 +3,7 @@ import { AsyncSeriesBailHook, AsyncSeriesHook, HookMap, SyncBailHook, SyncHook }
 import type { Client, Refusal, Server, ServerTarget } from "./connections.ts";
 import type { MessageContext, MessageResult } from "./context.ts";
 import type { PgbunConfig } from "./config.ts";
+import type { ScramPassthroughKeys } from "./auth-crypto.ts";
 import type { PoolInfo } from "./capabilities.ts";
 import type { LoginFailure } from "./connections.ts";
 
@@ -11,6 +12,16 @@ export type ReleaseReason = "transaction" | "statement" | "client-close" | "plug
 export type CloseReason = string;
 
 export type MessageHook = SyncBailHook<[MessageContext], MessageResult>;
+
+/**
+ * Credentials for a server login without the [databases] entry's password. A password answers any method; an md5
+ * secret ("md5" + md5(password + user)) answers md5; SCRAM keys answer SCRAM-SHA-256 when the server's secret has the
+ * same salt and iteration count; `keys: null` is a SCRAM secret no client has proven yet (the login fails, clearly).
+ */
+export type ServerCredentials =
+  | { kind: "password"; password: string }
+  | { kind: "md5"; secret: string }
+  | { kind: "scram"; keys: ScramPassthroughKeys | null };
 
 /** What a serverLoginFailed tap decides about the pool whose server login failed. */
 export interface LoginRetry {
@@ -43,10 +54,12 @@ export function createHooks() {
     /** async, bail Refusal. Client authentication: bail to reject; with no tap, auth_type decides. */
     authenticate: new AsyncSeriesBailHook<[Client], Refusal | undefined>(["client"]),
     /**
-     * sync, bail string. The password pgbun logs in to PostgreSQL with as this user when the [databases] entry gives
-     * none (pgbun:auth answers with the user's plaintext secret in auth_file); undefined: no password.
+     * sync, bail ServerCredentials. What pgbun logs in to PostgreSQL with as this user when the [databases] entry
+     * gives no password; asked when PostgreSQL asks for a password, at each server login. pgbun:auth answers from
+     * auth_file: a plaintext password, an md5 secret (md5 only), or a SCRAM secret with the keys of the last client
+     * that logged in with SCRAM against it (SCRAM-SHA-256 only), as PgBouncer does. undefined: none.
      */
-    serverPassword: new SyncBailHook<[string], string | undefined>(["user"]),
+    serverCredentials: new SyncBailHook<[string], ServerCredentials | undefined>(["user"]),
     /** async, bail Refusal. Authenticated; the pool plugin attaches the client to its pool and sets welcomeParams. */
     authenticated: new AsyncSeriesBailHook<[Client], Refusal | undefined>(["client"]),
     /**

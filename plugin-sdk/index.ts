@@ -22,6 +22,8 @@ export type {
 export { internalQuery } from "./capabilities.ts";
 export { internTable } from "./intern.ts";
 export { hmacSha256, md5Hex, md5SaltedResponse, scramKeysFromSalted, sha256 } from "./auth-crypto.ts";
+export type { ScramPassthroughKeys } from "./auth-crypto.ts";
+export type { ServerCredentials } from "./hooks.ts";
 export { RESTART_SETTINGS, type ReloadOutcome, type RestartNeeded } from "./restart-settings.ts";
 export { COUNTER_FIELDS } from "./capabilities.ts";
 export type { AdminApi, AdminCell, AdminColumn, AdminRequest, AdminTable, CounterField, Counters, PoolApi, PoolHealth, PoolInfo, StatsApi } from "./capabilities.ts";

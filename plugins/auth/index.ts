@@ -8,6 +8,7 @@ import { certDecision } from "./cert.ts";
 import { HbaError, matchHba, parseHba, type HbaRule } from "./hba.ts";
 import { LoginThrottle } from "./login-throttle.ts";
 import { cleartextExchange, keysOf, md5Exchange, passwordFailed, scramExchange } from "./methods.ts";
+import { serverCredentialsOf } from "./server-credentials.ts";
 
 const PLUGIN_NAME = "pgbun:auth";
 
@@ -45,8 +46,8 @@ interface AuthState {
  * same 28P01 (an unknown user's SCRAM exchange runs to its end against mock keys); HBA refusals are 28000, as
  * PostgreSQL's. Failed logins are logged without secrets, and an address's repeated password failures are answered
  * slowly (auth_failure_delay). The files are read again on reload (a broken one keeps the old users or rules). A
- * [databases] entry without a password logs in to PostgreSQL with the login user's plaintext secret
- * (serverPassword), as PgBouncer does. Another plugin may tap `authenticate` before this one and bail to decide first.
+ * [databases] entry without a password logs in to PostgreSQL with the login user's auth_file secret
+ * (serverCredentials: the password, an md5 secret, or a SCRAM secret with the keys a client's SCRAM login proved), as PgBouncer does. Another plugin may tap `authenticate` before this one and bail to decide first.
  */
 export default function authPlugin(): PgbunPlugin {
   return {
@@ -77,11 +78,8 @@ export default function authPlugin(): PgbunPlugin {
         }
       });
       api.hooks.tick.tap(PLUGIN_NAME, (now) => throttle.sweep(now));
-      // the same credentials log in to PostgreSQL; an md5 or SCRAM secret is no password pgbun could send
-      api.hooks.serverPassword.tap(PLUGIN_NAME, (user) => {
-        const secret = state.users?.get(user);
-        return secret?.kind === "plain" ? secret.password : undefined;
-      });
+      // the same credentials log in to PostgreSQL: a password, an md5 secret, a SCRAM secret with a client's keys
+      api.hooks.serverCredentials.tap(PLUGIN_NAME, (user) => serverCredentialsOf(state.users?.get(user)));
       api.hooks.authenticate.tapPromise(PLUGIN_NAME, async (client) => {
         const refusal = await authenticate(api, client, state);
         if (refusal !== undefined && !client.closed) {

@@ -97,6 +97,28 @@ export class ScramServer {
     const clientKey = Buffer.alloc(proof.length);
     for (let i = 0; i < proof.length; i++) clientKey[i] = proof[i]! ^ signature[i]!;
     if (!timingSafeEqual(sha256(clientKey), this.keys.storedKey)) return null;
+    if ((this.keys as Partial<Secret>).kind === "scram") rememberClientKey(this.keys.storedKey, clientKey);
     return `v=${hmac(this.keys.serverKey, authMessage).toString("base64")}`;
   }
+}
+
+/**
+ * ClientKeys proven by clients' SCRAM logins, by the StoredKey they hash to (per secret, so per user; never per
+ * client), for pgbun's own SCRAM logins to PostgreSQL as PgBouncer does. Keyed by StoredKey, an entry outlives a
+ * reload that keeps the secret and is useless once the secret changes; only someone who knew the password can add
+ * one, and the oldest go first beyond MAX_CLIENT_KEYS.
+ */
+const clientKeys = new Map<string, Buffer>();
+const MAX_CLIENT_KEYS = 10_000;
+
+function rememberClientKey(storedKey: Buffer, clientKey: Buffer): void {
+  const id = storedKey.toString("base64");
+  clientKeys.delete(id); // re-inserted last: the oldest unused go first
+  if (clientKeys.size >= MAX_CLIENT_KEYS) clientKeys.delete(clientKeys.keys().next().value!);
+  clientKeys.set(id, clientKey);
+}
+
+/** The ClientKey a client proved against this StoredKey, if any has since pgbun started. */
+export function provenClientKey(storedKey: Buffer): Buffer | undefined {
+  return clientKeys.get(storedKey.toString("base64"));
 }

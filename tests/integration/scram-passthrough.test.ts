@@ -1,0 +1,169 @@
+// Integration: SCRAM and md5 end to end without plaintext (issue 11 item 2): auth_file holds PostgreSQL's own secrets,
+// the [databases] entry no password, and pgbun logs in to PostgreSQL with the keys a client's SCRAM proof gave (or
+// the md5 secret); PostgreSQL's log shows the method it checked. Where no usable credentials exist the client gets
+// PgBouncer's "wrong password type", at once.
+import { beforeAll, describe, expect, setDefaultTimeout, test } from "bun:test";
+import { mkdtempSync, readFileSync, rmSync, writeFileSync } from "node:fs";
+import { appendFile, readFile, writeFile } from "node:fs/promises";
+import { tmpdir } from "node:os";
+import { join } from "node:path";
+import { afterAll } from "bun:test";
+import postgres from "postgres";
+import { findBinary, firstValue, pgConnect, usePostgres, withPgbun, type PgbunFixture } from "../harness/fixtures.ts";
+
+setDefaultTimeout(60_000);
+
+const pg = usePostgres();
+const dir = mkdtempSync(join(tmpdir(), "pgbun-scram-pt-"));
+const authFile = join(dir, "userlist.txt");
+afterAll(() => rmSync(dir, { recursive: true, force: true }));
+
+const PW = "pt-secret-pw";
+const secretOf = (role: string) => pg.psql(`SELECT rolpassword FROM pg_authid WHERE rolname = '${role}'`);
+
+beforeAll(async () => {
+  // SCRAM roles (the harness's catch-all pg_hba line is scram-sha-256), md5 roles with an md5 line of their own
+  const scram = ["pt_scram", "pt_psql", "pt_js", "pt_salt", "pt_salt_holder", "pt_nokeys", "pt_md5_on_scram"];
+  for (const role of scram) await pg.psql(`SET password_encryption = 'scram-sha-256'; CREATE ROLE ${role} LOGIN PASSWORD '${PW}'`);
+  await pg.psql(`SET password_encryption = 'md5'; CREATE ROLE pt_md5 LOGIN PASSWORD '${PW}'`);
+  const hba = join(pg.dataDir, "pg_hba.conf");
+  const rules = await readFile(hba, "utf8");
+  await writeFile(hba, rules.replace(/^(local .*\n)/m, `$1host all pt_md5 127.0.0.1/32 md5\n`));
+  await appendFile(join(pg.dataDir, "postgresql.conf"), "\nlog_connections = on\n");
+  await pg.psql("SELECT pg_reload_conf()");
+  await Bun.sleep(300); // the postmaster rereads its files asynchronously
+
+  const lines = [];
+  for (const role of ["pt_scram", "pt_psql", "pt_js", "pt_nokeys", "pt_md5"]) lines.push(`"${role}" "${await secretOf(role)}"`);
+  // the same password under another salt: pgbun lets the client in, PostgreSQL's secret is not this one
+  lines.push(`"pt_salt" "${await secretOf("pt_salt_holder")}"`);
+  // an md5 secret for a role PostgreSQL checks with SCRAM
+  lines.push(`"pt_md5_on_scram" "${await pg.psql(`SELECT 'md5' || md5('${PW}' || 'pt_md5_on_scram')`)}"`);
+  writeFileSync(authFile, lines.join("\n") + "\n");
+  expect(readFileSync(authFile, "utf8")).not.toContain(PW); // no plaintext anywhere pgbun reads
+});
+
+/** Every server login without a password: the client's own user, credentials from auth_file only. */
+function config(authType: string): Record<string, unknown> {
+  return { pgbun: { auth_type: authType, auth_file: authFile }, databases: { "*": { host: pg.host, port: pg.port } } };
+}
+
+/** PostgreSQL's log lines saying it authenticated `role` with `method` (log_connections). */
+function authenticatedLines(role: string, method: string): number {
+  const log = readFileSync(pg.logFile, "utf8");
+  return log.split("\n").filter((l) => l.includes(`connection authenticated: identity="${role}" method=${method}`)).length;
+}
+
+async function pgLogin(f: PgbunFixture, user: string): Promise<string> {
+  try {
+    const c = await pgConnect(f.pb, { user, password: PW });
+    try {
+      expect(await firstValue(c, "SELECT current_user")).toBe(user);
+    } finally {
+      await c.end();
+    }
+    return "ok";
+  } catch (err) {
+    const e = err as { code?: string; message: string };
+    return `${e.code} ${e.message}`;
+  }
+}
+
+async function psqlLogin(f: PgbunFixture, user: string): Promise<string> {
+  const proc = Bun.spawn([findBinary("psql"), "-h", f.pb.host, "-p", String(f.pb.port), "-U", user, "-d", "app", "-Atc", "SELECT current_user"], {
+    env: { ...process.env, PGPASSWORD: PW, PGCONNECT_TIMEOUT: "10", LANG: "C", LC_ALL: "C" },
+    stdout: "pipe",
+    stderr: "pipe",
+  });
+  const [out, errText, code] = await Promise.all([new Response(proc.stdout).text(), new Response(proc.stderr).text(), proc.exited]);
+  return code === 0 ? out.trim() : errText.trim();
+}
+
+async function jsLogin(f: PgbunFixture, user: string): Promise<string> {
+  const sql = postgres({ host: f.pb.host, port: f.pb.port, user, password: PW, database: "app", max: 1, onnotice: () => undefined, connect_timeout: 10 });
+  try {
+    const [row] = await sql`SELECT current_user AS u`;
+    return row!.u as string;
+  } finally {
+    await sql.end();
+  }
+}
+
+describe("SCRAM secrets: pgbun logs in with the keys of the client's proof", () => {
+  test("pg, psql and postgres.js each log in through an entry without a password; PostgreSQL checked SCRAM-SHA-256", async () => {
+    for (const [role, login] of [
+      ["pt_scram", pgLogin],
+      ["pt_psql", async (f: PgbunFixture, u: string) => ((await psqlLogin(f, u)) === u ? "ok" : await psqlLogin(f, u))],
+      ["pt_js", async (f: PgbunFixture, u: string) => ((await jsLogin(f, u)) === u ? "ok" : "wrong user")],
+    ] as const) {
+      const before = authenticatedLines(role, "scram-sha-256");
+      // a pgbun of its own each: its first server login is made with this client's keys
+      await withPgbun(pg, config("scram-sha-256"), async (f) => {
+        expect(await login(f, role)).toBe("ok");
+      });
+      expect(authenticatedLines(role, "scram-sha-256")).toBeGreaterThan(before);
+    }
+  });
+
+  test("auth_type md5 with a SCRAM secret runs SCRAM with the client, and the server login uses its keys", async () => {
+    await withPgbun(pg, config("md5"), async (f) => {
+      const before = authenticatedLines("pt_scram", "scram-sha-256");
+      expect(await pgLogin(f, "pt_scram")).toBe("ok");
+      expect(authenticatedLines("pt_scram", "scram-sha-256")).toBeGreaterThan(before);
+    });
+  });
+
+  test("more servers than clients' logins: later server logins reuse the user's keys (kept per user)", async () => {
+    await withPgbun(pg, { ...config("scram-sha-256"), pgbun: { auth_type: "scram-sha-256", auth_file: authFile, pool_mode: "session" } }, async (f) => {
+      const a = await pgConnect(f.pb, { user: "pt_scram", password: PW });
+      const b = await pgConnect(f.pb, { user: "pt_scram", password: PW });
+      const c = await pgConnect(f.pb, { user: "pt_scram", password: PW });
+      try {
+        // three sessions at once: three server logins
+        const pids = new Set([await firstValue(a, "SELECT pg_backend_pid()"), await firstValue(b, "SELECT pg_backend_pid()"), await firstValue(c, "SELECT pg_backend_pid()")]);
+        expect(pids.size).toBe(3);
+      } finally {
+        await Promise.all([a.end(), b.end(), c.end()]);
+      }
+    });
+  });
+
+  test("a server secret with another salt: the client gets a clear error, not a hang, and pgbun goes on", async () => {
+    await withPgbun(pg, config("scram-sha-256"), async (f) => {
+      const t0 = Date.now();
+      const got = await pgLogin(f, "pt_salt");
+      expect(got).toContain("the server's SCRAM secret differs from the one pgbun holds (salt or iteration count)");
+      expect(Date.now() - t0).toBeLessThan(5_000);
+      expect(await pgLogin(f, "pt_scram")).toBe("ok");
+    });
+  });
+
+  test("a SCRAM secret no client has proven (cleartext client auth): PgBouncer's wrong password type, at once", async () => {
+    await withPgbun(pg, config("plain"), async (f) => {
+      const t0 = Date.now();
+      const got = await pgLogin(f, "pt_nokeys");
+      expect(got).toContain("wrong password type: the server asks for SCRAM-SHA-256");
+      expect(got).toContain("no client has logged in with SCRAM against it yet");
+      expect(Date.now() - t0).toBeLessThan(5_000);
+    });
+  });
+});
+
+describe("md5 secrets: pgbun answers PostgreSQL's md5 challenge without the password", () => {
+  test("pg and psql log in as an md5 role; PostgreSQL checked md5", async () => {
+    await withPgbun(pg, config("md5"), async (f) => {
+      const before = authenticatedLines("pt_md5", "md5");
+      expect(await pgLogin(f, "pt_md5")).toBe("ok");
+      expect(await psqlLogin(f, "pt_md5")).toBe("pt_md5");
+      expect(authenticatedLines("pt_md5", "md5")).toBeGreaterThan(before);
+    });
+  });
+
+  test("an md5 secret where PostgreSQL asks for SCRAM: wrong password type, at once", async () => {
+    await withPgbun(pg, config("md5"), async (f) => {
+      const got = await pgLogin(f, "pt_md5_on_scram");
+      expect(got).toContain("wrong password type: the server asks for SCRAM-SHA-256");
+      expect(got).toContain("only an md5 secret");
+    });
+  });
+});
