@@ -1,4 +1,4 @@
-// /readyz: pgbun is ready when it is not shutting down, no pool is unhealthy, and each [databases] entry has a host that accepts a connection.
+// /readyz: ready when not shutting down, each [databases] entry has a host that accepts a connection, and no pool whose login the config fixes is unhealthy.
 import { join } from "node:path";
 import type { PgbunConfig } from "../../plugin-sdk/index.ts";
 import type { Snapshot } from "./snapshot.ts";
@@ -13,6 +13,19 @@ export interface Readiness {
   reasons: string[];
   /** Each [databases] entry: whether one of its hosts accepted a connection. */
   databases: Record<string, boolean>;
+  /** Pools reported unhealthy ("database/user": last error), whether or not they count against readiness. */
+  unhealthy: Record<string, string>;
+}
+
+/**
+ * Whether a pool's health says something about the servers rather than about what a client asked for: a client
+ * picks the database (any name, with a "*" entry) and the user, and a login as a user or to a database that does not
+ * exist fails. Only a pool of a named entry that fixes the login user (user=) is the configuration's own; the rest
+ * are shown but do not make pgbun unready, or any client could take it out of a load balancer.
+ */
+function countsForReadiness(config: PgbunConfig, database: string): boolean {
+  const entry = Object.hasOwn(config.databases, database) ? config.databases[database] : undefined;
+  return entry !== undefined && entry.name !== "*" && typeof entry.user === "string" && entry.user !== "";
 }
 
 /** Whether a server socket accepts a connection (closed at once: PostgreSQL logs nothing for it). */
@@ -76,9 +89,14 @@ export class ReadyCheck {
   async check(config: PgbunConfig, shuttingDown: boolean, snapshot: Snapshot): Promise<Readiness> {
     const reasons: string[] = [];
     if (shuttingDown) reasons.push("shutting down");
-    for (const p of snapshot.pools) if (p.health?.state === "unhealthy") reasons.push(`pool ${p.database}/${p.user} is unhealthy: ${p.health.lastError}`);
+    const unhealthy = Object.create(null) as Record<string, string>;
+    for (const p of snapshot.pools) {
+      if (p.health?.state !== "unhealthy") continue;
+      unhealthy[`${p.database}/${p.user}`] = p.health.lastError;
+      if (countsForReadiness(config, p.database)) reasons.push(`pool ${p.database}/${p.user} is unhealthy: ${p.health.lastError}`);
+    }
     const databases = await this.reachable(config);
     for (const [name, ok] of Object.entries(databases)) if (!ok) reasons.push(`database ${name}: no host accepts a connection`);
-    return { ready: reasons.length === 0, reasons, databases };
+    return { ready: reasons.length === 0, reasons, databases, unhealthy };
   }
 }

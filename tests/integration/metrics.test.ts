@@ -291,28 +291,41 @@ describe("pgbun:metrics", () => {
   test("/healthz answers 200; /readyz is 200 while every database's host accepts connections and 503 naming one that does not", async () => {
     const dead = await freePort();
     const db = (port: number) => ({ host: pg.host, port, password: pg.password });
-    const up = await startWithStats({}, { databases: { app: db(pg.port) } });
+    const up = await startWithStats({}, { databases: { app: db(pg.port), "*": db(pg.port) } });
     try {
+      // a client asking for a database that does not exist leaves an unhealthy pool: shown, but pgbun stays ready
+      // (else any client could take it out of a load balancer)
+      const nope = new Client({ host: up.pb.host, port: up.pb.port, user: pg.superuser, password: pg.password, database: "no_such_db" });
+      nope.on("error", () => undefined);
+      expect(await nope.connect().then(() => "connected", (e: { code?: string }) => e.code)).toBe("3D000");
       const h = await fetch(`${up.base}/healthz`);
       expect(h.status).toBe(200);
       expect(await h.text()).toBe("ok\n");
       const r = await fetch(`${up.base}/readyz`);
       expect(r.status).toBe(200);
-      expect(await r.json()).toMatchObject({ ready: true, reasons: [], databases: { app: true } });
+      const ready = (await r.json()) as { ready: boolean; reasons: string[]; databases: Record<string, boolean>; unhealthy: Record<string, string> };
+      expect(ready).toMatchObject({ ready: true, reasons: [], databases: { app: true, "*": true } });
+      expect(ready.unhealthy[`no_such_db/${pg.superuser}`]).toContain("does not exist");
       expect((await fetch(`${up.base}/nothing-here`)).status).toBe(404);
       expect((await fetch(`${up.base}/metrics`, { method: "POST" })).status).toBe(405);
     } finally {
       await up.pb.stop();
     }
-    const down = await startWithStats({}, { databases: { app: db(pg.port), gone: db(dead) } });
+    // an entry that fixes its login (user=) and whose server refuses it: the configuration's own pool is unhealthy
+    const wrong = { host: pg.host, port: pg.port, dbname: "app", user: pg.superuser, password: "not-the-password" };
+    const down = await startWithStats({}, { databases: { app: db(pg.port), gone: db(dead), wrong } });
     try {
       expect((await fetch(`${down.base}/healthz`)).status).toBe(200); // alive, though not ready
+      const c = new Client({ host: down.pb.host, port: down.pb.port, user: pg.superuser, password: pg.password, database: "wrong" });
+      c.on("error", () => undefined);
+      expect(await c.connect().then(() => "connected", (e: { code?: string }) => e.code)).toBe("28P01");
       const r = await fetch(`${down.base}/readyz`);
       expect(r.status).toBe(503);
       const body = (await r.json()) as { ready: boolean; reasons: string[]; databases: Record<string, boolean> };
       expect(body.ready).toBe(false);
-      expect(body.databases).toEqual({ app: true, gone: false });
-      expect(body.reasons.join("\n")).toContain("gone");
+      expect(body.databases).toEqual({ app: true, gone: false, wrong: true });
+      expect(body.reasons.join("\n")).toContain("database gone: no host accepts a connection");
+      expect(body.reasons.join("\n")).toContain(`pool wrong/${pg.superuser} is unhealthy`);
     } finally {
       await down.pb.stop();
     }
