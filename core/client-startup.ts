@@ -5,6 +5,7 @@ import { backendKeyData, negotiateProtocolVersion, parameterStatus, Prebuilt } f
 import type { ClientConnection, PoolMode } from "./client.ts";
 import { PluginFault } from "./plugin/fault.ts";
 import { intern } from "./intern.ts";
+import { startClientTls } from "./net/tls-client.ts";
 
 /** Parameters the server reports with ParameterStatus, by lower-case name, with their canonical spelling. */
 const REPORTED = new Map(
@@ -47,13 +48,24 @@ export function startupData(client: ClientConnection, chunk: Uint8Array): void {
     const code = packet.readInt32BE(4);
     if (code === StartupCode.SSLRequest || code === StartupCode.GSSENCRequest) {
       if (len !== 8) return client.fatal(SqlState.ProtocolViolation, "invalid length of encryption request");
-      client.out.send(Prebuilt.SSLRefused); // TLS and GSS encryption are not offered (yet): the client goes on in plaintext
+      // bytes behind the request were sent before any answer, so not under TLS: a man in the middle may have put
+      // them there (CVE-2021-23214, PgBouncer's CVE-2021-3935). PostgreSQL refuses them, whatever it answers.
+      if (buf.length > 0) return client.fatal(SqlState.ProtocolViolation, "received unencrypted data after SSL request");
+      const tls = client.core.clientTls;
+      // GSS encryption is not offered; TLS is, except on the Unix socket (as PgBouncer) and once a session is up
+      if (code === StartupCode.SSLRequest && tls !== null && !client.viaUnixSocket && client.tls === null) {
+        return startClientTls(client, tls, client.core.tlsClientHandlers!);
+      }
+      client.out.send(Prebuilt.SSLRefused);
       continue;
     }
     if (code === StartupCode.CancelRequest) {
       client.core.cancel.handleRequest(packet);
       client.close("cancel request");
       return;
+    }
+    if (client.tls === null && client.core.clientTls?.required === true && !client.viaUnixSocket) {
+      return client.fatal(SqlState.InvalidAuthorizationSpecification, "SSL required");
     }
     void login(client, packet); // sets the user (startupSeen) before its first await, or closes the client
   }

@@ -29,7 +29,7 @@ export type { ClientState, PoolMode };
 export class ClientConnection extends ClientFlags implements Client, FrameSink, Pausable {
   readonly id: number;
   state: ClientState = "login";
-  private readonly sock: Socket<any>;
+  private sock: Socket<any>;
   /** Held only while something is in flight (see net/spares.ts); use `out` and `framer`. */
   private _out: Outbound | null = null;
   private _framer: Framer | null = null;
@@ -98,6 +98,12 @@ export class ClientConnection extends ClientFlags implements Client, FrameSink, 
 
   get socket(): Socket<any> {
     return this.sock;
+  }
+
+  /** The connection now runs over TLS (core/net/tls-client.ts): reads and writes go through the upgraded socket. */
+  swapSocket(socket: Socket<any>): void {
+    this.sock = socket;
+    this._out?.attach(socket);
   }
 
   /** The client's address and TCP port (read from the socket: an idle client carries two fields less). */

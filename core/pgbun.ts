@@ -21,6 +21,9 @@ import type { ReloadOutcome } from "../plugin-sdk/restart-settings.ts";
 import type { DatabaseEntry } from "./config/databases.ts";
 import type { Logger } from "./logger.ts";
 import { Janitor } from "./janitor.ts";
+import { loadClientTls, loadServerTls, type ClientTlsConfig, type ServerTlsConfig } from "./net/tls-options.ts";
+import { tlsClientHandlers } from "./net/tls-client.ts";
+import { connectServerTls, SERVER_SOCKET } from "./net/tls-server.ts";
 
 /** Client-to-server types the core always needs whole (the rest are counted from headers only). */
 const CORE_CLIENT_WHOLE = [Frontend.Terminate, Frontend.CopyDone, Frontend.CopyFail];
@@ -67,6 +70,11 @@ export class Pgbun {
   /** This process's place among the workers (0 of 1 when single-process). */
   readonly worker: WorkerIdentity = workerIdentity();
   shuttingDown: ShutdownMode | null = null;
+  /** TLS towards clients (null: client_tls_sslmode disable) and servers, loaded at start and at each reload. */
+  clientTls: ClientTlsConfig | null = null;
+  serverTls: ServerTlsConfig;
+  /** The handler set of client sockets upgraded to TLS (see net/tls-client.ts). */
+  tlsClientHandlers: SocketHandler<ClientConnection | undefined> | null = null;
   /** Ids of clients and servers: worker w of n hands out w+1, w+1+n, w+1+2n… so ids never collide across workers. */
   private idSeq = this.worker.id + 1 - this.worker.count;
   private readonly idStep = this.worker.count;
@@ -83,6 +91,7 @@ export class Pgbun {
   ) {
     this.exited = new Promise((r) => (this.exitResolve = r));
     this.setTrackedExtra();
+    this.serverTls = loadServerTls(config.settings, config.dir);
     attributeTaps(this.hooks, () => this.currentPlugin, (plugin, hook) => {
       let set = this.tapsOf.get(plugin);
       if (!set) this.tapsOf.set(plugin, (set = new Set()));
@@ -153,6 +162,7 @@ export class Pgbun {
   async start(): Promise<void> {
     await this.loadPlugins();
     const s = this.config.settings;
+    this.clientTls = loadClientTls(s, this.config.dir);
     const core = this;
     const handlers: SocketHandler<ClientConnection | undefined> = {
         open(socket) {
@@ -175,6 +185,7 @@ export class Pgbun {
           socket.data?.close("client socket error");
         },
     };
+    this.tlsClientHandlers = tlsClientHandlers(handlers);
     const w = this.worker;
     // listen_port 0 (tests) names the socket after the port the kernel picks, so the TCP listener comes first
     this.listener = Bun.listen<ClientConnection | undefined>({
@@ -291,35 +302,13 @@ export class Pgbun {
     return server;
   }
 
-  /** Opens the TCP connection for a server (its login continues in onOpen). */
+  /**
+   * Opens the TCP connection for a server (its login continues in onOpen); with server_tls_sslmode other than
+   * disable it asks for TLS first (net/tls-server.ts).
+   */
   connectSocket(server: ServerConnection, host: string, port: number): Promise<unknown> {
-    const core = this;
-    return Bun.connect<ServerConnection>({
-      hostname: host,
-      port,
-      data: server,
-      socket: {
-        open(socket) {
-          socket.data.onOpen(socket);
-        },
-        data(socket, chunk) {
-          socket.data.onData(chunk);
-        },
-        drain(socket) {
-          socket.data.out.drain();
-        },
-        close(socket) {
-          socket.data.onClose("server closed the connection");
-        },
-        error(socket, err) {
-          core.log.debug({ server: socket.data.label, err }, "server socket error");
-          socket.data.onClose(`socket error: ${err.message}`);
-        },
-        connectError(socket, err) {
-          socket.data.onClose(`connect failed: ${err.message}`);
-        },
-      },
-    });
+    if (this.serverTls.mode !== "disable") return connectServerTls(server, host, port, this.serverTls);
+    return Bun.connect<ServerConnection>({ hostname: host, port, data: server, socket: SERVER_SOCKET });
   }
 
   /** Asks the pool plugin for a server for this client; null means the client was queued. */
@@ -422,8 +411,13 @@ export class Pgbun {
   reload(next: PgbunConfig): ReloadOutcome {
     const restartNeeded = keepRestartSettings(this.config, next);
     const notActedOn = changedIgnored(this.config, next);
+    // certificates and keys are read again (new connections use them); unreadable ones fail the reload, changing nothing
+    const clientTls = loadClientTls(next.settings, next.dir);
+    const serverTls = loadServerTls(next.settings, next.dir);
     const old = this.config;
     this.config = next;
+    this.clientTls = clientTls;
+    this.serverTls = serverTls;
     this.setTrackedExtra();
     // servers log in with the [databases] entries: when those change, each is closed at its next release
     if (JSON.stringify(old.databases) !== JSON.stringify(next.databases)) for (const s of this.servers) s.closeNeeded = true;

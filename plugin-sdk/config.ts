@@ -76,8 +76,14 @@ export interface Settings {
   client_tls_key_file: string;
   client_tls_cert_file: string;
   client_tls_ca_file: string;
+  client_tls_protocols: string;
+  client_tls_ciphers: string;
   server_tls_sslmode: SslMode;
   server_tls_ca_file: string;
+  server_tls_cert_file: string;
+  server_tls_key_file: string;
+  server_tls_protocols: string;
+  server_tls_ciphers: string;
   tcp_keepalive: boolean;
   tcp_user_timeout: number;
   pkt_buf: number;

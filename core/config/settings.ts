@@ -18,17 +18,7 @@ export type IgnoredSetting =
   | { readonly verdict: "unsafe"; readonly ok: readonly unknown[]; readonly why: string }
   | { readonly verdict: "harmless"; readonly why: string };
 
-const NO_CLIENT_TLS = "pgbun has no TLS to clients yet: every client would be served in plaintext";
-const NO_SERVER_TLS = "pgbun has no TLS to servers yet: it logs in to PostgreSQL in plaintext and verifies nothing";
-
 export const IGNORED_SETTINGS: { readonly [K in SettingName]?: IgnoredSetting } = {
-  client_tls_sslmode: { verdict: "unsafe", ok: ["disable"], why: NO_CLIENT_TLS },
-  client_tls_key_file: { verdict: "unsafe", ok: [""], why: NO_CLIENT_TLS },
-  client_tls_cert_file: { verdict: "unsafe", ok: [""], why: NO_CLIENT_TLS },
-  client_tls_ca_file: { verdict: "unsafe", ok: [""], why: NO_CLIENT_TLS },
-  // allow and prefer permit the plaintext login pgbun makes; require and verify-* would be a lie
-  server_tls_sslmode: { verdict: "unsafe", ok: ["disable", "allow", "prefer"], why: NO_SERVER_TLS },
-  server_tls_ca_file: { verdict: "unsafe", ok: [""], why: NO_SERVER_TLS },
   listen_backlog: { verdict: "harmless", why: "Bun.listen takes no backlog, the OS default applies" },
   peer_id: { verdict: "harmless", why: "pgbun has no [peers]; workers forward CancelRequests among themselves" },
   tcp_keepalive: { verdict: "harmless", why: "sockets keep the runtime's keepalive setting" },

@@ -18,6 +18,9 @@ const ACTED_ON: readonly SettingName[] = [
   "application_name_add_host", "max_packet_size", "stats_period", "log_connections", "log_disconnections", "log_stats",
   "workers", "log_level", "log_format", "session_state", "stats_listen_addr", "stats_listen_port",
   "server_login_retry", "server_check_query", "server_check_delay", "transaction_timeout", "query_wait_notify",
+  "client_tls_sslmode", "client_tls_key_file", "client_tls_cert_file", "client_tls_ca_file", "client_tls_protocols",
+  "client_tls_ciphers", "server_tls_sslmode", "server_tls_ca_file", "server_tls_cert_file", "server_tls_key_file",
+  "server_tls_protocols", "server_tls_ciphers",
 ];
 
 /**
@@ -88,15 +91,11 @@ test("the code scan finds a name only where code reads it", () => {
   expect(inCode("max_packet_size")).toBe(true);
 });
 
-test("the defaults find nothing ignored; a changed harmless or unsafe setting is found with its verdict", () => {
+test("the defaults find nothing ignored; a changed harmless setting is found with its verdict, an acted-on one is not", () => {
   expect(ignoredSettings(defaultSettings())).toEqual([]);
-  const s = { ...defaultSettings(), tcp_keepalive: false, server_tls_sslmode: "verify-full" as const, client_tls_sslmode: "disable" as const };
-  expect(ignoredSettings(s).map((f) => [f.name, f.verdict])).toEqual([
-    ["server_tls_sslmode", "unsafe"],
-    ["tcp_keepalive", "harmless"],
-  ]);
-  // allow and disable ask for nothing pgbun does not do: neither refused nor warned about
-  for (const mode of ["disable", "allow", "prefer"] as const) expect(ignoredSettings({ ...defaultSettings(), server_tls_sslmode: mode })).toEqual([]);
+  // TLS is acted on (core/net/tls-*.ts): no verdict for it
+  const s = { ...defaultSettings(), tcp_keepalive: false, server_tls_sslmode: "verify-full" as const, client_tls_sslmode: "require" as const };
+  expect(ignoredSettings(s).map((f) => [f.name, f.verdict])).toEqual([["tcp_keepalive", "harmless"]]);
 });
 
 // ---- start-up and `pgbun check`, as a user runs them ----
@@ -166,14 +165,14 @@ test("a harmless ignored setting starts with one warning naming it; the defaults
   expect(defaults.out).not.toContain('"level":40');
 }, 60_000);
 
-test("a reload warns about the ignored settings it changes, not again about the running ones, and refuses unsafe ones", async () => {
+test("a reload warns about the ignored settings it changes, not again about the running ones, and refuses a TLS setting it cannot serve", async () => {
   const r = await startUp({ tcp_keepalive: false }, async (file, proc, out) => {
     const config = JSON.parse(readFileSync(file, "utf8"));
     writeFileSync(file, JSON.stringify({ ...config, pgbun: { ...config.pgbun, pkt_buf: 8192 } }));
     proc.kill("SIGHUP");
     const deadline = Date.now() + 10_000;
     while (!out().includes("configuration reloaded") && Date.now() < deadline) await Bun.sleep(25);
-    writeFileSync(file, JSON.stringify({ ...config, pgbun: { ...config.pgbun, server_tls_sslmode: "verify-full" } }));
+    writeFileSync(file, JSON.stringify({ ...config, pgbun: { ...config.pgbun, server_tls_sslmode: "verify-full" } })); // no server_tls_ca_file
     proc.kill("SIGHUP");
     while (!out().includes("reload failed") && Date.now() < deadline) await Bun.sleep(25);
   });
@@ -187,14 +186,14 @@ test("a reload warns about the ignored settings it changes, not again about the 
   expect(warned("pkt_buf")).toHaveLength(1);
   expect(warned("pkt_buf")[0]!).toBeGreaterThan(listening);
   expect(warned("pkt_buf")[0]!).toBeLessThan(reloaded);
-  expect(r.out).toMatch(/reload failed, keeping the running configuration: [^"]*pgbun\.server_tls_sslmode: server_tls_sslmode = \\"verify-full\\" is not supported yet/);
+  expect(r.out).toMatch(/reload failed, keeping the running configuration: [^"]*server_tls_sslmode verify-full needs server_tls_ca_file/);
 }, 60_000);
 
-test("an unsafe ignored setting fails start-up with the file, key and reason", async () => {
+test("client TLS whose certificate cannot be read fails start-up, naming the setting and the file", async () => {
   const r = await startUp({ client_tls_sslmode: "require", client_tls_key_file: "k.pem", client_tls_cert_file: "c.pem" });
   expect(r.code).toBe(1);
   expect(r.out).not.toContain("pgbun listening");
-  expect(r.out).toMatch(/pgbun-ignored-[^:]*\/pgbun\.config\.json: pgbun\.client_tls_sslmode: client_tls_sslmode = "require" is not supported yet: pgbun has no TLS/);
+  expect(r.out).toMatch(/client_tls_cert_file: cannot read c\.pem/);
 }, 60_000);
 
 test("pgbun check lists the ignored settings it found", async () => {
