@@ -44,7 +44,7 @@ class Router {
    * A new server login for a routed entry: the hosts in the group's order until one accepts the login and fits
    * target_session_attrs (libpq's multi-host login). For prefer-standby the first primary that logs in is kept as
    * the fallback while the others are tried for a standby. Fails with the last login's own error when no host
-   * accepted one, else with 08001 naming what each host was (as `{ failure }`: no fault of this plugin).
+   * accepted one, else with 57P03 naming what each host was (as `{ failure }`: no fault of this plugin).
    */
   async connect(target: ServerTarget, login: (t: ServerTarget) => Promise<Server>): Promise<Server | { failure: LoginFailure } | undefined> {
     const entry = target.entry;
@@ -105,9 +105,11 @@ class Router {
     if (lastFailure !== null && tried.length === order.length && order.every((i) => g.hosts[i]!.downSince !== 0)) {
       return { failure: { ...lastFailure, message: order.length === 1 ? lastFailure.message : `no host of database "${db}" accepted the login: ${tried.join("; ")}` } };
     }
+    // 57P03 cannot_connect_now, as a standby that refuses connections says: a failover under way, not a broken
+    // config, so pgbun:backoff retries it at least once a second (as a restart) and the new primary is found fast
     return {
       failure: {
-        code: SqlState.SqlclientUnableToEstablishSqlconnection,
+        code: SqlState.CannotConnectNow,
         message: `no host of database "${db}" fits target_session_attrs=${attrs}: ${tried.join("; ")}`,
       },
     };

@@ -75,6 +75,10 @@ describe("primary and streaming replica", () => {
     // before the promotion no host is read-write
     expect((await rejection(connect(p, "rw").then((c) => c.query("SELECT 1")))).message).toMatch(/no host of database "rw"|server login failed/);
 
+    // a failover takes a while (Patroni waits out its TTL) and clients keep asking: the failed logins meanwhile must
+    // not push pgbun's next try far past the promotion (pgbun:backoff retries "no host fits", 57P03, at least once a
+    // second, as a restart; at server_login_retry's 15 s cap pgbun would follow that much later)
+    for (const until = Date.now() + 6_000; Date.now() < until; ) await rejection(connect(p, "rw").then((c) => c.query("SELECT 1")));
     await set.standby.promote();
     const promoted = Date.now();
     let landed: Where | undefined;

@@ -3,7 +3,7 @@ import { afterAll, beforeAll, describe, expect, setDefaultTimeout, test } from "
 import type { Client } from "pg";
 import { freePort, harnessTempDir } from "../harness/postgres.ts";
 import { startReplicaSet, type TestReplicaSet } from "../harness/replica.ts";
-import { closeAfterEach, pgConnect, rejection } from "../harness/fixtures.ts";
+import { closeAfterEach, firstValue, pgConnect, rejection, waitFor } from "../harness/fixtures.ts";
 import { startTestPooler, type TestPooler } from "../../bin/testing.ts";
 
 setDefaultTimeout(60_000);
@@ -64,13 +64,19 @@ async function whereLogins(p: TestPooler, n: number): Promise<string[]> {
 }
 
 describe("host lists", () => {
-  test("with load_balance_hosts=disable every login skips a dead first host for the next one (host:port, per-host ports)", async () => {
-    const p = await pooler(`host=${dead()},${primary()} load_balance_hosts=disable`);
+  test("with load_balance_hosts=disable logins stay on the first host that works; a dead one is tried once, not per login", async () => {
+    // a "host" that accepts TCP connections and closes them at once: a login there fails, and is counted
+    let attempts = 0;
+    const refuser = Bun.listen({ hostname: "127.0.0.1", port: 0, socket: { open: (s) => void (attempts++, s.end()), data() {} } });
+    track(refuser, (r) => r.stop(true));
+    const p = await pooler(`host=127.0.0.1:${refuser.port},${primary()},${standby()} load_balance_hosts=disable`);
     expect(await whereLogins(p, 4)).toEqual(Array(4).fill(`${set.primary.port} false`));
+    expect(await whereLogins(p, 4)).toEqual(Array(4).fill(`${set.primary.port} false`));
+    expect(attempts).toBe(1);
   });
 
   test("a port list gives each host its port, as libpq's port=a,b", async () => {
-    const p = await pooler(`host=127.0.0.1,127.0.0.1 port=${deadPort},${set.primary.port}`);
+    const p = await pooler(`host=127.0.0.1,127.0.0.1 port=${set.standby.port},${set.primary.port} target_session_attrs=read-write`);
     expect(await whereLogins(p, 3)).toEqual(Array(3).fill(`${set.primary.port} false`));
   });
 
@@ -113,10 +119,10 @@ describe("target_session_attrs", () => {
     expect(await whereLogins(noStandby, 2)).toEqual(Array(2).fill(`${set.primary.port} false`));
   });
 
-  test("with no host that fits, the client gets 08001 saying what each host was", async () => {
+  test("with no host that fits, the client gets 57P03 saying what each host was", async () => {
     const p = await pooler(`host=${primary()},${dead()} target_session_attrs=standby`);
     const err = await loginError(p);
-    expect(err.code).toBe("08001");
+    expect(err.code).toBe("57P03");
     expect(err.message).toContain(`${primary()}: a read-write primary`);
     expect(err.message).toContain(dead());
   });
@@ -124,7 +130,27 @@ describe("target_session_attrs", () => {
   test("a single host is checked too: target_session_attrs=read-write on a standby is refused", async () => {
     const p = await pooler(`host=${standby()} target_session_attrs=read-write`);
     const err = await loginError(p);
-    expect(err.code).toBe("08001");
+    expect(err.code).toBe("57P03");
     expect(err.message).toContain("a standby");
+  });
+
+  test("a read-write server whose host turns read-only (default_transaction_read_only on) is closed, not reused", async () => {
+    const p = await pooler(`host=${primary()},${standby()} target_session_attrs=read-write`, 1);
+    const c = await connect(p);
+    const pid = await firstValue(c, "SELECT pg_backend_pid()");
+    await set.primary.psql("ALTER SYSTEM SET default_transaction_read_only = on");
+    await set.primary.psql("SELECT pg_reload_conf()");
+    try {
+      // the session takes the new value at its next statement and reports it (ParameterStatus) with its ReadyForQuery
+      await Bun.sleep(300);
+      expect(await firstValue(c, "SHOW default_transaction_read_only")).toBe("on");
+      await waitFor("the read-only server to be closed", async () => (await set.primary.psql(`SELECT count(*) FROM pg_stat_activity WHERE pid = ${pid}`)) === "0", 5_000);
+      // and no host is read-write now: the next transaction cannot get a server
+      const err = await rejection(c.query("SELECT 1"));
+      expect(err.message).toContain('fits target_session_attrs=read-write');
+    } finally {
+      await set.primary.psql("ALTER SYSTEM RESET default_transaction_read_only");
+      await set.primary.psql("SELECT pg_reload_conf()");
+    }
   });
 });

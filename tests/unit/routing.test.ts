@@ -53,10 +53,10 @@ test("a server that reports no role (PostgreSQL before 14) is asked with one que
   expect(await pending).toBe(s);
 });
 
-test("no host fits: the login fails with 08001 as a result, not as a fault of the plugin", async () => {
+test("no host fits: the login fails with 57P03 as a result, not as a fault of the plugin", async () => {
   const w = await world({ host: ["a", "b"], ports: [1, 2], target_session_attrs: "standby" }, { 1: "primary", 2: "down" });
   const r = (await w.connect()) as { failure: LoginFailure };
-  expect(r.failure.code).toBe("08001");
+  expect(r.failure.code).toBe("57P03");
   expect(r.failure.message).toBe('no host of database "app" fits target_session_attrs=standby: a:1: a read-write primary; b:2: connect failed');
 });
 
