@@ -12,8 +12,11 @@ export default function healthCheckPlugin(): PgbunPlugin {
     provides: ["health-check"],
     dependencies: ["pool"],
     apply(api) {
-      /** Checks in flight, by server: a server that closes meanwhile would never answer its check. */
-      const pending = new Map<Server, (reason: string) => void>();
+      /**
+       * Checks in flight, by server, with their start (cached clock): a server that closes meanwhile would never
+       * answer, and a half-open one answers nothing; the janitor's tick gives up on those, with no timer per check.
+       */
+      const pending = new Map<Server, { finish: (reason: string) => void; started: number }>();
       let lastSweep = 0;
 
       /** Since when (ms) the server was neither used nor checked; server.data[NAME] holds its last check. */
@@ -22,22 +25,17 @@ export default function healthCheckPlugin(): PgbunPlugin {
       /** server_check_query ("" sends an empty Query, as PgBouncer 1.25 does): undefined when it answered cleanly. */
       const check = (server: Server): Promise<string | undefined> =>
         new Promise((resolve) => {
-          const s = api.config.settings;
-          // a half-open connection answers nothing: the check gives up as a login would
-          const timeoutMs = (s.server_connect_timeout > 0 ? s.server_connect_timeout : 15) * 1000;
           let settled = false;
           const finish = (reason: string | undefined) => {
             if (settled) return;
             settled = true;
-            clearTimeout(timer);
             pending.delete(server);
             // the cached clock, as lastUsed: a stamp ahead of api.now would make the server look checked in the future
             server.data[NAME] = api.now;
             resolve(reason);
           };
-          const timer = setTimeout(() => finish(`health check got no answer in ${timeoutMs / 1000}s`), timeoutMs);
-          pending.set(server, finish);
-          server.runInternal(s.server_check_query, (error) => finish(error === null ? undefined : `health check failed: ${error.code}: ${error.message}`));
+          pending.set(server, { finish, started: api.now });
+          server.runInternal(api.config.settings.server_check_query, (error) => finish(error === null ? undefined : `health check failed: ${error.code}: ${error.message}`));
         });
 
       const due = (server: Server) => {
@@ -48,10 +46,16 @@ export default function healthCheckPlugin(): PgbunPlugin {
       api.hooks.checkServerDue.tap(NAME, (server) => (due(server) ? true : undefined));
       // asked anyway when another plugin checks every server: the due test again
       api.hooks.checkServer.tapPromise(NAME, async (server) => (due(server) ? check(server) : undefined));
-      api.hooks.serverClosed.tap(NAME, (server, reason) => pending.get(server)?.(`server closed during its health check: ${reason}`));
+      api.hooks.serverClosed.tap(NAME, (server, reason) => pending.get(server)?.finish(`server closed during its health check: ${reason}`));
 
       // the background check: idle servers past server_check_delay (at least SWEEP_MS), found by one sweep a second
       api.hooks.tick.tap(NAME, (now) => {
+        if (pending.size > 0) {
+          // as long as a login may take (server_connect_timeout)
+          const s = api.config.settings;
+          const timeoutMs = (s.server_connect_timeout > 0 ? s.server_connect_timeout : 15) * 1000;
+          for (const p of [...pending.values()]) if (now - p.started > timeoutMs) p.finish(`health check got no answer in ${timeoutMs / 1000}s`);
+        }
         if (now - lastSweep < SWEEP_MS) return;
         lastSweep = now;
         const pools = api.capability<PoolApi>("pool");
@@ -62,7 +66,7 @@ export default function healthCheckPlugin(): PgbunPlugin {
         }
       });
       api.hooks.shutdown.tapPromise(NAME, async () => {
-        for (const finish of [...pending.values()]) finish("shutting down");
+        for (const p of [...pending.values()]) p.finish("shutting down");
       });
     },
   };
