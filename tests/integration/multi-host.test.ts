@@ -36,15 +36,8 @@ async function pooler(entry: string, size = 4): Promise<TestPooler> {
 
 const connect = async (p: TestPooler): Promise<Client> => track(await pgConnect(p), (c) => c.end());
 
-/**
- * The error a client gets from a pool that cannot log in: the one a client asking after the first failed login
- * gets at query_wait_timeout (a pool's very first client may wait for the pool's retries; pgbun:pool's matter).
- */
-async function loginError(p: TestPooler) {
-  void pgConnect(p, {}, { ignoreErrors: false }).catch(() => undefined);
-  await Bun.sleep(300);
-  return rejection(pgConnect(p, {}, { ignoreErrors: false }));
-}
+/** The error a client gets from a pool that cannot log in: the last failure, at query_wait_timeout. */
+const loginError = (p: TestPooler) => rejection(pgConnect(p, {}, { ignoreErrors: false }));
 
 /**
  * `n` clients each in a transaction at once, so each needs a server of its own (n new server logins): where each
