@@ -9,7 +9,8 @@ import { tapAdmin } from "./tap-admin.ts";
 /**
  * A client whose StartupMessage names the database `pgbouncer` (or `pgbun`) is marked virtual at startup and
  * served here, never by a server. admin_users may run every command, stats_users only SHOW; anyone else is
- * refused at login (28000). SHOW STATS reads capability "stats" (pgbun:stats), SHOW POOLS capability "pool":
+ * refused at login (28000); the role is checked again at every command, against the settings in force (SET and
+ * RELOAD change them). SHOW STATS reads capability "stats" (pgbun:stats), SHOW POOLS capability "pool":
  * without them the tables stay empty or are built from the connection lists. Other plugins add SHOW tables and
  * commands through capability "admin" (AdminApi).
  */
