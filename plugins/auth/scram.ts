@@ -49,6 +49,8 @@ function attributes(msg: string): Array<[string, string]> {
 }
 
 const PRINTABLE_NONCE = /^[\x21-\x2b\x2d-\x7e]+$/;
+/** base64 of 32 bytes: 43 characters and one "=". */
+const PROOF = /^[A-Za-z0-9+/]{42}[AEIMQUYcgkosw048]=$/;
 
 /** The server side of one exchange: serverFirst(clientFirst), then serverFinal(clientFinal) or null on a wrong proof. */
 export class ScramServer {
@@ -89,6 +91,8 @@ export class ScramServer {
     }
     if (attrs[0]![1] !== Buffer.from(this.gs2Header).toString("base64")) throw new ScramProtocolError("unexpected SCRAM channel-binding attribute in client-final-message");
     if (attrs[1]![1] !== this.nonce) throw new ScramProtocolError("SCRAM nonce mismatch");
+    // PostgreSQL: "malformed SCRAM message" for a proof that is not base64 of a SHA-256 length, a wrong password else
+    if (!PROOF.test(last![1])) throw new ScramProtocolError("malformed SCRAM message");
     const proof = Buffer.from(last![1], "base64");
     const withoutProof = clientFinal.slice(0, clientFinal.lastIndexOf(",p="));
     const authMessage = `${this.clientFirstBare},${this.serverFirst},${withoutProof}`;
