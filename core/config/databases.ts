@@ -298,8 +298,14 @@ function quoteConnValue(v: string): string {
 /** An entry as a connection string for humans; the password is shown as "***". */
 export function formatEntry(entry: DatabaseEntry | UserEntry): string {
   const parts: string[] = [];
+  // per-host ports are written back as libpq reads them: a port list (`ports` is no key of its own)
+  const ports = (entry as DatabaseEntry).ports;
   for (const [key, value] of Object.entries(entry)) {
-    if (key === "name" || value === undefined) continue;
+    if (key === "name" || key === "ports" || value === undefined) continue;
+    if (key === "port" && ports !== undefined) {
+      parts.push(`port=${ports.join(",")}`);
+      continue;
+    }
     const text = SECRET_KEYS.has(key) ? "***" : Array.isArray(value) ? value.join(",") : String(value);
     parts.push(`${key}=${SECRET_KEYS.has(key) ? text : quoteConnValue(text)}`);
   }

@@ -1,6 +1,7 @@
 // Unit tests for multi-host [databases] entries: per-host ports, port lists, target_session_attrs, load_balance_hosts.
 import { expect, test } from "bun:test";
 import { ConfigError, validateConfig } from "../../core/config/load.ts";
+import { formatEntry } from "../../core/config/databases.ts";
 
 const entry = (raw: unknown) => validateConfig({ databases: { app: raw } }, null, "/").databases.app!;
 
@@ -42,4 +43,11 @@ test("a port list of the wrong length, or a bad host port, is refused with the k
   expect(configError("host=a,b,c port=1,2").message).toContain("databases.app.port");
   expect(configError("host=a:99999").message).toContain("databases.app.host");
   expect(configError("host=:5432").message).toContain("databases.app.host");
+});
+
+test("an entry with per-host ports is described as a port list, which reads back the same", () => {
+  const e = entry("host=a:5433,b port=6000 target_session_attrs=primary");
+  const text = formatEntry(e);
+  expect(text).toBe("host=a,b port=5433,6000 target_session_attrs=primary dbname=app");
+  expect(entry(text)).toEqual(e);
 });
