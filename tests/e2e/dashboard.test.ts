@@ -2,6 +2,7 @@
 import { expect, setDefaultTimeout, test } from "bun:test";
 import { existsSync, mkdirSync, statSync } from "node:fs";
 import { join, resolve } from "node:path";
+import { Client } from "pg";
 import { chromium, type Browser } from "playwright-core";
 import { initPgbench, runPgbench, usePostgres, waitFor } from "../harness/fixtures.ts";
 import { freePort, startPgbun } from "../harness/pgbun.ts";
@@ -37,8 +38,15 @@ test.skipIf(!HAVE_CHROMIUM && !process.env.CI)("the dashboard draws live charts 
     const pageErrors: string[] = [];
     page.on("pageerror", (e) => pageErrors.push(String(e)));
 
+    // a client names a database with markup in it: the dashboard shows the name (and the error quoting it) as text
+    const HOSTILE = '<img src=x onerror="window.pwned=1">';
+    const hostile = new Client({ host: pb.host, port: pb.port, user: pg.superuser, password: pg.password, database: HOSTILE });
+    hostile.on("error", () => undefined);
+    expect(await hostile.connect().then(() => "connected", (e: { code?: string }) => e.code)).toBe("3D000");
+
     // before any load: the page comes up, the charts are empty
-    await page.goto(`${base}/?interval=500`);
+    // a 20 s window: the few seconds of the run spread over the chart's width
+    await page.goto(`${base}/?interval=500&window=20`);
     await page.waitForFunction(() => window.pgbunDashboard?.polls >= 2, undefined, { timeout: 15_000 });
     const idle = await page.evaluate(() => window.pgbunDashboard.last.throughput[0] as number);
     expect(idle).toBe(0);
@@ -49,7 +57,7 @@ test.skipIf(!HAVE_CHROMIUM && !process.env.CI)("the dashboard draws live charts 
       await page.waitForFunction(
         () => {
           const d = window.pgbunDashboard;
-          return d && d.last && d.last.throughput[0] > 0 && d.last.clients[0] + d.last.clients[1] >= 6 && d.points >= 6;
+          return d && d.last && d.last.throughput[0] > 0 && d.last.clients[0] + d.last.clients[1] >= 6 && d.points >= 10;
         },
         undefined,
         { timeout: 20_000 },
@@ -60,19 +68,27 @@ test.skipIf(!HAVE_CHROMIUM && !process.env.CI)("the dashboard draws live charts 
         const count = (id: string) => {
           const canvas = document.getElementById(id);
           const data: Uint8ClampedArray = canvas.getContext("2d").getImageData(0, 0, canvas.width, canvas.height).data;
-          let n = 0;
+          let pixels = 0;
+          const columns = new Set<number>();
           for (let i = 0; i < data.length; i += 4) {
             const r = data[i]!, g = data[i + 1]!, b = data[i + 2]!;
-            if (data[i + 3]! > 0 && Math.max(r, g, b) - Math.min(r, g, b) > 60) n++;
+            if (data[i + 3]! > 0 && Math.max(r, g, b) - Math.min(r, g, b) > 60) {
+              pixels++;
+              columns.add((i / 4) % canvas.width);
+            }
           }
-          return n;
+          return { pixels, columns: columns.size, width: canvas.width };
         };
         return Object.fromEntries(ids.map((id) => [id, count(id)]));
       }, ["chart-throughput", "chart-clients", "chart-servers", "chart-latency", "chart-bytes"]);
-      // a line over several polls is hundreds of pixels
-      for (const [chart, n] of Object.entries(pixels)) expect({ chart, drew: n > 300 }).toEqual({ chart, drew: true });
+      // a line over the polls of several seconds: hundreds of pixels, across a good part of the chart's width
+      for (const [chart, n] of Object.entries(pixels)) {
+        expect({ chart, ...n, drew: n.pixels > 300 && n.columns > n.width / 5 }).toEqual({ chart, ...n, drew: true });
+      }
       const poolsText = await page.locator("#pools").innerText();
       expect(poolsText).toContain("app");
+      expect(poolsText).toContain(HOSTILE);
+      expect(await page.evaluate(() => [document.querySelectorAll("#pools img").length, window.pwned ?? null])).toEqual([0, null]);
       expect(await page.locator("#ready").innerText()).toBe("ready");
       mkdirSync(ARTIFACTS, { recursive: true });
       const shot = join(ARTIFACTS, "dashboard.png");
