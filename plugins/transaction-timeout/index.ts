@@ -31,8 +31,10 @@ export default function transactionTimeoutPlugin(): PgbunPlugin {
           since.clear();
           return;
         }
-        for (const client of api.clients()) {
-          if (client.server === null) continue;
+        // only a client with a server can be in a transaction: walk the servers, far fewer than the clients
+        for (const server of api.servers()) {
+          const client = server.client;
+          if (client === null || client.closed) continue;
           const start = since.get(client) ?? client.queryStart;
           // PostgreSQL's own transaction_timeout has the same SQLSTATE; the server, mid-transaction, is closed
           if (start > 0 && now - start > limitMs) client.fatal(SqlState.TransactionTimeout, "transaction_timeout");
