@@ -74,7 +74,8 @@ export function clientCells(env: AdminEnv, c: Client): Cell[] {
     ptr(c.id),
     c.server ? ptr(c.server.id) : "",
     0,
-    "",
+    // as PgBouncer prints a TLS connection: protocol/cipher; empty for plaintext and Unix sockets
+    c.tls ? `${c.tls.protocol}/${c.tls.cipher}` : "",
     c.param("application_name") ?? "",
     preparedCount(c.data, "byName"),
     c.id,
