@@ -75,7 +75,7 @@ export async function scramExchange(client: Client, keys: ScramKeys | null, iter
     client.send(authenticationRequest(AuthCode.SASLFinal, Buffer.from(serverFinal)));
     return undefined;
   } catch (err) {
-    if (err instanceof ScramProtocolError) return protocolViolation(err.message);
+    if (err instanceof ScramProtocolError) return { code: err.code, message: err.message };
     if (err instanceof RangeError) return protocolViolation("malformed SCRAM message");
     throw err;
   }

@@ -1,6 +1,6 @@
 // SCRAM-SHA-256 as a server (RFC 5802/7677, no channel binding): keys from a secret, the exchange's checks, the mock for unknown users.
 import { pbkdf2Sync, randomBytes, timingSafeEqual } from "node:crypto";
-import { hmacSha256 as hmac, scramKeysFromSalted, sha256 } from "../../plugin-sdk/index.ts";
+import { hmacSha256 as hmac, scramKeysFromSalted, sha256, SqlState } from "../../plugin-sdk/index.ts";
 import type { Secret } from "./auth-file.ts";
 
 /** The keys a SCRAM exchange is checked against (what a SCRAM secret stores). */
@@ -11,8 +11,15 @@ export interface ScramKeys {
   serverKey: Buffer;
 }
 
-/** A malformed client message: PostgreSQL answers 08P01 "malformed SCRAM message". */
-export class ScramProtocolError extends Error {}
+/** A malformed client message: PostgreSQL answers 08P01 "malformed SCRAM message" (0A000 for what it does not support). */
+export class ScramProtocolError extends Error {
+  constructor(
+    message: string,
+    readonly code: string = SqlState.ProtocolViolation,
+  ) {
+    super(message);
+  }
+}
 
 /** The keys of a password with this salt and iteration count (what PostgreSQL stores for it). */
 export function scramKeysOf(password: string, salt: Buffer, iterations: number): ScramKeys {
@@ -48,7 +55,8 @@ function attributes(msg: string): Array<[string, string]> {
   return out;
 }
 
-const PRINTABLE_NONCE = /^[\x21-\x2b\x2d-\x7e]+$/;
+/** Printable characters but ","; empty allowed, as PostgreSQL's is_scram_printable (the server's part is random anyway). */
+const PRINTABLE_NONCE = /^[\x21-\x2b\x2d-\x7e]*$/;
 /** base64 of 32 bytes: 43 characters and one "=". */
 const PROOF = /^[A-Za-z0-9+/]{42}[AEIMQUYcgkosw048]=$/;
 
@@ -69,7 +77,8 @@ export class ScramServer {
     if (c2 < 0) throw new ScramProtocolError("malformed SCRAM message");
     const flag = clientFirst.slice(0, c1);
     if (flag !== "n" && flag !== "y") throw new ScramProtocolError("malformed SCRAM message");
-    if (c2 !== c1 + 1) throw new ScramProtocolError("malformed SCRAM message"); // an authzid is not supported
+    // PostgreSQL's words and code for an authzid (the user name of the startup packet is the one that counts)
+    if (c2 !== c1 + 1) throw new ScramProtocolError("client uses authorization identity, but it is not supported", SqlState.FeatureNotSupported);
     this.gs2Header = clientFirst.slice(0, c2 + 1);
     this.clientFirstBare = clientFirst.slice(c2 + 1);
     const attrs = attributes(this.clientFirstBare);
