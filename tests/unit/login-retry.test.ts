@@ -114,6 +114,10 @@ describe("with a serverLoginFailed tap", () => {
     expect(c.refusal).toBeNull();
     expect(t.opened.length).toBe(2);
     expect(poolOf(t).health.state).toBe("healthy");
+    // each change of state is logged once, the failure with its error
+    const changes = t.logs.filter((l) => /^pool (un)?healthy$/.test(l.msg ?? ""));
+    expect(changes.map((l) => [l.level, l.msg])).toEqual([["warn", "pool unhealthy"], ["info", "pool healthy"]]);
+    expect((changes[0]!.obj as { error: string }).error).toContain("password authentication failed");
   });
 
   test("a transient failure with no server: waiters wait, and near query_wait_timeout get the server's error, not a bare timeout", async () => {
