@@ -153,6 +153,7 @@ export interface UserEntry {
   idle_transaction_timeout?: number;
   client_idle_timeout?: number;
   reserve_pool_size?: number;
+  transaction_timeout?: number;
 }
 
 export interface PluginSpec {

@@ -52,6 +52,7 @@ const USER_FIELDS: Record<string, SettingKind> = {
   idle_transaction_timeout: SECONDS,
   client_idle_timeout: SECONDS,
   reserve_pool_size: COUNT,
+  transaction_timeout: SECONDS,
 };
 
 /** Keys whose values never appear in errors or descriptions. */

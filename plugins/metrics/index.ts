@@ -5,7 +5,6 @@ import type { PgbunPlugin, PluginApi } from "../../plugin-sdk/index.ts";
 import { tapErrors } from "./errors.ts";
 import { metricsRegistry } from "./exposition.ts";
 import { exposition, handle, type Routes } from "./http.ts";
-import { History } from "./history.ts";
 import { gather, metricsPeerPath, serveSnapshot } from "./peers.ts";
 import { ReadyCheck } from "./ready.ts";
 import { takeSnapshot, type Snapshot } from "./snapshot.ts";
@@ -53,10 +52,8 @@ export default function metricsPlugin(): PgbunPlugin {
         (gathering ??= gather(worker, takeMine()).finally(() => {
           gathering = null;
         }));
-      const history = new History();
       const routes: Routes = {
         snapshot,
-        history: () => history.read(),
         exposition: exposition(registry, (s) => (current = s)),
         contentType: registry.contentType,
         ready: (s) => readiness.check(api.config, api.shuttingDown !== null, s),
@@ -98,18 +95,6 @@ export default function metricsPlugin(): PgbunPlugin {
       };
 
       configure();
-      // the dashboard's recent past, sampled by the worker that listens while it listens
-      if (dashboard !== null) {
-        api.hooks.tick.tap(PLUGIN_NAME, () => {
-          const now = Date.now();
-          if (listening === "" || !history.due(now)) return;
-          history.started(now);
-          snapshot().then(
-            (s) => history.record(s),
-            (err) => api.log.debug({ err }, "dashboard sample failed"),
-          );
-        });
-      }
       api.hooks.reload.tap(PLUGIN_NAME, () => {
         try {
           configure();

@@ -1,7 +1,12 @@
 // Built-in plugin "pgbun:transaction-timeout": transaction_timeout (PgBouncer 1.25) closes a client whose transaction lasts longer.
-import { Backend, SqlState, TxStatus, type Client, type PgbunPlugin } from "../../plugin-sdk/index.ts";
+import { Backend, SqlState, TxStatus, type Client, type PgbunConfig, type PgbunPlugin } from "../../plugin-sdk/index.ts";
 
 const NAME = "pgbun:transaction-timeout";
+
+/** Whether any transaction is timed: the global setting or a [users] entry's own. */
+function anyLimit(config: PgbunConfig): boolean {
+  return config.settings.transaction_timeout > 0 || Object.values(config.users).some((u) => (u.transaction_timeout ?? 0) > 0);
+}
 
 /** The transaction-timeout plugin; replace it with a plugin that `provides: ["transaction-timeout"]`. */
 export default function transactionTimeoutPlugin(): PgbunPlugin {
@@ -15,19 +20,25 @@ export default function transactionTimeoutPlugin(): PgbunPlugin {
        * own start (client.queryStart) instead.
        */
       const since = new Map<Client, number>();
+      let timed = anyLimit(api.config);
+      /** In ms, 0 = off: the client's [users] entry wins over the global setting, as PgBouncer's do. */
+      const limitMs = (client: Client) => (api.config.users[client.user]?.transaction_timeout ?? api.config.settings.transaction_timeout) * 1000;
+
       api.onServerMessage(Backend.ReadyForQuery, (ctx) => {
         const status = ctx.buf[ctx.start + 5];
         if (status === TxStatus.Idle) {
           if (since.size !== 0) since.delete(ctx.client);
-        } else if (api.config.settings.transaction_timeout > 0 && !since.has(ctx.client)) {
+        } else if (timed && !since.has(ctx.client)) {
           since.set(ctx.client, api.now);
         }
         return undefined;
       });
       api.hooks.clientClosed.tap(NAME, (client) => void since.delete(client));
+      api.hooks.reload.tap(NAME, (config) => {
+        timed = anyLimit(config);
+      });
       api.hooks.tick.tap(NAME, (now) => {
-        const limitMs = api.config.settings.transaction_timeout * 1000;
-        if (limitMs <= 0) {
+        if (!timed) {
           since.clear();
           return;
         }
@@ -36,8 +47,10 @@ export default function transactionTimeoutPlugin(): PgbunPlugin {
           const client = server.client;
           if (client === null || client.closed) continue;
           const start = since.get(client) ?? client.queryStart;
+          if (start === 0) continue;
+          const limit = limitMs(client);
           // PostgreSQL's own transaction_timeout has the same SQLSTATE; the server, mid-transaction, is closed
-          if (start > 0 && now - start > limitMs) client.fatal(SqlState.TransactionTimeout, "transaction_timeout");
+          if (limit > 0 && now - start > limit) client.fatal(SqlState.TransactionTimeout, "transaction_timeout");
         }
       });
     },

@@ -248,14 +248,6 @@ describe("pgbun:metrics", () => {
       expect(value(after, "pgbun_pool_health", { ...pool, state: "unhealthy" })).toBe(0);
       expect(value(after, "pgbun_pool_health_consecutive_failures", pool)).toBe(0);
       expect(value(after, "pgbun_pool_health_last_check_timestamp_seconds", pool)).toBeGreaterThan(Date.now() / 1000 - 60);
-      // the dashboard's samples (one per 2 s) cover the run: time goes forward, the totals grow
-      const history = (await (await fetch(`${base}/api/history`)).json()) as Array<{ time: number; stats: { all: Record<string, number> } }>;
-      expect(history.length).toBeGreaterThanOrEqual(2);
-      for (let i = 1; i < history.length; i++) {
-        expect(history[i]!.time).toBeGreaterThan(history[i - 1]!.time);
-        expect(history[i]!.stats.all.xacts ?? 0).toBeGreaterThanOrEqual(history[i - 1]!.stats.all.xacts ?? 0);
-      }
-      expect(history.at(-1)!.stats.all.xacts).toBeGreaterThan(history[0]!.stats.all.xacts ?? 0);
       // gauges come back down: no client left, the servers idle in their pool
       expect(value(after, "pgbouncer_pools_client_active_connections", { database: "app", user: pg.superuser })).toBe(0);
       expect(value(after, "pgbouncer_pools_server_active_connections", { database: "app", user: pg.superuser })).toBe(0);

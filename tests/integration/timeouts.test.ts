@@ -105,3 +105,26 @@ describe("query_wait_notify", () => {
     expect(notices).toEqual([]);
   });
 });
+
+describe("transaction_timeout in [users]", () => {
+  test("a user's own transaction_timeout applies with the global one off; another user is not timed", async () => {
+    const p = track(
+      await startTestPooler({
+        upstream: { host: pg.host, port: pg.port, password: pg.password },
+        settings: { pool_mode: "transaction", default_pool_size: 2 },
+        // every server login as the superuser: pgbun tells the two users apart by the client's name alone
+        databases: { "*": { host: pg.host, port: pg.port, user: pg.superuser, password: pg.password } },
+        users: { postgres: { transaction_timeout: 1 } },
+      }),
+      (p) => p.stop(),
+    );
+    const timed = await connect(p);
+    await timed.query("BEGIN");
+    await Bun.sleep(2_000);
+    expect((await rejection(timed.query("SELECT 1"))).message).toMatch(/transaction_timeout|Connection terminated|not queryable/);
+    const other = track(await pgConnect({ host: p.host, port: p.port }, { user: "someone_else" }), (c) => c.end());
+    await other.query("BEGIN");
+    await Bun.sleep(1_800);
+    expect((await other.query("SELECT 1 AS one")).rows[0].one).toBe(1);
+  });
+});
