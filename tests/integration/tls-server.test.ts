@@ -127,3 +127,23 @@ describe("against a PostgreSQL with ssl on", () => {
     expect(await firstValue(b, "SELECT length(string_agg(md5(i::text), '')) FROM generate_series(1, 20000) i")).toBe(640000);
   });
 });
+
+describe("a hostile server", () => {
+  test("bytes after its S, before the handshake (CVE-2021-23222 class), end the login: the client gets 08006", async () => {
+    // answers SSLRequest with S and, in the same write, an AuthenticationOk that no TLS protected
+    const fake = Bun.listen({
+      hostname: "127.0.0.1",
+      port: 0,
+      socket: { data(s) { s.write(Buffer.from([0x53, 0x52, 0, 0, 0, 8, 0, 0, 0, 0])); } },
+    });
+    try {
+      const p = await startTestPooler({ upstream: { host: "127.0.0.1", port: fake.port, password: "x" }, settings: { server_tls_sslmode: "prefer", query_wait_timeout: 2 } });
+      track(p, (p) => p.stop());
+      const err = await rejection(pgConnect({ host: p.host, port: p.port }, {}, { ignoreErrors: false }));
+      expect(err.code).toBe("08006");
+      expect(err.message).toContain("server sent unencrypted data after its SSL response");
+    } finally {
+      fake.stop(true);
+    }
+  });
+});
