@@ -147,7 +147,7 @@ class PoolManager {
     pool.lastFailure = null;
     pool.failurePermanent = false;
     pool.retryAt = 0;
-    this.noteHealth(pool, null);
+    pool.noteHealth(this.api.log, null);
   }
 
   /**
@@ -161,7 +161,7 @@ class PoolManager {
       if (pool.lastFailure !== null) pool.lastFailure = f;
       return;
     }
-    this.noteHealth(pool, f.message);
+    pool.noteHealth(this.api.log, f.message);
     const hook = this.api.hooks.serverLoginFailed;
     let retry;
     try {
@@ -197,26 +197,6 @@ class PoolManager {
   /** A permanent failure still in force and no server: new clients get it at once instead of trying again. */
   refusesNow(pool: Pool): LoginFailure | null {
     return pool.failurePermanent && pool.servers.size === 0 && pool.retryAt > Date.now() ? pool.lastFailure : null;
-  }
-
-  /** The one place a pool's health changes (server logins and health checks report here); a new state is logged. */
-  noteHealth(pool: Pool, error: string | null): void {
-    const h = pool.health;
-    const before = h.state;
-    h.lastCheck = Date.now();
-    if (error === null) {
-      h.consecutiveFailures = 0;
-      h.state = "healthy";
-    } else {
-      h.consecutiveFailures++;
-      h.lastError = error;
-      // a failure with working servers left (one killed backend, an extra login refused) leaves the pool serving
-      if (pool.servers.size === 0) h.state = "unhealthy";
-    }
-    if (h.state === before) return;
-    const where = { pool: `${pool.database}/${pool.user}`, failures: h.consecutiveFailures };
-    if (h.state === "unhealthy") this.api.log.warn({ ...where, error: h.lastError }, "pool unhealthy");
-    else this.api.log.info(where, `pool ${h.state}`);
   }
 
   /** A server that is ready: the oldest waiter gets it, else it goes idle. */
@@ -274,13 +254,13 @@ class PoolManager {
     const done = (reason: string | undefined) => {
       const stillWaiting = client.state === "waiting" && client.server === null;
       if (reason === undefined && server.isClean() && this.usable(server)) {
-        this.noteHealth(pool, null);
+        pool.noteHealth(this.api.log, null);
         if (stillWaiting) client.linkServer(server);
         else this.makeAvailable(pool, server);
         return;
       }
       server.close(reason ?? "not usable after checkServer");
-      this.noteHealth(pool, reason ?? "not usable after checkServer");
+      pool.noteHealth(this.api.log, reason ?? "not usable after checkServer");
       if (stillWaiting) this.api.retryAcquire(client);
     };
     this.api.hooks.checkServer.promise(server, client).then(done, (err: unknown) => done(`checkServer failed: ${err instanceof Error ? err.message : String(err)}`));
@@ -293,13 +273,13 @@ class PoolManager {
     pool.removeIdle(server);
     server.markTested();
     const done = (reason: string | undefined) => {
-      if (server.state === "closed") return this.noteHealth(pool, reason ?? "server closed during its health check");
+      if (server.state === "closed") return pool.noteHealth(this.api.log, reason ?? "server closed during its health check");
       if (reason === undefined && server.isClean() && this.usable(server)) {
-        this.noteHealth(pool, null);
+        pool.noteHealth(this.api.log, null);
         return this.makeAvailable(pool, server);
       }
       server.close(reason ?? "not usable after its health check");
-      this.noteHealth(pool, reason ?? "not usable after its health check");
+      pool.noteHealth(this.api.log, reason ?? "not usable after its health check");
     };
     check(server).then(done, (err: unknown) => done(`health check failed: ${err instanceof Error ? err.message : String(err)}`));
     return true;

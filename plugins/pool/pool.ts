@@ -1,7 +1,7 @@
 // One pool of server connections per (database, user): idle stack, FIFO waiters, limits, welcome parameters.
-import { type Client, type DatabaseEntry, type LoginFailure, type PoolHealth, type PoolMode, type Server, type ServerTarget } from "../../plugin-sdk/index.ts";
+import { type Client, type DatabaseEntry, type LoginFailure, type PluginLogger, type PoolHealth, type PoolMode, type Server, type ServerTarget } from "../../plugin-sdk/index.ts";
 
-/** PoolHealth as the pool keeps it: written in one place (PoolManager.noteHealth), read by the console and metrics. */
+/** PoolHealth as the pool keeps it: written in one place (Pool.noteHealth), read by the console and metrics. */
 export interface MutablePoolHealth extends PoolHealth {
   state: PoolHealth["state"];
   lastCheck: number;
@@ -104,5 +104,28 @@ export class Pool {
 
   failWelcome(f: LoginFailure): void {
     for (const w of this.welcomeWaiters.splice(0)) w.reject(f);
+  }
+
+  /**
+   * The one place this pool's health changes: server logins and health checks report here (`error` null: it
+   * worked); a new state is logged.
+   */
+  noteHealth(log: PluginLogger, error: string | null): void {
+    const h = this.health;
+    const before = h.state;
+    h.lastCheck = Date.now();
+    if (error === null) {
+      h.consecutiveFailures = 0;
+      h.state = "healthy";
+    } else {
+      h.consecutiveFailures++;
+      h.lastError = error;
+      // a failure with working servers left (one killed backend, an extra login refused) leaves the pool serving
+      if (this.servers.size === 0) h.state = "unhealthy";
+    }
+    if (h.state === before) return;
+    const where = { pool: `${this.database}/${this.user}`, failures: h.consecutiveFailures };
+    if (h.state === "unhealthy") log.warn({ ...where, error: h.lastError }, "pool unhealthy");
+    else log.info(where, `pool ${h.state}`);
   }
 }
