@@ -248,6 +248,14 @@ describe("pgbun:metrics", () => {
       expect(value(after, "pgbun_pool_health", { ...pool, state: "unhealthy" })).toBe(0);
       expect(value(after, "pgbun_pool_health_consecutive_failures", pool)).toBe(0);
       expect(value(after, "pgbun_pool_health_last_check_timestamp_seconds", pool)).toBeGreaterThan(Date.now() / 1000 - 60);
+      // the dashboard's samples (one per 2 s) cover the run: time goes forward, the totals grow
+      const history = (await (await fetch(`${base}/api/history`)).json()) as Array<{ time: number; stats: { all: Record<string, number> } }>;
+      expect(history.length).toBeGreaterThanOrEqual(2);
+      for (let i = 1; i < history.length; i++) {
+        expect(history[i]!.time).toBeGreaterThan(history[i - 1]!.time);
+        expect(history[i]!.stats.all.xacts ?? 0).toBeGreaterThanOrEqual(history[i - 1]!.stats.all.xacts ?? 0);
+      }
+      expect(history.at(-1)!.stats.all.xacts).toBeGreaterThan(history[0]!.stats.all.xacts ?? 0);
       // gauges come back down: no client left, the servers idle in their pool
       expect(value(after, "pgbouncer_pools_client_active_connections", { database: "app", user: pg.superuser })).toBe(0);
       expect(value(after, "pgbouncer_pools_server_active_connections", { database: "app", user: pg.superuser })).toBe(0);
@@ -328,6 +336,28 @@ describe("pgbun:metrics", () => {
       expect(body.reasons.join("\n")).toContain(`pool wrong/${pg.superuser} is unhealthy`);
     } finally {
       await down.pb.stop();
+    }
+  });
+
+  test("while a graceful shutdown drains its clients, /readyz answers 503 (shutting down) and /healthz 200", async () => {
+    const { pb, base } = await startWithStats({ pool_mode: "session" });
+    try {
+      const c = new Client({ connectionString: pb.url() });
+      c.on("error", () => undefined);
+      await c.connect();
+      await c.query("SELECT 1");
+      expect((await fetch(`${base}/readyz`)).status).toBe(200);
+      // SIGTERM: stop accepting, wait until the clients leave
+      pb.proc.kill("SIGTERM");
+      await waitFor("readiness to drop", async () => (await fetch(`${base}/readyz`)).status === 503, 5_000);
+      const body = (await (await fetch(`${base}/readyz`)).json()) as { reasons: string[] };
+      expect(body.reasons).toContain("shutting down");
+      expect((await fetch(`${base}/healthz`)).status).toBe(200);
+      expect((await c.query("SELECT 2 AS v")).rows[0].v).toBe(2); // the session goes on meanwhile
+      await c.end();
+      expect(await pb.proc.exited).toBe(0);
+    } finally {
+      await pb.stop();
     }
   });
 
