@@ -67,7 +67,7 @@ export const SETTINGS: { readonly [K in SettingName]: SettingDef<Settings[K]> } 
   server_idle_timeout: { kind: SECONDS, default: 600, doc: "Close a server idle this many seconds; 0 = never" },
   autodb_idle_timeout: { kind: SECONDS, default: 3600, doc: 'Drop a pool made for the "*" database once unused this many seconds; 0 = never' },
   server_connect_timeout: { kind: SECONDS, default: 15, doc: "Seconds allowed for connect and login to a server" },
-  server_login_retry: { kind: SECONDS, default: 15, doc: "Seconds to wait after a failed server login" },
+  server_login_retry: { kind: SECONDS, default: 15, doc: "Longest wait between failed server logins of a pool (pgbun:backoff doubles from 100 ms up to it; a permanent failure such as a wrong password waits about this long)" },
   client_login_timeout: { kind: SECONDS, default: 60, doc: "Seconds a client has to finish login" },
   query_timeout: { kind: SECONDS, default: 0, doc: "Cancel queries running longer than this; 0 = off" },
   query_wait_timeout: { kind: SECONDS, default: 120, doc: "Seconds a client may wait for a server; 0 = forever" },
