@@ -6,6 +6,7 @@ import type { ClientConnection, PoolMode } from "./client.ts";
 import { PluginFault } from "./plugin/fault.ts";
 import { intern } from "./intern.ts";
 import { startClientTls } from "./net/tls-client.ts";
+import { startDirectTls, TLS_HANDSHAKE_RECORD } from "./net/direct-tls.ts";
 
 /** Parameters the server reports with ParameterStatus, by lower-case name, with their canonical spelling. */
 const REPORTED = new Map(
@@ -39,6 +40,8 @@ export function startupData(client: ClientConnection, chunk: Uint8Array): void {
     if (buf.length < 8) break;
     const len = buf.readInt32BE(0);
     if (len < 8 || len > MAX_STARTUP_PACKET) {
+      // a TLS record as the connection's first bytes, before anything was answered: PostgreSQL 17's direct TLS
+      if (buf[0] === TLS_HANDSHAKE_RECORD && client.bytesSent === 0 && client.tls === null) return startDirectTls(client, buf);
       client.fatal(SqlState.ProtocolViolation, "invalid length of startup packet");
       return;
     }

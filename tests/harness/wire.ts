@@ -269,6 +269,11 @@ export class WireClient {
     });
   }
 
+  /** A client over a socket already open, e.g. a node:tls session (direct TLS); nothing is sent. */
+  static over(socket: Socket): WireClient {
+    return new WireClient(socket);
+  }
+
   /**
    * Connects, sends a StartupMessage and reads to the first ReadyForQuery (or an ErrorResponse).
    * Throws when login fails (use `connect` + `send` to look at a refusal).
