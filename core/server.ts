@@ -2,7 +2,7 @@
 import type { Socket } from "bun";
 import { Backend, backendName, TxStatus } from "../plugin-sdk/protocol/codes.ts";
 import { ALL_WHOLE, Framer, type FrameSink } from "./protocol/framer.ts";
-import { decodeError, errorResponse, SqlState } from "../plugin-sdk/protocol/errors.ts";
+import { decodeError, errorResponse, SqlState, type DecodedError } from "../plugin-sdk/protocol/errors.ts";
 import { Prebuilt, query } from "../plugin-sdk/protocol/writer.ts";
 import { decodeDataRow, decodeParameterStatus } from "../plugin-sdk/protocol/decode.ts";
 import { Outbound, type Pausable } from "./net/outbound.ts";
@@ -270,11 +270,26 @@ export class ServerConnection implements Server, FrameSink, Pausable {
       case Backend.ParameterStatus:
         this.parameterStatus(buf, start, end, client);
         break;
-      case Backend.ErrorResponse:
-        if (this.isFatal(buf, start, end)) this.fatalSeen = true;
+      case Backend.ErrorResponse: {
+        const e = decodeError(buf, start, end);
+        if (e.severity === "FATAL" || e.severity === "PANIC") this.fatalSeen = true;
+        if (e.fields.C === undefined) return this.codelessError(client, e);
         break;
+      }
     }
     return this.relay(client, type, buf, start, end);
+  }
+
+  /**
+   * An ErrorResponse without SQLSTATE is none of PostgreSQL's (CVE-2026-6666 class): the client gets its text as XX000,
+   * what PostgreSQL gives an error raised without a code, and the server, in no state pgbun can vouch for, is closed
+   * when released instead of serving anyone again.
+   */
+  private codelessError(client: ClientConnection, e: DecodedError): boolean {
+    this.closeNeeded = true;
+    const text = e.message.slice(0, 200).replace(/[^\x20-\x7e]/g, "?");
+    client.out.push(errorResponse(SqlState.InternalError, `server sent an error without SQLSTATE: ${text}`, this.fatalSeen ? "FATAL" : "ERROR"));
+    return true;
   }
 
   /** Hands one message to the client, through the plugins' hooks for its type. False when a plugin failed. */
@@ -441,4 +456,3 @@ export class ServerConnection implements Server, FrameSink, Pausable {
     this.core.hooks.serverClosed.call(this, reason);
   }
 }
-
