@@ -417,8 +417,6 @@ export class ServerConnection implements Server, FrameSink, Pausable {
 
   malformed(reason: string): void {
     this.core.log.warn({ server: this.label }, `malformed packet from server: ${reason}`);
-    // during login the login fails now, with the reason (closing alone would leave it to server_connect_timeout)
-    if (this.login) return this.login.failed({ message: `malformed packet from server: ${reason}`, code: SqlState.ProtocolViolation });
     const client = this.client;
     if (client) client.fatal(SqlState.ProtocolViolation, "server sent an invalid packet");
     this.close(`malformed packet: ${reason}`);

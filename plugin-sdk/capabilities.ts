@@ -80,12 +80,6 @@ export interface PoolApi {
    * the pool's health records the result. False (and `check` is not run) when the server is not idle in a pool.
    */
   checkIdle(server: Server, check: (server: Server) => Promise<string | undefined>): boolean;
-  /**
-   * A background health check (pgbun:health-check): takes a server idle in its pool out of it while `check` runs
-   * (no client is handed it meanwhile), then puts it back, or closes it when `check` resolves a reason or throws;
-   * the pool's health records the result. False (and `check` is not run) when the server is not idle in a pool.
-   */
-  checkIdle(server: Server, check: (server: Server) => Promise<string | undefined>): boolean;
 }
 
 /** The counters, in SHOW STATS order (PgBouncer's names without total_/avg_ prefixes, in camelCase). */
