@@ -99,6 +99,8 @@ function expected(input: Buffer): Expect {
     if (rest > 0 && input[at] === 0x58) return rest < 5 ? { kind: "waits", refusals } : { kind: "closes", refusals };
     if (rest < 8) return { kind: "waits", refusals };
     const len = input.readInt32BE(at);
+    // a TLS record as the very first bytes is direct TLS (PostgreSQL 17), which this pooler (no TLS) closes unanswered
+    if (at === 0 && input[0] === 0x16 && (len < 8 || len > 10000)) return { kind: "closes", refusals };
     if (len < 8 || len > 10000) return { kind: "answers", refusals, badLength: true };
     if (rest < len) return { kind: "waits", refusals };
     const code = input.readInt32BE(at + 4);
