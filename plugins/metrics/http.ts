@@ -1,5 +1,6 @@
-// The HTTP routes of the stats listener: /metrics, /healthz, /readyz, the dashboard at / and its data at /api/snapshot.
+// The HTTP routes of the stats listener: /metrics, /healthz, /readyz, the dashboard at / and its data at /api/snapshot and /api/history.
 import type { Registry } from "prom-client";
+import type { HistoryPoint } from "./history.ts";
 import type { Readiness } from "./ready.ts";
 import type { Snapshot } from "./snapshot.ts";
 
@@ -12,6 +13,8 @@ export interface Routes {
   ready(s: Snapshot): Promise<Readiness>;
   /** The dashboard page, or null when it is turned off. */
   readonly dashboard: string | null;
+  /** The samples of the last minutes the dashboard starts its charts with. */
+  history(): HistoryPoint[];
 }
 
 /** The dashboard draws what this page's own script fetches from here; nothing else may load or run. */
@@ -48,6 +51,9 @@ export async function handle(req: Request, routes: Routes): Promise<Response> {
     case "/api/snapshot":
       if (routes.dashboard === null) break;
       return Response.json(await routes.snapshot(), { headers: NO_CACHE });
+    case "/api/history":
+      if (routes.dashboard === null) break;
+      return Response.json(routes.history(), { headers: NO_CACHE });
     case "/":
     case "/dashboard":
       if (routes.dashboard === null) break;

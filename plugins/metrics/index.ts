@@ -5,19 +5,29 @@ import type { PgbunPlugin, PluginApi } from "../../plugin-sdk/index.ts";
 import { tapErrors } from "./errors.ts";
 import { metricsRegistry } from "./exposition.ts";
 import { exposition, handle, type Routes } from "./http.ts";
+import { History } from "./history.ts";
 import { gather, metricsPeerPath, serveSnapshot } from "./peers.ts";
 import { ReadyCheck } from "./ready.ts";
 import { takeSnapshot, type Snapshot } from "./snapshot.ts";
 
 export const PLUGIN_NAME = "pgbun:metrics";
 
-/** The addresses to listen on: a comma list, "*" for all (IPv4 and IPv6). */
+/** The addresses to listen on: a comma list, "*" for all. */
 function hostnames(addr: string): string[] {
   return addr
     .split(",")
     .map((a) => a.trim())
-    .filter((a) => a !== "")
-    .map((a) => (a === "*" ? "::" : a));
+    .filter((a) => a !== "");
+}
+
+/** Listens on `hostname`; "*" is every address: IPv6 and IPv4 ("::"), or IPv4 alone on a host without IPv6. */
+function serve(hostname: string, port: number, fetch: (req: Request) => Promise<Response>): Server<undefined> {
+  if (hostname !== "*") return Bun.serve({ hostname, port, fetch });
+  try {
+    return Bun.serve({ hostname: "::", port, fetch });
+  } catch {
+    return Bun.serve({ hostname: "0.0.0.0", port, fetch });
+  }
 }
 
 /** Where the listener should be, or null when it is off (port 0 or no address). */
@@ -52,8 +62,10 @@ export default function metricsPlugin(): PgbunPlugin {
         (gathering ??= gather(worker, takeMine()).finally(() => {
           gathering = null;
         }));
+      const history = new History();
       const routes: Routes = {
         snapshot,
+        history: () => history.read(),
         exposition: exposition(registry, (s) => (current = s)),
         contentType: registry.contentType,
         ready: (s) => readiness.check(api.config, api.shuttingDown !== null, s),
@@ -62,6 +74,7 @@ export default function metricsPlugin(): PgbunPlugin {
 
       let listeners: Server<undefined>[] = [];
       let listening = "";
+      let active: ReturnType<typeof wanted> = null;
       let peer: Server<undefined> | null = null;
 
       const stopListeners = () => {
@@ -81,20 +94,50 @@ export default function metricsPlugin(): PgbunPlugin {
           return;
         }
         if ((want?.key ?? "") === listening) return;
-        const opened: Server<undefined>[] = [];
+        const open = (w: NonNullable<typeof want>) => {
+          const opened: Server<undefined>[] = [];
+          try {
+            for (const hostname of w.hosts) opened.push(serve(hostname, w.port, (req) => handle(req, routes)));
+          } catch (err) {
+            for (const l of opened) l.stop(true);
+            throw new Error(`stats listener on ${w.key}: ${err instanceof Error ? err.message : String(err)}`);
+          }
+          return opened;
+        };
+        // other addresses on the same port (127.0.0.1 to *) would collide with the old sockets: those close first
+        const before = active;
+        const samePort = before !== null && want !== null && before.port === want.port;
+        if (samePort) stopListeners();
+        let opened: Server<undefined>[] = [];
         try {
-          for (const hostname of want?.hosts ?? []) opened.push(Bun.serve({ hostname, port: want!.port, fetch: (req) => handle(req, routes) }));
+          opened = want ? open(want) : [];
         } catch (err) {
-          for (const l of opened) l.stop(true);
-          throw new Error(`stats listener on ${want!.key}: ${err instanceof Error ? err.message : String(err)}`);
+          if (samePort) {
+            listeners = open(before);
+            listening = before.key;
+          }
+          throw err;
         }
         stopListeners();
         listeners = opened;
         listening = want?.key ?? "";
+        active = want;
         if (want) api.log.info({ addr: want.hosts.join(","), port: want.port }, `stats listener (metrics, health${dashboard ? ", dashboard" : ""}) on ${want.key}`);
       };
 
       configure();
+      // the dashboard's recent past, sampled by the worker that listens while it listens
+      if (dashboard !== null) {
+        api.hooks.tick.tap(PLUGIN_NAME, () => {
+          const now = Date.now();
+          if (listening === "" || !history.due(now)) return;
+          history.started(now);
+          snapshot().then(
+            (s) => history.record(s),
+            (err) => api.log.debug({ err }, "dashboard sample failed"),
+          );
+        });
+      }
       api.hooks.reload.tap(PLUGIN_NAME, () => {
         try {
           configure();

@@ -99,6 +99,14 @@ test.skipIf(!HAVE_CHROMIUM && !process.env.CI)("the dashboard draws live charts 
       const r = await bench;
       if (r.code !== 0) throw new Error(`pgbench failed:\n${r.output}`);
     }
+    // a page opened after the run starts with the pooler's samples of the last minutes: the run is on its charts
+    const later = await browser.newPage({ viewport: { width: 1400, height: 1100 } });
+    later.on("pageerror", (e) => pageErrors.push(String(e)));
+    await later.goto(`${base}/?interval=500`);
+    await later.waitForFunction(() => window.pgbunDashboard?.polls >= 1, undefined, { timeout: 15_000 });
+    const past = await later.evaluate(() => ({ points: window.pgbunDashboard.points, peakTps: window.pgbunDashboard.peakTps }));
+    expect(past.points).toBeGreaterThanOrEqual(4); // 2 s samples over a 10 s run
+    expect(past.peakTps).toBeGreaterThan(0);
     expect(pageErrors).toEqual([]);
   } finally {
     await browser?.close();

@@ -372,6 +372,14 @@ describe("pgbun:metrics", () => {
       const next = `http://127.0.0.1:${moved}`;
       await waitFor("the moved listener", async () => (await fetch(`${next}/healthz`).catch(() => null))?.status === 200, 10_000);
       expect(await fetch(`${base}/healthz`).then(() => "answered", () => "refused")).toBe("refused");
+      // other addresses on the same port: the old socket makes way (it would collide with the new one)
+      config.pgbun.stats_listen_addr = "*";
+      writeFileSync(pb.configFile, JSON.stringify(config));
+      pb.proc.kill("SIGHUP");
+      const opened = () => pb.logs().split("stats listener (").length - 1; // one line per listener opened
+      await waitFor("the reload's outcome", () => opened() >= 3 || pb.logs().includes("stats listener not moved"), 10_000);
+      expect(pb.logs()).not.toContain("stats listener not moved");
+      expect((await fetch(`${next}/healthz`)).status).toBe(200);
       config.pgbun.stats_listen_port = 0;
       writeFileSync(pb.configFile, JSON.stringify(config));
       pb.proc.kill("SIGHUP");
