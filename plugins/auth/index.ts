@@ -8,7 +8,7 @@ import { certDecision } from "./cert.ts";
 import { HbaError, matchHba, parseHba, type HbaRule } from "./hba.ts";
 import { LoginThrottle } from "./login-throttle.ts";
 import { cleartextExchange, keysOf, md5Exchange, passwordFailed, scramExchange } from "./methods.ts";
-import { serverCredentialsOf } from "./server-credentials.ts";
+import { queriedSecret, rememberQueried, serverCredentialsOf } from "./server-credentials.ts";
 
 const PLUGIN_NAME = "pgbun:auth";
 
@@ -79,7 +79,7 @@ export default function authPlugin(): PgbunPlugin {
       });
       api.hooks.tick.tap(PLUGIN_NAME, (now) => throttle.sweep(now));
       // the same credentials log in to PostgreSQL: a password, an md5 secret, a SCRAM secret with a client's keys
-      api.hooks.serverCredentials.tap(PLUGIN_NAME, (user) => serverCredentialsOf(state.users?.get(user)));
+      api.hooks.serverCredentials.tap(PLUGIN_NAME, (user) => serverCredentialsOf(state.users?.get(user) ?? queriedSecret(user)));
       api.hooks.authenticate.tapPromise(PLUGIN_NAME, async (client) => {
         const refusal = await authenticate(api, client, state);
         if (refusal !== undefined && !client.closed) {
@@ -121,7 +121,7 @@ async function secretOf(api: PluginApi, client: Client, state: AuthState): Promi
   const known = state.users?.get(client.user);
   const s = api.config.settings;
   if (known !== undefined || s.auth_user === "") return known;
-  return (await lookupSecret(api, state.lookups, client, state.users?.get(s.auth_user))) ?? undefined;
+  return rememberQueried(client.user, await lookupSecret(api, state.lookups, client, state.users?.get(s.auth_user)));
 }
 
 async function authenticate(api: PluginApi, client: Client, state: AuthState): Promise<Refusal | undefined> {

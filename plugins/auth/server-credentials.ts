@@ -22,3 +22,25 @@ export function serverCredentialsOf(secret: Secret | undefined): ServerCredentia
     }
   }
 }
+
+/**
+ * The secrets auth_query last found, per user not in auth_file (PgBouncer keeps them on the user's credentials):
+ * the server logins of that user's pool use them. Only a user PostgreSQL knows gets one; the oldest go first beyond
+ * MAX_QUERIED.
+ */
+const queried = new Map<string, Secret>();
+const MAX_QUERIED = 10_000;
+
+/** Notes what auth_query found for `user` and hands it back (undefined: nothing found, and nothing kept). */
+export function rememberQueried(user: string, secret: Secret | null | undefined): Secret | undefined {
+  queried.delete(user);
+  if (secret === null || secret === undefined) return undefined;
+  if (queried.size >= MAX_QUERIED) queried.delete(queried.keys().next().value!);
+  queried.set(user, secret);
+  return secret;
+}
+
+/** What auth_query found for `user` at its last login, if it is not in auth_file. */
+export function queriedSecret(user: string): Secret | undefined {
+  return queried.get(user);
+}

@@ -16,6 +16,7 @@ setDefaultTimeout(60_000);
 const pg = usePostgres();
 const dir = mkdtempSync(join(tmpdir(), "pgbun-scram-pt-"));
 const authFile = join(dir, "userlist.txt");
+const aqFile = join(dir, "userlist-aq.txt");
 afterAll(() => rmSync(dir, { recursive: true, force: true }));
 
 const PW = "pt-secret-pw";
@@ -26,9 +27,14 @@ beforeAll(async () => {
   const scram = ["pt_scram", "pt_psql", "pt_js", "pt_salt", "pt_salt_holder", "pt_nokeys", "pt_md5_on_scram"];
   for (const role of scram) await pg.psql(`SET password_encryption = 'scram-sha-256'; CREATE ROLE ${role} LOGIN PASSWORD '${PW}'`);
   await pg.psql(`SET password_encryption = 'md5'; CREATE ROLE pt_md5 LOGIN PASSWORD '${PW}'`);
+  // auth_query: only auth_user is in its auth_file; the others' secrets come from pg_authid at login
+  await pg.psql(`SET password_encryption = 'scram-sha-256'; CREATE ROLE pt_aq_scram LOGIN PASSWORD '${PW}'`);
+  await pg.psql(`SET password_encryption = 'md5'; CREATE ROLE pt_aq_md5 LOGIN PASSWORD '${PW}'`);
+  await pg.psql(`CREATE ROLE pt_aq_auth LOGIN SUPERUSER PASSWORD 'aq-auth-pw'`);
+  writeFileSync(aqFile, `"pt_aq_auth" "aq-auth-pw"\n`);
   const hba = join(pg.dataDir, "pg_hba.conf");
   const rules = await readFile(hba, "utf8");
-  await writeFile(hba, rules.replace(/^(local .*\n)/m, `$1host all pt_md5 127.0.0.1/32 md5\n`));
+  await writeFile(hba, rules.replace(/^(local .*\n)/m, `$1host all pt_md5 127.0.0.1/32 md5\nhost all pt_aq_md5 127.0.0.1/32 md5\n`));
   await appendFile(join(pg.dataDir, "postgresql.conf"), "\nlog_connections = on\n");
   await pg.psql("SELECT pg_reload_conf()");
   await Bun.sleep(300); // the postmaster rereads its files asynchronously
@@ -164,6 +170,29 @@ describe("md5 secrets: pgbun answers PostgreSQL's md5 challenge without the pass
       const got = await pgLogin(f, "pt_md5_on_scram");
       expect(got).toContain("wrong password type: the server asks for SCRAM-SHA-256");
       expect(got).toContain("only an md5 secret");
+    });
+  });
+});
+
+describe("auth_query secrets: the same, for users found through auth_user", () => {
+  const aqConfig = (authType: string) => ({
+    pgbun: { auth_type: authType, auth_file: aqFile, auth_user: "pt_aq_auth" },
+    databases: { "*": { host: pg.host, port: pg.port } },
+  });
+
+  test("a SCRAM role pg_authid gives the secret of: pgbun logs in with the client's keys; PostgreSQL checked SCRAM-SHA-256", async () => {
+    await withPgbun(pg, aqConfig("scram-sha-256"), async (f) => {
+      const before = authenticatedLines("pt_aq_scram", "scram-sha-256");
+      expect(await pgLogin(f, "pt_aq_scram")).toBe("ok");
+      expect(authenticatedLines("pt_aq_scram", "scram-sha-256")).toBeGreaterThan(before);
+    });
+  });
+
+  test("an md5 role: pgbun answers md5 with the secret auth_query found; PostgreSQL checked md5", async () => {
+    await withPgbun(pg, aqConfig("md5"), async (f) => {
+      const before = authenticatedLines("pt_aq_md5", "md5");
+      expect(await pgLogin(f, "pt_aq_md5")).toBe("ok");
+      expect(authenticatedLines("pt_aq_md5", "md5")).toBeGreaterThan(before);
     });
   });
 });
