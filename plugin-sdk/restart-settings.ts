@@ -2,6 +2,8 @@
 import type { SettingName } from "./config.ts";
 
 /**
+ * Settings pgbun accepts and does not act on (core/config/settings.ts IGNORED_SETTINGS: listen_backlog, peer_id,
+ * pkt_buf) are not listed: a reload changing them gets the not-acted-on warning instead.
  * A RELOAD that changes one of these keeps the running value (SHOW CONFIG shows what is in force) and says a
  * restart is needed; the console's SET refuses them (55P02, as PostgreSQL for its postmaster settings).
  */
@@ -11,11 +13,8 @@ export const RESTART_SETTINGS: ReadonlySet<SettingName> = new Set<SettingName>([
   "unix_socket_dir",
   "unix_socket_mode",
   "unix_socket_group",
-  "listen_backlog",
   "so_reuseport",
-  "peer_id",
   "workers",
-  "pkt_buf",
   "max_packet_size",
 ]);
 
