@@ -217,6 +217,31 @@ describe("a hostile server's SCRAM exchange is refused with a clear error", () =
   });
 });
 
+test("a high iteration count within the bound is computed off the event loop, and the exchange goes on", async () => {
+  let clientFinal = "";
+  fake.script = scram(
+    (n) => `r=${n}srv,s=${SALT},i=200000`,
+    (s) => s.write(error({ S: "FATAL", C: "28P01", M: 'password authentication failed for user "victim"' })),
+  );
+  const script = fake.script;
+  fake.script = (s, type, body, step) => {
+    if (step === 2) clientFinal = body.toString();
+    script(s, type, body, step);
+  };
+  await withPgbun(pg, config(), async (f) => {
+    // while PBKDF2 runs (a few hundred ms), pgbun serves a client of a real PostgreSQL
+    const hostile = attempt(f);
+    const t0 = Date.now();
+    const c = await pgConnect(f.pb);
+    expect(await firstValue(c, "SELECT 1")).toBe(1);
+    await c.end();
+    const servedIn = Date.now() - t0;
+    expect((await hostile).got).toBe('28P01 password authentication failed for user "victim"');
+    expect(clientFinal).toMatch(/^c=biws,r=[^,]+srv,p=[A-Za-z0-9+/]{43}=$/);
+    expect(servedIn).toBeLessThan(5_000);
+  });
+});
+
 describe("ErrorResponse without SQLSTATE, garbage notices and bad lengths", () => {
   test("during login, an ErrorResponse without SQLSTATE (CVE-2026-6666 class): the client gets XX000 and the server's text", async () => {
     fake.script = (s, type) => type === "startup" && s.write(error({ S: "FATAL", M: "no code here" }));
