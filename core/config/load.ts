@@ -30,6 +30,7 @@ import {
 export type { PgbunConfig, PluginSpec } from "../../plugin-sdk/config.ts";
 import type { PgbunConfig, PluginSpec } from "../../plugin-sdk/config.ts";
 import { RESTART_SETTINGS, type RestartNeeded } from "../../plugin-sdk/restart-settings.ts";
+import { tlsFileProblem } from "./tls-files.ts";
 
 /** A configuration problem: where (file, key path such as `pgbun.listen_port`) and why. */
 export class ConfigError extends Error {
@@ -156,7 +157,7 @@ export async function loadConfig(opts: LoadOptions = {}): Promise<PgbunConfig> {
     }
   }
   const dir = file !== null ? dirname(file) : cwd;
-  return validateConfig(raw, file, dir, env, opts.overrides);
+  return validateConfig(raw, file, dir, env, opts.overrides, true);
 }
 
 /** Read a file named on the command line; the extension picks the parser. */
@@ -212,6 +213,8 @@ export function validateConfig(
   dir: string,
   env: Record<string, string | undefined> = {},
   overrides: Record<string, string> = {},
+  /** Also check the files the settings name (TLS certificates and keys): loadConfig does, so start-up and `pgbun check` report them. */
+  readFiles = false,
 ): PgbunConfig {
   const fail: Fail = (key, reason) => {
     throw new ConfigError(file, key, reason);
@@ -268,7 +271,10 @@ export function validateConfig(
     assign(key, value, src);
   }
 
-  checkSettings(settings, (name) => sources.get(name) ?? { file: null, key: `${sectionName}.${name}` });
+  const sourceOf = (name: SettingName): Source => sources.get(name) ?? { file: null, key: `${sectionName}.${name}` };
+  checkSettings(settings, sourceOf);
+  const tls = readFiles ? tlsFileProblem(settings, dir) : null;
+  if (tls !== null) throw new ConfigError(sourceOf(tls.setting).file, sourceOf(tls.setting).key, tls.reason);
 
   return {
     settings,
