@@ -1,6 +1,6 @@
 // /metrics: a prom-client registry whose collect() callbacks read the scrape's snapshot (nothing is pushed per message).
 import { Counter, Gauge, Registry, type Metric } from "prom-client";
-import { COUNTER_FIELDS } from "../../plugin-sdk/index.ts";
+import { COUNTER_FIELDS, type DatabaseEntry, type PgbunConfig } from "../../plugin-sdk/index.ts";
 import type { PoolSample, Snapshot } from "./snapshot.ts";
 
 /** PgBouncer's counters under the pgbouncer_exporter's names (stats_totals), factor from pgbun's units (µs). */
@@ -67,8 +67,42 @@ class TotalsSummary {
   reset(): void {}
 }
 
+const DATABASE_LABELS = ["name", "host", "port", "database", "force_user", "pool_mode"];
+
+/**
+ * SHOW DATABASES' rows as the exporter labels them: each named [databases] entry, and each database a "*" entry
+ * serves right now (as PgBouncer lists the entries it made for them).
+ */
+function databaseRows(config: PgbunConfig, s: Snapshot): Array<{ labels: Record<string, string>; entry: DatabaseEntry; name: string }> {
+  const rows: Array<{ labels: Record<string, string>; entry: DatabaseEntry; name: string }> = [];
+  const add = (name: string, entry: DatabaseEntry) =>
+    rows.push({
+      name,
+      entry,
+      labels: {
+        name,
+        host: entry.host.join(","),
+        port: String(entry.port),
+        database: entry.dbname ?? name,
+        force_user: entry.user ?? "",
+        pool_mode: entry.pool_mode ?? config.settings.pool_mode,
+      },
+    });
+  for (const [name, entry] of Object.entries(config.databases)) if (name !== "*") add(name, entry);
+  const fallback = Object.hasOwn(config.databases, "*") ? config.databases["*"] : undefined;
+  if (fallback) {
+    const seen = new Set<string>();
+    for (const p of s.pools) {
+      if (Object.hasOwn(config.databases, p.database) || seen.has(p.database)) continue;
+      seen.add(p.database);
+      add(p.database, fallback);
+    }
+  }
+  return rows;
+}
+
 /** The registry; `current()` is the snapshot the scrape in progress took (set before registry.metrics()). */
-export function metricsRegistry(current: () => Snapshot): Registry {
+export function metricsRegistry(current: () => Snapshot, config: () => PgbunConfig): Registry {
   const registry = new Registry();
   const registers = [registry];
   const gauge = (name: string, help: string, labelNames: string[], fill: (g: Gauge, s: Snapshot) => void) =>
@@ -105,6 +139,28 @@ export function metricsRegistry(current: () => Snapshot): Registry {
   }
   gauge("pgbouncer_pools_client_maxwait_seconds", "Age of oldest unserved client connection, shown as second", ["database", "user"], (g, s) => {
     for (const p of s.pools) g.set({ database: p.database, user: p.user }, p.maxWaitMs / 1000);
+  });
+
+  const databases = (fill: (labels: Record<string, string>, entry: DatabaseEntry, name: string, s: Snapshot) => number) => (g: Gauge, s: Snapshot) => {
+    for (const row of databaseRows(config(), s)) g.set(row.labels, fill(row.labels, row.entry, row.name, s));
+  };
+  gauge("pgbouncer_databases_pool_size", "Maximum number of server connections", DATABASE_LABELS, databases((_l, e) => e.pool_size ?? config().settings.default_pool_size));
+  gauge("pgbouncer_databases_reserve_pool", "Maximum number of additional connections for this database", DATABASE_LABELS, databases((_l, e) => e.reserve_pool_size ?? config().settings.reserve_pool_size));
+  gauge("pgbouncer_databases_max_connections", "Maximum number of allowed connections for this database (0: no limit)", DATABASE_LABELS, databases((_l, e) => e.max_db_connections ?? config().settings.max_db_connections));
+  gauge("pgbouncer_databases_current_connections", "Current number of connections for this database", DATABASE_LABELS, databases((_l, _e, name, s) => {
+    let n = 0;
+    for (const p of s.pools) if (p.database === name) n += p.svActive + p.svIdle + p.svUsed + p.svTested + p.svLogin + p.svBeingCanceled;
+    return n;
+  }));
+  gauge("pgbouncer_databases", "Count of databases", [], (g, s) => g.set(databaseRows(config(), s).length));
+  gauge("pgbouncer_users", "Count of users", [], (g) => g.set(Object.keys(config().users).length));
+  gauge("pgbouncer_pools", "Count of pools", [], (g, s) => g.set(s.pools.length));
+  gauge("pgbouncer_used_clients", "Count of used clients", [], (g, s) => g.set((s.clients.active ?? 0) + (s.clients.waiting ?? 0)));
+  gauge("pgbouncer_login_clients", "Count of clients in login state", [], (g, s) => g.set(s.clients.login ?? 0));
+  gauge("pgbouncer_used_servers", "Count of used servers", [], (g, s) => {
+    let n = 0;
+    for (const [state, count] of Object.entries(s.servers)) if (state !== "idle") n += count;
+    g.set(n);
   });
 
   for (const m of STATS) {

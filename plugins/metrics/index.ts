@@ -53,7 +53,7 @@ export default function metricsPlugin(): PgbunPlugin {
       const takeMine = (): Snapshot => takeSnapshot(api, errors);
       const dashboard = api.options.dashboard === false ? null : readFileSync(new URL("./dashboard.html", import.meta.url), "utf8");
       let current: Snapshot | null = null;
-      const registry = metricsRegistry(() => current ?? takeMine());
+      const registry = metricsRegistry(() => current ?? takeMine(), () => api.config);
       const readiness = new ReadyCheck();
       // one gathering at a time: scrapes that arrive while one runs share its answer (scrapers and dashboards
       // polling together cost one round over the workers, not one each)

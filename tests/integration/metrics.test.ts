@@ -256,6 +256,13 @@ describe("pgbun:metrics", () => {
         expect(history[i]!.stats.all.xacts ?? 0).toBeGreaterThanOrEqual(history[i - 1]!.stats.all.xacts ?? 0);
       }
       expect(history.at(-1)!.stats.all.xacts).toBeGreaterThan(history[0]!.stats.all.xacts ?? 0);
+      // SHOW DATABASES and SHOW LISTS under the exporter's names: the app database ("*" made it) with the pool's servers
+      const appDb = { name: "app", database: "app", force_user: "", pool_mode: "transaction" };
+      expect(value(after, "pgbouncer_databases_pool_size", appDb)).toBe(4);
+      expect(value(after, "pgbouncer_databases_current_connections", appDb)).toBe(value(after, "pgbouncer_pools_server_idle_connections", pool));
+      expect(value(after, "pgbouncer_databases_current_connections", appDb)).toBeGreaterThan(0);
+      expect(value(after, "pgbouncer_pools")).toBe(1);
+      expect(value(after, "pgbouncer_used_clients")).toBe(0);
       // gauges come back down: no client left, the servers idle in their pool
       expect(value(after, "pgbouncer_pools_client_active_connections", { database: "app", user: pg.superuser })).toBe(0);
       expect(value(after, "pgbouncer_pools_server_active_connections", { database: "app", user: pg.superuser })).toBe(0);
