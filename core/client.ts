@@ -316,6 +316,15 @@ export class ClientConnection extends ClientFlags implements Client, FrameSink, 
     this.countFrontend(type);
   }
 
+  /** The rest of a streamed message has gone to the server: what a hook appended after it follows. */
+  streamEnd(): void {
+    const ctx = this._ctx;
+    const after = ctx === null ? null : ctx.afterStream;
+    if (after === null) return;
+    ctx!.afterStream = null;
+    for (const b of after) this.forwardToServer(b, 0, b.length, true);
+  }
+
   /** Keeps the count of ReadyForQuery answers the server still owes us. */
   private countFrontend(type: number): void {
     switch (type) {
@@ -370,6 +379,7 @@ export class ClientConnection extends ClientFlags implements Client, FrameSink, 
       ctx.start = start;
       ctx.end = end;
       ctx.direction = "frontend";
+      ctx.partialLength = this._framer!.partialTotal;
       ctx.resumed = (this.bits & REDELIVER) !== 0;
       this.bits &= ~REDELIVER;
       let r;
@@ -382,7 +392,10 @@ export class ClientConnection extends ClientFlags implements Client, FrameSink, 
       if (this.state === "closed") return false;
       if (ctx.after !== null) return this.forwardWithAfter(r, type, buf, start, end);
       if (r !== undefined) {
-        if (r === Action.Drop) return this.state !== "waiting";
+        if (r === Action.Drop) {
+          if (ctx.partialLength !== 0) this._framer!.dropRest = true; // its rest is not forwarded either
+          return this.state !== "waiting";
+        }
         if (r === Action.WaitForServer) {
           if (this.server === null) {
             if (this.state === "waiting" || !this.acquireServer()) {
@@ -424,6 +437,14 @@ export class ClientConnection extends ClientFlags implements Client, FrameSink, 
     const parts: Uint8Array[] = [];
     if (r === undefined) parts.push(buf.subarray(start, end));
     else if (r instanceof Uint8Array) parts.push(r);
+    if (this.ctx.partialLength !== 0) {
+      // a streamed message: its rest goes first, then these (see streamEnd)
+      if (r === Action.Drop) this._framer!.dropRest = true;
+      this.ctx.afterStream = after;
+      if (parts.length === 0) return this.state !== "waiting";
+      if (type === Frontend.Terminate) this.terminate();
+      return this.forwardToServer(parts[0]!, 0, parts[0]!.length, r !== undefined);
+    }
     parts.push(...after);
     const bytes = Buffer.concat(parts);
     if (type === Frontend.Terminate) this.terminate();
@@ -547,6 +568,8 @@ export class ClientConnection extends ClientFlags implements Client, FrameSink, 
     const fault = PluginFault.from(err);
     this.core.log.error({ client: this.label, plugin: fault.plugin, err: fault.logged }, `plugin ${fault.plugin} failed`);
     const message = `plugin "${fault.plugin}" failed: ${fault.reason}`;
+    // a streamed message's rest must not reach the server without its start
+    if (this._framer !== null && this._framer.partialTotal !== 0) this._framer.dropRest = true;
     // a plain Query fails alone outside a transaction block; inside one PostgreSQL would fail the block, which
     // only the server can do: the session ends instead, so a COMMIT cannot commit what ran before the error
     if (type === Frontend.Query && this.inSync && this.state === "active" && this.txStatus === TxStatus.Idle) {

@@ -19,6 +19,10 @@ export class HookContext implements MessageContext {
    * again, so a tap that counts or records should do so only when this is false.
    */
   resumed = false;
+  /** The whole message's length when only its prefix is in buf (a streamed message), else 0. */
+  partialLength = 0;
+  /** appendAfter() bytes of a streamed client message: sent once its rest has gone to the server. */
+  afterStream: Uint8Array[] | null = null;
 
   constructor(readonly client: ClientConnection) {}
 
@@ -26,9 +30,14 @@ export class HookContext implements MessageContext {
     return this.client.server;
   }
 
-  /** Length of the whole message including its 5-byte header. */
+  /** Length of the whole message including its 5-byte header (more than end - start when partial). */
   get length(): number {
-    return this.end - this.start;
+    return this.partialLength !== 0 ? this.partialLength : this.end - this.start;
+  }
+
+  /** buf holds only the message's prefix; its rest streams after it (see MessageContext.partial). */
+  get partial(): boolean {
+    return this.partialLength !== 0;
   }
 
   /** A view of the whole message (no copy; valid during the call only). */

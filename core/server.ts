@@ -15,6 +15,13 @@ import type { Pgbun } from "./pgbun.ts";
 
 export type { InternalError, ServerState, ServerTarget };
 
+/**
+ * Server messages a plugin tapped are streamed above this size (see STREAM_PREFIX): larger than a client's bound,
+ * so that a RowDescription of PostgreSQL's 1,664 columns (~135 KB) is always seen whole; only rows, COPY data and
+ * errors quoting a client's huge value come near it.
+ */
+const SERVER_STREAM_PREFIX = 1024 * 1024;
+
 interface InternalQuery {
   sql: string;
   error: InternalError | null;
@@ -70,7 +77,7 @@ export class ServerConnection implements Server, FrameSink, Pausable {
     this.id = core.nextId();
     this.label = `S-${this.id}`;
     this.out = new Outbound(null);
-    this.framer = new Framer(this, ALL_WHOLE, core.config.settings.max_packet_size);
+    this.framer = new Framer(this, ALL_WHOLE, core.config.settings.max_packet_size, SERVER_STREAM_PREFIX);
     this.connectTime = core.now;
     this.lastUsed = core.now;
     this.login = new ServerLogin(this);
@@ -251,7 +258,23 @@ export class ServerConnection implements Server, FrameSink, Pausable {
 
   notify(_type: number): void {}
 
+  /** The rest of a streamed message has gone to the client: what a hook appended after it follows. */
+  streamEnd(): void {
+    const after = this.afterStream;
+    if (after === null) return;
+    this.afterStream = null;
+    if (this.client !== null) for (const b of after) this.client.out.push(b);
+  }
+
+  /** appendAfter() bytes of a streamed message, sent after its rest. */
+  private afterStream: Uint8Array[] | null = null;
+
   message(type: number, buf: Uint8Array, start: number, end: number): boolean {
+    if (this.framer.partialTotal !== 0 && !this.relaysPrefix(type)) {
+      // login, internal queries, orphans and ParameterStatus read every message whole (max_packet_size bounds it)
+      this.framer.fetchWhole = true;
+      return false;
+    }
     if (this.login) return this.login.message(type, buf, start, end);
     if (this.internal.length > 0) return this.internalMessage(type, buf, start, end);
     const client = this.client;
@@ -292,6 +315,11 @@ export class ServerConnection implements Server, FrameSink, Pausable {
     return true;
   }
 
+  /** A streamed message can go to the linked client as a prefix and a streamed rest (see MessageContext.partial). */
+  private relaysPrefix(type: number): boolean {
+    return this.login === null && this.internal.length === 0 && this.client !== null && !this.releaseRequested && type !== Backend.ParameterStatus;
+  }
+
   /** Hands one message to the client, through the plugins' hooks for its type. False when a plugin failed. */
   private relay(client: ClientConnection, type: number, buf: Uint8Array, start: number, end: number): boolean {
     const hook = this.core.serverHooks[type];
@@ -302,6 +330,8 @@ export class ServerConnection implements Server, FrameSink, Pausable {
       ctx.start = start;
       ctx.end = end;
       ctx.direction = "backend";
+      const partial = this.framer.partialTotal;
+      ctx.partialLength = partial;
       let r;
       try {
         r = hook.call(ctx);
@@ -312,10 +342,12 @@ export class ServerConnection implements Server, FrameSink, Pausable {
       }
       if (r === undefined) client.out.push(buf, start, end);
       else if (r instanceof Uint8Array) client.out.push(r);
+      else if (partial !== 0) this.framer.dropRest = true;
       const after = ctx.after;
       if (after !== null) {
         ctx.after = null;
-        for (const b of after) client.out.push(b);
+        if (partial !== 0) this.afterStream = after;
+        else for (const b of after) client.out.push(b);
       }
       return true;
     }
@@ -417,6 +449,8 @@ export class ServerConnection implements Server, FrameSink, Pausable {
 
   malformed(reason: string): void {
     this.core.log.warn({ server: this.label }, `malformed packet from server: ${reason}`);
+    // during login the login fails now, with the reason (closing alone would leave it to server_connect_timeout)
+    if (this.login) return this.login.failed({ message: `malformed packet from server: ${reason}`, code: SqlState.ProtocolViolation });
     const client = this.client;
     if (client) client.fatal(SqlState.ProtocolViolation, "server sent an invalid packet");
     this.close(`malformed packet: ${reason}`);
@@ -456,3 +490,4 @@ export class ServerConnection implements Server, FrameSink, Pausable {
     this.core.hooks.serverClosed.call(this, reason);
   }
 }
+

@@ -19,6 +19,15 @@ export function frameFlags(whole: Iterable<number> = [], notify: Iterable<number
   return f;
 }
 
+/**
+ * A Whole-type message longer than this (header included) that is not all in one read is streamed instead of
+ * assembled: the sink sees its first STREAM_PREFIX bytes as a partial message (`partialTotal` set), and the rest
+ * passes through as spans (or is skipped) as it arrives. Bounds what a client can make pgbun hold to one prefix
+ * per connection whatever it sends (a 500 MB Query): PgBouncer's sbuf likewise looks only at what fits its buffer.
+ * 64 KB holds the start of any statement text a plugin screens, and is the size of a typical socket read.
+ */
+export const STREAM_PREFIX = 64 * 1024;
+
 /** Every type whole: used while a connection has no peer, so each message can be decided on by itself. */
 export const ALL_WHOLE: FrameFlags = new Uint8Array(256).fill(Frame.Whole);
 
@@ -27,11 +36,21 @@ export interface FrameSink {
   passSpan(buf: Uint8Array, start: number, end: number): void;
   /** A Notify-type header was seen; the message itself is part of the span. */
   notify(type: number): void;
-  /** A whole message [start, end) including its header. Return false to hold the rest until resume(). */
+  /**
+   * A whole message [start, end) including its header. Return false to hold the rest until resume(). When the
+   * framer's `partialTotal` is not 0 this is only the message's first bytes (see STREAM_PREFIX): returning true
+   * passes its rest on as spans (or skips it when the sink set `dropRest`); a sink that cannot take a prefix sets
+   * `fetchWhole` and returns false, and the message is assembled and delivered again whole.
+   */
   message(type: number, buf: Uint8Array, start: number, end: number): boolean;
+  /** The rest of a streamed (partial) message has all been passed on or skipped. */
+  streamEnd?(): void;
   /** The stream is malformed (bad length); the framer stops for good. */
   malformed(reason: string): void;
 }
+
+const STREAMING = 1;
+const SKIPPING = 2;
 
 /** Splits a byte stream into messages. One instance per direction per connection. */
 export class Framer {
@@ -47,10 +66,23 @@ export class Framer {
   private broken = false;
   /** Set by the sink before message() returns false to hold that message too (it will be seen again). */
   holdCurrent = false;
+  /** Whole-type messages above this many bytes are streamed (see STREAM_PREFIX); the prefix is this long. */
+  streamAbove: number;
+  /** During message() of a streamed message: the whole message's length, header included; else 0. */
+  partialTotal = 0;
+  /** Set by the sink during message() of a streamed message: its rest is skipped, not passed on. */
+  dropRest = false;
+  /** Set by the sink before returning false from message() of a streamed message: assemble it whole instead. */
+  fetchWhole = false;
+  /** The bytes passRemaining counts are the rest of a streamed message: STREAMING passes them, SKIPPING drops them. */
+  private streamMode = 0;
+  /** The message being assembled in pendingParts is delivered as a prefix once STREAM_PREFIX bytes are there. */
+  private pendingStream = false;
 
-  constructor(private sink: FrameSink, flags: FrameFlags, maxLength = 0x7fffffff) {
+  constructor(private sink: FrameSink, flags: FrameFlags, maxLength = 0x7fffffff, streamAbove = STREAM_PREFIX) {
     this.flags = flags;
     this.maxLength = maxLength;
+    this.streamAbove = streamAbove;
   }
 
   /** Nothing buffered, held or half-read, and not broken: the framer may serve another connection. */
@@ -122,11 +154,48 @@ export class Framer {
     this.held = null;
     this.pendingParts = null;
     this.pendingHeader = null;
+    this.streamMode = 0;
   }
 
   private fail(reason: string): void {
     this.broken = true;
     this.sink.malformed(reason);
+  }
+
+  /**
+   * Hands the sink the first bytes pbuf[ps, pe) of a message of `total` bytes that is longer than this read: its
+   * rest starts at chunk[from] and does not end in this read. Uses up the read (passed on, skipped or held).
+   */
+  private partial(type: number, pbuf: Uint8Array, ps: number, pe: number, total: number, chunk: Uint8Array, from: number): void {
+    this.partialTotal = total;
+    const ok = this.sink.message(type, pbuf, ps, pe);
+    this.partialTotal = 0;
+    const drop = this.dropRest;
+    this.dropRest = false;
+    if (this.broken) return;
+    if (this.fetchWhole || (!ok && this.holdCurrent)) {
+      // what was read of the message is kept whole: assembled (fetchWhole), or held to be seen again
+      const parts = [Buffer.from(pbuf.subarray(ps, pe))];
+      if (from < chunk.length) parts.push(Buffer.from(chunk.subarray(from)));
+      if (this.fetchWhole) {
+        this.fetchWhole = false;
+        this.holdCurrent = false;
+        this.pendingParts = parts;
+        this.pendingHave = pe - ps + (chunk.length - from);
+        this.pendingTotal = total;
+      } else {
+        this.holdCurrent = false;
+        this.held = parts;
+      }
+      return;
+    }
+    this.passRemaining = total - (pe - ps);
+    this.streamMode = drop ? SKIPPING : STREAMING;
+    // the sink took the prefix and holds what follows: the rest streams once it resumes
+    if (!ok) return this.hold(chunk, from);
+    const n = chunk.length - from;
+    if (!drop) this.sink.passSpan(chunk, from, chunk.length);
+    this.passRemaining -= n;
   }
 
   private process(chunk: Uint8Array): void {
@@ -135,17 +204,34 @@ export class Framer {
     const len0 = buf.length;
     if (this.passRemaining > 0) {
       const n = Math.min(this.passRemaining, len0);
-      this.sink.passSpan(buf, 0, n);
+      if (this.streamMode !== SKIPPING) this.sink.passSpan(buf, 0, n);
       this.passRemaining -= n;
+      if (this.passRemaining === 0 && this.streamMode !== 0) {
+        this.streamMode = 0;
+        this.sink.streamEnd?.();
+        if (this.broken) return;
+      }
       if (n === len0) return;
       i = n;
     } else if (this.pendingParts) {
       const need = this.pendingTotal - this.pendingHave;
       if (len0 < need) {
+        if (this.pendingStream && this.pendingHave + len0 >= this.streamAbove) {
+          // the prefix is complete and the message is not: it streams from here
+          const take = this.streamAbove - this.pendingHave;
+          this.pendingParts.push(Buffer.from(buf.subarray(0, take)));
+          const prefix = Buffer.concat(this.pendingParts, this.streamAbove);
+          this.pendingParts = null;
+          this.pendingHave = 0;
+          this.pendingStream = false;
+          this.partial(prefix[0]!, prefix, 0, prefix.length, this.pendingTotal, buf, take);
+          return;
+        }
         this.pendingParts.push(Buffer.from(buf));
         this.pendingHave += len0;
         return;
       }
+      this.pendingStream = false;
       this.pendingParts.push(Buffer.from(buf.subarray(0, need)));
       const whole = Buffer.concat(this.pendingParts, this.pendingTotal);
       this.pendingParts = null;
@@ -193,9 +279,15 @@ export class Framer {
       }
       if (i > spanStart) this.sink.passSpan(buf, spanStart, i);
       if (total > len - i) {
+        if (total > this.streamAbove && len - i >= this.streamAbove) {
+          // too long to assemble, and its prefix is here: the sink sees that, the rest streams
+          this.partial(type, buf, i, i + this.streamAbove, total, buf, i + this.streamAbove);
+          return;
+        }
         this.pendingParts = [Buffer.from(buf.subarray(i))];
         this.pendingHave = len - i;
         this.pendingTotal = total;
+        this.pendingStream = total > this.streamAbove;
         return;
       }
       const end = i + total;

@@ -120,6 +120,7 @@ function run(t: TestApi, client: FakeClient, bytes: Uint8Array, direction: "fron
       return client.server;
     },
     length: message.length,
+    partial: false,
     bytes: () => buf.subarray(PAD, PAD + message.length),
     body: () => buf.subarray(PAD + 5, PAD + message.length),
     sendToClient: (b) => {

@@ -1,6 +1,6 @@
 // Built-in plugin: protocol-level named prepared statements that work in transaction and statement mode.
 import { Action, Backend, DEALLOCATES_ALL, Frontend, Prebuilt, cstringEnd, decodeError, decodeParse, decodeQuery, decodeTarget, errorResponse, errorResponseOf, type MessageContext, type MessageResult, type PgbunPlugin, Stage } from "../../plugin-sdk/index.ts";
-import { closeStatement, describeStatement, parameterDescription, parseMessage, rebind } from "./messages.ts";
+import { closeStatement, describeStatement, parameterDescription, parseMessage, rebind, renameParsePrefix } from "./messages.ts";
 import { Req, type ReqKind } from "./requests.ts";
 import { parameterTypes, shapeOf } from "./shape.ts";
 import { shared, sharedTypes } from "./shared.ts";
@@ -24,6 +24,12 @@ const CACHED_PLAN_CHANGED = errorResponseOf({
 const UNNAMED_GONE = errorResponseOf({ severity: "ERROR", code: "26000", message: "unnamed prepared statement does not exist" });
 /** Where a Bind/Describe of an unnamed statement that is not the client's goes: a name no server has. */
 const UNNAMED_GONE_NAME = "pgbun_unnamed_gone";
+/** Where a Bind/Describe of a streamed statement goes on a server that does not have it: a name no server has. */
+const STREAMED_GONE_NAME = "pgbun_streamed_gone";
+/** What resolve() returns for a streamed statement this server does not have. */
+const STREAMED_GONE = "\u0000gone";
+/** Numbers the keys of streamed statements: each is its own (no text to share it by). */
+let streamedSeq = 0;
 /** Error classes at Execute that may mean a shared statement no longer fits the schema (feature, statement, syntax/access). */
 const STALE_CLASSES = new Set(["0A", "26", "42"]);
 
@@ -118,6 +124,7 @@ export default function preparedStatements(): PgbunPlugin {
        */
       const resolve = (ctx: MessageContext, st: ClientStatements, cs: ClientStatement): string | typeof HOLD => {
         const own = cs.own;
+        if (cs.streamed) return own !== null && serverState(ctx.server!).names.get(cs.key) === own ? own.name : STREAMED_GONE;
         const held = st.held;
         if (held !== null) {
           // the statement parsed for this message has been described (or failed, and the server skips to the Sync)
@@ -164,6 +171,7 @@ export default function preparedStatements(): PgbunPlugin {
           st.unnamedHere = true;
           return undefined;
         }
+        if (ctx.partial) return streamedParse(ctx, st);
         const p = decodeParse(ctx);
         if (st.byName.has(p.name)) {
           // PostgreSQL refuses a name in use (42P05) and skips to the Sync: a Parse that fails on the server keeps
@@ -196,6 +204,43 @@ export default function preparedStatements(): PgbunPlugin {
         return parseMessage(stmt.name, p.query, p.paramTypes);
       });
 
+      /**
+       * A named Parse too long to hold (ctx.partial): renamed in its prefix, its text streams on unseen and unkept.
+       * The statement is this server's only (see ClientStatement.streamed); it waits for a server rather than be
+       * answered early, as there is no text to parse later.
+       */
+      const streamedParse = (ctx: MessageContext, st: ClientStatements): MessageResult => {
+        const { buf, start, end } = ctx;
+        const nameEnd = cstringEnd(buf, start + 5, end);
+        // a name longer than the prefix: PostgreSQL cuts it to 63 bytes, so it cannot be one of pgbun's names
+        if (nameEnd === end) return undefined;
+        if (ctx.server === null) {
+          const idle = ctx.client.state === "active" ? api.hooks.peekServer.call(ctx.client) : undefined;
+          if (idle) ctx.client.linkServer(idle);
+          else return Action.WaitForServer;
+        }
+        const name = textOf(buf, start + 5, nameEnd);
+        if (st.byName.has(name)) {
+          // fails on the server whatever its text: reported as 42P05, as for a short one
+          st.queue.push(Req.IntDuplicate, undefined, name);
+          return renameParsePrefix(buf, start, end, ctx.length, nameEnd, "pgbun_duplicate", "pgbun: prepared statement already exists ");
+        }
+        const key = `\u0000streamed ${++streamedSeq}`;
+        const cs: ClientStatement = { query: "", paramTypes: [], key, own: null, streamed: true };
+        st.byName.set(shared(name), cs);
+        const stmt = newStatement(ctx, st, key);
+        cs.own = stmt;
+        st.queue.push(Req.Parse, undefined, name, stmt);
+        ctx.appendAfter(describe(st, stmt));
+        return renameParsePrefix(buf, start, end, ctx.length, nameEnd, stmt.name);
+      };
+
+      /** A Bind/Describe of a streamed statement its server no longer has: fails there; the client's name goes. */
+      const streamedGone = (st: ClientStatements, name: string): void => {
+        st.byName.delete(name);
+        st.queue.push(Req.IntStreamedGone, undefined, name);
+      };
+
       onClient(Frontend.Bind, (ctx) => {
         if (!pooled(ctx)) return undefined;
         const st = clientState(ctx.client);
@@ -216,6 +261,10 @@ export default function preparedStatements(): PgbunPlugin {
         if (ctx.server === null) return Action.WaitForServer;
         const target = resolve(ctx, st, cs);
         if (target === HOLD) return Action.Hold;
+        if (target === STREAMED_GONE) {
+          streamedGone(st, name);
+          return rebind(buf, start, end, portalEnd, nameEnd, STREAMED_GONE_NAME);
+        }
         st.bound.push(cs.key);
         st.queue.push(target === CHANGED ? Req.IntChanged : Req.Bind);
         return rebind(buf, start, end, portalEnd, nameEnd, target === CHANGED ? CHANGED_NAME : target);
@@ -239,6 +288,10 @@ export default function preparedStatements(): PgbunPlugin {
         if (ctx.server === null) return Action.WaitForServer;
         const target = resolve(ctx, st, cs);
         if (target === HOLD) return Action.Hold;
+        if (target === STREAMED_GONE) {
+          streamedGone(st, targetName);
+          return describeStatement(STREAMED_GONE_NAME);
+        }
         st.bound.push(cs.key);
         if (target === CHANGED) {
           st.queue.push(Req.IntChangedDescribe, undefined, undefined, cs.own!);
@@ -376,6 +429,14 @@ export default function preparedStatements(): PgbunPlugin {
         else if (head.kind === Req.IntChanged) replacement = CACHED_PLAN_CHANGED;
         else if (head.kind === Req.IntChangedDescribe) replacement = Buffer.concat([parameterDescription(head.stmt!.paramOids ?? []), CACHED_PLAN_CHANGED]);
         else if (head.kind === Req.IntUnnamedGone) replacement = UNNAMED_GONE;
+        else if (head.kind === Req.IntStreamedGone) {
+          replacement = errorResponse(
+            "26000",
+            `prepared statement "${head.name}" does not exist`,
+            "ERROR",
+            "Its text is over 64 kB: pgbun:prepared-statements keeps no copy of it, so it exists only on the server connection it was prepared on. Prepare it again.",
+          );
+        }
         // an error about a shared statement may mean it no longer fits the schema: forget it on this server
         if (head.kind !== Req.Execute || STALE_CLASSES.has(decodeError(ctx.buf, ctx.start, ctx.end).code.slice(0, 2))) forgetBound(st, srv);
         // the server skips everything up to the next Sync: nothing it skipped was prepared or answered

@@ -33,6 +33,25 @@ export function rebind(buf: Uint8Array, start: number, end: number, portalEnd: n
   return out;
 }
 
+/**
+ * The prefix of a streamed Parse (buf[start, end) of a message of `total` bytes, its name ending at nameEnd) under
+ * the statement name `name`, with `textHead` put before its text; the message's rest follows it unchanged, so the
+ * length field counts that rest too.
+ */
+export function renameParsePrefix(buf: Uint8Array, start: number, end: number, total: number, nameEnd: number, name: string, textHead = ""): Buffer {
+  const nameLen = Buffer.byteLength(name);
+  const headLen = Buffer.byteLength(textHead);
+  const out = Buffer.allocUnsafe(5 + nameLen + 1 + headLen + (end - (nameEnd + 1)));
+  const src = Buffer.isBuffer(buf) ? buf : Buffer.from(buf.buffer, buf.byteOffset, buf.byteLength);
+  out[0] = buf[start]!;
+  out.write(name, 5, "utf8");
+  out[5 + nameLen] = 0;
+  out.write(textHead, 6 + nameLen, "utf8");
+  src.copy(out, 6 + nameLen + headLen, nameEnd + 1, end);
+  out.writeUInt32BE(out.length - 1 + (total - (end - start)), 1);
+  return out;
+}
+
 /** A ParameterDescription of these parameter types (what the server sends first in answer to a Describe 'S'). */
 export function parameterDescription(oids: readonly number[]): Buffer {
   const w = new MessageWriter(8 + 4 * oids.length).begin(Backend.ParameterDescription).int16(oids.length);

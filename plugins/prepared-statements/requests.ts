@@ -37,6 +37,11 @@ export const Req = {
   IntUnnamedGone: 16,
   /** IntChanged for a Describe 'S': PostgreSQL sends the statement's ParameterDescription before that error. */
   IntChangedDescribe: 17,
+  /**
+   * A Bind/Describe of a streamed statement (its Parse was too long to keep its text) on a server that does not have
+   * it, sent to a name that does not exist: its error is reported as PostgreSQL's for a missing statement.
+   */
+  IntStreamedGone: 18,
 } as const;
 export type ReqKind = (typeof Req)[keyof typeof Req];
 

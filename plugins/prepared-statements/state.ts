@@ -28,6 +28,11 @@ export interface ClientStatement {
    * client's name. null until the statement is parsed for real (a Parse answered while no server was free).
    */
   own: ServerStatement | null;
+  /**
+   * Its Parse was streamed (longer than the prefix a plugin sees): its text was never held, so it exists only where
+   * that Parse went, and a Bind or Describe on another server fails as a missing statement does.
+   */
+  streamed?: true;
 }
 
 export interface ClientStatements {

@@ -218,6 +218,8 @@ export default function sessionState(): PgbunPlugin {
           const from = ctx.start + 5;
           const text = inspect(client, ctx, from, on);
           if (!on) return undefined;
+          // a streamed text's rest is unseen (its prefix alone is screened): its transaction is checked
+          if (ctx.partial) suspect(client);
           if (text !== null && DEALLOCATES_ALL.test(text)) stateOf(client).statements?.deallocatedAll();
           if (text === null && verify() && !provenHarmless(ctx.buf, from, cstringEnd(ctx.buf, from, ctx.end))) suspect(client);
           return undefined;
@@ -233,7 +235,8 @@ export default function sessionState(): PgbunPlugin {
           const nameFrom = ctx.start + 5;
           const nameEnd = cstringEnd(buf, nameFrom, end);
           const textFrom = nameEnd + 1;
-          const changing = inspect(client, ctx, textFrom, on) !== null;
+          // a streamed text's rest is unseen: the statement counts as changing, each Bind of it is checked
+          const changing = inspect(client, ctx, textFrom, on) !== null || ctx.partial;
           if (!on) return undefined;
           let harmless = false;
           if (verify()) {

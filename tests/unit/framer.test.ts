@@ -50,9 +50,9 @@ class Recorder implements FrameSink {
   }
 }
 
-function setup(flags: FrameFlags, maxLength?: number): { framer: Framer; sink: Recorder } {
+function setup(flags: FrameFlags, maxLength?: number, streamAbove?: number): { framer: Framer; sink: Recorder } {
   const sink = new Recorder();
-  const framer = new Framer(sink, flags, maxLength);
+  const framer = new Framer(sink, flags, maxLength, streamAbove);
   sink.framer = framer;
   return { framer, sink };
 }
@@ -201,9 +201,9 @@ describe("large pass-through messages stream", () => {
     expect(sink.messageTypes()).toEqual(["Q"]);
   });
 
-  test("a large whole message is buffered only as its pieces arrive and delivered once", () => {
+  test("a large whole message below the stream bound is buffered only as its pieces arrive and delivered once", () => {
     const big = msg("Q", 300_000);
-    const { framer, sink } = setup(MIXED);
+    const { framer, sink } = setup(MIXED, undefined, 1 << 20); // (framer-stream.test.ts: above the bound)
     for (let off = 0; off < big.length; off += 10_000) {
       framer.feed(big.subarray(off, off + 10_000));
       if (off + 10_000 < big.length) expect(framer.bufferedBytes).toBe(off + 10_000);
