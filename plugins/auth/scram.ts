@@ -82,6 +82,7 @@ export class ScramServer {
     this.gs2Header = clientFirst.slice(0, c2 + 1);
     this.clientFirstBare = clientFirst.slice(c2 + 1);
     const attrs = attributes(this.clientFirstBare);
+    if (attrs[0]?.[0] === "m") throw new ScramProtocolError("client requires an unsupported SCRAM extension", SqlState.FeatureNotSupported);
     // n= (the user name, ignored as PostgreSQL does: the startup packet's counts), then r=; "m=" extensions refused
     if (attrs.length < 2 || attrs[0]![0] !== "n" || attrs[1]![0] !== "r") throw new ScramProtocolError("malformed SCRAM message");
     const clientNonce = attrs[1]![1];
