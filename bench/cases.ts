@@ -43,6 +43,12 @@ export type TargetId =
    * Client authentication and TLS (issue 11): both poolers with auth_type = scram-sha-256 and the user's SCRAM secret
    * from pg_authid in their auth_file; and both with client_tls_sslmode = require and a throwaway self-signed cert.
    */
+  /** pgbun:metrics listening and scraped 10 times a second (issue 13), and its plain twin. */
+  | "pgbun-metrics"
+  | "pgbun-twin-metrics"
+  /** pgbun:health-check with server_check_delay = 0: a check before every hand-out (issue 12), and its plain twin. */
+  | "pgbun-check0"
+  | "pgbun-twin-check0"
   | "pgbouncer-scram"
   | "pgbun-scram"
   | "pgbouncer-tls"
@@ -57,7 +63,7 @@ export type Cell =
   | { kind: "na"; reason: string };
 
 /** What `--only` selects by: every case belongs to one group. */
-export const CASE_GROUPS = ["transaction", "session", "tpcb", "storm", "reset", "pipeline", "verify", "workers", "before-after", "floor", "efficiency", "login", "tls"] as const;
+export const CASE_GROUPS = ["transaction", "session", "tpcb", "storm", "reset", "pipeline", "verify", "workers", "before-after", "floor", "efficiency", "login", "tls", "metrics", "health"] as const;
 export type CaseGroup = (typeof CASE_GROUPS)[number];
 
 export interface BenchCase {
@@ -203,6 +209,26 @@ export function buildCases(o: MatrixOptions): BenchCase[] {
     });
   }
   cases.push(...verifyCases(o, select));
+  cases.push({
+    id: "metrics-scrape-10",
+    label: "pgbun with stats_listen_port set and /metrics scraped 10 times a second during the run, select-only, simple, 10 clients",
+    short: "/metrics 10/s, 10c",
+    group: "metrics",
+    spec: select(10, "simple"),
+    cells: { direct: pipelineDirect, pgbouncer: pipelineBouncer, pgbun: run("pgbun-metrics") },
+    baseline: "pgbun-twin-metrics",
+    baselineName: "plain pgbun",
+  });
+  cases.push({
+    id: "check0-10",
+    label: "pgbun with server_check_delay = 0 (server_check_query before every hand-out), select-only, simple, 10 clients",
+    short: "check every hand-out, 10c",
+    group: "health",
+    spec: select(10, "simple"),
+    cells: { direct: pipelineDirect, pgbouncer: pipelineBouncer, pgbun: run("pgbun-check0") },
+    baseline: "pgbun-twin-check0",
+    baselineName: "plain pgbun (server_check_delay 30)",
+  });
   for (const clients of [10, 50]) {
     const hasBase = o.clients.includes(clients);
     cases.push({

@@ -2,7 +2,7 @@
 import { existsSync } from "node:fs";
 import { resolve } from "node:path";
 import { startPgbun, type TestPgbun } from "../tests/harness/pgbun.ts";
-import type { TestPostgres } from "../tests/harness/postgres.ts";
+import { freePort, type TestPostgres } from "../tests/harness/postgres.ts";
 import type { LoginFiles } from "./login-files.ts";
 import { onCleanup } from "./processes.ts";
 
@@ -15,7 +15,7 @@ export const AUDIT_LOG_EXAMPLE = resolve(REPO_ROOT, "examples", "audit-log.ts");
  * "session-wide": session mode keeping idle servers (server_idle_timeout 0), for a pool of a server per client.
  * "verify": transaction mode with session_state = "verify" (a pgbun without that value refuses to start).
  */
-export type PgbunVariant = "plain" | "session" | "session-wide" | "statement" | "verify" | "noop10" | "audit-log" | "workers2" | "scram" | "tls";
+export type PgbunVariant = "plain" | "session" | "session-wide" | "statement" | "verify" | "noop10" | "audit-log" | "workers2" | "scram" | "tls" | "metrics" | "check0";
 
 export interface PgbunSettings {
   poolSize: number;
@@ -24,6 +24,8 @@ export interface PgbunSettings {
   entry?: string;
   /** The auth_file and certificate of the "scram" and "tls" variants (bench/login-files.ts). */
   login?: LoginFiles;
+  /** stats_listen_port of the "metrics" variant. */
+  statsPort?: number;
 }
 
 /** What a pgbun refusing to start with session_state = "verify" says: its config check names the setting. */
@@ -60,6 +62,8 @@ export function pgbunConfig(variant: PgbunVariant, pg: TestPostgres, s: PgbunSet
       // its pool, filled once (bench/run.ts), stays full between runs instead of closing after 600 s idle
       ...(variant === "session-wide" ? { server_idle_timeout: 0 } : {}),
       ...(variant === "verify" ? { session_state: "verify" } : {}),
+      ...(variant === "metrics" ? { stats_listen_addr: "127.0.0.1", stats_listen_port: s.statsPort } : {}),
+      ...(variant === "check0" ? { server_check_delay: 0 } : {}),
       ...(variant === "scram" ? { auth_type: "scram-sha-256", auth_file: needLogin(variant, s).authFile } : {}),
       ...(variant === "tls" ? { client_tls_sslmode: "require", client_tls_cert_file: needLogin(variant, s).certFile, client_tls_key_file: needLogin(variant, s).keyFile } : {}),
       ...(plugins ? { plugins } : {}),
@@ -74,9 +78,39 @@ export function variantAvailable(variant: PgbunVariant): boolean {
 
 /** Starts one pgbun process (bin/pgbun.ts start --config <json>) on a free port; stopped at cleanup. */
 export async function startPgbunVariant(variant: PgbunVariant, pg: TestPostgres, s: PgbunSettings): Promise<TestPgbun> {
-  const instance = await startPgbun({ config: pgbunConfig(variant, pg, s), pg, timeoutMs: 30_000, ...(s.entry ? { entry: s.entry } : {}) });
+  const settings = variant === "metrics" ? { ...s, statsPort: await freePort() } : s;
+  const instance = await startPgbun({ config: pgbunConfig(variant, pg, settings), pg, timeoutMs: 30_000, ...(s.entry ? { entry: s.entry } : {}) });
+  const scraper = variant === "metrics" ? startScraper(`http://127.0.0.1:${settings.statsPort}/metrics`) : undefined;
+  const stop = instance.stop.bind(instance);
+  instance.stop = async (signal) => {
+    scraper?.stop();
+    return stop(signal);
+  };
   onCleanup(async () => {
     await instance.stop("SIGQUIT");
   });
   return instance;
+}
+
+/**
+ * GETs `url` 10 times a second for the instance's life (what a Prometheus server scraping every 100 ms costs the
+ * pooler), reading each body in full; one request at a time, so a slow answer delays the next instead of piling up.
+ */
+export function startScraper(url: string, everyMs = 100): { stop(): void; scrapes(): number } {
+  let stopped = false;
+  let count = 0;
+  void (async () => {
+    while (!stopped) {
+      const started = performance.now();
+      try {
+        const res = await fetch(url);
+        await res.text();
+        if (res.ok) count++;
+      } catch {
+        // the pooler is starting or stopping: try again at the next tick
+      }
+      await Bun.sleep(Math.max(0, everyMs - (performance.now() - started)));
+    }
+  })();
+  return { stop: () => void (stopped = true), scrapes: () => count };
 }

@@ -66,6 +66,10 @@ const PGBUN_VARIANTS: Partial<Record<TargetId, PgbunVariant>> = {
   "pgbun-twin-rev": "plain",
   "pgbun-scram": "scram",
   "pgbun-tls": "tls",
+  "pgbun-metrics": "metrics",
+  "pgbun-twin-metrics": "plain",
+  "pgbun-check0": "check0",
+  "pgbun-twin-check0": "plain",
 };
 
 const PGBOUNCER_MODES: Partial<Record<TargetId, "session" | "transaction" | "statement">> = {
