@@ -111,6 +111,8 @@ class DirectTlsTransport {
       rejectUnauthorized: false,
       ALPNProtocols: ALPN,
     });
+    // the streams' own failures end the client; an 'error' without a listener would throw
+    this.wire.on("error", (err: Error) => this.client.close(`client TLS transport failed: ${err.message}`));
     this.tls.on("secure", () => this.handshakeDone(config));
     this.tls.on("data", (chunk: Buffer) => this.plaintext(chunk));
     this.tls.on("drain", () => {
@@ -158,7 +160,7 @@ class DirectTlsTransport {
 
   private rawWrite(chunk: Buffer, done: (err?: Error | null) => void): void {
     const n = this.raw.write(chunk);
-    if (n < 0) return done(new Error("client socket closed"));
+    if (n < 0) return this.rawGone(done);
     if (n === chunk.length) return done();
     this.pending = chunk.subarray(n);
     this.pendingDone = done;
@@ -175,8 +177,15 @@ class DirectTlsTransport {
     const done = this.pendingDone!;
     this.pending = null;
     this.pendingDone = null;
+    if (n < 0) return this.rawGone(done);
     if (this.endAfterPending) this.raw.end();
-    done(n < 0 ? new Error("client socket closed") : null);
+    done();
+  }
+
+  /** The raw socket takes no more: the ciphertext is dropped (not an error the streams would throw) and the client closes. */
+  private rawGone(done: () => void): void {
+    this.client.close("client socket closed");
+    done();
   }
 
   // ---- the client's side: plaintext ----

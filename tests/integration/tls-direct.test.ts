@@ -111,6 +111,25 @@ describe("direct TLS", () => {
     expect(await firstValue(next, "SELECT 1")).toBe(1);
   });
 
+  test("a direct-TLS client that goes away in the middle of a large result: pgbun goes on, the next client is served", async () => {
+    const p = await pooler("prefer");
+    for (let i = 0; i < 3; i++) {
+      const { w, socket } = await directClient(p);
+      w.send(msg.startup({ user: pg.superuser, database: "app" }));
+      await w.readUntilReady();
+      // the client stops reading, then vanishes while pgbun still has most of the result to send
+      socket.pause();
+      w.send(msg.query("SELECT repeat('x', 1000) FROM generate_series(1, 50000)"));
+      await Bun.sleep(150);
+      socket.destroy();
+      await Bun.sleep(50);
+    }
+    const next = await directClient(p);
+    next.w.send(msg.startup({ user: pg.superuser, database: "app" }));
+    expect((await next.w.readUntilReady()).filter((m) => m.type === "E")).toEqual([]);
+    expect((await next.w.query("SELECT 'still here'")).rows).toEqual([["still here"]]);
+  });
+
   test("a direct-TLS StartupMessage split over several TLS records and a pipelined query are served", async () => {
     const p = await pooler("prefer");
     const { w } = await directClient(p);
