@@ -305,6 +305,8 @@ export function withSetting(config: PgbunConfig, rawName: string, value: string)
     if (err instanceof ConfigError) throw new ConfigError(null, key, err.reason, "22023");
     throw err;
   }
+  const tls = tlsFileProblem(settings, config.dir);
+  if (tls !== null) throw new ConfigError(null, key, `${tls.setting}: ${tls.reason}`, "22023");
   // an entry without its own pool_size or min_pool_size takes the global one: they must still fit
   for (const e of Object.values(config.databases)) {
     const poolSize = e.pool_size ?? settings.default_pool_size;

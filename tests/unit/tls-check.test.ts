@@ -3,7 +3,7 @@
 import { beforeAll, describe, expect, setDefaultTimeout, test } from "bun:test";
 import { mkdirSync, writeFileSync } from "node:fs";
 import { join } from "node:path";
-import { ConfigError, loadConfig } from "../../core/config/load.ts";
+import { ConfigError, loadConfig, withSetting } from "../../core/config/load.ts";
 import { harnessTempDir } from "../harness/postgres.ts";
 import { makeTestCerts, type TestCerts } from "../harness/tls.ts";
 
@@ -79,6 +79,21 @@ describe("TLS files at load", () => {
   test("client_tls_sslmode disable does not read the client files (start-up does not either)", async () => {
     const c = await loadConfig({ configFile: configFile("disabled", { client_tls_sslmode: "disable", client_tls_cert_file: "missing.crt", client_tls_key_file: "missing.key" }), env: {} });
     expect(c.settings.client_tls_sslmode).toBe("disable");
+  });
+
+  test("the console's SET of a TLS file checks it too: 22023 naming the setting and the reason", async () => {
+    const running = await loadConfig({ configFile: configFile("set", clientSide()), env: {} });
+    const err = (() => {
+      try {
+        withSetting(running, "client_tls_cert_file", join(dir, "garbage.pem"));
+      } catch (e) {
+        return e as ConfigError;
+      }
+      throw new Error("expected a ConfigError");
+    })();
+    expect([err.key, err.code]).toEqual(["SET client_tls_cert_file", "22023"]);
+    expect(err.reason).toMatch(/^client_tls_cert_file: .*garbage\.pem holds no PEM certificate/);
+    expect(withSetting(running, "client_tls_cert_file", certs.serverCert).settings.client_tls_cert_file).toBe(certs.serverCert);
   });
 
   test("pgbun check reports the file, key and reason, and exits 1", () => {
