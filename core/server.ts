@@ -10,7 +10,7 @@ import { Action } from "../plugin-sdk/context.ts";
 import { PluginFault } from "./plugin/fault.ts";
 import { ServerLogin } from "./server-login.ts";
 import type { ClientConnection } from "./client.ts";
-import type { InternalError, Server, ServerState, ServerTarget } from "../plugin-sdk/connections.ts";
+import type { InternalError, Server, ServerState, ServerTarget, ServerTls } from "../plugin-sdk/connections.ts";
 import type { Pgbun } from "./pgbun.ts";
 
 export type { InternalError, ServerState, ServerTarget };
@@ -113,6 +113,16 @@ export class ServerConnection implements Server, FrameSink, Pausable {
       return this.socket?.localPort ?? 0;
     } catch {
       return 0;
+    }
+  }
+
+  get tls(): ServerTls | null {
+    try {
+      // a plaintext socket has no TLS version; nothing is kept per server (asked by the console, never per message)
+      const protocol = this.socket?.getTLSVersion();
+      return protocol ? { protocol, cipher: this.socket!.getCipher()?.name ?? "" } : null;
+    } catch {
+      return null;
     }
   }
 

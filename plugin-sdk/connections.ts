@@ -86,6 +86,14 @@ export interface ClientTls {
   readonly peerVerified: boolean;
 }
 
+/** The TLS session of a server connection (server_tls_sslmode), as negotiated. */
+export interface ServerTls {
+  /** "TLSv1.3", "TLSv1.2", ... */
+  readonly protocol: string;
+  /** The OpenSSL name of the cipher suite in use. */
+  readonly cipher: string;
+}
+
 /**
  * A client connection. Identity and protocol state are read-only; the writable fields belong to the plugin
  * named in their comment. Implemented by the core's connection class itself: there is no wrapper per client.
@@ -210,6 +218,8 @@ export interface Server {
   readonly bytesSent: number;
   readonly localAddr: string;
   readonly localPort: number;
+  /** The TLS session, null for plaintext (read from the socket when asked: for the console, not per message). */
+  readonly tls: ServerTls | null;
   /** Owned by the pool plugin. */
   pool: unknown;
   /** Close instead of reusing at the next release (reload, lifetime, state unknown). */

@@ -18,6 +18,7 @@ export type {
   Server,
   ServerState,
   ServerTarget,
+  ServerTls,
 } from "./connections.ts";
 export { internalQuery } from "./capabilities.ts";
 export { internTable } from "./intern.ts";

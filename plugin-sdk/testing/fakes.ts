@@ -1,6 +1,6 @@
 // Fake clients and servers for hook-level tests: the Client and Server interfaces without sockets, acting as the core's.
 import type { DatabaseEntry } from "../config.ts";
-import type { Client, ClientState, ClientTls, InternalError, InternalRows, Params, PoolMode, Server, ServerState, ServerTarget } from "../connections.ts";
+import type { Client, ClientState, ClientTls, InternalError, InternalRows, Params, PoolMode, Server, ServerState, ServerTarget, ServerTls } from "../connections.ts";
 import type { PgbunHooks, Refusal, ReleaseReason } from "../hooks.ts";
 import { TxStatus } from "../protocol/codes.ts";
 import { errorResponse, SqlState } from "../protocol/errors.ts";
@@ -232,6 +232,7 @@ export class FakeServer implements Server {
   bytesSent = 0;
   localAddr = "127.0.0.1";
   localPort = 40000 + this.id;
+  tls: ServerTls | null = null;
   pool: unknown = null;
   closeNeeded = false;
   resetNeeded = false;

@@ -115,7 +115,8 @@ export function serverCells(s: Server): Cell[] {
     ptr(s.id),
     s.client ? ptr(s.client.id) : "",
     s.backendPid,
-    "",
+    // as for clients: protocol/cipher of the server_tls_sslmode session, empty for plaintext
+    s.tls ? `${s.tls.protocol}/${s.tls.cipher}` : "",
     s.client?.param("application_name") ?? "",
     preparedCount(s.data, "names"),
     s.id,
