@@ -241,7 +241,10 @@ class DirectTlsTransport {
   end(): void {
     if (this.ended) return;
     this.ended = true;
-    this.tls.end();
+    if (this.secure) return void this.tls.end(); // what was written goes first, then close_notify, then the socket's end
+    // before the handshake ends a TLS end would wait for it (client_login_timeout, a refusal): nothing is owed
+    this.tls.destroy();
+    this.raw.end();
   }
 
   pause(): void {

@@ -212,6 +212,16 @@ describe("direct TLS", () => {
     expect(sessions(p).length).toBe(1);
   });
 
+  test("a client that stalls in its direct-TLS handshake is closed at client_login_timeout", async () => {
+    const p = await pooler("prefer", { client_login_timeout: 1 });
+    const w = track(await WireClient.connect({ host: p.host, port: p.port }), (w) => w.destroy());
+    w.send(CLIENT_HELLO_START); // a ClientHello's first bytes, and nothing more
+    await Bun.sleep(200);
+    expect(w.isClosed).toBe(false);
+    expect(await w.waitClosed(5_000)).toBe(true);
+    expect(w.pendingBytes).toBe(0);
+  });
+
   test("verify-full: a direct-TLS client without a certificate, or with another CA's, gets 28000; a signed one gets in", async () => {
     const p = await pooler("verify-full");
     for (const opts of [{}, { cert: readFileSync(other.clientCert), key: readFileSync(other.clientKey) }]) {
