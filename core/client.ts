@@ -1,7 +1,7 @@
 // A client connection: its state, the relay of its messages to the linked server, parking while it waits.
 import type { Socket } from "bun";
 import { Frontend, TxStatus } from "../plugin-sdk/protocol/codes.ts";
-import { ALL_WHOLE, type Framer, type FrameSink } from "./protocol/framer.ts";
+import { FRONTEND_WHOLE, frontendOnly, type FrameFlags, type Framer, type FrameSink } from "./protocol/framer.ts";
 import { errorResponse, SqlState } from "../plugin-sdk/protocol/errors.ts";
 import { readyForQuery } from "../plugin-sdk/protocol/writer.ts";
 import type { Outbound, Pausable } from "./net/outbound.ts";
@@ -23,6 +23,17 @@ const WAITING_READ_LIMIT = 64 * 1024;
 /** The welcome parameters of a client not yet given its pool's. */
 const NO_PARAMS: ReadonlyMap<string, string> = new Map();
 const NO_BYTES = new Uint8Array(0);
+
+/** The core's flags for a linked client with every non-frontend type Invalid (see frontendOnly), made once per table. */
+let linkedFrom: FrameFlags | null = null;
+let linkedFlags: FrameFlags = FRONTEND_WHOLE;
+function linked(core: FrameFlags): FrameFlags {
+  if (core !== linkedFrom) {
+    linkedFlags = frontendOnly(core);
+    linkedFrom = core;
+  }
+  return linkedFlags;
+}
 
 export type { ClientState, PoolMode };
 
@@ -174,7 +185,7 @@ export class ClientConnection extends ClientFlags implements Client, FrameSink, 
 
   /** The framer of the client's input; its flags follow whether a server is linked. */
   get framer(): Framer {
-    return this._framer ?? (this._framer = takeFramer(this, this.server !== null ? this.core.clientFlags : ALL_WHOLE, this.core.config.settings.max_packet_size));
+    return this._framer ?? (this._framer = takeFramer(this, this.server !== null ? linked(this.core.clientFlags) : FRONTEND_WHOLE, this.core.config.settings.max_packet_size));
   }
 
   /**
@@ -491,7 +502,7 @@ export class ClientConnection extends ClientFlags implements Client, FrameSink, 
   linkServer(server: ServerConnection): void {
     this.server = server;
     server.link(this);
-    this.framer.flags = this.core.clientFlags;
+    this.framer.flags = linked(this.core.clientFlags);
     try {
       this.core.hooks.serverLinked.call(this, server);
     } catch (err) {
@@ -519,7 +530,7 @@ export class ClientConnection extends ClientFlags implements Client, FrameSink, 
     const server = this.server;
     if (!server) return;
     this.server = null;
-    this.framer.flags = ALL_WHOLE;
+    this.framer.flags = FRONTEND_WHOLE;
     this.out.forgetSource(server);
     server.out.forgetSource(this);
     this.rfqPending = 0;
@@ -560,7 +571,8 @@ export class ClientConnection extends ClientFlags implements Client, FrameSink, 
 
   malformed(reason: string): void {
     this.core.log.warn({ client: this.label }, `malformed packet from client: ${reason}`);
-    this.fatal(SqlState.ProtocolViolation, `invalid packet: ${reason}`);
+    // PostgreSQL's own words for a message type it does not know; pgbun's for a bad length
+    this.fatal(SqlState.ProtocolViolation, reason.startsWith("invalid frontend") ? reason : `invalid packet: ${reason}`);
   }
 
   /** A plugin threw in a message hook: report it by name; a plain Query fails alone, anything else ends the session. */

@@ -1,4 +1,5 @@
 // Zero-copy framer: reads only 5-byte headers, streams pass-through bytes as spans, hands whole messages to its sink.
+import { Frontend } from "../../plugin-sdk/protocol/codes.ts";
 
 /** Per-type handling, indexed by the type byte. */
 export const Frame = {
@@ -8,6 +9,8 @@ export const Frame = {
   Whole: 1,
   /** Forward like Pass, but tell the sink the type first (counting, no body needed). */
   Notify: 2,
+  /** No message of the protocol: the stream is malformed at its header, before its body is read or forwarded. */
+  Invalid: 3,
 } as const;
 
 export type FrameFlags = Uint8Array; // length 256
@@ -30,6 +33,23 @@ export const STREAM_PREFIX = 64 * 1024;
 
 /** Every type whole: used while a connection has no peer, so each message can be decided on by itself. */
 export const ALL_WHOLE: FrameFlags = new Uint8Array(256).fill(Frame.Whole);
+
+/** The messages a client may send once logged in (PostgreSQL's SocketBackend refuses any other type at once). */
+const FRONTEND_TYPES: readonly number[] = Object.values(Frontend).filter((t) => t !== Frontend.PasswordMessage);
+
+/**
+ * A copy of `flags` in which every type that is no frontend message is Invalid: a client that sends one (a second
+ * StartupMessage reads as type 0, a PasswordMessage nobody asked for as 'p') gets PostgreSQL's "invalid frontend
+ * message type" at its header, as from PostgreSQL, instead of pgbun waiting for the body its length announces.
+ */
+export function frontendOnly(flags: FrameFlags): FrameFlags {
+  const f = new Uint8Array(256).fill(Frame.Invalid);
+  for (const t of FRONTEND_TYPES) f[t] = flags[t]!;
+  return f;
+}
+
+/** ALL_WHOLE for a client: every frontend message whole, anything else Invalid. */
+export const FRONTEND_WHOLE: FrameFlags = frontendOnly(ALL_WHOLE);
 
 export interface FrameSink {
   /** Bytes [start, end) of `buf` pass through untouched. `buf` is only valid during the call. */
@@ -269,6 +289,11 @@ export class Framer {
       const flag = this.flags[type];
       if (flag !== Frame.Whole) {
         if (flag === Frame.Notify) this.sink.notify(type);
+        else if (flag === Frame.Invalid) {
+          if (i > spanStart) this.sink.passSpan(buf, spanStart, i);
+          this.fail(`invalid frontend message type ${type}`);
+          return;
+        }
         if (total > len - i) {
           this.passRemaining = total - (len - i);
           this.sink.passSpan(buf, spanStart, len);
