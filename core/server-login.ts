@@ -53,6 +53,7 @@ export class ServerLogin {
   private scram: ScramClient | null = null;
   private scramContinued = false;
   private scramVerified = false;
+  private authenticated = false;
   private finished = false;
 
   constructor(private readonly server: ServerConnection) {}
@@ -90,17 +91,20 @@ export class ServerLogin {
           this.authentication(buf, start, end);
           return true;
         case Backend.ParameterStatus: {
+          this.expectAuthenticated(type);
           const { name, value } = decodeParameterStatus({ buf, start, end });
           this.server.params.set(name, value);
           return true;
         }
         case Backend.BackendKeyData: {
+          this.expectAuthenticated(type);
           const view = Buffer.from(buf.buffer, buf.byteOffset + start, end - start);
           this.server.backendPid = view.readInt32BE(5);
           this.server.backendSecret = Buffer.from(view.subarray(9)); // 4 bytes in 3.0, up to 256 in 3.2
           return true;
         }
         case Backend.ReadyForQuery:
+          this.expectAuthenticated(type);
           this.succeeded();
           return true;
         case Backend.ErrorResponse: {
@@ -125,6 +129,14 @@ export class ServerLogin {
     }
   }
 
+  /**
+   * libpq's order: the session's messages come after AuthenticationOk. A server that skips authentication (or a SCRAM
+   * exchange's end, where it proves it holds the secret) is refused, not taken for logged in.
+   */
+  private expectAuthenticated(type: number): void {
+    if (!this.authenticated) throw new Error(`expected authentication request from server, but received '${String.fromCharCode(type)}'`);
+  }
+
   /** What to answer PostgreSQL's password request with: the entry's password, else the serverCredentials hook's answer. */
   private credentials(): ServerCredentials | undefined {
     const t = this.server.target;
@@ -142,8 +154,10 @@ export class ServerLogin {
       // a server that skips the SCRAM exchange's end (its ServerSignature) has not proven it holds the secret
       throw new Error(`server sent authentication request ${code} in the middle of the SCRAM exchange`);
     }
+    if (this.authenticated) throw new Error(`authentication request ${code} from server after AuthenticationOk`);
     switch (code) {
       case AuthCode.Ok:
+        this.authenticated = true;
         return;
       case AuthCode.CleartextPassword: {
         const c = this.credentials();

@@ -210,6 +210,15 @@ describe("a hostile server's SCRAM exchange is refused with a clear error", () =
     await expectRefused(scram(first, (s) => s.write(WELCOME)), "in the middle of the SCRAM exchange");
   });
 
+  test("a server that skips authentication: ReadyForQuery, ParameterStatus or BackendKeyData before AuthenticationOk", async () => {
+    await expectRefused((s, type) => type === "startup" && s.write(READY), "expected authentication request from server, but received 'Z'");
+    await expectRefused((s, type) => type === "startup" && s.write(WELCOME.subarray(AUTH_OK.length)), "expected authentication request from server, but received 'S'");
+    // mid-SCRAM: the session's messages without the server's proof
+    const first = (n: string) => `r=${n}srv,s=${SALT},i=4096`;
+    await expectRefused(scram(first, (s) => s.write(WELCOME.subarray(AUTH_OK.length))), "expected authentication request from server, but received 'S'");
+    await expectRefused((s, type) => type === "startup" && s.write(Buffer.concat([AUTH_OK, auth(3)])), "authentication request 3 from server after AuthenticationOk");
+  });
+
   test("SASL messages out of order: SASLContinue or SASLFinal first, SASL twice", async () => {
     await expectRefused((s, type) => type === "startup" && s.write(saslContinue("r=x,s=y,i=1")), "AuthenticationSASLContinue without prior AuthenticationSASL");
     await expectRefused((s, type) => type === "startup" && s.write(saslFinal("v=AAAA")), "AuthenticationSASLFinal without prior AuthenticationSASLContinue");
