@@ -104,6 +104,26 @@ export type CounterField = (typeof COUNTER_FIELDS)[number];
 export type Counters = Readonly<Record<CounterField, number>>;
 
 /**
+ * The upper bounds (seconds, inclusive: Prometheus' `le`) of the duration histograms' buckets, 1-2.5-5 per decade
+ * from 100 µs to 10 s; a last bucket (+Inf) takes what is longer.
+ */
+export const DURATION_BUCKETS: readonly number[] = [0.0001, 0.00025, 0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10];
+
+/**
+ * One database's duration histograms, Prometheus-style cumulative: `counts[i]` is how many took at most
+ * `bounds[i]` seconds; the last entry (index bounds.length, +Inf) is every one, so it equals the matching counter.
+ */
+export interface DurationHistograms {
+  readonly bounds: readonly number[];
+  /** Per query (counter `queries`; sum `queryTime`). */
+  readonly query: readonly number[];
+  /** Per transaction (counter `xacts`; sum `xactTime`). */
+  readonly xact: readonly number[];
+  /** Per server assignment, the client's wait for it (0 when a server was free; counter `serverAssignments`; sum `waitTime`). */
+  readonly wait: readonly number[];
+}
+
+/**
  * The counters (capability "stats", provided by pgbun:stats): `api.capability<StatsApi>("stats")`. pgbun:admin's SHOW STATS, STATS_TOTALS and STATS_AVERAGES read these; a
  * replacement stats plugin that offers this shape keeps them working.
  */
@@ -119,6 +139,8 @@ export interface StatsApi {
   waitedMs(client: Client): number;
   /** Starts a client's wait clock, if it is not running (a client parked by someone other than the pool waits too). */
   markWaiting(client: Client): void;
+  /** The duration histograms since start, summed per database (optional: a stats plugin may keep totals only). */
+  histograms?(): ReadonlyMap<string, DurationHistograms>;
   /** Counts one query and one transaction answered without a server (the admin console's own) for a database and user. */
   countServed(database: string, user: string): void;
 }

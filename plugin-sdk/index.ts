@@ -26,8 +26,8 @@ export { hmacSha256, md5Hex, md5SaltedResponse, scramKeysFromSalted, sha256 } fr
 export type { ScramPassthroughKeys } from "./auth-crypto.ts";
 export type { ServerCredentials } from "./hooks.ts";
 export { RESTART_SETTINGS, type ReloadOutcome, type RestartNeeded } from "./restart-settings.ts";
-export { COUNTER_FIELDS } from "./capabilities.ts";
-export type { AdminApi, AdminCell, AdminColumn, AdminRequest, AdminTable, CounterField, Counters, PoolApi, PoolHealth, PoolInfo, StatsApi } from "./capabilities.ts";
+export { COUNTER_FIELDS, DURATION_BUCKETS } from "./capabilities.ts";
+export type { AdminApi, AdminCell, AdminColumn, AdminRequest, AdminTable, CounterField, Counters, DurationHistograms, PoolApi, PoolHealth, PoolInfo, StatsApi } from "./capabilities.ts";
 export type { DatabaseEntry, PgbunConfig, PluginSpec, Settings, SettingName, UserEntry } from "./config.ts";
 export { LOAD_BALANCE_HOSTS, TARGET_SESSION_ATTRS, type LoadBalanceHosts, type TargetSessionAttrs } from "./config.ts";
 export { defaultSettings, SETTING_NAMES, SETTINGS, type SettingDef, type SettingKind } from "./settings.ts";

@@ -1,9 +1,10 @@
 // Traffic counters per pool (database, user), per-client timing marks, and the stats_period averages.
 import type { Client, Server } from "../../plugin-sdk/index.ts";
 import { COUNTER_FIELDS, type CounterField, type Counters } from "./api.ts";
+import { BUCKET_SLOTS, type PoolBuckets } from "./histogram.ts";
 
 /** Totals of one pool since start; times are microseconds. Plain number fields: counting never allocates. */
-export class PoolCounters {
+export class PoolCounters implements PoolBuckets {
   serverAssignments = 0;
   xacts = 0;
   queries = 0;
@@ -19,6 +20,13 @@ export class PoolCounters {
   binds = 0;
   /** Logins of clients of this pool (counted at authentication, once per client). */
   clientLogins = 0;
+  /**
+   * The durations by bucket (histogram.ts: DURATION_BUCKETS, +Inf last), per slot: each query, transaction and
+   * server assignment adds one where its time adds to queryTime, xactTime, waitTime (an untimed one counts as 0).
+   */
+  readonly queryBuckets = new Float64Array(BUCKET_SLOTS);
+  readonly xactBuckets = new Float64Array(BUCKET_SLOTS);
+  readonly waitBuckets = new Float64Array(BUCKET_SLOTS);
   /** These count queries answered without a server (the admin console's): no pool stands for them, never pruned. */
   serverless = false;
 

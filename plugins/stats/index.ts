@@ -2,6 +2,7 @@
 import type { PgbunPlugin, PluginApi, PoolApi } from "../../plugin-sdk/index.ts";
 import { COUNTER_FIELDS, PLUGIN_NAME, type Counters, type StatsApi } from "./api.ts";
 import { asCounters, StatsRegistry } from "./counters.ts";
+import { histogramsByDatabase } from "./histogram.ts";
 import { tapCounters, type CounterTaps } from "./tap-counters.ts";
 
 export { COUNTER_FIELDS, type CounterField, type Counters, type StatsApi } from "./api.ts";
@@ -32,6 +33,7 @@ function statsApi(stats: StatsRegistry, counters: CounterTaps): StatsApi {
       return byDatabase(stats.totalsByDatabase());
     },
     averages: () => byDatabase(stats.averages),
+    histograms: () => histogramsByDatabase(stats.pools.values()),
     waitedMs(client) {
       const start = counters.countersOf(client)?.waitStart ?? 0;
       return start > 0 ? performance.now() - start : 0;
@@ -42,6 +44,9 @@ function statsApi(stats: StatsRegistry, counters: CounterTaps): StatsApi {
       p.serverless = true;
       p.queries++;
       p.xacts++;
+      // untimed: the first bucket, so the histograms' counts stay the counters
+      p.queryBuckets[0]!++;
+      p.xactBuckets[0]!++;
     },
   };
 }

@@ -2,6 +2,7 @@
 import { Backend, Frontend, Stage, TxStatus, type Client, type MessageContext, type MessageResult, type PluginApi } from "../../plugin-sdk/index.ts";
 import { PLUGIN_NAME } from "./api.ts";
 import { ClientCounters, settleBytes, type StatsRegistry } from "./counters.ts";
+import { bucketOf } from "./histogram.ts";
 
 /** Observers that must see every message run first; marks for forwarded queries run after every other tap. */
 const FIRST = { stage: Stage.Observe };
@@ -74,19 +75,29 @@ export function tapCounters(api: PluginApi, stats: StatsRegistry): CounterTaps {
       const p = st.pool;
       p.queries++;
       const status = ctx.buf[ctx.start + 5];
+      // each query and transaction counted lands in one bucket (an untimed one in the first), so the histograms'
+      // counts are the counters
+      let queryUs = 0;
+      let xactUs = 0;
       if (st.queryStart > 0 || (status === TxStatus.Idle && st.xactStart > 0)) {
         const now = performance.now();
         if (st.queryStart > 0) {
-          p.queryTime += (now - st.queryStart) * 1000;
+          queryUs = (now - st.queryStart) * 1000;
+          p.queryTime += queryUs;
           // pipelined queries: the next one's time runs from this answer
           st.queryStart = client.rfqPending > 0 ? now : 0;
         }
         if (status === TxStatus.Idle && st.xactStart > 0) {
-          p.xactTime += (now - st.xactStart) * 1000;
+          xactUs = (now - st.xactStart) * 1000;
+          p.xactTime += xactUs;
           st.xactStart = client.rfqPending > 0 ? now : 0;
         }
       }
-      if (status === TxStatus.Idle) p.xacts++;
+      p.queryBuckets[bucketOf(queryUs)]!++;
+      if (status === TxStatus.Idle) {
+        p.xacts++;
+        p.xactBuckets[bucketOf(xactUs)]!++;
+      }
       return undefined;
     },
     FIRST,
@@ -121,14 +132,18 @@ export function tapCounters(api: PluginApi, stats: StatsRegistry): CounterTaps {
     const st = countersOf(client);
     settleBytes(st, false);
     st.pool.serverAssignments++;
+    let waitUs = 0;
     if (st.waitStart > 0) {
       const now = performance.now();
-      st.pool.waitTime += (now - st.waitStart) * 1000;
+      waitUs = (now - st.waitStart) * 1000;
+      st.pool.waitTime += waitUs;
       st.waitStart = 0;
       // query and transaction time count while connected to a server, not the wait for one
       if (st.queryStart > 0) st.queryStart = now;
       if (st.xactStart > 0) st.xactStart = now;
     }
+    // a server that was free is a wait of 0: every assignment is in the histogram
+    st.pool.waitBuckets[bucketOf(waitUs)]!++;
     st.linked = server;
     st.serverSent0 = server.bytesSent;
     st.clientSent0 = client.bytesSent;

@@ -1,0 +1,50 @@
+// The duration histograms' buckets: which bucket a duration falls in (one increment per event) and the cumulative view.
+import { DURATION_BUCKETS, type DurationHistograms } from "../../plugin-sdk/index.ts";
+
+/** The bounds in µs (the unit the counters time in), inclusive; the slot after the last is +Inf. */
+const BOUNDS_US = Float64Array.from(DURATION_BUCKETS, (s) => Math.round(s * 1e6));
+
+/** Slots per histogram: one per bound and +Inf. */
+export const BUCKET_SLOTS = BOUNDS_US.length + 1;
+
+/**
+ * The slot of a duration in µs: the first bound it does not exceed, else +Inf. A scan from the shortest, since most
+ * queries and waits are short: a few comparisons, no allocation.
+ */
+export function bucketOf(us: number): number {
+  let i = 0;
+  while (i < BOUNDS_US.length && us > BOUNDS_US[i]!) i++;
+  return i;
+}
+
+/** A pool's three histograms, each per slot (not cumulative), so an event is one increment. */
+export interface PoolBuckets {
+  readonly queryBuckets: Float64Array;
+  readonly xactBuckets: Float64Array;
+  readonly waitBuckets: Float64Array;
+}
+
+/** Pools' buckets summed per database, made cumulative (Prometheus' `le`): what StatsApi.histograms hands out. */
+export function histogramsByDatabase(pools: Iterable<PoolBuckets & { readonly database: string }>): Map<string, DurationHistograms> {
+  const sums = new Map<string, { query: number[]; xact: number[]; wait: number[] }>();
+  const add = (into: number[], from: Float64Array) => {
+    for (let i = 0; i < BUCKET_SLOTS; i++) into[i]! += from[i]!;
+  };
+  for (const p of pools) {
+    let s = sums.get(p.database);
+    if (!s) sums.set(p.database, (s = { query: zeros(), xact: zeros(), wait: zeros() }));
+    add(s.query, p.queryBuckets);
+    add(s.xact, p.xactBuckets);
+    add(s.wait, p.waitBuckets);
+  }
+  const out = new Map<string, DurationHistograms>();
+  for (const [db, s] of sums) out.set(db, { bounds: DURATION_BUCKETS, query: cumulate(s.query), xact: cumulate(s.xact), wait: cumulate(s.wait) });
+  return out;
+}
+
+const zeros = () => new Array<number>(BUCKET_SLOTS).fill(0);
+
+function cumulate(v: number[]): number[] {
+  for (let i = 1; i < v.length; i++) v[i]! += v[i - 1]!;
+  return v;
+}
