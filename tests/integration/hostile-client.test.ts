@@ -174,3 +174,43 @@ describe("silent logins and client limits", () => {
     expect((await again.query("SELECT 'in'")).rows).toEqual([["in"]]);
   });
 });
+
+describe("a streamed message to the admin console", () => {
+  test("a 4 MB query to the console is answered from its prefix, its rest is skipped, and the console goes on", async () => {
+    const p = await pooler({ admin_users: ["postgres"] });
+    const c = await loginApp(p, { database: "pgbouncer" });
+    c.send(msg.query(`SHOW VERSION /*${"v".repeat(4_000_000)}*/`));
+    const got = await c.readUntilReady(10_000);
+    expect(got.some((m) => m.type === "E" || m.type === "D")).toBe(true);
+    // the skipped rest was not read as messages: the next command is answered
+    const r = await c.query("SHOW VERSION");
+    expect(r.errors).toEqual([]);
+    expect(r.rows.length).toBe(1);
+    c.destroy();
+    await nothingLeft(p);
+  });
+});
+
+describe("invalid startup parameter values (deferred as PgBouncer defers them)", () => {
+  // PostgreSQL refuses them at login (FATAL 22023). pgbun, like PgBouncer, answers the login from the pool's values
+  // and applies the client's on the server it is given: the value's error comes with the first query, in
+  // PostgreSQL's words, and the session ends there; the server is not handed on with the value half applied
+  const cases: Array<[string, Record<string, string>, string]> = [
+    ["DateStyle=bogus", { DateStyle: "bogus" }, 'invalid value for parameter "DateStyle": "bogus"'],
+    ["options=-c work_mem=nonsense", { options: "-c work_mem=nonsense" }, 'invalid value for parameter "work_mem": "nonsense"'],
+  ];
+  for (const mode of ["transaction", "session"]) {
+    for (const [label, params, message] of cases) {
+      test(`${mode} mode, ${label}: the first query gets PostgreSQL's 22023 and the session ends; the next client is served`, async () => {
+        const p = await pooler({ pool_mode: mode });
+        const c = await loginApp(p, params);
+        c.send(msg.query("SELECT 1"));
+        const r = await c.readUntilClosed(5_000);
+        expect(r.closed).toBe(true);
+        expect(errors(r.messages).map((e) => [e.C, e.M])).toEqual([["22023", message]]);
+        expect(r.messages.some((m) => m.type === "D")).toBe(false);
+        await nothingLeft(p);
+      });
+    }
+  }
+});
