@@ -7,6 +7,7 @@ import { PluginFault } from "./plugin/fault.ts";
 import { intern } from "./intern.ts";
 import { startClientTls } from "./net/tls-client.ts";
 import { startDirectTls, TLS_HANDSHAKE_RECORD } from "./net/direct-tls.ts";
+import { decodeBytes, replaceEscapedBytes } from "../plugin-sdk/protocol/text-bytes.ts";
 
 /** Parameters the server reports with ParameterStatus, by lower-case name, with their canonical spelling. */
 const REPORTED = new Map(
@@ -53,12 +54,15 @@ export function startupData(client: ClientConnection, chunk: Uint8Array): void {
       if (len !== 8) return client.fatal(SqlState.ProtocolViolation, "invalid length of encryption request");
       // bytes behind the request were sent before any answer, so not under TLS: a man in the middle may have put
       // them there (CVE-2021-23214, PgBouncer's CVE-2021-3935). PostgreSQL refuses them, whatever it answers.
-      if (buf.length > 0) return client.fatal(SqlState.ProtocolViolation, "received unencrypted data after SSL request");
       const tls = client.core.clientTls;
       // GSS encryption is not offered; TLS is, except on the Unix socket (as PgBouncer) and once a session is up
-      if (code === StartupCode.SSLRequest && tls !== null && !client.viaUnixSocket && client.tls === null) {
-        return startClientTls(client, tls, client.core.tlsClientHandlers!);
+      const offerTls = code === StartupCode.SSLRequest && tls !== null && !client.viaUnixSocket && client.tls === null;
+      if (buf.length > 0) {
+        // refusing TLS, PostgreSQL sends its 'N' and then the error; accepting it, we refuse before the 'S'
+        if (!offerTls) client.out.send(Prebuilt.SSLRefused);
+        return client.fatal(SqlState.ProtocolViolation, "received unencrypted data after SSL request");
       }
+      if (offerTls) return startClientTls(client, tls, client.core.tlsClientHandlers!);
       client.out.send(Prebuilt.SSLRefused);
       continue;
     }
@@ -191,7 +195,8 @@ async function login(client: ClientConnection, packet: Buffer): Promise<void> {
   while (i < packet.length) {
     const j = packet.indexOf(0, i);
     if (j < 0) return client.fatal(SqlState.ProtocolViolation, "invalid startup packet layout: expected terminator as last byte");
-    strings.push(intern(decoder.decode(packet.subarray(i, j))));
+    // bytes that are no UTF-8 are kept as they are (text-bytes.ts), and go to PostgreSQL unchanged
+    strings.push(intern(decodeBytes(packet, i, j)));
     i = j + 1;
   }
   if (strings.length % 2 !== 1 || strings[strings.length - 1] !== "") {
@@ -200,7 +205,8 @@ async function login(client: ClientConnection, packet: Buffer): Promise<void> {
   const ignore = new Set(core.config.settings.ignore_startup_parameters.map((s) => s.toLowerCase()));
   for (let k = 0; k + 1 < strings.length; k += 2) {
     const name = strings[k]!;
-    const value = strings[k + 1]!;
+    // PostgreSQL turns each non-ASCII byte of application_name into "?"; a byte that is no UTF-8 could not be SET
+    const value = name === "application_name" ? replaceEscapedBytes(strings[k + 1]!) : strings[k + 1]!;
     if (name === "user") {
       client.user = value;
       continue;
