@@ -24,7 +24,6 @@ const REPORTED = new Map(
 const MAX_LOGIN_MESSAGE = 65535;
 const LOGIN_READ_LIMIT = MAX_STARTUP_PACKET + MAX_LOGIN_MESSAGE;
 const SETTING_NAME = /^[A-Za-z_][A-Za-z0-9_$]*(\.[A-Za-z_][A-Za-z0-9_$]*)?$/;
-const decoder = new TextDecoder();
 
 /** Startup-phase bytes: untyped packets until the StartupMessage is accepted. */
 export function startupData(client: ClientConnection, chunk: Uint8Array): void {

@@ -1,5 +1,6 @@
 // Builds protocol messages: a growable writer that backpatches lengths, plus prebuilt constant messages.
 import { Backend, Frontend, TxStatus } from "./codes.ts";
+import { encodeText } from "./text-bytes.ts";
 
 const encoder = new TextEncoder();
 
@@ -72,7 +73,8 @@ export class MessageWriter {
 
   /** A NUL-terminated string. */
   cstring(s: string): this {
-    const bytes = encoder.encode(s);
+    // bytes a StartupMessage held that are no UTF-8 go out as they came (see text-bytes.ts)
+    const bytes = encodeText(s);
     this.ensure(bytes.length + 1);
     this.buf.set(bytes, this.pos);
     this.pos += bytes.length;
