@@ -1,7 +1,7 @@
 // /metrics: a prom-client registry whose collect() callbacks read the scrape's snapshot (nothing is pushed per message).
 import { Counter, Gauge, Registry, type Metric } from "prom-client";
 import { COUNTER_FIELDS, type DatabaseEntry, type PgbunConfig } from "../../plugin-sdk/index.ts";
-import type { PoolSample, Snapshot } from "./snapshot.ts";
+import type { HistogramSample, PoolSample, Snapshot } from "./snapshot.ts";
 
 /** PgBouncer's counters under the pgbouncer_exporter's names (stats_totals), factor from pgbun's units (µs). */
 const STATS: ReadonlyArray<{ field: string; name: string; help: string; factor: number }> = [
@@ -30,11 +30,14 @@ const POOLS: ReadonlyArray<{ field: keyof PoolSample; name: string; help: string
   { field: "svBeingCanceled", name: "pgbouncer_pools_server_being_canceled_connections", help: "Servers that normally could become idle but are waiting to do so until all in-flight cancel requests have completed" },
 ];
 
-/** Durations with no per-query observation: a summary of sum and count (no quantiles) taken from the totals. */
-const SUMMARIES: ReadonlyArray<{ name: string; help: string; sum: string; count: string }> = [
-  { name: "pgbun_query_duration_seconds", help: "Query time (ReadyForQuery to ReadyForQuery while linked to a server) over queries, from the stats totals", sum: "queryTime", count: "queries" },
-  { name: "pgbun_transaction_duration_seconds", help: "Transaction time over transactions, from the stats totals", sum: "xactTime", count: "xacts" },
-  { name: "pgbun_client_wait_duration_seconds", help: "Time clients waited for a server over server assignments, from the stats totals", sum: "waitTime", count: "serverAssignments" },
+/**
+ * The duration histograms (pgbun:stats' buckets, StatsApi.histograms); _sum and _count are the totals the
+ * pgbouncer_stats_* counters show, so `rate(x_sum) / rate(x_count)` is the mean and histogram_quantile() works.
+ */
+const HISTOGRAMS: ReadonlyArray<{ name: string; help: string; series: keyof HistogramSample; sum: string; count: string }> = [
+  { name: "pgbun_query_duration_seconds", help: "Query time (sent to ReadyForQuery, while linked to a server), per query", series: "query", sum: "queryTime", count: "queries" },
+  { name: "pgbun_transaction_duration_seconds", help: "Transaction time (first query to ReadyForQuery idle, while linked to a server), per transaction", series: "xact", sum: "xactTime", count: "xacts" },
+  { name: "pgbun_client_wait_seconds", help: "Time a client waited for a server, per server assignment (0 when one was free)", series: "wait", sum: "waitTime", count: "serverAssignments" },
 ];
 
 const HEALTH_STATES = ["healthy", "unhealthy", "unknown"] as const;
@@ -44,23 +47,28 @@ const snake = (s: string) => s.replace(/[A-Z]/g, (c) => `_${c.toLowerCase()}`);
 const KNOWN_FIELDS: ReadonlySet<string> = new Set(STATS.map((s) => s.field));
 
 /**
- * A summary of sum and count only: prom-client's Summary keeps observations to compute quantiles, which pgbun
- * does not have (its stats keep totals, and timing each query here would cost the hot path).
+ * A histogram of counts bucketed already: prom-client's Histogram buckets observations itself, one observe() per
+ * event, which would be per query on the hot path; pgbun:stats counts into its buckets and this reads them.
  */
-class TotalsSummary {
-  readonly type = "summary";
+class BucketedHistogram {
+  readonly type = "histogram";
   readonly aggregator = "sum";
   constructor(
     readonly name: string,
     readonly help: string,
-    private readonly read: () => Array<{ labels: Record<string, string>; sum: number; count: number }>,
+    private readonly read: () => Array<{ labels: Record<string, string>; bounds: readonly number[]; cumulative: readonly number[] | null; sum: number; count: number }>,
   ) {}
 
   get() {
-    const values = this.read().flatMap((r) => [
-      { labels: r.labels, value: r.sum, metricName: `${this.name}_sum` },
-      { labels: r.labels, value: r.count, metricName: `${this.name}_count` },
-    ]);
+    const values: Array<{ labels: Record<string, string>; value: number; metricName: string }> = [];
+    for (const r of this.read()) {
+      const bucket = `${this.name}_bucket`;
+      // without the stats plugin's buckets only +Inf is known (still a valid histogram: every event is in it)
+      if (r.cumulative) r.bounds.forEach((b, i) => values.push({ labels: { ...r.labels, le: String(b) }, value: r.cumulative![i] ?? 0, metricName: bucket }));
+      values.push({ labels: { ...r.labels, le: "+Inf" }, value: r.cumulative ? (r.cumulative[r.bounds.length] ?? 0) : r.count, metricName: bucket });
+      values.push({ labels: r.labels, value: r.sum, metricName: `${this.name}_sum` });
+      values.push({ labels: r.labels, value: r.count, metricName: `${this.name}_count` });
+    }
     return { name: this.name, help: this.help, type: this.type, aggregator: this.aggregator, values };
   }
 
@@ -174,11 +182,18 @@ export function metricsRegistry(current: () => Snapshot, config: () => PgbunConf
       for (const [database, t] of Object.entries(s.stats)) c.inc({ database }, t[f] ?? 0);
     });
   }
-  for (const m of SUMMARIES) {
+  for (const m of HISTOGRAMS) {
     registry.registerMetric(
-      new TotalsSummary(m.name, m.help, () =>
-        Object.entries(current().stats).map(([database, t]) => ({ labels: { database }, sum: (t[m.sum] ?? 0) / 1e6, count: t[m.count] ?? 0 })),
-      ) as unknown as Metric,
+      new BucketedHistogram(m.name, m.help, () => {
+        const s = current();
+        return Object.entries(s.stats).map(([database, t]) => ({
+          labels: { database },
+          bounds: s.buckets,
+          cumulative: s.buckets.length > 0 ? (s.histograms[database]?.[m.series] ?? null) : null,
+          sum: (t[m.sum] ?? 0) / 1e6,
+          count: t[m.count] ?? 0,
+        }));
+      }) as unknown as Metric,
     );
   }
 

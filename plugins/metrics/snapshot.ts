@@ -31,6 +31,15 @@ export interface PoolSample {
   health: HealthSample | null;
 }
 
+/** One database's duration histograms (StatsApi.histograms): cumulative counts per Snapshot.buckets bound, +Inf last. */
+export interface HistogramSample {
+  query: number[];
+  xact: number[];
+  wait: number[];
+}
+
+const HISTOGRAM_SERIES = ["query", "xact", "wait"] as const;
+
 export interface Snapshot {
   /** When it was taken (ms since the epoch). */
   time: number;
@@ -44,6 +53,10 @@ export interface Snapshot {
   pools: PoolSample[];
   /** StatsApi totals by database: counts, bytes, times in µs. */
   stats: Record<string, Record<string, number>>;
+  /** The histograms' bucket bounds in seconds; [] when the stats plugin keeps no histograms. */
+  buckets: number[];
+  /** Duration histograms by database, each series `buckets.length + 1` long. */
+  histograms: Record<string, HistogramSample>;
   /** ErrorResponses servers sent, by database and SQLSTATE class (the code's first two characters). */
   errors: Record<string, Record<string, number>>;
   /** Faults of each plugin's taps since start. */
@@ -147,8 +160,19 @@ export function takeSnapshot(api: PluginApi, errors: ErrorCounts): Snapshot {
   for (const s of api.servers()) if (s.state !== "closed") servers[s.state] = (servers[s.state] ?? 0) + 1;
   const counts = api.clientCounts;
   const stats = dict<Record<string, number>>();
-  const totals = api.capability<StatsApi>("stats")?.totals();
+  const statsApi = api.capability<StatsApi>("stats");
+  const totals = statsApi?.totals();
   if (totals) for (const [db, c] of totals) stats[db] = Object.assign(dict<number>(), c);
+  // read right after the totals, in the same turn: the +Inf counts are the totals' counts
+  const histograms = dict<HistogramSample>();
+  let buckets: number[] = [];
+  const hist = statsApi?.histograms?.();
+  if (hist) {
+    for (const [db, h] of hist) {
+      buckets = [...h.bounds];
+      histograms[db] = { query: [...h.query], xact: [...h.xact], wait: [...h.wait] };
+    }
+  }
   const faults = dict<number>();
   for (const p of api.plugins()) faults[p.name] = p.faults ?? 0;
   return {
@@ -160,6 +184,8 @@ export function takeSnapshot(api: PluginApi, errors: ErrorCounts): Snapshot {
     servers,
     pools: poolSamples(api),
     stats,
+    buckets,
+    histograms,
     errors: errors.snapshot(),
     faults,
     maxClientConn: api.config.settings.max_client_conn,
@@ -186,6 +212,12 @@ function addInto(into: Record<string, number>, from: Record<string, number>): vo
   for (const [k, v] of Object.entries(from)) into[k] = (into[k] ?? 0) + v;
 }
 
+const emptyHistogram = (n: number): HistogramSample => ({ query: new Array<number>(n).fill(0), xact: new Array<number>(n).fill(0), wait: new Array<number>(n).fill(0) });
+
+function addHistogram(into: HistogramSample, from: HistogramSample): void {
+  for (const k of HISTOGRAM_SERIES) for (let i = 0; i < into[k].length; i++) into[k][i]! += from[k][i] ?? 0;
+}
+
 /** The workers' snapshots as one: counts and totals summed, the longest wait, the worst health. */
 export function mergeSnapshots(parts: Snapshot[], missing: number[]): Snapshot {
   const out: Snapshot = {
@@ -197,10 +229,15 @@ export function mergeSnapshots(parts: Snapshot[], missing: number[]): Snapshot {
     servers: dict(),
     pools: [],
     stats: dict(),
+    buckets: parts.find((p) => p.buckets.length > 0)?.buckets ?? [],
+    histograms: dict(),
     errors: dict(),
     faults: dict(),
     maxClientConn: 0,
   };
+  // workers run the same stats plugin, so the same bounds; should they differ, no histogram is shown rather than a wrong one
+  const sameBuckets = parts.every((p) => p.buckets.length === 0 || (p.buckets.length === out.buckets.length && p.buckets.every((b, i) => b === out.buckets[i])));
+  if (!sameBuckets) out.buckets = [];
   const pools = new Map<string, PoolSample>();
   for (const p of parts) {
     addInto(out.clients, p.clients);
@@ -209,6 +246,7 @@ export function mergeSnapshots(parts: Snapshot[], missing: number[]): Snapshot {
     out.maxClientConn += p.maxClientConn;
     for (const [db, c] of Object.entries(p.stats)) addInto((out.stats[db] ??= dict()), c);
     for (const [db, e] of Object.entries(p.errors)) addInto((out.errors[db] ??= dict()), e);
+    if (out.buckets.length > 0) for (const [db, h] of Object.entries(p.histograms)) addHistogram((out.histograms[db] ??= emptyHistogram(out.buckets.length + 1)), h);
     for (const pool of p.pools) {
       const key = `${pool.database}\u0000${pool.user}`;
       const have = pools.get(key);
@@ -258,6 +296,20 @@ function nested(x: unknown): Record<string, Record<string, number>> | null {
   return out;
 }
 
+/** A sibling's histograms: every series as long as its bounds say, counts only. */
+function histogramsOf(x: unknown, slots: number): Record<string, HistogramSample> | null {
+  if (!isRecord(x)) return null;
+  const out = dict<HistogramSample>();
+  for (const [db, h] of Object.entries(x)) {
+    if (!isRecord(h)) return null;
+    const series = HISTOGRAM_SERIES.map((k) => h[k]);
+    if (!series.every((v) => Array.isArray(v) && v.length === slots && v.every(isCount))) return null;
+    const [query, xact, wait] = series as number[][];
+    out[db] = { query: query!, xact: xact!, wait: wait! };
+  }
+  return out;
+}
+
 const POOL_COUNTS = ["clActive", "clWaiting", "svActive", "svIdle", "svUsed", "svTested", "svLogin", "svBeingCanceled", "maxWaitMs"] as const;
 
 function poolSample(x: unknown): PoolSample | null {
@@ -286,7 +338,10 @@ export function checkSnapshot(x: unknown): Snapshot | null {
   const stats = nested(x.stats);
   const errors = nested(x.errors);
   const pools = x.pools.map(poolSample);
-  if (!clients || !servers || !faults || !stats || !errors || pools.some((p) => p === null)) return null;
+  if (!Array.isArray(x.buckets) || !x.buckets.every((b) => isCount(b) && b > 0)) return null;
+  const buckets = x.buckets as number[];
+  const histograms = histogramsOf(x.histograms, buckets.length + 1);
+  if (!clients || !servers || !faults || !stats || !histograms || !errors || pools.some((p) => p === null)) return null;
   return {
     time: x.time,
     version: x.version,
@@ -296,6 +351,8 @@ export function checkSnapshot(x: unknown): Snapshot | null {
     servers,
     pools: pools as PoolSample[],
     stats,
+    buckets,
+    histograms,
     errors,
     faults,
     maxClientConn: x.maxClientConn,

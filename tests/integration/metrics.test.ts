@@ -5,6 +5,7 @@ import { join } from "node:path";
 import { Client } from "pg";
 import { initPgbench, parsePgbenchSummary, runPgbench, usePostgres, waitFor, sdkFrom } from "../harness/fixtures.ts";
 import { freePort, startPgbun, type TestPgbun } from "../harness/pgbun.ts";
+import { DURATION_BUCKETS } from "../../plugin-sdk/index.ts";
 import { harnessTempDir } from "../harness/postgres.ts";
 
 setDefaultTimeout(60_000);
@@ -121,7 +122,7 @@ function parseExposition(text: string): Map<string, Family> {
 
 /** The one sample of `name` whose labels include `labels`; throws when there is none or more than one. */
 function value(families: Map<string, Family>, name: string, labels: Record<string, string> = {}): number {
-  const family = families.get(name.replace(/_(sum|count)$/, "")) ?? families.get(name);
+  const family = families.get(name.replace(/_(sum|count|bucket)$/, "")) ?? families.get(name);
   const hits = (family?.samples ?? []).filter((s) => s.name === name && Object.entries(labels).every(([k, v]) => s.labels[k] === v));
   if (hits.length !== 1) throw new Error(`${hits.length} samples of ${name} ${JSON.stringify(labels)}`);
   return hits[0]!.value;
@@ -129,6 +130,23 @@ function value(families: Map<string, Family>, name: string, labels: Record<strin
 
 /** The sum of every sample of `name` (over all label values). */
 const total = (families: Map<string, Family>, name: string) => (families.get(name)?.samples ?? []).filter((s) => s.name === name).reduce((a, s) => a + s.value, 0);
+
+/**
+ * A histogram's series for `database` checked as Prometheus requires (le bounds rising to +Inf, counts cumulative,
+ * +Inf = _count) and against the counter and seconds total it must agree with; returns its buckets by le.
+ */
+function checkHistogram(m: Map<string, Family>, name: string, counter: string, seconds: string | null, database = "app"): Map<string, number> {
+  const f = m.get(name)!;
+  expect(f.type).toBe("histogram");
+  const buckets = f.samples.filter((s) => s.name === `${name}_bucket` && s.labels.database === database);
+  expect(buckets.map((b) => b.labels.le)).toEqual([...DURATION_BUCKETS.map(String), "+Inf"]);
+  for (let i = 1; i < buckets.length; i++) expect(buckets[i]!.value).toBeGreaterThanOrEqual(buckets[i - 1]!.value);
+  const count = value(m, `${name}_count`, { database });
+  expect(buckets.at(-1)!.value).toBe(count);
+  expect(count).toBe(value(m, counter, { database }));
+  if (seconds) expect(value(m, `${name}_sum`, { database })).toBeCloseTo(value(m, seconds, { database }), 6);
+  return new Map(buckets.map((b) => [b.labels.le!, b.value]));
+}
 
 test("the parser refuses what the format does not allow (so a parse that passes means something)", () => {
   expect(() => parseExposition("# TYPE a counter\na 1\n")).not.toThrow();
@@ -139,6 +157,7 @@ test("the parser refuses what the format does not allow (so a parse that passes 
   expect(() => parseExposition("# TYPE a gauge\n# TYPE b gauge\nb 1\na 1\n")).toThrow();
   expect(() => parseExposition("# TYPE a gauge\na one\n")).toThrow();
   expect(() => parseExposition("# TYPE a summary\na_sum 1\na_count 2\n")).not.toThrow();
+  expect(() => parseExposition('# TYPE a histogram\na_bucket{le="1"} 1\na_bucket{le="+Inf"} 2\na_sum 1\na_count 2\n')).not.toThrow();
   expect(() => parseExposition("# TYPE a gauge\na 1")).toThrow();
 });
 
@@ -193,7 +212,7 @@ describe("pgbun:metrics", () => {
       // PgBouncer exporter names are there from the start (for Grafana dashboards)
       expect(before.get("pgbouncer_pools_client_active_connections")?.type).toBe("gauge");
       expect(before.get("pgbouncer_stats_queries_pooled_total")?.type).toBe("counter");
-      expect(before.get("pgbun_query_duration_seconds")?.type).toBe("summary");
+      expect(before.get("pgbun_query_duration_seconds")?.type).toBe("histogram");
       expect(value(before, "pgbouncer_up")).toBe(1);
       expect(value(before, "pgbun_workers", { state: "answered" })).toBe(1);
 
@@ -236,10 +255,14 @@ describe("pgbun:metrics", () => {
       expect(delta("pgbouncer_stats_queries_duration_seconds_total")).toBeGreaterThan(0);
       expect(delta("pgbouncer_stats_server_in_transaction_seconds_total")).toBeGreaterThan(0);
       expect(delta("pgbouncer_stats_server_assignments_total")).toBeGreaterThanOrEqual(summary.processed);
-      // the summaries are the same totals: count = queries, sum = query seconds
-      expect(value(after, "pgbun_query_duration_seconds_count", APP)).toBe(value(after, "pgbouncer_stats_queries_pooled_total", APP));
-      expect(value(after, "pgbun_query_duration_seconds_sum", APP)).toBeCloseTo(value(after, "pgbouncer_stats_queries_duration_seconds_total", APP), 6);
-      expect(value(after, "pgbun_transaction_duration_seconds_count", APP)).toBe(value(after, "pgbouncer_stats_sql_transactions_pooled_total", APP));
+      // the histograms count every query, transaction and server assignment the counters count, their sums are the
+      // counters' seconds; pgbench's short queries fill the low buckets
+      const queries = checkHistogram(after, "pgbun_query_duration_seconds", "pgbouncer_stats_queries_pooled_total", "pgbouncer_stats_queries_duration_seconds_total");
+      checkHistogram(after, "pgbun_transaction_duration_seconds", "pgbouncer_stats_sql_transactions_pooled_total", "pgbouncer_stats_server_in_transaction_seconds_total");
+      const waits = checkHistogram(after, "pgbun_client_wait_seconds", "pgbouncer_stats_server_assignments_total", "pgbouncer_stats_client_wait_seconds_total");
+      expect(queries.get("0.01")!).toBeGreaterThan(0);
+      expect(queries.get("+Inf")!).toBeGreaterThanOrEqual(7 * summary.processed);
+      expect(waits.get("+Inf")!).toBeGreaterThanOrEqual(summary.processed);
       // the login counter (pgbun:stats' clientLogins, beyond PgBouncer's exporter names): pgbench's 6 clients
       expect(delta("pgbun_stats_client_logins_total")).toBeGreaterThanOrEqual(6);
       // the pool's health from its server logins
@@ -267,6 +290,45 @@ describe("pgbun:metrics", () => {
       expect(value(after, "pgbouncer_pools_client_active_connections", { database: "app", user: pg.superuser })).toBe(0);
       expect(value(after, "pgbouncer_pools_server_active_connections", { database: "app", user: pg.superuser })).toBe(0);
       expect(value(after, "pgbouncer_pools_server_idle_connections", { database: "app", user: pg.superuser })).toBeGreaterThan(0);
+    } finally {
+      await pb.stop();
+    }
+  });
+
+  test("a pg_sleep(0.2) query and transaction land in le=0.25 and not le=0.1; a client's wait of 0.3 s and a little for a server in le=0.5", async () => {
+    const { pb, base } = await startWithStats({ pool_mode: "session", default_pool_size: 1 });
+    try {
+      const c = new Client({ connectionString: pb.url() });
+      c.on("error", () => undefined);
+      await c.connect();
+      await c.query("SELECT 1");
+      const before = await scrape(base);
+      await c.query("SELECT pg_sleep(0.2)");
+      const after = await scrape(base);
+      const moved = (name: string, le: string) => value(after, `${name}_bucket`, { database: "app", le }) - value(before, `${name}_bucket`, { database: "app", le });
+      for (const name of ["pgbun_query_duration_seconds", "pgbun_transaction_duration_seconds"]) {
+        expect([name, moved(name, "0.1")]).toEqual([name, 0]);
+        expect([name, moved(name, "0.25")]).toEqual([name, 1]);
+        expect([name, moved(name, "+Inf")]).toEqual([name, 1]);
+      }
+      checkHistogram(after, "pgbun_query_duration_seconds", "pgbouncer_stats_queries_pooled_total", "pgbouncer_stats_queries_duration_seconds_total");
+
+      // the pool's one server is c's session: a second client waits until c leaves
+      const waiter = new Client({ connectionString: pb.url() });
+      waiter.on("error", () => undefined);
+      const served = waiter.connect().then(() => waiter.query("SELECT 1"));
+      await waitFor("the second client to wait", async () => value(await scrape(base), "pgbun_clients", { state: "waiting" }) === 1, 5_000, 20);
+      await Bun.sleep(300);
+      const waited = await scrape(base);
+      await c.end();
+      await served;
+      const done = await scrape(base);
+      const waitMoved = (le: string) => value(done, "pgbun_client_wait_seconds_bucket", { database: "app", le }) - value(waited, "pgbun_client_wait_seconds_bucket", { database: "app", le });
+      expect(waitMoved("0.25")).toBe(0);
+      expect(waitMoved("0.5")).toBe(1);
+      expect(waitMoved("+Inf")).toBe(1);
+      checkHistogram(done, "pgbun_client_wait_seconds", "pgbouncer_stats_server_assignments_total", "pgbouncer_stats_client_wait_seconds_total");
+      await waiter.end();
     } finally {
       await pb.stop();
     }
@@ -441,6 +503,10 @@ describe("pgbun:metrics", () => {
       await waitFor("pgbench's clients to leave", async () => value(await scrape(base), "pgbun_clients", { state: "active" }) === 0, 5_000);
       const after = await scrape(base);
       expect(value(after, "pgbouncer_stats_sql_transactions_pooled_total", APP) - value(before, "pgbouncer_stats_sql_transactions_pooled_total", APP)).toBeGreaterThanOrEqual(processed);
+      // the histograms are summed over the workers too: bucket by bucket, +Inf = the summed counters
+      checkHistogram(after, "pgbun_query_duration_seconds", "pgbouncer_stats_queries_pooled_total", "pgbouncer_stats_queries_duration_seconds_total");
+      checkHistogram(after, "pgbun_transaction_duration_seconds", "pgbouncer_stats_sql_transactions_pooled_total", "pgbouncer_stats_server_in_transaction_seconds_total");
+      checkHistogram(after, "pgbun_client_wait_seconds", "pgbouncer_stats_server_assignments_total", "pgbouncer_stats_client_wait_seconds_total");
     } finally {
       await pb.stop();
     }

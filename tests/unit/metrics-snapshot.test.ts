@@ -18,6 +18,8 @@ function snap(worker: number, over: Partial<Snapshot> = {}): Snapshot {
     servers: { idle: 2, active: 1 },
     pools: [pool()],
     stats: { app: { xacts: 10, queries: 20, queryTime: 1_000 } },
+    buckets: [0.001, 0.1],
+    histograms: { app: { query: [15, 19, 20], xact: [8, 10, 10], wait: [0, 0, 0] } },
     errors: { app: { "42": 1 } },
     faults: { "pgbun:stats": 0 },
     maxClientConn: 100,
@@ -50,6 +52,19 @@ describe("mergeSnapshots", () => {
     expect(app.svIdle).toBe(4);
     expect(app.maxWaitMs).toBe(9);
     expect(app.health).toEqual({ state: "unhealthy", lastCheck: 20, lastError: "refused", consecutiveFailures: 4 });
+  });
+
+  test("histograms add up bucket by bucket; workers with other bounds leave no histogram rather than a wrong one", () => {
+    const b = snap(1, { histograms: { app: { query: [1, 1, 2], xact: [0, 1, 1], wait: [3, 3, 3] }, other: { query: [0, 0, 1], xact: [0, 0, 0], wait: [0, 0, 0] } } });
+    const m = mergeSnapshots([snap(0), b], []);
+    expect(m.buckets).toEqual([0.001, 0.1]);
+    expect(m.histograms.app).toEqual({ query: [16, 20, 22], xact: [8, 11, 11], wait: [3, 3, 3] });
+    expect(m.histograms.other!.query).toEqual([0, 0, 1]);
+    const odd = mergeSnapshots([snap(0), snap(1, { buckets: [0.5, 1] })], []);
+    expect(odd.buckets).toEqual([]);
+    expect(Object.keys(odd.histograms)).toEqual([]);
+    // a stats plugin that keeps no histograms: the others' are kept
+    expect(mergeSnapshots([snap(0), snap(1, { buckets: [], histograms: {} })], []).histograms.app!.query).toEqual([15, 19, 20]);
   });
 
   test("a database named __proto__ is a key like any other", () => {
@@ -86,6 +101,10 @@ describe("checkSnapshot (a sibling is trusted no more than the bytes it sends)",
     expect(bad((x) => (x.pools[0].health = { state: "fine", lastCheck: 0, lastError: "", consecutiveFailures: 0 }))).toBeNull();
     expect(bad((x) => (x.workers = [-1]))).toBeNull();
     expect(bad((x) => delete x.faults)).toBeNull();
+    expect(bad((x) => x.histograms.app.query.push(21))).toBeNull(); // longer than the bounds say
+    expect(bad((x) => (x.histograms.app.wait[0] = -1))).toBeNull();
+    expect(bad((x) => (x.buckets = [0, 1]))).toBeNull();
+    expect(bad((x) => delete x.histograms)).toBeNull();
   });
 });
 
