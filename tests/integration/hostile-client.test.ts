@@ -214,3 +214,53 @@ describe("invalid startup parameter values (deferred as PgBouncer defers them)",
     }
   }
 });
+
+describe("startup values that are no UTF-8 reach PostgreSQL as the bytes they are", () => {
+  /** A StartupMessage whose values are given as latin1 strings: each char one byte, so any byte can be sent. */
+  function rawStartup(params: Record<string, string>): Buffer {
+    const body = Buffer.from(Object.entries({ user: "postgres", database: "app", ...params }).map(([k, v]) => `${k}\0${v}\0`).join("") + "\0", "latin1");
+    const head = Buffer.alloc(8);
+    head.writeInt32BE(8 + body.length, 0);
+    head.writeInt32BE(196608, 4);
+    return Buffer.concat([head, body]);
+  }
+  async function rawLogin(p: TestPooler, params: Record<string, string>): Promise<{ c: WireClient; login: BackendMessage[] }> {
+    const c = await WireClient.connect({ host: p.host, port: p.port });
+    c.send(rawStartup(params));
+    const login = await c.readUntil((m) => m.type === "Z" || m.type === "E", 5_000);
+    expect(login.at(-1)!.type).toBe("Z");
+    return { c, login };
+  }
+
+  for (const mode of ["transaction", "session"]) {
+    test(`${mode} mode: search_path=a\\xffb is set as those bytes: PostgreSQL refuses them (22021) at the first query, as it refuses them in any SET`, async () => {
+      const p = await pooler({ pool_mode: mode });
+      const { c } = await rawLogin(p, { search_path: "a\xffb" });
+      c.send(msg.query("SELECT encode(convert_to(current_setting('search_path'), 'UTF8'), 'hex')"));
+      const r = await c.readUntilClosed(5_000);
+      // before, the value was set as a\uFFFDb (61efbfbd62) and the query answered: another value than the client's
+      expect(errors(r.messages).map((e) => [e.C, e.M])).toEqual([["22021", 'invalid byte sequence for encoding "UTF8": 0xff']]);
+      expect(r.closed).toBe(true);
+      await nothingLeft(p);
+    });
+
+    test(`${mode} mode: valid UTF-8 (search_path=schéma) is set unchanged`, async () => {
+      const p = await pooler({ pool_mode: mode });
+      const { c } = await rawLogin(p, { search_path: Buffer.from("schéma", "utf8").toString("latin1") });
+      const r = await c.query("SELECT encode(convert_to(current_setting('search_path'), 'UTF8'), 'hex')");
+      expect(r.errors).toEqual([]);
+      expect(r.rows).toEqual([[Buffer.from("schéma").toString("hex")]]);
+      c.destroy();
+    });
+  }
+
+  test("application_name=caf\\xe9 (latin1): its byte becomes '?', as PostgreSQL makes it; the login and queries work", async () => {
+    const p = await pooler();
+    const { c, login } = await rawLogin(p, { application_name: "caf\xe9" });
+    const status = login.filter((m) => m.type === "S").map((m) => m.body.toString("latin1")).find((s) => s.startsWith("application_name\0"));
+    expect(status).toBe("application_name\0caf?\0");
+    const r = await c.query("SELECT current_setting('application_name')");
+    expect(r.rows).toEqual([["caf?"]]);
+    c.destroy();
+  });
+});
