@@ -309,6 +309,25 @@ describe("plugins see a streamed message's prefix and treat what it cannot show 
     });
   }, 60_000);
 
+  test("a streamed Query that must wait for a server waits with its prefix (the client's reading paused) and runs once one is free", async () => {
+    await withPgbun(pg, { pgbun: tx(1, { log_level: "info" }) }, async (f) => {
+      const a = await f.login();
+      const b = await f.login();
+      expect((await b.query("BEGIN")).status).toBe("T");
+      // A's query arrives while B holds the only server
+      a.send(msg.query(padded("SELECT 'waited'", "")));
+      await Bun.sleep(300);
+      expect(a.pendingBytes).toBe(0); // not answered while it waits
+      expect((await b.query("COMMIT")).status).toBe("I");
+      const got = await a.readUntilReady(20_000);
+      expect(got.filter((m) => m.type === "E").map(errorFields)).toEqual([]);
+      expect(dataRows(got)).toEqual([["waited"]]);
+      // and both go on
+      expect(await queryValue(a, "SELECT 'a again'")).toBe("a again");
+      expect(await queryValue(b, "SELECT 'b again'")).toBe("b again");
+    });
+  }, 60_000);
+
   test("a streamed named Parse is renamed in its prefix: it runs, a second Parse of its name is 42P05, and on another server it is gone (26000) until prepared again", async () => {
     await withPgbun(pg, { pgbun: tx(2, { log_level: "info" }) }, async (f) => {
       const a = await f.login();
