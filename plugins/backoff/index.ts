@@ -26,8 +26,16 @@ export interface BackoffOptions {
   baseMs?: number;
 }
 
+/**
+ * Server TLS that server_tls_sslmode cannot accept (a certificate that does not verify, a server without TLS under
+ * require/verify-*): the configuration or the server's certificate must change first, so it is permanent too. The
+ * core reports these without a SQLSTATE of their own (08006 to clients); its wording is matched.
+ */
+const TLS_REFUSED = /server certificate verification failed|server does not support TLS \(server_tls_sslmode/;
+
 export function isPermanent(f: LoginFailure): boolean {
-  return f.code !== undefined && PERMANENT.has(f.code);
+  if (f.code !== undefined) return PERMANENT.has(f.code);
+  return TLS_REFUSED.test(f.message);
 }
 
 function looksLikeRestart(f: LoginFailure): boolean {

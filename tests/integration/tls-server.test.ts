@@ -48,6 +48,16 @@ describe("against a PostgreSQL with ssl off", () => {
   }
 });
 
+test("a TLS refusal is permanent for pgbun:backoff: with the default query_wait_timeout the client is told at once", async () => {
+  // require against a server without TLS: nothing changes until the config or the server does
+  const p = await pooler("require", { query_wait_timeout: 120 });
+  const started = Date.now();
+  const err = await rejection(pgConnect({ host: p.host, port: p.port }, {}, { ignoreErrors: false }));
+  expect(err.code).toBe("08006");
+  expect(err.message).toContain("server does not support TLS (server_tls_sslmode require)");
+  expect(Date.now() - started).toBeLessThan(5_000);
+});
+
 describe("against a PostgreSQL with ssl on", () => {
   beforeAll(() => enablePostgresSsl(pg, certs));
   afterAll(() => disablePostgresSsl(pg));
@@ -71,7 +81,8 @@ describe("against a PostgreSQL with ssl on", () => {
       const ok = await pooler(mode, { server_tls_ca_file: certs.caCert });
       expect(await serverSsl(await client(ok))).toBe(true);
 
-      const wrong = await pooler(mode, { server_tls_ca_file: other.caCert });
+      // with the default query_wait_timeout: a certificate that does not verify is told at once (permanent)
+      const wrong = await pooler(mode, { server_tls_ca_file: other.caCert, query_wait_timeout: 120 });
       const err = await rejection(pgConnect({ host: wrong.host, port: wrong.port }, {}, { ignoreErrors: false }));
       expect(err.code).toBe("08006");
       expect(err.message).toContain(`server certificate verification failed (server_tls_sslmode ${mode})`);
