@@ -24,6 +24,16 @@ const WAITING_READ_LIMIT = 64 * 1024;
 const NO_PARAMS: ReadonlyMap<string, string> = new Map();
 const NO_BYTES = new Uint8Array(0);
 
+/**
+ * A Parse streams only above 1 MB (other messages above STREAM_PREFIX, 64 KB): pgbun:prepared-statements keeps the
+ * text of a statement it sees whole, to prepare it again on the next server; a streamed one is its server's only.
+ * Statement texts of a few hundred kB (bulk INSERTs with many parameters) stay shareable; memory per client is
+ * still bounded.
+ */
+const PARSE_STREAM_PREFIX = 1024 * 1024;
+const STREAM_BOUNDS = new Uint32Array(256);
+STREAM_BOUNDS[Frontend.Parse] = PARSE_STREAM_PREFIX;
+
 /** The core's flags for a linked client with every non-frontend type Invalid (see frontendOnly), made once per table. */
 let linkedFrom: FrameFlags | null = null;
 let linkedFlags: FrameFlags = FRONTEND_WHOLE;
@@ -185,7 +195,13 @@ export class ClientConnection extends ClientFlags implements Client, FrameSink, 
 
   /** The framer of the client's input; its flags follow whether a server is linked. */
   get framer(): Framer {
-    return this._framer ?? (this._framer = takeFramer(this, this.server !== null ? linked(this.core.clientFlags) : FRONTEND_WHOLE, this.core.config.settings.max_packet_size));
+    return this._framer ?? this.takeInputFramer();
+  }
+
+  private takeInputFramer(): Framer {
+    const f = (this._framer = takeFramer(this, this.server !== null ? linked(this.core.clientFlags) : FRONTEND_WHOLE, this.core.config.settings.max_packet_size));
+    f.streamAboveOf = STREAM_BOUNDS;
+    return f;
   }
 
   /**

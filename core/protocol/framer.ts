@@ -88,6 +88,8 @@ export class Framer {
   holdCurrent = false;
   /** Whole-type messages above this many bytes are streamed (see STREAM_PREFIX); the prefix is this long. */
   streamAbove: number;
+  /** Per-type bounds used instead of streamAbove where not 0 (read only for a message longer than its read). */
+  streamAboveOf: Uint32Array | null = null;
   /** During message() of a streamed message: the whole message's length, header included; else 0. */
   partialTotal = 0;
   /** Set by the sink during message() of a streamed message: its rest is skipped, not passed on. */
@@ -96,8 +98,8 @@ export class Framer {
   fetchWhole = false;
   /** The bytes passRemaining counts are the rest of a streamed message: STREAMING passes them, SKIPPING drops them. */
   private streamMode = 0;
-  /** The message being assembled in pendingParts is delivered as a prefix once STREAM_PREFIX bytes are there. */
-  private pendingStream = false;
+  /** Not 0: the message being assembled in pendingParts is delivered as a prefix once this many bytes are there. */
+  private pendingStream = 0;
 
   constructor(private sink: FrameSink, flags: FrameFlags, maxLength = 0x7fffffff, streamAbove = STREAM_PREFIX) {
     this.flags = flags;
@@ -182,6 +184,13 @@ export class Framer {
     this.sink.malformed(reason);
   }
 
+  /** The stream bound of a message type. */
+  private boundOf(type: number): number {
+    const of = this.streamAboveOf;
+    const b = of === null ? 0 : of[type]!;
+    return b !== 0 ? b : this.streamAbove;
+  }
+
   /**
    * Hands the sink the first bytes pbuf[ps, pe) of a message of `total` bytes that is longer than this read: its
    * rest starts at chunk[from] and does not end in this read. Uses up the read (passed on, skipped or held).
@@ -236,14 +245,15 @@ export class Framer {
     } else if (this.pendingParts) {
       const need = this.pendingTotal - this.pendingHave;
       if (len0 < need) {
-        if (this.pendingStream && this.pendingHave + len0 >= this.streamAbove) {
+        const bound = this.pendingStream;
+        if (bound !== 0 && this.pendingHave + len0 >= bound) {
           // the prefix is complete and the message is not: it streams from here
-          const take = this.streamAbove - this.pendingHave;
+          const take = bound - this.pendingHave;
           this.pendingParts.push(Buffer.from(buf.subarray(0, take)));
-          const prefix = Buffer.concat(this.pendingParts, this.streamAbove);
+          const prefix = Buffer.concat(this.pendingParts, bound);
           this.pendingParts = null;
           this.pendingHave = 0;
-          this.pendingStream = false;
+          this.pendingStream = 0;
           this.partial(prefix[0]!, prefix, 0, prefix.length, this.pendingTotal, buf, take);
           return;
         }
@@ -251,7 +261,7 @@ export class Framer {
         this.pendingHave += len0;
         return;
       }
-      this.pendingStream = false;
+      this.pendingStream = 0;
       this.pendingParts.push(Buffer.from(buf.subarray(0, need)));
       const whole = Buffer.concat(this.pendingParts, this.pendingTotal);
       this.pendingParts = null;
@@ -304,15 +314,16 @@ export class Framer {
       }
       if (i > spanStart) this.sink.passSpan(buf, spanStart, i);
       if (total > len - i) {
-        if (total > this.streamAbove && len - i >= this.streamAbove) {
+        const bound = this.boundOf(type);
+        if (total > bound && len - i >= bound) {
           // too long to assemble, and its prefix is here: the sink sees that, the rest streams
-          this.partial(type, buf, i, i + this.streamAbove, total, buf, i + this.streamAbove);
+          this.partial(type, buf, i, i + bound, total, buf, i + bound);
           return;
         }
         this.pendingParts = [Buffer.from(buf.subarray(i))];
         this.pendingHave = len - i;
         this.pendingTotal = total;
-        this.pendingStream = total > this.streamAbove;
+        this.pendingStream = total > bound ? bound : 0;
         return;
       }
       const end = i + total;

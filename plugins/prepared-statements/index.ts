@@ -434,7 +434,7 @@ export default function preparedStatements(): PgbunPlugin {
             "26000",
             `prepared statement "${head.name}" does not exist`,
             "ERROR",
-            "Its text is over 64 kB: pgbun:prepared-statements keeps no copy of it, so it exists only on the server connection it was prepared on. Prepare it again.",
+            "Its text is over 1 MB: pgbun:prepared-statements keeps no copy of it, so it exists only on the server connection it was prepared on. Prepare it again.",
           );
         }
         // an error about a shared statement may mean it no longer fits the schema: forget it on this server

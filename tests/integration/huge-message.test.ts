@@ -328,6 +328,29 @@ describe("plugins see a streamed message's prefix and treat what it cannot show 
     });
   }, 60_000);
 
+  test("a 300 kB named Parse (under the 1 MB Parse bound), sent in pieces, is kept whole: it is prepared again on another server", async () => {
+    await withPgbun(pg, { pgbun: tx(2, { log_level: "info" }) }, async (f) => {
+      const a = await f.login();
+      const b = await f.login();
+      const text = `SELECT 'shared' /*${"s".repeat(300_000)}*/`;
+      const parse = Buffer.concat([msg.parse("bulk", text), msg.sync()]);
+      // in pieces, so that pgbun reads the message in several reads
+      for (let at = 0; at < parse.length; at += 50_000) {
+        a.send(parse.subarray(at, at + 50_000));
+        await Bun.sleep(20);
+      }
+      expect(messageTypes(await a.readUntilReady())).toBe("1Z");
+      const pid = await backendPid(a);
+      expect((await b.query("BEGIN")).status).toBe("T");
+      expect(await backendPid(b)).toBe(pid);
+      a.send(Buffer.concat([msg.bind("", "bulk"), msg.execute("", 0), msg.sync()]));
+      const got = await a.readUntilReady();
+      expect(got.filter((m) => m.type === "E").map(errorFields)).toEqual([]);
+      expect(dataRows(got)).toEqual([["shared"]]);
+      expect((await b.query("COMMIT")).status).toBe("I");
+    });
+  }, 60_000);
+
   test("a streamed named Parse is renamed in its prefix: it runs, a second Parse of its name is 42P05, and on another server it is gone (26000) until prepared again", async () => {
     await withPgbun(pg, { pgbun: tx(2, { log_level: "info" }) }, async (f) => {
       const a = await f.login();

@@ -192,3 +192,23 @@ describe("a Whole-type message above the bound", () => {
     expect(sink.output()).toEqual(big);
   });
 });
+
+describe("per-type bounds (streamAboveOf)", () => {
+  test("a type with its own bound streams above that bound only; the others above streamAbove", () => {
+    const { framer, sink } = setup();
+    const bounds = new Uint32Array(256);
+    bounds[c("P")] = 1_000;
+    framer.streamAboveOf = bounds;
+    const parse = msg("P", 800); // over streamAbove (100), under its own bound: assembled whole
+    const bigParse = msg("P", 5_000); // over its own bound: its first 1,000 bytes, then streamed
+    const query = msg("Q", 500); // over streamAbove: its first 100 bytes
+    const input = Buffer.concat([parse, bigParse, query]);
+    feedIn(framer, input, 64);
+    expect(sink.messages().map((m) => [String.fromCharCode(m.type), m.bytes.length, m.partialTotal])).toEqual([
+      ["P", parse.length, 0],
+      ["P", 1_000, bigParse.length],
+      ["Q", BOUND, query.length],
+    ]);
+    expect(sink.output()).toEqual(input);
+  });
+});
