@@ -1,7 +1,7 @@
 // A client connection: its state, the relay of its messages to the linked server, parking while it waits.
 import type { Socket } from "bun";
 import { Frontend, TxStatus } from "../plugin-sdk/protocol/codes.ts";
-import { FRONTEND_WHOLE, frontendOnly, type FrameFlags, type Framer, type FrameSink } from "./protocol/framer.ts";
+import { continuesPast, FRONTEND_WHOLE, frontendOnly, type FrameFlags, type Framer, type FrameSink } from "./protocol/framer.ts";
 import { errorResponse, SqlState } from "../plugin-sdk/protocol/errors.ts";
 import { readyForQuery } from "../plugin-sdk/protocol/writer.ts";
 import type { Outbound, Pausable } from "./net/outbound.ts";
@@ -438,6 +438,8 @@ export class ClientConnection extends ClientFlags implements Client, FrameSink, 
           this.bits |= REDELIVER;
           return false;
         } else if (r instanceof Uint8Array) {
+          // whole messages in a streamed message's place: its rest goes with it (see MessageContext.partial)
+          if (ctx.partialLength !== 0 && !continuesPast(r)) this._framer!.dropRest = true;
           if (type === Frontend.Terminate) this.terminate();
           return this.forwardToServer(r, 0, r.length, true);
         }
@@ -466,7 +468,7 @@ export class ClientConnection extends ClientFlags implements Client, FrameSink, 
     else if (r instanceof Uint8Array) parts.push(r);
     if (this.ctx.partialLength !== 0) {
       // a streamed message: its rest goes first, then these (see streamEnd)
-      if (r === Action.Drop) this._framer!.dropRest = true;
+      if (r === Action.Drop || (r instanceof Uint8Array && !continuesPast(r))) this._framer!.dropRest = true;
       this.ctx.afterStream = after;
       if (parts.length === 0) return this.state !== "waiting";
       if (type === Frontend.Terminate) this.terminate();

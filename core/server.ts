@@ -1,7 +1,7 @@
 // A server connection to PostgreSQL: its state, the relay of its messages to the linked client, internal queries.
 import type { Socket } from "bun";
 import { Backend, backendName, TxStatus } from "../plugin-sdk/protocol/codes.ts";
-import { ALL_WHOLE, Framer, type FrameSink } from "./protocol/framer.ts";
+import { ALL_WHOLE, continuesPast, Framer, type FrameSink } from "./protocol/framer.ts";
 import { decodeError, errorResponse, SqlState, type DecodedError } from "../plugin-sdk/protocol/errors.ts";
 import { Prebuilt, query } from "../plugin-sdk/protocol/writer.ts";
 import { decodeDataRow, decodeParameterStatus } from "../plugin-sdk/protocol/decode.ts";
@@ -351,8 +351,11 @@ export class ServerConnection implements Server, FrameSink, Pausable {
         return false;
       }
       if (r === undefined) client.out.push(buf, start, end);
-      else if (r instanceof Uint8Array) client.out.push(r);
-      else if (partial !== 0) this.framer.dropRest = true;
+      else if (r instanceof Uint8Array) {
+        client.out.push(r);
+        // whole messages in a streamed message's place: its rest goes with it (see MessageContext.partial)
+        if (partial !== 0 && !continuesPast(r)) this.framer.dropRest = true;
+      } else if (partial !== 0) this.framer.dropRest = true;
       const after = ctx.after;
       if (after !== null) {
         ctx.after = null;

@@ -59,7 +59,11 @@ export default definePlugin((options: QueryFirewallOptions) => {
   const deny = (options.deny ?? []).map((source) => new RegExp(source, flags));
   const message = options.message ?? "query refused by the pgbun firewall";
   const refusedBy = (text: string): RegExp | null => deny.find((re) => re.test(text)) ?? null;
-  const detail = (re: RegExp) => `The query matches the denied pattern /${re.source}/.`;
+  /** A streamed text (ctx.partial) is seen only in part: what follows its prefix could be anything, so it is refused. */
+  const UNSEEN = /(?:)/;
+  const check = (ctx: MessageContext, text: () => string): RegExp | null => (ctx.partial ? UNSEEN : refusedBy(text()));
+  const detail = (re: RegExp) =>
+    re === UNSEEN ? "The query is too long for the firewall to read whole." : `The query matches the denied pattern /${re.source}/.`;
   const refusal = (re: RegExp) => errorResponse(SqlState.InsufficientPrivilege, message, "ERROR", detail(re));
   /** SQL that makes PostgreSQL itself raise our error, in order and with its transaction semantics. */
   const raising = (re: RegExp) => {
@@ -82,7 +86,7 @@ export default definePlugin((options: QueryFirewallOptions) => {
           const s = stateOf(ctx.client);
           s.refusedQuery = null;
           if (s.skipping) return Action.Drop; // PostgreSQL ignores a Query until the Sync too
-          const re = refusedBy(decodeQuery(ctx));
+          const re = check(ctx, () => decodeQuery(ctx));
           if (!re) return undefined;
           logRefusal(ctx, re, "Query");
           if (canAnswerHere(ctx.client)) {
@@ -111,7 +115,7 @@ export default definePlugin((options: QueryFirewallOptions) => {
         (ctx) => {
           const s = stateOf(ctx.client);
           if (s.skipping) return Action.Drop;
-          const re = refusedBy(decodeParse(ctx).query);
+          const re = check(ctx, () => decodeParse(ctx).query);
           if (!re) return undefined;
           logRefusal(ctx, re, "Parse");
           if (canAnswerHere(ctx.client)) {

@@ -45,8 +45,10 @@ export interface MessageContext {
    * long to hold (client messages over 64 KB, a Parse over 1 MB, server messages over 1 MB, when not all in one
    * read; the prefix is that long), and its rest streams on after it as it arrives, unseen. Read what you need from
    * the prefix (a statement's first keyword, a Parse's name); whatever the prefix cannot show must be treated as
-   * unknown. Dropping the message skips its rest too; replacement bytes replace the prefix only, so their length
-   * field must count the rest as well (`length - (end - start)` bytes); appendAfter() bytes go after the rest.
+   * unknown (decodeQuery/decodeParse give what the prefix holds). Dropping the message skips its rest too, and so
+   * does a replacement of whole messages; a replacement whose last length field counts the rest as well
+   * (`length - (end - start)` more bytes) replaces the prefix only, and the rest follows it. appendAfter() bytes go
+   * after the rest.
    */
   readonly partial: boolean;
   /** A view of the whole message (no copy; valid during the call only). */

@@ -48,6 +48,21 @@ export function frontendOnly(flags: FrameFlags): FrameFlags {
   return f;
 }
 
+/**
+ * True when the last message in `bytes` declares more bytes than `bytes` holds: a plugin's replacement for the
+ * prefix of a streamed message, whose rest follows it. Whole messages in its place end it: the rest is skipped.
+ */
+export function continuesPast(bytes: Uint8Array): boolean {
+  let i = 0;
+  while (i + 5 <= bytes.length) {
+    const len = ((bytes[i + 1]! << 24) | (bytes[i + 2]! << 16) | (bytes[i + 3]! << 8) | bytes[i + 4]!) >>> 0;
+    const next = i + 1 + Math.max(len, 4);
+    if (next > bytes.length) return true;
+    i = next;
+  }
+  return false;
+}
+
 /** ALL_WHOLE for a client: every frontend message whole, anything else Invalid. */
 export const FRONTEND_WHOLE: FrameFlags = frontendOnly(ALL_WHOLE);
 

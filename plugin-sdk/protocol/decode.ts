@@ -56,10 +56,20 @@ export interface Located {
   buf: Uint8Array;
   start: number;
   end: number;
+  /** Only the message's prefix is in buf (MessageContext.partial): decoders give what the prefix holds. */
+  readonly partial?: boolean;
 }
 
-/** Query: the SQL text. */
+/** The text of buf[from, end) up to its NUL, or to end when the prefix of a streamed message stops first. */
+function prefixText(m: Located, from: number): { text: string; next: number } {
+  let j = from;
+  while (j < m.end && m.buf[j] !== 0) j++;
+  return { text: Buffer.from(m.buf.buffer, m.buf.byteOffset, m.buf.byteLength).toString("utf8", from, j), next: j + 1 };
+}
+
+/** Query: the SQL text (of a streamed Query: as far as its prefix goes). */
 export function decodeQuery(m: Located): string {
+  if (m.partial === true) return prefixText(m, m.start + 5).text;
   return new BodyReader(m.buf, m.start, m.end).cstring();
 }
 
@@ -69,7 +79,12 @@ export interface ParseMessage {
   paramTypes: number[];
 }
 
+/** Parse; of a streamed Parse: the name and the text as far as its prefix goes, and no parameter types. */
 export function decodeParse(m: Located): ParseMessage {
+  if (m.partial === true) {
+    const name = prefixText(m, m.start + 5);
+    return { name: name.text, query: name.next < m.end ? prefixText(m, name.next).text : "", paramTypes: [] };
+  }
   const r = new BodyReader(m.buf, m.start, m.end);
   const name = r.cstring();
   const query = r.cstring();

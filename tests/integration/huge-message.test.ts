@@ -5,7 +5,7 @@ import { connect, type Socket } from "node:net";
 import { startupMessage } from "../../plugin-sdk/protocol/writer.ts";
 import { errorFields, msg, rows as dataRows, types as messageTypes } from "../harness/wire.ts";
 import { startPgbun, type TestPgbun } from "../harness/pgbun.ts";
-import { backendPid, queryValue, tx, usePostgres, withPgbun } from "../harness/fixtures.ts";
+import { backendPid, EXAMPLES, pluginTestKit, queryValue, tx, usePostgres, withPgbun } from "../harness/fixtures.ts";
 
 /** The size of each huge message's body; PGBUN_HUGE_MB changes it (PostgreSQL takes up to 1 GB). */
 const HUGE = Number(process.env.PGBUN_HUGE_MB ?? 500) * 1_000_000;
@@ -382,5 +382,33 @@ describe("plugins see a streamed message's prefix and treat what it cannot show 
       expect(dataRows(got)).toEqual([["small again"]]);
       expect((await b.query("COMMIT")).status).toBe("I");
     });
+  }, 60_000);
+});
+
+describe("plugins that answer or replace a streamed message", () => {
+  const kit = pluginTestKit(pg);
+
+  test("the query-firewall example refuses a streamed Query (its denied tail is unseen) and the session goes on; whole replacements skip the rest", async () => {
+    const p = await kit.pooler([[EXAMPLES.firewall, { deny: ["forbidden_table"] }]], { settings: { default_pool_size: 1 } });
+    const c = await kit.login(p);
+    // refused where it can be answered at once: dropped, its rest skipped
+    let r = await c.query(`SELECT 1 /*${"f".repeat(8_000_000)}*/; SELECT * FROM forbidden_table`);
+    expect(r.errors.map((e) => [e.C, e.D])).toEqual([["42501", "The query is too long for the firewall to read whole."]]);
+    expect((await c.query("SELECT 'after'")).rows).toEqual([["after"]]);
+    // inside a transaction the firewall replaces it with a whole Query that raises its error: the rest is skipped
+    expect((await c.query("BEGIN")).status).toBe("T");
+    r = await c.query(`SELECT 2 /*${"g".repeat(8_000_000)}*/`);
+    expect(r.errors.map((e) => e.C)).toEqual(["42501"]);
+    expect(r.status).toBe("E");
+    expect((await c.query("ROLLBACK")).status).toBe("I");
+    expect((await c.query("SELECT 'still in sync'")).rows).toEqual([["still in sync"]]);
+  }, 60_000);
+
+  test("the audit-log example logs a streamed Query's prefix instead of failing it", async () => {
+    const p = await kit.pooler([EXAMPLES.auditLog]);
+    const c = await kit.login(p);
+    const r = await c.query(`SELECT 'audited' /*${"a".repeat(8_000_000)}*/`);
+    expect(r.errors).toEqual([]);
+    expect(r.rows).toEqual([["audited"]]);
   }, 60_000);
 });
