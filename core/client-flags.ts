@@ -30,6 +30,8 @@ export class ClientRare {
   loginWaiter: LoginWaiter | null = null;
   /** The TLS session of a client that negotiated one (see core/net/tls-client.ts). */
   tls: ClientTls | null = null;
+  /** appendAfter() bytes of a streamed message, sent once its rest has gone to the server (see client.ts streamEnd). */
+  afterStream: Uint8Array[] | null = null;
 }
 
 /** The promise of a pending Client.readLoginMessage. */

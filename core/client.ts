@@ -345,11 +345,16 @@ export class ClientConnection extends ClientFlags implements Client, FrameSink, 
 
   /** The rest of a streamed message has gone to the server: what a hook appended after it follows. */
   streamEnd(): void {
-    const ctx = this._ctx;
-    const after = ctx === null ? null : ctx.afterStream;
+    const rare = this.rare;
+    const after = rare === null ? null : rare.afterStream;
     if (after === null) return;
-    ctx!.afterStream = null;
+    rare!.afterStream = null;
     for (const b of after) this.forwardToServer(b, 0, b.length, true);
+  }
+
+  /** The framer reading the client's messages, when it holds one (see shedIO). */
+  get inputFramer(): Framer | null {
+    return this._framer;
   }
 
   /** Keeps the count of ReadyForQuery answers the server still owes us. */
@@ -406,7 +411,6 @@ export class ClientConnection extends ClientFlags implements Client, FrameSink, 
       ctx.start = start;
       ctx.end = end;
       ctx.direction = "frontend";
-      ctx.partialLength = this._framer!.partialTotal;
       ctx.resumed = (this.bits & REDELIVER) !== 0;
       this.bits &= ~REDELIVER;
       let r;
@@ -420,7 +424,7 @@ export class ClientConnection extends ClientFlags implements Client, FrameSink, 
       if (ctx.after !== null) return this.forwardWithAfter(r, type, buf, start, end);
       if (r !== undefined) {
         if (r === Action.Drop) {
-          if (ctx.partialLength !== 0) this._framer!.dropRest = true; // its rest is not forwarded either
+          if (this._framer!.partialTotal !== 0) this._framer!.dropRest = true; // its rest is not forwarded either
           return this.state !== "waiting";
         }
         if (r === Action.WaitForServer) {
@@ -439,7 +443,7 @@ export class ClientConnection extends ClientFlags implements Client, FrameSink, 
           return false;
         } else if (r instanceof Uint8Array) {
           // whole messages in a streamed message's place: its rest goes with it (see MessageContext.partial)
-          if (ctx.partialLength !== 0 && !continuesPast(r)) this._framer!.dropRest = true;
+          if (this._framer!.partialTotal !== 0 && !continuesPast(r)) this._framer!.dropRest = true;
           if (type === Frontend.Terminate) this.terminate();
           return this.forwardToServer(r, 0, r.length, true);
         }
@@ -466,10 +470,10 @@ export class ClientConnection extends ClientFlags implements Client, FrameSink, 
     const parts: Uint8Array[] = [];
     if (r === undefined) parts.push(buf.subarray(start, end));
     else if (r instanceof Uint8Array) parts.push(r);
-    if (this.ctx.partialLength !== 0) {
+    if (this._framer!.partialTotal !== 0) {
       // a streamed message: its rest goes first, then these (see streamEnd)
       if (r === Action.Drop || (r instanceof Uint8Array && !continuesPast(r))) this._framer!.dropRest = true;
-      this.ctx.afterStream = after;
+      (this.rare ??= new ClientRare()).afterStream = after;
       if (parts.length === 0) return this.state !== "waiting";
       if (type === Frontend.Terminate) this.terminate();
       return this.forwardToServer(parts[0]!, 0, parts[0]!.length, r !== undefined);

@@ -19,10 +19,6 @@ export class HookContext implements MessageContext {
    * again, so a tap that counts or records should do so only when this is false.
    */
   resumed = false;
-  /** The whole message's length when only its prefix is in buf (a streamed message), else 0. */
-  partialLength = 0;
-  /** appendAfter() bytes of a streamed client message: sent once its rest has gone to the server. */
-  afterStream: Uint8Array[] | null = null;
 
   constructor(readonly client: ClientConnection) {}
 
@@ -32,12 +28,22 @@ export class HookContext implements MessageContext {
 
   /** Length of the whole message including its 5-byte header (more than end - start when partial). */
   get length(): number {
-    return this.partialLength !== 0 ? this.partialLength : this.end - this.start;
+    const p = this.partialTotal();
+    return p !== 0 ? p : this.end - this.start;
   }
 
   /** buf holds only the message's prefix; its rest streams after it (see MessageContext.partial). */
   get partial(): boolean {
-    return this.partialLength !== 0;
+    return this.partialTotal() !== 0;
+  }
+
+  /**
+   * The whole length of the message being delivered when it is streamed, else 0: read from the framer delivering
+   * it (no field here: every client with a context would carry it).
+   */
+  private partialTotal(): number {
+    const f = this.direction === "frontend" ? this.client.inputFramer : (this.client.server?.framer ?? null);
+    return f === null ? 0 : f.partialTotal;
   }
 
   /** A view of the whole message (no copy; valid during the call only). */

@@ -341,7 +341,6 @@ export class ServerConnection implements Server, FrameSink, Pausable {
       ctx.end = end;
       ctx.direction = "backend";
       const partial = this.framer.partialTotal;
-      ctx.partialLength = partial;
       let r;
       try {
         r = hook.call(ctx);
