@@ -4,6 +4,13 @@ const strict = new TextDecoder("utf-8", { fatal: true });
 const encoder = new TextEncoder();
 /** A low surrogate standing alone (not the second half of a pair) in the range an escaped byte uses. */
 const ESCAPED = /(?<![\ud800-\udbff])[\udc80-\udcff]/;
+/** The cheap first test (a lookbehind costs several times a plain scan): nearly every string has no such unit. */
+const MAYBE_ESCAPED = /[\udc80-\udcff]/;
+/**
+ * No string was decoded with escapes yet: until one is, no string can hold one, and encodeText() costs what
+ * TextEncoder does (a scan costs about three times an encode of a short string).
+ */
+let noneEscaped = true;
 
 /**
  * The text of buf[start, end) as UTF-8, each byte of an invalid sequence kept as the lone surrogate U+DC00 + byte
@@ -38,6 +45,7 @@ function sequenceAt(b: Uint8Array, i: number): number {
 }
 
 function decodeEscaping(b: Uint8Array): string {
+  noneEscaped = false;
   let out = "";
   let run = 0; // start of the current run of valid sequences
   let i = 0;
@@ -58,12 +66,12 @@ function decodeEscaping(b: Uint8Array): string {
 
 /** True when `s` holds bytes decodeBytes() escaped. */
 export function hasEscapedBytes(s: string): boolean {
-  return ESCAPED.test(s);
+  return !noneEscaped && MAYBE_ESCAPED.test(s) && ESCAPED.test(s);
 }
 
 /** UTF-8 of `s`, with each byte decodeBytes() escaped written back as that byte. */
 export function encodeText(s: string): Uint8Array {
-  if (!ESCAPED.test(s)) return encoder.encode(s);
+  if (!hasEscapedBytes(s)) return encoder.encode(s);
   const parts: number[] = [];
   let run = 0;
   for (let i = 0; i < s.length; i++) {
@@ -79,5 +87,5 @@ export function encodeText(s: string): Uint8Array {
 
 /** `s` with each escaped byte as "?" (what PostgreSQL makes of a non-ASCII byte in application_name). */
 export function replaceEscapedBytes(s: string): string {
-  return ESCAPED.test(s) ? s.replace(/(?<![\ud800-\udbff])[\udc80-\udcff]/g, "?") : s;
+  return hasEscapedBytes(s) ? s.replace(/(?<![\ud800-\udbff])[\udc80-\udcff]/g, "?") : s;
 }
