@@ -132,3 +132,56 @@ export function loadWarning(cells: Array<{ where: string; load: CellLoad }>, npr
   if (disturbed.length > 20) lines.push(`> - … and ${disturbed.length - 20} more`);
   return lines;
 }
+
+/** --wait-quiet: a cell starts once the 1-minute load average is below this… */
+export const QUIET_LOAD = 1;
+/**
+ * …and at most this many threads outside the benchmark's were runnable on average over the readings (one reading of
+ * five seeing one: a kernel worker's blip, not work).
+ */
+export const QUIET_OTHERS = 0.2;
+/** How often the wait reads the load again. */
+export const QUIET_POLL_MS = 2_000;
+
+/** Whether one sample is quiet enough to measure in. */
+export const isQuiet = (s: LoadSample): boolean => s.load1 < QUIET_LOAD && s.othersRunnable <= QUIET_OTHERS;
+
+/** The wait's next step: start the cell (quiet), read again (wait), or start it anyway and say so (gave-up). */
+export function quietStep(s: LoadSample, waitedMs: number, limitMs: number): "quiet" | "wait" | "gave-up" {
+  if (isQuiet(s)) return "quiet";
+  return waitedMs + QUIET_POLL_MS <= limitMs ? "wait" : "gave-up";
+}
+
+export interface QuietWait {
+  quiet: boolean;
+  waitedMs: number;
+  /** The sample the decision was made on. */
+  last: LoadSample;
+}
+
+/**
+ * Waits up to `limitMs` for a quiet machine (isQuiet), reading the load every QUIET_POLL_MS. `sample` and `sleep`
+ * are sampleLoad and Bun.sleep outside the unit test.
+ */
+export async function waitForQuiet(
+  limitMs: number,
+  sample: () => Promise<LoadSample>,
+  sleep: (ms: number) => Promise<unknown> = Bun.sleep,
+): Promise<QuietWait> {
+  let waitedMs = 0;
+  for (;;) {
+    const last = await sample();
+    const step = quietStep(last, waitedMs, limitMs);
+    if (step !== "wait") return { quiet: step === "quiet", waitedMs, last };
+    await sleep(QUIET_POLL_MS);
+    waitedMs += QUIET_POLL_MS;
+  }
+}
+
+/** The loud line for a cell that started on a machine that was not quiet after the wait. */
+export function notQuietMessage(where: string, w: QuietWait): string {
+  return (
+    `NOT QUIET: ${where} started after waiting ${Math.round(w.waitedMs / 1000)} s with the 1-minute load at ${w.last.load1.toFixed(2)} ` +
+    `(quiet: below ${QUIET_LOAD}) and ${w.last.othersRunnable.toFixed(1)} runnable threads of other work (quiet: at most ${QUIET_OTHERS}): its figures are not a quiet run's`
+  );
+}

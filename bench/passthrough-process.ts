@@ -40,16 +40,17 @@ async function firstLine(stream: ReadableStream<Uint8Array>, ms: number): Promis
   }
 }
 
-export async function startPassthrough(pg: TestPostgres): Promise<PassthroughInstance> {
+/** `wrap`: a command it runs under (valgrind for bench/instructions.ts). */
+export async function startPassthrough(pg: TestPostgres, wrap: string[] = []): Promise<PassthroughInstance> {
   const proc = trackProcess(
-    Bun.spawn([bunBinary(), SCRIPT, "0", pg.host, String(pg.port)], { cwd: REPO_ROOT, stdin: "ignore", stdout: "pipe", stderr: "pipe" }),
+    Bun.spawn([...wrap, bunBinary(), SCRIPT, "0", pg.host, String(pg.port)], { cwd: REPO_ROOT, stdin: "ignore", stdout: "pipe", stderr: "pipe" }),
   );
   const errChunks: string[] = [];
   void (async () => {
     const decoder = new TextDecoder();
     for await (const chunk of proc.stderr) errChunks.push(decoder.decode(chunk, { stream: true }));
   })().catch(() => undefined);
-  const line = await firstLine(proc.stdout, 30_000);
+  const line = await firstLine(proc.stdout, wrap.length > 0 ? 120_000 : 30_000);
   const port = Number(line);
   if (!Number.isInteger(port) || port <= 0) {
     await killProcess(proc, "SIGKILL");

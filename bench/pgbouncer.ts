@@ -88,6 +88,8 @@ export interface PgbouncerOptions {
   scramAuthFile?: string;
   /** client_tls_sslmode = require with this certificate and key. */
   clientTls?: { certFile: string; keyFile: string };
+  /** A command PgBouncer runs under (valgrind for bench/instructions.ts), after the change of OS user. */
+  wrap?: string[];
 }
 
 function iniText(pg: TestPostgres, port: number, dir: string, o: PgbouncerOptions): string {
@@ -122,7 +124,8 @@ export async function startPgbouncer(binary: string, pg: TestPostgres, o: Pgboun
     writeFileSync(ini, iniText(pg, port, dir, o));
     writeFileSync(join(dir, "userlist.txt"), `"${pg.superuser}" "${pg.password}"\n`);
     if (user) for (const f of ["pgbouncer.ini", "userlist.txt"]) chownSync(join(dir, f), user.uid, user.gid);
-    const cmd = user ? ["setpriv", `--reuid=${user.uid}`, `--regid=${user.gid}`, "--clear-groups", binary, ini] : [binary, ini];
+    const run = [...(o.wrap ?? []), binary, ini];
+    const cmd = user ? ["setpriv", `--reuid=${user.uid}`, `--regid=${user.gid}`, "--clear-groups", ...run] : run;
     const proc = trackProcess(Bun.spawn(cmd, { cwd: dir, stdin: "ignore", stdout: "ignore", stderr: "pipe" }));
     const stderrChunks: string[] = [];
     void (async () => {
@@ -131,7 +134,7 @@ export async function startPgbouncer(binary: string, pg: TestPostgres, o: Pgboun
     })().catch(() => undefined);
     trackChildProcess(dir, proc);
     const ready = await Promise.race([
-      waitForPort("127.0.0.1", port, 10_000).then(
+      waitForPort("127.0.0.1", port, o.wrap ? 120_000 : 10_000).then(
         () => "up" as const,
         () => "timeout" as const,
       ),

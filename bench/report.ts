@@ -53,6 +53,8 @@ export interface ReportInput {
   memory: MemoryOutcomes & { prepared?: MemoryOutcomes & { statements: number } };
   /** Problems outside any one cell: an instance that did not start, a pgbun crash, warnings in its log. */
   problems: string[];
+  /** --instructions: the instruction-count phase's table (bench/instructions.ts instructionTable). */
+  instructions?: string[];
 }
 
 export interface TableRow {
@@ -315,6 +317,7 @@ export function markdownDocument(input: ReportInput, table: string, notes: strin
     "",
     table,
     "",
+    ...(input.instructions ? [...input.instructions, ""] : []),
   ];
   if (notes.length > 0 || input.problems.length > 0) {
     lines.push("Failures and problems:", "");

@@ -9,7 +9,8 @@ import { buildCases, COLUMNS, selectCases, targetsOf, type BenchCase, type Colum
 import { tpsChart } from "./chart.ts";
 import { cpuPerTransaction, formatCpuUs, sampleCpu } from "./cpu.ts";
 import { startBenchPostgres, type BenchPostgres } from "./database.ts";
-import { postmasterPid, sampleLoad } from "./load.ts";
+import { notQuietMessage, postmasterPid, sampleLoad, waitForQuiet } from "./load.ts";
+import { instructionTable, measureInstructions, type InstructionOptions } from "./instructions.ts";
 import { describeMachine } from "./machine.ts";
 import { measureIdleMemory } from "./memory.ts";
 import { runPgbench, type PgbenchResult, type PgbenchSpec } from "./pgbench.ts";
@@ -156,10 +157,27 @@ class Bench {
     }
   }
 
+  private roots(): number[] {
+    const postmaster = postmasterPid(this.db.pg.dataDir);
+    return postmaster === undefined ? [process.pid] : [process.pid, postmaster];
+  }
+
+  /** --wait-quiet: waits for a quiet machine before a cell's run (and its warm-up); says loudly when none came. */
+  private async waitQuiet(where: string): Promise<void> {
+    if (!(this.opts.waitQuietS > 0)) return;
+    const w = await waitForQuiet(this.opts.waitQuietS * 1000, () => sampleLoad(this.roots()));
+    if (w.quiet) {
+      if (w.waitedMs > 0) log(`${where}: quiet after ${Math.round(w.waitedMs / 1000)} s (load ${w.last.load1.toFixed(2)})`);
+      return;
+    }
+    const msg = notQuietMessage(where, w);
+    this.problems.push(msg);
+    log(`⚠ ${msg}`);
+  }
+
   /** pgbench with the pooler's CPU (its process tree's utime + stime) read right before and right after. */
   private async measure(target: Target, spec: PgbenchSpec, allowance: number, grace: number): Promise<PgbenchResult> {
-    const postmaster = postmasterPid(this.db.pg.dataDir);
-    const load = await sampleLoad(postmaster === undefined ? [process.pid] : [process.pid, postmaster]);
+    const load = await sampleLoad(this.roots());
     this.loadSamples.push(load.load1);
     const before = target.pid === undefined ? null : sampleCpu(target.pid);
     const result = await runPgbench(this.db.pgbench, spec, target.endpoint, allowance, grace);
@@ -173,6 +191,7 @@ class Bench {
    * died during it is reported in the run's error and restarted. `learn` false: a warm-up (no -T adjustment).
    */
   async runOn(id: TargetId, c: BenchCase, learn = true): Promise<PgbenchResult> {
+    if (learn) await this.waitQuiet(`"${c.label}" on ${id}`);
     if (learn) await this.warm(id, c);
     const target = this.targets.get(id);
     if (!target) return notRun(this.targetErrors.get(id) ?? `${id} is not running`);
@@ -315,6 +334,11 @@ class Bench {
       if (cell.kind === "run" && this.unavailable.has(cell.target)) return this.unavailable.get(cell.target);
     }
     return undefined;
+  }
+
+  /** Stops every instance (the instruction phase runs its own, one at a time); memory() starts fresh ones anyway. */
+  async stopAll(): Promise<void> {
+    for (const id of [...this.targets.keys()]) await this.stop(id);
   }
 
   /** Stops an instance, keeping what pgbun logged (see noteLogs). */
@@ -487,6 +511,14 @@ async function main(opts: BenchOptions): Promise<void> {
   await bench.rounds(roundCases);
   await bench.efficiency(wideCases);
   bench.collectPgbunLogs();
+  let instructions: string[] | undefined;
+  if (opts.instructions) {
+    // the poolers of the rounds are stopped first: the callgrind phase runs one pooler at a time, alone
+    await bench.stopAll();
+    const io: InstructionOptions = { transactions: 2000, clients: 1, protocol: "simple", cpuTransactions: 20_000, warmTransactions: 5000, ablate: false };
+    const rows = await measureInstructions(db, io, (m) => log(`instructions: ${m}`));
+    instructions = instructionTable(rows, io);
+  }
   const memory = {
     pgbouncer: await bench.memory("pgbouncer", opts.idleClients),
     pgbun: await bench.memory("pgbun", opts.idleClients),
@@ -525,6 +557,7 @@ async function main(opts: BenchOptions): Promise<void> {
     cases: bench.outcomes(cases),
     memory,
     problems: bench.problems,
+    ...(instructions ? { instructions } : {}),
   };
   writeResults(opts, input);
   log(`done in ${Math.round((Date.now() - startedAt.getTime()) / 1000)} s`);

@@ -1,0 +1,274 @@
+// Instructions (valgrind callgrind Ir) per transaction of PgBouncer, the bare pass-through and pgbun variants.
+// Usage: node_modules/.bin/bun bench/instructions.ts [--transactions N] [--clients N] [--protocol P] [--ablate]
+//        [--annotate DIR]   (starts its own PostgreSQL; each pooler runs under valgrind, then natively for CPU/txn)
+import { chmodSync, mkdirSync, statSync, writeFileSync } from "node:fs";
+import { join, resolve } from "node:path";
+import { waitForPort } from "../tests/harness/pgbun.ts";
+import { freePort, harnessTempDir, type TestPostgres } from "../tests/harness/postgres.ts";
+import { callgrindCommand, callgrindControl, formatIr, intervalsOf, irPerTransaction, latestDump, type Interval } from "./callgrind.ts";
+import { cpuPerTransaction, sampleCpu } from "./cpu.ts";
+import { pgClientEnv, startBenchPostgres, BENCH_DATABASE, type BenchPostgres } from "./database.ts";
+import { postmasterPid, sampleLoad } from "./load.ts";
+import { startPassthrough } from "./passthrough-process.ts";
+import { pgbunConfig } from "./pgbun-process.ts";
+import { startPgbouncer } from "./pgbouncer.ts";
+import { cleanupAll, installSignalHandlers, killProcess, onCleanup, trackProcess } from "./processes.ts";
+import type { Protocol } from "./pgbench.ts";
+import { prepareBaselineTree } from "./worktree.ts";
+
+const REPO_ROOT = resolve(import.meta.dir, "..");
+const STUB = resolve(import.meta.dir, "plugins", "stub.ts");
+const BUN = join(REPO_ROOT, "node_modules", ".bin", "bun");
+
+/** Default built-ins a pgbun variant may stand in for with a stub (auth, pool and transaction-detection always run). */
+export const OPTIONAL_BUILTINS = [
+  "parameter-tracking",
+  "prepared-statements",
+  "session-state",
+  "pool-statement",
+  "backoff",
+  "health-check",
+  "transaction-timeout",
+  "routing",
+  "stats",
+  "admin",
+  "metrics",
+] as const;
+
+export interface InstructionTarget {
+  id: string;
+  label: string;
+  kind: "pgbouncer" | "passthrough" | "pgbun";
+  /** pgbun: the built-ins' capabilities replaced by a stub (bench/plugins/stub.ts). */
+  without?: string[];
+}
+
+/** The targets of the phase: the three references, and with `ablate` pgbun without each optional built-in in turn. */
+export function instructionTargets(ablate: boolean): InstructionTarget[] {
+  const t: InstructionTarget[] = [
+    { id: "pgbouncer", label: "PgBouncer", kind: "pgbouncer" },
+    { id: "passthrough", label: "bare Bun pass-through", kind: "passthrough" },
+    { id: "pgbun-minimal", label: "pgbun, only auth + pool + transaction-detection", kind: "pgbun", without: [...OPTIONAL_BUILTINS] },
+    { id: "pgbun", label: "pgbun, default plugins", kind: "pgbun" },
+  ];
+  if (ablate) for (const b of OPTIONAL_BUILTINS) t.push({ id: `pgbun-no-${b}`, label: `pgbun, default plugins without ${b}`, kind: "pgbun", without: [b] });
+  return t;
+}
+
+export interface InstructionOptions {
+  transactions: number;
+  clients: number;
+  protocol: Protocol;
+  /** Transactions run natively (no valgrind) for the CPU/txn beside the Ir: enough ticks to resolve 1 µs. */
+  cpuTransactions: number;
+  /** Unmeasured transactions before the first interval (under valgrind): until the JIT's tiers are reached. */
+  warmTransactions: number;
+  ablate: boolean;
+  /** bin/pgbun.ts of another checkout (a worktree of a committed revision: bench/worktree.ts); this one's by default. */
+  pgbunEntry?: string;
+  /** Where to keep the callgrind dumps (for callgrind_annotate); a temporary directory when absent. */
+  keepDir?: string;
+}
+
+export interface InstructionRow {
+  id: string;
+  label: string;
+  /** The main (event-loop) thread's Ir per transaction in each measured interval (two), idle baseline subtracted. */
+  irPerTxn: number[];
+  /** Every thread's (the JIT compiler's and the collector's helpers too): distorted by valgrind's slowdown. */
+  allThreadsIrPerTxn: number[];
+  /** Ir per second of the idle pooler's main thread (its timers), the baseline subtracted. */
+  idleIrPerS: number | null;
+  cpuUsPerTxn: number | null;
+  load1: number[];
+  error?: string;
+}
+
+async function pgbench(db: BenchPostgres, port: number, o: { protocol: Protocol; clients: number; transactions: number }): Promise<number> {
+  const perClient = Math.max(1, Math.round(o.transactions / o.clients));
+  const args = ["-n", "-S", "-M", o.protocol, "-c", String(o.clients), "-j", "1", "-t", String(perClient), "-h", "127.0.0.1", "-p", String(port), "-U", db.pg.superuser, BENCH_DATABASE];
+  const proc = trackProcess(Bun.spawn([db.pgbench, ...args], { env: pgClientEnv(), stdin: "ignore", stdout: "pipe", stderr: "pipe" }));
+  const [out, err, code] = await Promise.all([new Response(proc.stdout).text(), new Response(proc.stderr).text(), proc.exited]);
+  const done = Number(/number of transactions actually processed:\s+(\d+)/.exec(out)?.[1] ?? 0);
+  if (code !== 0 || done !== perClient * o.clients) throw new Error(`pgbench ${args.join(" ")}: exit ${code}, ${done} transactions: ${(out + err).trim().slice(-400)}`);
+  return done;
+}
+
+interface Running {
+  pid: number;
+  port: number;
+  /** The OS user it runs as when not this process's (PgBouncer, when we are root). */
+  as?: { uid: number; gid: number };
+  stop(): Promise<void>;
+}
+
+async function startPgbunProcess(pg: TestPostgres, target: InstructionTarget, wrap: string[], entry: string): Promise<Running> {
+  const dir = await harnessTempDir("pgbun-ir");
+  const port = await freePort();
+  const config = pgbunConfig("plain", pg, { poolSize: 20, maxClientConn: 1000 }) as { pgbun: Record<string, unknown> };
+  config.pgbun.listen_port = port;
+  if (target.without?.length) config.pgbun.plugins = [[STUB, { provides: target.without }]];
+  const file = join(dir, "pgbun.config.json");
+  writeFileSync(file, JSON.stringify(config, null, 2));
+  const out: string[] = [];
+  const proc = trackProcess(Bun.spawn([...wrap, BUN, entry, "start", "--config", file], { cwd: resolve(entry, "..", ".."), stdin: "ignore", stdout: "pipe", stderr: "pipe" }));
+  void (async () => {
+    const d = new TextDecoder();
+    for await (const c of proc.stderr) out.push(d.decode(c));
+  })().catch(() => undefined);
+  void new Response(proc.stdout).text().catch(() => undefined);
+  const ready = await Promise.race([waitForPort("127.0.0.1", port, 180_000).then(() => "up"), proc.exited.then(() => "exited")]);
+  if (ready !== "up") throw new Error(`pgbun ${target.id} did not start: ${out.join("").slice(-800)}`);
+  const stop = () => killProcess(proc, "SIGTERM", 20_000);
+  onCleanup(stop);
+  return { pid: proc.pid, port, stop };
+}
+
+async function startOne(db: BenchPostgres, target: InstructionTarget, wrap: string[], o: InstructionOptions): Promise<Running> {
+  if (target.kind === "pgbouncer") {
+    const b = await startPgbouncer("/usr/sbin/pgbouncer", db.pg, { poolMode: "transaction", poolSize: 20, maxClientConn: 1000, wrap });
+    const as = process.getuid?.() === 0 ? ownerOf(db.pg.dataDir) : undefined;
+    return { pid: b.pid, port: b.port, ...(as ? { as } : {}), stop: () => killProcess(b.proc, "SIGTERM", 20_000) };
+  }
+  if (target.kind === "passthrough") {
+    const t = await startPassthrough(db.pg, wrap);
+    return { pid: t.proc.pid, port: t.port, stop: () => killProcess(t.proc, "SIGTERM", 20_000) };
+  }
+  return startPgbunProcess(db.pg, target, wrap, o.pgbunEntry ?? join(REPO_ROOT, "bin", "pgbun.ts"));
+}
+
+/** The owner of a file: PgBouncer runs as the OS user that owns PostgreSQL's data directory (bench/pgbouncer.ts). */
+function ownerOf(path: string): { uid: number; gid: number } {
+  const st = statSync(path);
+  return { uid: st.uid, gid: st.gid };
+}
+
+/** The pid valgrind runs as: setpriv execs into valgrind, which keeps the pid, so the child's pid is it. */
+async function intervalOf(p: Running, outFile: string, dir: string, base: string, work: () => Promise<unknown>): Promise<{ main: Interval; all: Interval }> {
+  await callgrindControl(p.pid, "-z", p.as);
+  const t0 = performance.now();
+  await work();
+  const wallMs = performance.now() - t0;
+  await callgrindControl(p.pid, "-d", p.as);
+  const dump = latestDump(dir, base);
+  if (!dump) throw new Error(`no callgrind dump of ${outFile}`);
+  return intervalsOf(dump, wallMs);
+}
+
+async function loadNow(db: BenchPostgres): Promise<number> {
+  const pm = postmasterPid(db.pg.dataDir);
+  return (await sampleLoad(pm === undefined ? [process.pid] : [process.pid, pm])).load1;
+}
+
+/** One target: under callgrind (warm, two measured intervals, each followed by an idle one), then natively for CPU/txn. */
+export async function measureTarget(db: BenchPostgres, target: InstructionTarget, o: InstructionOptions): Promise<InstructionRow> {
+  const row: InstructionRow = { id: target.id, label: target.label, irPerTxn: [], allThreadsIrPerTxn: [], idleIrPerS: null, cpuUsPerTxn: null, load1: [] };
+  const dir = o.keepDir ?? (await harnessTempDir("callgrind", { forPostgres: true }));
+  mkdirSync(dir, { recursive: true });
+  chmodSync(dir, 0o1777); // PgBouncer runs as the unprivileged OS user and writes its dumps here
+  const base = `callgrind.${target.id}`;
+  const outFile = join(dir, base);
+  const run = { protocol: o.protocol, clients: o.clients, transactions: o.transactions };
+  try {
+    const p = await startOne(db, target, callgrindCommand(outFile), o);
+    try {
+      await pgbench(db, p.port, { ...run, transactions: o.warmTransactions }); // warm: JIT tiers reached, pool filled
+      for (let i = 0; i < 2; i++) {
+        row.load1.push(await loadNow(db));
+        let done = 0;
+        const busy = await intervalOf(p, outFile, dir, base, async () => (done = await pgbench(db, p.port, run)));
+        const idleMs = Math.min(busy.main.wallMs, 5_000);
+        const idle = await intervalOf(p, outFile, dir, base, () => Bun.sleep(idleMs));
+        row.idleIrPerS = (idle.main.ir * 1000) / idle.main.wallMs;
+        row.irPerTxn.push(irPerTransaction(busy.main, idle.main, done) ?? NaN);
+        row.allThreadsIrPerTxn.push(irPerTransaction(busy.all, idle.all, done) ?? NaN);
+      }
+    } finally {
+      await p.stop();
+    }
+    const n = await startOne(db, target, [], o);
+    try {
+      await pgbench(db, n.port, { ...run, transactions: Math.min(o.cpuTransactions, 5000) });
+      const before = sampleCpu(n.pid);
+      const done = await pgbench(db, n.port, { ...run, transactions: o.cpuTransactions });
+      row.cpuUsPerTxn = cpuPerTransaction(before, sampleCpu(n.pid), done)?.usPerTxn ?? null;
+    } finally {
+      await n.stop();
+    }
+  } catch (err) {
+    row.error = err instanceof Error ? err.message : String(err);
+  }
+  return row;
+}
+
+/** The phase's table: Ir/txn (both intervals), CPU/txn natively, and Ir/txn relative to PgBouncer and to the pass-through. */
+export function instructionTable(rows: InstructionRow[], o: Pick<InstructionOptions, "clients" | "protocol" | "transactions">): string[] {
+  const mean = (r: InstructionRow) => (r.irPerTxn.length ? r.irPerTxn.reduce((a, b) => a + b, 0) / r.irPerTxn.length : null);
+  const ref = (id: string) => mean(rows.find((r) => r.id === id) ?? { irPerTxn: [] } as unknown as InstructionRow);
+  const bouncer = ref("pgbouncer");
+  const pass = ref("passthrough");
+  const ratio = (a: number | null, b: number | null) => (a !== null && b ? `${(a / b).toFixed(2)}×` : "–");
+  const lines = [
+    `Instructions per transaction (valgrind callgrind, the pooler's process, idle baseline subtracted): pgbench -S -M ${o.protocol} -c ${o.clients} -t ${Math.round(o.transactions / o.clients)} per client; CPU/txn measured natively in the same phase`,
+    "",
+    "| pooler | main-thread Ir/txn (2 intervals) | vs PgBouncer | vs pass-through | all threads Ir/txn | idle Ir/s | CPU µs/txn (native) | load before |",
+    "| --- | --- | --- | --- | --- | --- | --- | --- |",
+  ];
+  for (const r of rows) {
+    const m = mean(r);
+    if (r.error) lines.push(`| ${r.label} | failed: ${r.error.replace(/[|\n]/g, " ").slice(0, 200)} | | | | | | |`);
+    else
+      lines.push(
+        `| ${r.label} | ${formatIr(m)} (${r.irPerTxn.map(formatIr).join(", ")}) | ${ratio(m, bouncer)} | ${ratio(m, pass)} | ${r.allThreadsIrPerTxn.map(formatIr).join(", ")} | ${formatIr(r.idleIrPerS)} | ${r.cpuUsPerTxn?.toFixed(1) ?? "–"} | ${r.load1.map((l) => l.toFixed(2)).join(", ")} |`,
+      );
+  }
+  return lines;
+}
+
+export async function measureInstructions(db: BenchPostgres, o: InstructionOptions, log: (m: string) => void = () => {}): Promise<InstructionRow[]> {
+  const rows: InstructionRow[] = [];
+  for (const t of instructionTargets(o.ablate)) {
+    const t0 = Date.now();
+    const r = await measureTarget(db, t, o);
+    rows.push(r);
+    log(`${t.id}: ${r.error ? `failed: ${r.error.slice(0, 300)}` : `${r.irPerTxn.map(formatIr).join(", ")} Ir/txn, CPU ${r.cpuUsPerTxn?.toFixed(1)} µs/txn`} (${Math.round((Date.now() - t0) / 1000)} s)`);
+  }
+  return rows;
+}
+
+if (import.meta.main) {
+  installSignalHandlers();
+  const argv = process.argv.slice(2);
+  const arg = (f: string) => {
+    const i = argv.indexOf(f);
+    return i >= 0 ? argv[i + 1] : undefined;
+  };
+  const o: InstructionOptions = {
+    transactions: Number(arg("--transactions") ?? 2000),
+    clients: Number(arg("--clients") ?? 1),
+    warmTransactions: Number(arg("--warm") ?? 5000),
+    protocol: (arg("--protocol") ?? "simple") as Protocol,
+    cpuTransactions: Number(arg("--cpu-transactions") ?? 30000),
+    ablate: argv.includes("--ablate"),
+    ...(arg("--annotate") ? { keepDir: resolve(arg("--annotate")!) } : {}),
+  };
+  const only = arg("--only")?.split(",");
+  try {
+    if (arg("--rev")) {
+      const tree = await prepareBaselineTree(arg("--rev")!);
+      o.pgbunEntry = tree.entry;
+      console.error(`bench: pgbun from ${tree.label} (${tree.dir})`);
+    }
+    const db = await startBenchPostgres({ maxConnections: 200, scale: 1 });
+    const rows: InstructionRow[] = [];
+    for (const t of instructionTargets(o.ablate).filter((t) => !only || only.includes(t.id))) {
+      const t0 = Date.now();
+      const r = await measureTarget(db, t, o);
+      rows.push(r);
+      console.error(`bench: ${t.id}: ${r.error ?? r.irPerTxn.map(formatIr).join(", ")} (${Math.round((Date.now() - t0) / 1000)} s)`);
+    }
+    console.log(instructionTable(rows, o).join("\n"));
+  } finally {
+    await cleanupAll();
+  }
+}
