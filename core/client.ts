@@ -15,7 +15,8 @@ import type { DatabaseEntry } from "./config/databases.ts";
 import type { Client, ClientState, PoolMode } from "../plugin-sdk/connections.ts";
 import { ParamList } from "./params.ts";
 import { intern } from "./intern.ts";
-import { ClientFlags, ClientRare, COPY_WINDOW_EXTENDED, COPY_WINDOW_OPEN, REDELIVER } from "./client-flags.ts";
+import { ClientRare, REDELIVER } from "./client-flags.ts";
+import { ClientSync } from "./client-sync.ts";
 import { abandonLoginMessage, readLoginMessage } from "./client-startup.ts";
 
 /** Bytes a waiting client may send before its socket is paused (kept by the framer until a server is linked). */
@@ -47,7 +48,7 @@ function linked(core: FrameFlags): FrameFlags {
 
 export type { ClientState, PoolMode };
 
-export class ClientConnection extends ClientFlags implements Client, FrameSink, Pausable {
+export class ClientConnection extends ClientSync implements Client, FrameSink, Pausable {
   readonly id: number;
   state: ClientState = "login";
   private sock: Socket<any>;
@@ -83,16 +84,6 @@ export class ClientConnection extends ClientFlags implements Client, FrameSink, 
   /** Secret of the pooler-issued cancel key (0 until issued at login). */
   cancelSecret = 0;
 
-  /** Protocol state towards the linked server. */
-  rfqPending = 0;
-  /**
-   * A Sync sent after a COPY FROM STDIN command but before the server's CopyInResponse reached us is ignored by
-   * the server. Syncs since the latest Query/Execute (until CopyDone/CopyFail) are counted here, and discounted
-   * when CopyInResponse shows that command started a copy; copy ends not yet matched by a CopyInResponse make
-   * that ambiguous, and then nothing is discounted (the server is closed rather than reused).
-   */
-  private copyWindowSyncs = 0;
-
   /** Bytes committed to a server while none was linked. */
   private parked: Buffer[] | null = null;
 
@@ -101,8 +92,6 @@ export class ClientConnection extends ClientFlags implements Client, FrameSink, 
   waitStart = 0;
   /** Last time the client sent anything (cached clock, ms). */
   lastActivity: number;
-  /** Last time a query was forwarded and not yet answered (for query_timeout), 0 when none. */
-  queryStart = 0;
   /** The server's parameter values for this pool (filled by the pool plugin at login). */
   welcomeParams: ReadonlyMap<string, string> = NO_PARAMS;
 
@@ -274,11 +263,6 @@ export class ClientConnection extends ClientFlags implements Client, FrameSink, 
     return this.state === "closed";
   }
 
-  /** True when everything sent to the server has been answered: the server may go to someone else. */
-  get inSync(): boolean {
-    return this.rfqPending === 0 && !this.syncPending && !this.copyIn;
-  }
-
   // ---- reading ----
 
   onData(chunk: Uint8Array): void {
@@ -355,51 +339,6 @@ export class ClientConnection extends ClientFlags implements Client, FrameSink, 
   /** The framer reading the client's messages, when it holds one (see shedIO). */
   get inputFramer(): Framer | null {
     return this._framer;
-  }
-
-  /** Keeps the count of ReadyForQuery answers the server still owes us. */
-  private countFrontend(type: number): void {
-    switch (type) {
-      case Frontend.Query:
-        this.openCopyWindow(false);
-        this.rfqPending++;
-        this.syncPending = false;
-        if (this.queryStart === 0) this.queryStart = this.core.now;
-        break;
-      case Frontend.FunctionCall:
-        this.rfqPending++;
-        this.syncPending = false;
-        if (this.queryStart === 0) this.queryStart = this.core.now;
-        break;
-      case Frontend.Sync:
-        // a Sync sent during copy-in is ignored by the server and gets no ReadyForQuery
-        if (!this.copyIn) {
-          this.rfqPending++;
-          if ((this.copyWindow & COPY_WINDOW_OPEN) !== 0) this.copyWindowSyncs++;
-        }
-        this.syncPending = false;
-        if (this.queryStart === 0) this.queryStart = this.core.now;
-        break;
-      case Frontend.Execute:
-        this.openCopyWindow(true);
-        this.syncPending = true;
-        break;
-      case Frontend.Parse:
-      case Frontend.Bind:
-      case Frontend.Describe:
-      case Frontend.Close:
-      case Frontend.Flush:
-        this.syncPending = true;
-        break;
-      case Frontend.CopyDone:
-      case Frontend.CopyFail:
-        this.copyIn = false;
-        // a COPY run by Execute still needs its Sync before the server is idle again
-        if ((this.copyWindow & COPY_WINDOW_EXTENDED) !== 0) this.syncPending = true;
-        this.copyWindow &= ~COPY_WINDOW_OPEN;
-        this.copyEndsUnmatched++;
-        break;
-    }
   }
 
   message(type: number, buf: Uint8Array, start: number, end: number): boolean {
@@ -499,15 +438,6 @@ export class ClientConnection extends ClientFlags implements Client, FrameSink, 
     return true;
   }
 
-  private countAll(buf: Uint8Array, start: number, end: number): void {
-    let i = start;
-    while (i + 5 <= end) {
-      this.countFrontend(buf[i]!);
-      const len = ((buf[i + 1]! << 24) | (buf[i + 2]! << 16) | (buf[i + 3]! << 8) | buf[i + 4]!) >>> 0;
-      i += 1 + Math.max(len, 4);
-    }
-  }
-
   /** Asks the pool for a server; links it now, or parks the client until one is assigned. */
   private acquireServer(): boolean {
     const server = this.core.acquireServer(this);
@@ -555,40 +485,7 @@ export class ClientConnection extends ClientFlags implements Client, FrameSink, 
     this.framer.flags = FRONTEND_WHOLE;
     this.out.forgetSource(server);
     server.out.forgetSource(this);
-    this.rfqPending = 0;
-    this.syncPending = false;
-    this.copyIn = false;
-    this.queryStart = 0;
-    this.copyWindow &= ~COPY_WINDOW_OPEN;
-    this.copyWindowSyncs = 0;
-    this.copyEndsBeforeWindow = 0;
-    this.copyEndsUnmatched = 0;
-  }
-
-  private openCopyWindow(extended: boolean): void {
-    this.copyWindow = COPY_WINDOW_OPEN | (extended ? COPY_WINDOW_EXTENDED : 0);
-    this.copyWindowSyncs = 0;
-    this.copyEndsBeforeWindow = this.copyEndsUnmatched;
-  }
-
-  /** Called by the server relay on CopyInResponse. */
-  copyInResponse(): void {
-    this.copyIn = true;
-    if (this.copyEndsBeforeWindow === 0 && this.copyWindowSyncs > 0) {
-      // the Syncs pipelined behind the COPY command were ignored by the server: it owes no ReadyForQuery for them
-      this.rfqPending = Math.max(0, this.rfqPending - this.copyWindowSyncs);
-    }
-    this.copyWindowSyncs = 0;
-    if (this.copyEndsUnmatched > 0) this.copyEndsUnmatched--;
-    if (this.copyEndsBeforeWindow > 0) this.copyEndsBeforeWindow--;
-  }
-
-  /** Called by the server relay on each ReadyForQuery. */
-  readyForQuery(status: number): void {
-    if (this.rfqPending > 0) this.rfqPending--;
-    if (this.rfqPending === 0) this.queryStart = 0;
-    this.copyIn = false;
-    this.txStatus = status;
+    this.forgetOwed();
   }
 
   malformed(reason: string): void {
