@@ -2,12 +2,11 @@
 // each method and line type picks the exchange it names, first match wins, local lines for the Unix socket only,
 // reject and no entry as PostgreSQL words them (28000), start-up refuses a broken file, reload re-reads it (a broken
 // one keeps the old rules).
-import { afterAll, beforeAll, describe, expect, setDefaultTimeout, test } from "bun:test";
-import { existsSync, mkdtempSync, rmSync, writeFileSync } from "node:fs";
-import { tmpdir } from "node:os";
+import { beforeAll, describe, expect, setDefaultTimeout, test } from "bun:test";
+import { existsSync, writeFileSync } from "node:fs";
 import { join } from "node:path";
-import postgres from "postgres";
-import { expectLog, findBinary, firstValue, pgConnect, usePostgres, waitFor, withPgbun, type PgbunFixture } from "../harness/fixtures.ts";
+import { expectLog, firstValue, usePostgres, waitFor, withPgbun, type PgbunFixture } from "../harness/fixtures.ts";
+import { authDir, jsLogin as jsLoginTo, passwordFailed as failed, pgLogin as pgLoginTo, psqlLogin as psqlLoginTo } from "../harness/auth.ts";
 import { startPgbun } from "../harness/pgbun.ts";
 import { harnessTempDir } from "../harness/postgres.ts";
 import { errorFields, msg } from "../harness/wire.ts";
@@ -15,10 +14,9 @@ import { errorFields, msg } from "../harness/wire.ts";
 setDefaultTimeout(60_000);
 
 const pg = usePostgres();
-const dir = mkdtempSync(join(tmpdir(), "pgbun-hba-"));
+const dir = authDir("hba");
 const authFile = join(dir, "userlist.txt");
 const hbaFile = join(dir, "pg_hba.conf");
-afterAll(() => rmSync(dir, { recursive: true, force: true }));
 
 /** The rules most tests use; line numbers matter to "first match wins". */
 const RULES = [
@@ -55,46 +53,17 @@ function config(more: Record<string, unknown> = {}): Record<string, unknown> {
   };
 }
 
-/** node-postgres login and a query: "ok" or the error's SQLSTATE and message. */
-async function pgLogin(to: { host: string; port: number }, user: string, password: string, database = "app"): Promise<string> {
-  try {
-    const c = await pgConnect(to, { user, password, database });
-    try {
-      if (database !== "pgbouncer") expect(await firstValue(c, "SELECT 1")).toBe(1);
-    } finally {
-      await c.end();
-    }
-    return "ok";
-  } catch (err) {
-    const e = err as { code?: string; message: string };
-    return `${e.code} ${e.message}`;
-  }
-}
+/** node-postgres login and a query (none on the console): "ok" or the error's SQLSTATE and message. */
+const pgLogin = (to: { host: string; port: number }, user: string, password: string, database = "app") =>
+  pgLoginTo(to, { user, password, database }, async (c) => {
+    if (database !== "pgbouncer") expect(await firstValue(c, "SELECT 1")).toBe(1);
+  });
 
-async function jsLogin(f: PgbunFixture, user: string, password: string): Promise<string> {
-  const sql = postgres({ host: f.pb.host, port: f.pb.port, user, password, database: "app", max: 1, onnotice: () => undefined, connect_timeout: 10 });
-  try {
-    await sql`SELECT 1`;
-    return "ok";
-  } catch (err) {
-    const e = err as { code?: string; message: string };
-    return `${e.code} ${e.message}`;
-  } finally {
-    await sql.end({ timeout: 1 });
-  }
-}
+const jsLogin = (f: PgbunFixture, user: string, password: string) => jsLoginTo(f.pb, { user, password });
 
 /** psql with PGPASSWORD to a host (an address or a socket directory): "ok" or psql's error text. */
-async function psqlLogin(host: string, port: number, user: string, password: string, database = "app"): Promise<string> {
-  const proc = Bun.spawn([findBinary("psql"), "-X", "-h", host, "-p", String(port), "-U", user, "-d", database, "-Atc", "SELECT 1"], {
-    env: { ...process.env, PGPASSWORD: password, PGCONNECT_TIMEOUT: "10", LANG: "C", LC_ALL: "C" },
-    stdin: "ignore",
-    stdout: "pipe",
-    stderr: "pipe",
-  });
-  const [out, err, code] = await Promise.all([new Response(proc.stdout).text(), new Response(proc.stderr).text(), proc.exited]);
-  return code === 0 ? "ok" : `${out}${err}`.trim();
-}
+const psqlLogin = (host: string, port: number, user: string, password: string, database = "app") =>
+  psqlLoginTo(["-h", host, "-p", String(port), "-U", user, "-d", database, "-Atc", "SELECT 1"], password);
 
 /** The Authentication request pgbun answers a StartupMessage with (3 cleartext, 5 md5, 10 SASL, 0 ok), or the error. */
 async function firstAnswer(f: PgbunFixture, user: string, database = "app"): Promise<number | string> {
@@ -106,7 +75,6 @@ async function firstAnswer(f: PgbunFixture, user: string, database = "app"): Pro
   return m!.body.readInt32BE(0);
 }
 
-const failed = (user: string) => `28P01 password authentication failed for user "${user}"`;
 const noEntry = (user: string, database = "app", host = "127.0.0.1") => `28000 no pg_hba.conf entry for host "${host}", user "${user}", database "${database}", no encryption`;
 
 describe("auth_type hba", () => {

@@ -2,20 +2,18 @@
 // wrong password, an unknown user, a role past VALID UNTIL and a NOLOGIN role all get the same 28P01, a changed
 // password counts at the next login, an unknown user never gets in as auth_user (CVE-2015-6817), and a client's
 // search_path cannot pick which pg_authid the lookup reads (CVE-2025-12819).
-import { afterAll, beforeAll, describe, expect, setDefaultTimeout, test } from "bun:test";
-import { mkdtempSync, rmSync, writeFileSync } from "node:fs";
-import { tmpdir } from "node:os";
+import { beforeAll, describe, expect, setDefaultTimeout, test } from "bun:test";
+import { writeFileSync } from "node:fs";
 import { join } from "node:path";
 import { Client } from "pg";
-import postgres from "postgres";
-import { findBinary, firstValue, pgConnect, usePostgres, withPgbun, type PgbunFixture } from "../harness/fixtures.ts";
+import { pgConnect, usePostgres, withPgbun, type PgbunFixture } from "../harness/fixtures.ts";
+import { authDir, jsLogin as jsLoginTo, passwordFailed as failed, pgLogin as pgLoginTo, psqlLogin as psqlLoginTo } from "../harness/auth.ts";
 
 setDefaultTimeout(60_000);
 
 const pg = usePostgres();
-const dir = mkdtempSync(join(tmpdir(), "pgbun-aq-"));
+const dir = authDir("aq");
 const authFile = join(dir, "userlist.txt");
-afterAll(() => rmSync(dir, { recursive: true, force: true }));
 
 /** The hostile schema: a table named pg_authid that says victim_aq's password is attacker-pw. */
 const EVIL_SETUP = `
@@ -51,46 +49,11 @@ function config(authType: string, more: Record<string, unknown> = {}, databases:
   };
 }
 
-async function pgLogin(f: PgbunFixture, user: string, password: string, extra: Record<string, unknown> = {}): Promise<string> {
-  try {
-    const c = await pgConnect(f.pb, { user, password, database: "app", ...extra });
-    try {
-      expect(await firstValue(c, "SELECT 1")).toBe(1);
-    } finally {
-      await c.end();
-    }
-    return "ok";
-  } catch (err) {
-    const e = err as { code?: string; message: string };
-    return `${e.code} ${e.message}`;
-  }
-}
-
-async function jsLogin(f: PgbunFixture, user: string, password: string, connection: Record<string, string> = {}): Promise<string> {
-  const sql = postgres({ host: f.pb.host, port: f.pb.port, user, password, database: "app", max: 1, onnotice: () => undefined, connect_timeout: 10, connection });
-  try {
-    await sql`SELECT 1`;
-    return "ok";
-  } catch (err) {
-    const e = err as { code?: string; message: string };
-    return `${e.code} ${e.message}`;
-  } finally {
-    await sql.end({ timeout: 1 });
-  }
-}
-
-async function psqlLogin(f: PgbunFixture, user: string, password: string): Promise<string> {
-  const proc = Bun.spawn([findBinary("psql"), "-X", "-h", f.pb.host, "-p", String(f.pb.port), "-U", user, "-d", "app", "-Atc", "SELECT 1"], {
-    env: { ...process.env, PGPASSWORD: password, PGCONNECT_TIMEOUT: "10", LANG: "C", LC_ALL: "C" },
-    stdin: "ignore",
-    stdout: "pipe",
-    stderr: "pipe",
-  });
-  const [out, err, code] = await Promise.all([new Response(proc.stdout).text(), new Response(proc.stderr).text(), proc.exited]);
-  return code === 0 ? "ok" : `${out}${err}`.trim();
-}
-
-const failed = (user: string) => `28P01 password authentication failed for user "${user}"`;
+const pgLogin = (f: PgbunFixture, user: string, password: string, extra: Record<string, unknown> = {}) =>
+  pgLoginTo(f.pb, { user, password, database: "app", ...extra });
+const jsLogin = (f: PgbunFixture, user: string, password: string, connection: Record<string, string> = {}) => jsLoginTo(f.pb, { user, password, connection });
+const psqlLogin = (f: PgbunFixture, user: string, password: string) =>
+  psqlLoginTo(["-h", f.pb.host, "-p", String(f.pb.port), "-U", user, "-d", "app", "-Atc", "SELECT 1"], password);
 
 describe("auth_query", () => {
   test("md5 and SCRAM roles not in auth_file log in with their PostgreSQL passwords; wrong and unknown are one 28P01", async () => {

@@ -1,21 +1,20 @@
 // Integration: failed logins are logged without secrets, and an address's repeated password failures are slowed
 // (auth_failure_delay): a burst of 5 is answered at once, then one failure per delay, wrong passwords and unknown
 // users alike, parallel attempts queued; another address, a right password and HBA refusals are not slowed.
-import { afterAll, beforeAll, describe, expect, setDefaultTimeout, test } from "bun:test";
-import { mkdtempSync, rmSync, writeFileSync } from "node:fs";
+import { beforeAll, describe, expect, setDefaultTimeout, test } from "bun:test";
+import { writeFileSync } from "node:fs";
 import { connect, type Socket } from "node:net";
-import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { expectLog, pgConnect, usePostgres, withPgbun } from "../harness/fixtures.ts";
+import { authDir } from "../harness/auth.ts";
 import { msg } from "../harness/wire.ts";
 
 setDefaultTimeout(60_000);
 
 const pg = usePostgres();
-const dir = mkdtempSync(join(tmpdir(), "pgbun-throttle-"));
+const dir = authDir("throttle");
 const authFile = join(dir, "userlist.txt");
 const hbaFile = join(dir, "pg_hba.conf");
-afterAll(() => rmSync(dir, { recursive: true, force: true }));
 beforeAll(() => {
   writeFileSync(authFile, `"alice" "alice-pw"\n`);
   writeFileSync(hbaFile, "host all rejected 0.0.0.0/0 reject\nhost all all 0.0.0.0/0 password\n");

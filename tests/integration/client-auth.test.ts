@@ -1,21 +1,19 @@
 // Integration: client authentication by pgbun:auth with real clients (pg, postgres.js, psql) in front of a real
 // PostgreSQL: each auth_type's success, wrong password and unknown user (one answer for both), md5 and SCRAM secrets
 // taken from PostgreSQL itself, the admin console needing the password, reload of auth_file, hostile login messages.
-import { afterAll, beforeAll, describe, expect, setDefaultTimeout, test } from "bun:test";
-import { mkdtempSync, rmSync, writeFileSync } from "node:fs";
-import { tmpdir } from "node:os";
+import { beforeAll, describe, expect, setDefaultTimeout, test } from "bun:test";
+import { writeFileSync } from "node:fs";
 import { join } from "node:path";
-import postgres from "postgres";
-import { findBinary, firstValue, pgConnect, usePostgres, waitFor, withPgbun, type PgbunFixture } from "../harness/fixtures.ts";
+import { firstValue, pgConnect, usePostgres, waitFor, withPgbun, type PgbunFixture } from "../harness/fixtures.ts";
+import { authDir, jsLogin as jsLoginTo, passwordFailed as failed, pgLogin as pgLoginTo, psqlLogin as psqlLoginTo } from "../harness/auth.ts";
 import { TEST_ROLES } from "../harness/postgres.ts";
 import { errorFields, msg, WireClient, type BackendMessage } from "../harness/wire.ts";
 
 setDefaultTimeout(60_000);
 
 const pg = usePostgres();
-const dir = mkdtempSync(join(tmpdir(), "pgbun-auth-"));
+const dir = authDir("auth");
 const authFile = join(dir, "userlist.txt");
-afterAll(() => rmSync(dir, { recursive: true, force: true }));
 
 /** Secrets as PostgreSQL stores them (password_encryption md5 and scram-sha-256), so they are not pgbun's own. */
 let md5Secret = "";
@@ -58,51 +56,23 @@ function config(authType: string, more: Record<string, unknown> = {}): Record<st
   };
 }
 
-/** Logs in with node-postgres and runs a query: the error's SQLSTATE and message, or "ok". */
-async function pgLogin(f: PgbunFixture, user: string, password: string, database = "app"): Promise<string> {
-  try {
-    const c = await pgConnect(f.pb, { user, password, database });
-    try {
-      const v = database === "app" ? await firstValue(c, "SELECT current_user") : "console";
-      expect(v).toBe(database === "app" ? pg.superuser : "console");
-    } finally {
-      await c.end();
-    }
-    return "ok";
-  } catch (err) {
-    const e = err as { code?: string; message: string };
-    return `${e.code} ${e.message}`;
-  }
-}
+/** Logs in with node-postgres and runs a query (current_user, or nothing on the console): "ok" or SQLSTATE and message. */
+const pgLogin = (f: PgbunFixture, user: string, password: string, database = "app") =>
+  pgLoginTo(f.pb, { user, password, database }, async (c) => {
+    const v = database === "app" ? await firstValue(c, "SELECT current_user") : "console";
+    expect(v).toBe(database === "app" ? pg.superuser : "console");
+  });
 
-/** Logs in with postgres.js and runs a query: the error's SQLSTATE and message, or "ok". */
-async function jsLogin(f: PgbunFixture, user: string, password: string): Promise<string> {
-  const sql = postgres({ host: f.pb.host, port: f.pb.port, user, password, database: "app", max: 1, onnotice: () => undefined, connect_timeout: 10 });
-  try {
+/** Logs in with postgres.js and runs a query: "ok" or SQLSTATE and message. */
+const jsLogin = (f: PgbunFixture, user: string, password: string) =>
+  jsLoginTo(f.pb, { user, password }, async (sql) => {
     const [row] = await sql`SELECT 1 AS one`;
     expect(row!.one).toBe(1);
-    return "ok";
-  } catch (err) {
-    const e = err as { code?: string; message: string };
-    return `${e.code} ${e.message}`;
-  } finally {
-    await sql.end({ timeout: 1 });
-  }
-}
+  });
 
 /** psql -c with PGPASSWORD: "ok" or psql's error text. */
-async function psqlLogin(f: PgbunFixture, user: string, password: string, database = "app", sql = "SELECT 1"): Promise<string> {
-  const proc = Bun.spawn([findBinary("psql"), "-h", f.pb.host, "-p", String(f.pb.port), "-U", user, "-d", database, "-Atc", sql], {
-    env: { ...process.env, PGPASSWORD: password, PGCONNECT_TIMEOUT: "10", LANG: "C", LC_ALL: "C" },
-    stdin: "ignore",
-    stdout: "pipe",
-    stderr: "pipe",
-  });
-  const [out, err, code] = await Promise.all([new Response(proc.stdout).text(), new Response(proc.stderr).text(), proc.exited]);
-  return code === 0 ? "ok" : `${out}${err}`.trim();
-}
-
-const failed = (user: string) => `28P01 password authentication failed for user "${user}"`;
+const psqlLogin = (f: PgbunFixture, user: string, password: string, database = "app", sql = "SELECT 1") =>
+  psqlLoginTo(["-h", f.pb.host, "-p", String(f.pb.port), "-U", user, "-d", database, "-Atc", sql], password);
 
 describe("auth_type plain (cleartext password)", () => {
   test("each kind of secret lets its password in; a wrong password and an unknown user get the same 28P01", async () => {

@@ -3,21 +3,19 @@
 // the md5 secret); PostgreSQL's log shows the method it checked. Where no usable credentials exist the client gets
 // PgBouncer's "wrong password type", at once.
 import { beforeAll, describe, expect, setDefaultTimeout, test } from "bun:test";
-import { mkdtempSync, readFileSync, rmSync, writeFileSync } from "node:fs";
+import { readFileSync, writeFileSync } from "node:fs";
 import { appendFile, readFile, writeFile } from "node:fs/promises";
-import { tmpdir } from "node:os";
 import { join } from "node:path";
-import { afterAll } from "bun:test";
 import postgres from "postgres";
-import { findBinary, firstValue, pgConnect, usePostgres, withPgbun, type PgbunFixture } from "../harness/fixtures.ts";
+import { firstValue, pgConnect, usePostgres, withPgbun, type PgbunFixture } from "../harness/fixtures.ts";
+import { authDir, pgLogin as pgLoginTo, psql } from "../harness/auth.ts";
 
 setDefaultTimeout(60_000);
 
 const pg = usePostgres();
-const dir = mkdtempSync(join(tmpdir(), "pgbun-scram-pt-"));
+const dir = authDir("scram-pt");
 const authFile = join(dir, "userlist.txt");
 const aqFile = join(dir, "userlist-aq.txt");
-afterAll(() => rmSync(dir, { recursive: true, force: true }));
 
 const PW = "pt-secret-pw";
 const secretOf = (role: string) => pg.psql(`SELECT rolpassword FROM pg_authid WHERE rolname = '${role}'`);
@@ -60,29 +58,13 @@ function authenticatedLines(role: string, method: string): number {
   return log.split("\n").filter((l) => l.includes(`connection authenticated: identity="${role}" method=${method}`)).length;
 }
 
-async function pgLogin(f: PgbunFixture, user: string): Promise<string> {
-  try {
-    const c = await pgConnect(f.pb, { user, password: PW });
-    try {
-      expect(await firstValue(c, "SELECT current_user")).toBe(user);
-    } finally {
-      await c.end();
-    }
-    return "ok";
-  } catch (err) {
-    const e = err as { code?: string; message: string };
-    return `${e.code} ${e.message}`;
-  }
-}
+const pgLogin = (f: PgbunFixture, user: string) =>
+  pgLoginTo(f.pb, { user, password: PW }, async (c) => expect(await firstValue(c, "SELECT current_user")).toBe(user));
 
+/** psql as `user`: the current_user it printed, or its error text. */
 async function psqlLogin(f: PgbunFixture, user: string): Promise<string> {
-  const proc = Bun.spawn([findBinary("psql"), "-h", f.pb.host, "-p", String(f.pb.port), "-U", user, "-d", "app", "-Atc", "SELECT current_user"], {
-    env: { ...process.env, PGPASSWORD: PW, PGCONNECT_TIMEOUT: "10", LANG: "C", LC_ALL: "C" },
-    stdout: "pipe",
-    stderr: "pipe",
-  });
-  const [out, errText, code] = await Promise.all([new Response(proc.stdout).text(), new Response(proc.stderr).text(), proc.exited]);
-  return code === 0 ? out.trim() : errText.trim();
+  const r = await psql(["-h", f.pb.host, "-p", String(f.pb.port), "-U", user, "-d", "app", "-Atc", "SELECT current_user"], PW);
+  return r.code === 0 ? r.out.trim() : r.err.trim();
 }
 
 async function jsLogin(f: PgbunFixture, user: string): Promise<string> {
