@@ -2,6 +2,9 @@
 import { chmodSync, chownSync, copyFileSync, statSync, writeFileSync } from "node:fs";
 import { join } from "node:path";
 import { harnessTempDir, type TestPostgres } from "./postgres.ts";
+import type { TestPooler } from "../../bin/testing.ts";
+import type { ClientConnection } from "../../core/client.ts";
+import type { ClientTls } from "../../plugin-sdk/connections.ts";
 
 const OPENSSL = "/usr/bin/openssl";
 
@@ -85,4 +88,35 @@ export async function disablePostgresSsl(pg: TestPostgres): Promise<void> {
     await Bun.sleep(50);
   }
   throw new Error("PostgreSQL did not turn ssl off");
+}
+
+/** pgbun's client-side TLS settings (client_tls_*) with this CA's server certificate, none for `disable`; servers plaintext. */
+export function clientTlsSettings(certs: TestCerts, mode: string): Record<string, unknown> {
+  return {
+    client_tls_sslmode: mode,
+    ...(mode === "disable" ? {} : { client_tls_cert_file: certs.serverCert, client_tls_key_file: certs.serverKey, client_tls_ca_file: certs.caCert }),
+    // the client side is under test: the server side stays plaintext (tls-server.test.ts covers it)
+    server_tls_sslmode: "disable",
+  };
+}
+
+/** The CA's server certificate and key copied into a fresh folder, for a test that replaces them and reloads. */
+export async function copyServerCert(certs: TestCerts, prefix: string): Promise<{ dir: string; cert: string; key: string }> {
+  const dir = await harnessTempDir(prefix);
+  const cert = join(dir, "pgbun.crt");
+  const key = join(dir, "pgbun.key");
+  copyFileSync(certs.serverCert, cert);
+  copyFileSync(certs.serverKey, key);
+  return { dir, cert, key };
+}
+
+/** Overwrites the files of `at` with another certificate and key (what a reload should then read). */
+export function replaceCert(at: { cert: string; key: string }, next: { cert: string; key: string }): void {
+  copyFileSync(next.cert, at.cert);
+  copyFileSync(next.key, at.key);
+}
+
+/** The TLS sessions of a test pooler's logged-in clients (Client.tls), null for a plaintext one. */
+export function clientTlsSessions(p: TestPooler): Array<ClientTls | null> {
+  return [...(p.core.clients as Iterable<ClientConnection>)].filter((c) => c.state === "active").map((c) => c.tls);
 }

@@ -1,20 +1,19 @@
 // Integration: certificate authentication (auth_type cert, and the HBA method cert on hostssl lines) with pg and psql
 // over TLS: a verified client certificate whose CN is the user gets in without a password; another user's name, no
 // certificate, or one from a CA pgbun does not trust is 28000; hostssl and hostnossl lines follow the client's TLS.
-import { afterAll, beforeAll, describe, expect, setDefaultTimeout, test } from "bun:test";
-import { mkdtempSync, readFileSync, rmSync, writeFileSync } from "node:fs";
-import { tmpdir } from "node:os";
+import { beforeAll, describe, expect, setDefaultTimeout, test } from "bun:test";
+import { readFileSync, writeFileSync } from "node:fs";
 import { join } from "node:path";
-import { findBinary, firstValue, pgConnect, usePostgres, withPgbun, type PgbunFixture } from "../harness/fixtures.ts";
-import { issueCert, makeTestCerts, type TestCerts } from "../harness/tls.ts";
+import { usePostgres, withPgbun, type PgbunFixture } from "../harness/fixtures.ts";
+import { authDir, pgLogin as pgLoginTo, psqlLogin as psqlLoginTo } from "../harness/auth.ts";
+import { clientTlsSettings, issueCert, makeTestCerts, type TestCerts } from "../harness/tls.ts";
 
 setDefaultTimeout(60_000);
 
 const pg = usePostgres();
-const dir = mkdtempSync(join(tmpdir(), "pgbun-cert-"));
+const dir = authDir("cert");
 const authFile = join(dir, "userlist.txt");
 const hbaFile = join(dir, "pg_hba.conf");
-afterAll(() => rmSync(dir, { recursive: true, force: true }));
 
 let certs: TestCerts;
 let stranger: TestCerts;
@@ -37,11 +36,7 @@ function config(authType: string): Record<string, unknown> {
       auth_file: authFile,
       auth_hba_file: hbaFile,
       // TLS offered, a client certificate asked for but not required by TLS itself: the auth method decides
-      client_tls_sslmode: "prefer",
-      client_tls_cert_file: certs.serverCert,
-      client_tls_key_file: certs.serverKey,
-      client_tls_ca_file: certs.caCert,
-      server_tls_sslmode: "disable",
+      ...clientTlsSettings(certs, "prefer"),
     },
     databases: { "*": { host: pg.host, port: pg.port, user: pg.superuser, password: pg.password } },
   };
@@ -52,27 +47,14 @@ type Key = { cert: string; key: string } | null;
 const alice = () => ({ cert: certs.clientCert, key: certs.clientKey });
 
 /** pg over TLS (or plaintext with `ssl` false), with a client certificate or none: "ok" or SQLSTATE and message. */
-async function pgLogin(f: PgbunFixture, user: string, key: Key, ssl = true, password = ""): Promise<string> {
+function pgLogin(f: PgbunFixture, user: string, key: Key, ssl = true, password = ""): Promise<string> {
   const tls = ssl ? { ca: readFileSync(certs.caCert), servername: "localhost", ...(key ? { cert: readFileSync(key.cert), key: readFileSync(key.key) } : {}) } : false;
-  try {
-    const c = await pgConnect(f.pb, { user, password, database: "app", ssl: tls as never }, { ignoreErrors: false });
-    try {
-      expect(await firstValue(c, "SELECT 1")).toBe(1);
-    } finally {
-      await c.end();
-    }
-    return "ok";
-  } catch (err) {
-    const e = err as { code?: string; message: string };
-    return `${e.code} ${e.message}`;
-  }
+  return pgLoginTo(f.pb, { user, password, database: "app", ssl: tls as never }, undefined, { ignoreErrors: false });
 }
 
-async function psqlLogin(f: PgbunFixture, user: string, key: { cert: string; key: string }): Promise<string> {
+function psqlLogin(f: PgbunFixture, user: string, key: { cert: string; key: string }): Promise<string> {
   const conn = `host=127.0.0.1 port=${f.pb.port} user=${user} dbname=app sslmode=verify-ca sslrootcert=${certs.caCert} sslcert=${key.cert} sslkey=${key.key}`;
-  const proc = Bun.spawn([findBinary("psql"), "-X", "-Atc", "SELECT 1", conn], { env: { ...process.env, PGPASSWORD: "", LANG: "C", LC_ALL: "C" }, stdin: "ignore", stdout: "pipe", stderr: "pipe" });
-  const [out, err, code] = await Promise.all([new Response(proc.stdout).text(), new Response(proc.stderr).text(), proc.exited]);
-  return code === 0 ? "ok" : `${out}${err}`.trim();
+  return psqlLoginTo(["-Atc", "SELECT 1", conn], "");
 }
 
 const noCert = "28000 connection requires a valid client certificate";

@@ -1,17 +1,16 @@
 // Integration: TLS between clients and pgbun (client_tls_*): each sslmode with pg, postgres.js and psql, client
 // certificates, Client.tls as plugins see it, the plaintext-after-SSLRequest attack, the Unix socket, cert reload.
 import { beforeAll, describe, expect, setDefaultTimeout, test } from "bun:test";
-import { copyFileSync, readFileSync } from "node:fs";
+import { readFileSync } from "node:fs";
 import { join } from "node:path";
 import * as tls from "node:tls";
 import postgres from "postgres";
 import type { TLSSocket } from "node:tls";
 import { closeAfterEach, findBinary, firstValue, pgConnect, rejection, runClientProgram, usePostgres } from "../harness/fixtures.ts";
 import { harnessTempDir } from "../harness/postgres.ts";
-import { issueCert, makeTestCerts, type TestCerts } from "../harness/tls.ts";
+import { clientTlsSessions, clientTlsSettings, copyServerCert, issueCert, makeTestCerts, replaceCert, type TestCerts } from "../harness/tls.ts";
 import { errorFields, msg, WireClient } from "../harness/wire.ts";
 import { startTestPooler, type TestPooler } from "../../bin/testing.ts";
-import type { ClientConnection } from "../../core/client.ts";
 
 setDefaultTimeout(60_000);
 
@@ -29,10 +28,7 @@ async function pooler(mode: string, settings: Record<string, unknown> = {}): Pro
   const p = await startTestPooler({
     upstream: { host: pg.host, port: pg.port, password: pg.password },
     settings: {
-      client_tls_sslmode: mode,
-      ...(mode === "disable" ? {} : { client_tls_cert_file: certs.serverCert, client_tls_key_file: certs.serverKey, client_tls_ca_file: certs.caCert }),
-      // this file is about the client side: the server side stays plaintext (tls-server.test.ts covers it)
-      server_tls_sslmode: "disable",
+      ...clientTlsSettings(certs, mode),
       ...settings,
     },
   });
@@ -49,9 +45,7 @@ async function pgThrough(p: TestPooler, ssl: object | false) {
 }
 
 /** The pooler's logged-in clients' TLS sessions. */
-function sessions(p: TestPooler) {
-  return [...(p.core.clients as Iterable<ClientConnection>)].filter((c) => c.state === "active").map((c) => c.tls);
-}
+const sessions = clientTlsSessions;
 
 /** The socket pg talks over: a TLSSocket once it negotiated TLS. */
 const streamOf = (c: unknown) => (c as { connection: { stream: TLSSocket & { encrypted?: boolean } } }).connection.stream;
@@ -192,19 +186,14 @@ describe("plaintext behind an SSLRequest (CVE-2021-23214, PgBouncer CVE-2021-393
 
 describe("certificate reload", () => {
   test("RELOAD re-reads client_tls_cert_file and client_tls_key_file: new connections get the new certificate", async () => {
-    const dir = await harnessTempDir("tls-reload");
-    const cert = join(dir, "pgbun.crt");
-    const key = join(dir, "pgbun.key");
-    copyFileSync(certs.serverCert, cert);
-    copyFileSync(certs.serverKey, key);
+    const { cert, key } = await copyServerCert(certs, "tls-reload");
     const p = await pooler("require", { client_tls_cert_file: cert, client_tls_key_file: key });
     const before = await pgThrough(p, { ca: ca(), servername: "localhost" });
     expect(await firstValue(before, "SELECT 1")).toBe(1);
 
     // the other CA's server certificate replaces the file; until the reload, pgbun serves the one it read
     const next = issueCert(other, "pgbun-next", "localhost", "IP:127.0.0.1,DNS:localhost");
-    copyFileSync(next.cert, cert);
-    copyFileSync(next.key, key);
+    replaceCert({ cert, key }, next);
     const stillOld = await pgThrough(p, { ca: ca(), servername: "localhost" });
     expect(await firstValue(stillOld, "SELECT 1")).toBe(1);
 
@@ -218,9 +207,7 @@ describe("certificate reload", () => {
   });
 
   test("a reload with an unreadable key fails and keeps the running certificate", async () => {
-    const dir = await harnessTempDir("tls-reload-bad");
-    const key = join(dir, "pgbun.key");
-    copyFileSync(certs.serverKey, key);
+    const { dir, key } = await copyServerCert(certs, "tls-reload-bad");
     const p = await pooler("require", { client_tls_key_file: key });
     const next = { ...p.core.config, settings: { ...p.core.config.settings, client_tls_key_file: join(dir, "missing.key") } };
     expect(() => p.core.reload(next)).toThrow(/client_tls_key_file/);

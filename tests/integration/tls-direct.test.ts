@@ -1,18 +1,16 @@
 // Integration: PostgreSQL 17's direct TLS (sslnegotiation=direct): a ClientHello as the first bytes, ALPN required,
 // driven by node:tls by hand and under pg and postgres.js; refusals as PostgreSQL's; the next client on that server.
 import { beforeAll, describe, expect, setDefaultTimeout, test } from "bun:test";
-import { copyFileSync, readFileSync } from "node:fs";
-import { join } from "node:path";
+import { readFileSync } from "node:fs";
 import { connect } from "node:net";
 import { Duplex } from "node:stream";
 import * as tls from "node:tls";
 import postgres from "postgres";
 import { closeAfterEach, firstValue, pgConnect, usePostgres } from "../harness/fixtures.ts";
 import { harnessTempDir } from "../harness/postgres.ts";
-import { issueCert, makeTestCerts, type TestCerts } from "../harness/tls.ts";
+import { clientTlsSessions, clientTlsSettings, copyServerCert, issueCert, makeTestCerts, replaceCert, type TestCerts } from "../harness/tls.ts";
 import { errorFields, msg, WireClient } from "../harness/wire.ts";
 import { startTestPooler, type TestPooler } from "../../bin/testing.ts";
-import type { ClientConnection } from "../../core/client.ts";
 
 setDefaultTimeout(60_000);
 
@@ -29,9 +27,7 @@ async function pooler(mode: string, settings: Record<string, unknown> = {}): Pro
   const p = await startTestPooler({
     upstream: { host: pg.host, port: pg.port, password: pg.password },
     settings: {
-      client_tls_sslmode: mode,
-      ...(mode === "disable" ? {} : { client_tls_cert_file: certs.serverCert, client_tls_key_file: certs.serverKey, client_tls_ca_file: certs.caCert }),
-      server_tls_sslmode: "disable",
+      ...clientTlsSettings(certs, mode),
       // one server: the next client gets the server the direct-TLS client left
       default_pool_size: 1,
       pool_mode: "transaction",
@@ -44,9 +40,7 @@ async function pooler(mode: string, settings: Record<string, unknown> = {}): Pro
 const ca = () => readFileSync(certs.caCert);
 
 /** The pooler's logged-in clients' TLS sessions. */
-function sessions(p: TestPooler) {
-  return [...(p.core.clients as Iterable<ClientConnection>)].filter((c) => c.state === "active").map((c) => c.tls);
-}
+const sessions = clientTlsSessions;
 
 /** The start of a TLS record holding a ClientHello, as the first bytes of a connection. */
 const CLIENT_HELLO_START = Buffer.from([0x16, 0x03, 0x01, 0x00, 0x40, 0x01, 0x00, 0x00, 0x3c, 0x03, 0x03]);
@@ -239,11 +233,7 @@ describe("direct TLS", () => {
 
 describe("the SSLRequest path's TLS settings", () => {
   test("client_tls_protocols applies (tlsv1.2 only), and RELOAD's new certificate serves new direct-TLS sessions", async () => {
-    const dir = await harnessTempDir("direct-reload");
-    const cert = join(dir, "pgbun.crt");
-    const key = join(dir, "pgbun.key");
-    copyFileSync(certs.serverCert, cert);
-    copyFileSync(certs.serverKey, key);
+    const { cert, key } = await copyServerCert(certs, "direct-reload");
     const p = await pooler("prefer", { client_tls_cert_file: cert, client_tls_key_file: key, client_tls_protocols: "tlsv1.2" });
     const { w, socket } = await directClient(p);
     expect(socket.getProtocol()).toBe("TLSv1.2");
@@ -251,8 +241,7 @@ describe("the SSLRequest path's TLS settings", () => {
     expect((await w.readUntilReady()).filter((m) => m.type === "E")).toEqual([]);
 
     const next = issueCert(other, "pgbun-next", "localhost", "IP:127.0.0.1,DNS:localhost");
-    copyFileSync(next.cert, cert);
-    copyFileSync(next.key, key);
+    replaceCert({ cert, key }, next);
     await p.core.reloadConfig();
     const oldCa = await directTls(p);
     expect("error" in oldCa && oldCa.error).toMatch(/certificate|verify/i);
