@@ -40,7 +40,7 @@ export interface LoginWaiter {
   reject(err: Error): void;
 }
 
-/** The base of ClientConnection: its flags, packed (see `bits` and `rare`). */
+/** The base of ClientConnection (under ClientSync, core/client-sync.ts): its flags, packed (see `bits` and `rare`). */
 export abstract class ClientFlags {
   /**
    * Flags and small values packed in one field (see the bit constants), and what only some clients ever need in
