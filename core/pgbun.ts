@@ -295,8 +295,10 @@ export class Pgbun {
       await this.hooks.serverConnected.promise(server);
     } catch (err) {
       // a server whose connect-time work failed is in no known state: it serves nobody
-      server.close(`serverConnected failed: ${PluginFault.from(err).message}`);
-      throw err;
+      const fault = PluginFault.from(err);
+      server.close(`serverConnected failed: ${fault.message}`);
+      // as a login failure: XX000 naming the plugin, which the pool's waiters get (a plugin fault is no outage)
+      throw Object.assign(fault, { failure: { message: fault.message, code: SqlState.InternalError } });
     }
     if (this.config.settings.log_connections) this.log.debug({ server: server.label, host: target.host, port: target.port, database: target.database }, "server login");
     return server;

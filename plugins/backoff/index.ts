@@ -14,6 +14,13 @@ const PERMANENT: ReadonlySet<string> = new Set([
 ]);
 
 /**
+ * XX000: a plugin's fault in a server login, or a server's error without SQLSTATE (which PostgreSQL does not send).
+ * Waiting is no use, so waiters are told at once; but it may pass (a plugin's transient fault), so it is remembered
+ * only for the usual growing delay, not for server_login_retry.
+ */
+const FAULT = SqlState.InternalError;
+
+/**
  * Failures that mean PostgreSQL is not there or not ready yet (connect refused, starting up, shutting down): what a
  * restart looks like. A refused connect costs PostgreSQL nothing, so these are retried at least once a second
  * whatever server_login_retry says, and pgbun finds a restarted PostgreSQL within a second.
@@ -62,6 +69,7 @@ export default function backoffPlugin(options: BackoffOptions = {}): PgbunPlugin
       api.hooks.serverLoginFailed.tap(NAME, (failure: LoginFailure, pool: PoolInfo): LoginRetry => {
         const capMs = Math.max(baseMs, api.config.settings.server_login_retry * 1000);
         if (isPermanent(failure)) return { delay: backoffDelay(Number.MAX_SAFE_INTEGER, capMs, capMs), permanent: true };
+        if (failure.code === FAULT) return { delay: backoffDelay(pool.health.consecutiveFailures, baseMs, capMs), permanent: true };
         const cap = looksLikeRestart(failure) ? Math.min(capMs, RESTART_CAP_MS) : capMs;
         return { delay: backoffDelay(pool.health.consecutiveFailures, baseMs, cap), permanent: false };
       });
