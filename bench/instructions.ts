@@ -20,6 +20,11 @@ const REPO_ROOT = resolve(import.meta.dir, "..");
 const STUB = resolve(import.meta.dir, "plugins", "stub.ts");
 const BUN = join(REPO_ROOT, "node_modules", ".bin", "bun");
 
+/** How long a measured interval runs on after its transactions (see measureTarget). */
+const SETTLE_MS = 2_000;
+/** The longest idle interval (the baseline is pro rata, so it need not be as long as the run). */
+const IDLE_MAX_MS = 8_000;
+
 /** Default built-ins a pgbun variant may stand in for with a stub (auth, pool and transaction-detection always run). */
 export const OPTIONAL_BUILTINS = [
   "parameter-tracking",
@@ -41,6 +46,8 @@ export interface InstructionTarget {
   kind: "pgbouncer" | "passthrough" | "pgbun";
   /** pgbun: the built-ins' capabilities replaced by a stub (bench/plugins/stub.ts). */
   without?: string[];
+  /** Session mode: no hand-over per transaction (the difference to transaction mode is the hand-over's cost). */
+  session?: boolean;
 }
 
 /** The targets of the phase: the three references, and with `ablate` pgbun without each optional built-in in turn. */
@@ -51,6 +58,10 @@ export function instructionTargets(ablate: boolean): InstructionTarget[] {
     { id: "pgbun-minimal", label: "pgbun, only auth + pool + transaction-detection", kind: "pgbun", without: [...OPTIONAL_BUILTINS] },
     { id: "pgbun", label: "pgbun, default plugins", kind: "pgbun" },
   ];
+  if (ablate) {
+    t.push({ id: "pgbouncer-session", label: "PgBouncer, session mode", kind: "pgbouncer", session: true });
+    t.push({ id: "pgbun-minimal-session", label: "pgbun, only auth + pool + transaction-detection, session mode", kind: "pgbun", without: [...OPTIONAL_BUILTINS], session: true });
+  }
   if (ablate) for (const b of OPTIONAL_BUILTINS) t.push({ id: `pgbun-no-${b}`, label: `pgbun, default plugins without ${b}`, kind: "pgbun", without: [b] });
   return t;
 }
@@ -105,7 +116,7 @@ interface Running {
 async function startPgbunProcess(pg: TestPostgres, target: InstructionTarget, wrap: string[], entry: string): Promise<Running> {
   const dir = await harnessTempDir("pgbun-ir");
   const port = await freePort();
-  const config = pgbunConfig("plain", pg, { poolSize: 20, maxClientConn: 1000 }) as { pgbun: Record<string, unknown> };
+  const config = pgbunConfig(target.session ? "session" : "plain", pg, { poolSize: 20, maxClientConn: 1000 }) as { pgbun: Record<string, unknown> };
   config.pgbun.listen_port = port;
   if (target.without?.length) config.pgbun.plugins = [[STUB, { provides: target.without }]];
   const file = join(dir, "pgbun.config.json");
@@ -126,7 +137,7 @@ async function startPgbunProcess(pg: TestPostgres, target: InstructionTarget, wr
 
 async function startOne(db: BenchPostgres, target: InstructionTarget, wrap: string[], o: InstructionOptions): Promise<Running> {
   if (target.kind === "pgbouncer") {
-    const b = await startPgbouncer("/usr/sbin/pgbouncer", db.pg, { poolMode: "transaction", poolSize: 20, maxClientConn: 1000, wrap });
+    const b = await startPgbouncer("/usr/sbin/pgbouncer", db.pg, { poolMode: target.session ? "session" : "transaction", poolSize: 20, maxClientConn: 1000, wrap });
     const as = process.getuid?.() === 0 ? ownerOf(db.pg.dataDir) : undefined;
     return { pid: b.pid, port: b.port, ...(as ? { as } : {}), stop: () => killProcess(b.proc, "SIGTERM", 20_000) };
   }
@@ -176,9 +187,13 @@ export async function measureTarget(db: BenchPostgres, target: InstructionTarget
       for (let i = 0; i < 2; i++) {
         row.load1.push(await loadNow(db));
         let done = 0;
-        const busy = await intervalOf(p, outFile, dir, base, async () => (done = await pgbench(db, p.port, run)));
-        const idleMs = Math.min(busy.main.wallMs, 5_000);
-        const idle = await intervalOf(p, outFile, dir, base, () => Bun.sleep(idleMs));
+        // the interval runs on for SETTLE_MS after pgbench: work the transactions left behind (collection, sweeping)
+        // is theirs; the idle interval that follows, as long, is the baseline of timers alone
+        const busy = await intervalOf(p, outFile, dir, base, async () => {
+          done = await pgbench(db, p.port, run);
+          await Bun.sleep(SETTLE_MS);
+        });
+        const idle = await intervalOf(p, outFile, dir, base, () => Bun.sleep(Math.min(busy.main.wallMs, IDLE_MAX_MS)));
         row.idleIrPerS = (idle.main.ir * 1000) / idle.main.wallMs;
         row.irPerTxn.push(irPerTransaction(busy.main, idle.main, done) ?? NaN);
         row.allThreadsIrPerTxn.push(irPerTransaction(busy.all, idle.all, done) ?? NaN);
