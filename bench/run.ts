@@ -515,7 +515,7 @@ async function main(opts: BenchOptions): Promise<void> {
   if (opts.instructions) {
     // the poolers of the rounds are stopped first: the callgrind phase runs one pooler at a time, alone
     await bench.stopAll();
-    const io: InstructionOptions = { transactions: 2000, clients: 1, protocol: "simple", cpuTransactions: 20_000, warmTransactions: 5000, ablate: false };
+    const io: InstructionOptions = { transactions: 2000, clients: 1, protocol: "simple", cpuTransactions: 20_000, warmTransactions: 10_000, ablate: false, intervals: 3 };
     const rows = await measureInstructions(db, io, (m) => log(`instructions: ${m}`));
     instructions = instructionTable(rows, io);
   }
