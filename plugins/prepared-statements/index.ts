@@ -4,7 +4,7 @@ import { closeStatement, describeStatement, parameterDescription, parseMessage, 
 import { Req, type ReqKind } from "./requests.ts";
 import { parameterTypes, shapeOf } from "./shape.ts";
 import { shared, sharedTypes } from "./shared.ts";
-import { clientState, NAME, serverState, type ClientStatement, type ClientStatements, type ServerStatement, type ServerStatements } from "./state.ts";
+import { clientState, knownState, NAME, serverState, type ClientStatement, type ClientStatements, type ServerStatement, type ServerStatements } from "./state.ts";
 
 const decoder = new TextDecoder();
 /** A statement name that never exists on a server: a Bind or Describe of it fails there, in place. */
@@ -334,18 +334,19 @@ export default function preparedStatements(): PgbunPlugin {
       onClient(Frontend.FunctionCall, track(Req.Query));
       onClient(Frontend.Query, (ctx) => {
         if (!pooled(ctx)) return undefined;
-        const st = clientState(ctx.client);
+        // a client that never used the extended protocol has no state, and gets none for a Query (see clientState)
+        const st = knownState(ctx.client);
         let i = ctx.start + 5;
         while (ctx.buf[i] === 0x20 || ctx.buf[i] === 0x0a || ctx.buf[i] === 0x09) i++;
         const first = ctx.buf[i]! | 0x20;
         if (first === 0x64 /* d */ && DEALLOCATES_ALL.test(decodeQuery(ctx))) {
           if (ctx.server === null) return Action.WaitForServer;
-          st.byName.clear();
+          st?.byName.clear();
           const srv = serverState(ctx.server);
           srv.names.clear();
           srv.forgotten.length = 0;
         }
-        st.queue.push(Req.Query);
+        st?.queue.push(Req.Query);
         return undefined;
       });
 
@@ -363,7 +364,8 @@ export default function preparedStatements(): PgbunPlugin {
       /** Completes the request at the head when it is of one of these kinds. */
       const complete = (...kinds: ReqKind[]) => (ctx: MessageContext): MessageResult => {
         if (!pooled(ctx)) return undefined;
-        const st = clientState(ctx.client);
+        const st = knownState(ctx.client);
+        if (st === undefined) return undefined;
         const head = st.queue.peek();
         if (head === undefined || !kinds.includes(head.kind)) return undefined;
         st.queue.shift();
@@ -380,7 +382,7 @@ export default function preparedStatements(): PgbunPlugin {
       /** ParameterDescription: part of a Describe's answer; pgbun's own Describe is read and swallowed. */
       api.onServerMessage(Backend.ParameterDescription, (ctx) => {
         if (!pooled(ctx)) return undefined;
-        const head = clientState(ctx.client).queue.peek();
+        const head = knownState(ctx.client)?.queue.peek();
         if (head === undefined || head.kind !== Req.IntDescribe) return undefined;
         head.stmt!.paramOids = sharedTypes(parameterTypes(ctx.buf, ctx.start));
         return Action.Drop;
@@ -389,7 +391,8 @@ export default function preparedStatements(): PgbunPlugin {
       /** RowDescription or NoData: ends a Describe; pgbun's own gives the statement its shape. */
       const described = (ctx: MessageContext): MessageResult => {
         if (!pooled(ctx)) return undefined;
-        const st = clientState(ctx.client);
+        const st = knownState(ctx.client);
+        if (st === undefined) return undefined;
         const head = st.queue.peek();
         if (head === undefined) return undefined;
         if (head.kind === Req.DescribeStatement || head.kind === Req.DescribePortal) {
@@ -407,8 +410,9 @@ export default function preparedStatements(): PgbunPlugin {
       api.onServerMessage(Backend.NoData, described);
 
       api.onServerMessage(Backend.ReadyForQuery, (ctx) => {
-        if (!pooled(ctx)) return undefined;
-        const st = clientState(ctx.client);
+        // first and cheapest: a client of simple Queries only (pgbench -M simple) has no state, nothing to place
+        const st = knownState(ctx.client);
+        if (st === undefined || !pooled(ctx)) return undefined;
         st.bound.length = 0;
         // defensive: anything before the Sync/Query this answers was skipped by the server
         for (let head = st.queue.peek(); head !== undefined; head = st.queue.peek()) {
@@ -420,10 +424,11 @@ export default function preparedStatements(): PgbunPlugin {
 
       api.onServerMessage(Backend.ErrorResponse, (ctx) => {
         if (!pooled(ctx) || ctx.server === null) return undefined;
-        const st = clientState(ctx.client);
-        const srv = serverState(ctx.server);
+        const st = knownState(ctx.client);
+        if (st === undefined) return undefined;
         const head = st.queue.peek();
         if (head === undefined || head.kind === Req.Query) return undefined;
+        const srv = serverState(ctx.server);
         let replacement: MessageResult = undefined;
         if (head.kind === Req.IntDuplicate) replacement = errorResponse("42P05", `prepared statement "${head.name}" already exists`);
         else if (head.kind === Req.IntChanged) replacement = CACHED_PLAN_CHANGED;

@@ -1,6 +1,6 @@
 // What the prepared-statements plugin keeps per client (its statement names) and per server (pgbun's statements).
 import { type Client, type Server } from "../../plugin-sdk/index.ts";
-import { RequestQueue } from "./requests.ts";
+import { Req, RequestQueue } from "./requests.ts";
 
 export const NAME = "pgbun:prepared-statements";
 
@@ -57,10 +57,24 @@ export interface ServerStatements {
   seq: number;
 }
 
+/**
+ * The client's state, made at its first extended-protocol message (a client of simple Queries only never has one:
+ * its ReadyForQuery costs a lookup). Called from client-side taps only, which run before the core counts the
+ * message: the ReadyForQuery answers still owed then are all for Queries sent while it had none, queued here so
+ * those ReadyForQuery answers are not taken for this message's.
+ */
 export function clientState(client: Client): ClientStatements {
   let s = client.data[NAME] as ClientStatements | undefined;
-  if (!s) client.data[NAME] = s = { byName: new Map(), queue: new RequestQueue(), bound: [], held: null, unnamedHere: false };
+  if (!s) {
+    client.data[NAME] = s = { byName: new Map(), queue: new RequestQueue(), bound: [], held: null, unnamedHere: false };
+    for (let owed = client.rfqPending; owed > 0; owed--) s.queue.push(Req.Query);
+  }
   return s;
+}
+
+/** The client's state if it has one (server-side taps: a client without one has nothing in flight to place). */
+export function knownState(client: Client): ClientStatements | undefined {
+  return client.data[NAME] as ClientStatements | undefined;
 }
 
 export function serverState(server: Server): ServerStatements {

@@ -253,6 +253,26 @@ describe("protocol-level named statements: pitfalls (transaction mode)", () => {
     });
   });
 
+  test("a client of simple Queries only (no statement state yet) that pipelines a Close behind a Query gets the CloseComplete after the Query's ReadyForQuery", async () => {
+    await withPgbun(pg, { pgbun: tx(2) }, async (f) => {
+      const a = await f.login();
+      // simple Queries only: pgbun:prepared-statements keeps nothing for this client (its fast path)
+      expect((await a.query("SELECT 1")).rows).toEqual([["1"]]);
+      // the first extended-protocol message arrives while a Query is still in flight: the answer pgbun owes for the
+      // Close (it never reaches the server) must wait for that Query's ReadyForQuery, not jump ahead of its rows
+      a.send(Buffer.concat([msg.query("SELECT pg_sleep(0.2), 'q' AS v"), msg.close("S", "never_prepared"), msg.sync()]));
+      expect(types(await a.readUntilReady())).toBe("TDCZ");
+      expect(types(await a.readUntilReady())).toBe("3Z");
+      // two Queries in flight, then a Close and Parse/Bind/Execute/Sync: each answer in its place
+      const b = await f.login();
+      b.send(Buffer.concat([msg.query("SELECT pg_sleep(0.1)"), msg.query("SELECT 'second' AS v"), msg.close("S", "nope"), msg.parse("p1", "SELECT 'p' AS v"), msg.bind("", "p1"), msg.execute(), msg.sync()]));
+      expect(types(await b.readUntilReady())).toBe("TDCZ");
+      expect(show(await b.readUntilReady())).toBe('T D(["second"]) C(SELECT 1) Z(I)');
+      expect(show(await b.readUntilReady())).toBe('3 1 2 D(["p"]) C(SELECT 1) Z(I)');
+      expect(show(await runNamed(b, "p1"))).toBe('2 D(["p"]) C(SELECT 1) Z(I)');
+    });
+  });
+
   test("a Parse reusing a name that was not closed fails with 42P05 as on PostgreSQL, and the first text stays", async () => {
     await withPgbun(pg, { pgbun: tx(2) }, async (f) => {
       const a = await f.login();
