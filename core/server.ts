@@ -10,6 +10,7 @@ import { Action } from "../plugin-sdk/context.ts";
 import { PluginFault } from "./plugin/fault.ts";
 import { ServerLogin } from "./server-login.ts";
 import type { ClientConnection } from "./client.ts";
+import { VersionedMap } from "./params.ts";
 import type { InternalError, Server, ServerState, ServerTarget, ServerTls } from "../plugin-sdk/connections.ts";
 import type { Pgbun } from "./pgbun.ts";
 
@@ -40,9 +41,13 @@ export class ServerConnection implements Server, FrameSink, Pausable {
   client: ClientConnection | null = null;
 
   /** Values the server reported with ParameterStatus. */
-  readonly params = new Map<string, string>();
+  readonly params = new VersionedMap();
   /** Non-reported settings pgbun applied with SET (so they can be changed or reset later). */
-  readonly applied = new Map<string, string>();
+  readonly applied = new VersionedMap();
+  /** Changes to params or applied so far (both counters only grow, so their sum changes with either). */
+  get paramsVersion(): number {
+    return this.params.version + this.applied.version;
+  }
   backendPid = 0;
   backendSecret: Uint8Array = new Uint8Array(0);
   txStatus: number = TxStatus.Idle;
