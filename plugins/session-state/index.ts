@@ -207,8 +207,15 @@ export default function sessionState(): PgbunPlugin {
     name: NAME,
     provides: ["session-state"],
     apply(api) {
-      const active = (c: Client) => c.poolMode !== "session" && api.config.settings.session_state !== "ignore";
-      const verify = () => api.config.settings.session_state === "verify";
+      // read per message: kept from the settings, and read again on each reload (SIGHUP, the console's SET/RELOAD)
+      let ignore = api.config.settings.session_state === "ignore";
+      let verifying = api.config.settings.session_state === "verify";
+      api.hooks.reload.tap(NAME, () => {
+        ignore = api.config.settings.session_state === "ignore";
+        verifying = api.config.settings.session_state === "verify";
+      });
+      const active = (c: Client) => !ignore && c.poolMode !== "session";
+      const verify = () => verifying;
       const debug = () => api.log.isLevelEnabled("debug");
       api.onClientMessage(
         Frontend.Query,
@@ -298,7 +305,8 @@ export default function sessionState(): PgbunPlugin {
         (ctx) => {
           const client = ctx.client;
           const server = ctx.server;
-          if (server === null || client.txStatus !== TxStatus.Idle || !client.inSync) return undefined;
+          // cheapest first: a field, then the sync count; client.data only for a transaction's end
+          if (client.txStatus !== TxStatus.Idle || server === null || !client.inSync) return undefined;
           const st = client.data[NAME] as ClientSessionState | undefined;
           if (st !== undefined && st.resets.size > 0) {
             reapplyStartupValues(api, client, server, st.resets);

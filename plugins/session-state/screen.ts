@@ -4,9 +4,19 @@
 const WORDS = ["set", "listen", "prepare", "discard", "deallocate", "declare", "load", "temp", "advisory"].map((w) =>
   Uint8Array.from(w, (ch) => ch.charCodeAt(0)),
 );
-/** The words by first letter (a..z), so each byte costs one table lookup. */
+/** The words by first letter (a..z). */
 const BY_FIRST: Array<Uint8Array[] | undefined> = [];
 for (const w of WORDS) (BY_FIRST[w[0]! - 0x61] ??= []).push(w);
+/**
+ * By byte as it is (both letter cases), the second letters (bit n: 'a' + n) of the words it may start; 0 for a byte
+ * that starts none: almost every byte of a query costs one typed-array load, and a candidate one more byte's test.
+ */
+const SECOND = new Uint32Array(256);
+for (const w of WORDS) {
+  const bit = 1 << (w[1]! - 0x61);
+  SECOND[w[0]!] |= bit;
+  SECOND[w[0]! & ~0x20] |= bit;
+}
 
 /**
  * False when the text cannot change session state: it contains none of the words the statements and functions
@@ -16,11 +26,12 @@ for (const w of WORDS) (BY_FIRST[w[0]! - 0x61] ??= []).push(w);
  */
 export function mayChangeSessionState(buf: Uint8Array, from: number, end: number): boolean {
   for (let i = from; i < end; i++) {
-    const first = (buf[i]! | 0x20) - 0x61;
-    if (first < 0 || first > 25) continue;
-    const candidates = BY_FIRST[first];
-    if (candidates === undefined) continue;
-    for (const w of candidates) {
+    const seconds = SECOND[buf[i]!]!;
+    if (seconds === 0) continue;
+    // past the buffer's end the byte reads as undefined, | 0x20 as 0x20: no letter
+    const second = (buf[i + 1]! | 0x20) - 0x61;
+    if (second < 0 || second > 25 || ((seconds >>> second) & 1) === 0) continue;
+    for (const w of BY_FIRST[(buf[i]! | 0x20) - 0x61]!) {
       if (i + w.length > end) continue;
       let k = 1;
       while (k < w.length && (buf[i + k]! | 0x20) === w[k]) k++;

@@ -1,6 +1,7 @@
 // Integration: session state in transaction mode. SET values follow their client from server to server and never
 // leak to another client of the same server; advisory locks, temp tables, LISTEN, holdable cursors and SET ROLE pin
 // the client to its server until they are gone; session_state = "error" refuses such state, "ignore" ignores it.
+import { readFileSync, writeFileSync } from "node:fs";
 import { describe, expect, setDefaultTimeout, test } from "bun:test";
 import { expectLog, tx, usePostgres, withPgbun, queryOk as ok, queryValue as value } from "../harness/fixtures.ts";
 import { errorFields, msg, readyWithin, rows, WireClient, type BackendMessage } from "../harness/wire.ts";
@@ -293,6 +294,44 @@ describe("session_state settings (transaction mode, pool size 1)", () => {
       expect(got).not.toBe("timeout");
       expect(rows(got as BackendMessage[])).toEqual([[pidA, "t"]]);
       expect(f.pb.logs()).not.toContain("client pinned to its server");
+    });
+  });
+});
+
+describe("session_state changed by a reload (SIGHUP) takes effect for the next transaction", () => {
+  test('"ignore", then "pin" by SIGHUP: A\'s temp table now pins it, and B waits rather than get A\'s server; back to "ignore": B is served', async () => {
+    await withPgbun(pg, { pgbun: tx(1, { session_state: "ignore" }) }, async (f) => {
+      const setMode = async (mode: string) => {
+        const cfg = JSON.parse(readFileSync(f.pb.configFile, "utf8"));
+        cfg.pgbun.session_state = mode;
+        writeFileSync(f.pb.configFile, JSON.stringify(cfg));
+        const reloads = f.pb.logs().split("configuration reloaded").length;
+        f.pb.proc.kill("SIGHUP");
+        for (let i = 0; i < 100 && f.pb.logs().split("configuration reloaded").length === reloads; i++) await Bun.sleep(50);
+        expect(f.pb.logs().split("configuration reloaded").length).toBe(reloads + 1);
+      };
+      const a = await f.login();
+      const b = await f.login();
+      await ok(a, "CREATE TEMP TABLE tt_before (x int)");
+      expect(f.pb.logs()).not.toContain("client pinned to its server");
+      await ok(a, "DISCARD TEMP");
+      await setMode("pin");
+      await ok(a, "CREATE TEMP TABLE tt_reload (x int)");
+      await expectLog(f.pb, "client pinned to its server: temporary table");
+      b.send(msg.query("SELECT to_regclass('tt_reload') IS NULL"));
+      expect(await readyWithin(b, 1_000)).toBe("timeout");
+      // unpinned: B gets the server, without A's table
+      await ok(a, "DROP TABLE tt_reload");
+      const got = await readyWithin(b, 5_000);
+      expect(got).not.toBe("timeout");
+      expect(rows(got as BackendMessage[])).toEqual([["t"]]);
+      await setMode("ignore");
+      await ok(a, "CREATE TEMP TABLE tt_after (x int)");
+      const c = await f.login();
+      c.send(msg.query("SELECT to_regclass('tt_after') IS NOT NULL"));
+      const served = await readyWithin(c, 3_000);
+      expect(served).not.toBe("timeout");
+      expect(rows(served as BackendMessage[])).toEqual([["t"]]);
     });
   });
 });

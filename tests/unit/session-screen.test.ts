@@ -58,6 +58,29 @@ test("the screen looks only inside its range and at words that end before it", (
   expect(mayChangeSessionState(b, 7, b.length)).toBe(true);
 });
 
+test("the two-letter table rejects no word: a random mix of word pieces screens exactly as a case-blind search of the words", () => {
+  // pieces that share first letters and first two letters with the words (se/sE, de/di, le/li/lo, te/ta, ad/ac):
+  // the byte table's fast rejection must never hide a word that starts right after a near miss
+  const pieces = ["s", "S", "e", "E", "t", "T", "se", "sE", "li", "LI", "st", "en", "de", "di", "dE", "al", "lo", "ad", "ac", "te", "mp", "Mp", "pr", "ep", "are", "vis", "ory", "oad", "clare", "card", "llocate", "isten", "x", " ", ";", "\u00d3", "\u00e5", "\u0000"];
+  const words = /set|listen|prepare|discard|deallocate|declare|load|temp|advisory/i;
+  let seed = 14;
+  const next = () => (seed = (seed * 1103515245 + 12345) % 2147483648) / 2147483648;
+  let found = 0;
+  for (let n = 0; n < 20_000; n++) {
+    let text = "";
+    for (let k = 1 + Math.floor(next() * 8); k > 0; k--) text += pieces[Math.floor(next() * pieces.length)]!;
+    const expected = words.test(text);
+    if (expected) found++;
+    expect({ text, screened: screen(text) }).toEqual({ text, screened: expected });
+    // the word's last byte at the range's end, with bytes after it that are outside the range
+    const b = Buffer.from(text + "set", "latin1");
+    expect({ text, cut: mayChangeSessionState(b, 0, text.length + 2) }).toEqual({ text, cut: words.test(text + "se") });
+  }
+  // both outcomes were exercised many times
+  expect(found).toBeGreaterThan(500);
+  expect(found).toBeLessThan(19_500);
+});
+
 test("bytes above ASCII never fold into letters", () => {
   // 0xD3 | 0x20 = 0xF3 and friends: Latin-1 letters must not be read as s/e/t
   expect(screen("\u00d3\u00c5\u00d4 x = 1")).toBe(false);
