@@ -53,21 +53,11 @@ export class ParamList implements Iterable<[string, string]> {
     return this.kv === null ? this : (sharedList(this.kv) ?? this);
   }
 
-  /**
-   * A fresh copy of the list's array, about to be changed: never changed in place, so the array is the identity
-   * of the content (see `identity`). A change is rare (a startup parameter, a SET), a link that compares is not.
-   */
+  /** The list's own array, copied first when shared. */
   private own(): string[] {
     const kv = this.kv;
-    return (this.kv = kv === null ? [] : kv.slice());
-  }
-
-  /**
-   * Same object, same content: the array is replaced on every change, and lists sharing one content share it
-   * (share()). null for a list never set. Lets a plugin remember what it compared (parameter-tracking).
-   */
-  get identity(): object | null {
-    return this.kv;
+    if (kv === null) return (this.kv = []);
+    return Object.isFrozen(kv) ? (this.kv = kv.slice()) : kv;
   }
 
   private indexOf(name: string): number {
@@ -134,29 +124,5 @@ class ReadOnlyParamList extends ParamList {
 
   override delete(name: string): boolean {
     throw new TypeError(`cannot delete ${name}: the startup parameters of a logged-in client are read-only`);
-  }
-}
-
-/**
- * A Map that counts its changes (a server's reported parameters and applied settings): a plugin that compared
- * them can tell they are the same since. Changes are rare (ParameterStatus, a SET); reads are the plain Map's.
- */
-export class VersionedMap extends Map<string, string> {
-  version = 0;
-
-  override set(name: string, value: string): this {
-    if (super.get(name) !== value) this.version++;
-    return super.set(name, value);
-  }
-
-  override delete(name: string): boolean {
-    if (!super.delete(name)) return false;
-    this.version++;
-    return true;
-  }
-
-  override clear(): void {
-    if (this.size > 0) this.version++;
-    super.clear();
   }
 }

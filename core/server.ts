@@ -10,7 +10,6 @@ import { Action } from "../plugin-sdk/context.ts";
 import { PluginFault } from "./plugin/fault.ts";
 import { ServerLogin } from "./server-login.ts";
 import type { ClientConnection } from "./client.ts";
-import { VersionedMap } from "./params.ts";
 import type { InternalError, Server, ServerState, ServerTarget, ServerTls } from "../plugin-sdk/connections.ts";
 import type { Pgbun } from "./pgbun.ts";
 
@@ -41,13 +40,9 @@ export class ServerConnection implements Server, FrameSink, Pausable {
   client: ClientConnection | null = null;
 
   /** Values the server reported with ParameterStatus. */
-  readonly params = new VersionedMap();
+  readonly params = new Map<string, string>();
   /** Non-reported settings pgbun applied with SET (so they can be changed or reset later). */
-  readonly applied = new VersionedMap();
-  /** Changes to params or applied so far (both counters only grow, so their sum changes with either). */
-  get paramsVersion(): number {
-    return this.params.version + this.applied.version;
-  }
+  readonly applied = new Map<string, string>();
   backendPid = 0;
   backendSecret: Uint8Array = new Uint8Array(0);
   txStatus: number = TxStatus.Idle;

@@ -49,11 +49,6 @@ export interface Params extends Iterable<[string, string]> {
   keys(): IterableIterator<string>;
   set(name: string, value: string): this;
   delete(name: string): boolean;
-  /**
-   * Replaced on every change, and the same for lists sharing one content: equal identities mean equal content
-   * (different ones prove nothing; null may stand for empty). undefined where the list does not say.
-   */
-  readonly identity?: object | null;
 }
 
 /** Why a server login failed; `error` is PostgreSQL's own ErrorResponse when it sent one (forwarded as is). */
@@ -208,8 +203,6 @@ export interface Server {
   readonly params: ReadonlyMap<string, string>;
   /** Non-reported settings applied with SET (owned by the parameter-tracking plugin; cleared by a reset). */
   readonly applied: Map<string, string>;
-  /** Changes when params or applied change (a counter); undefined where the server does not say. */
-  readonly paramsVersion?: number;
   readonly backendPid: number;
   /** Transaction status of the server's last ReadyForQuery (TxStatus). */
   readonly txStatus: number;

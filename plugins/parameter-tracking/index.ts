@@ -32,52 +32,6 @@ function applyBatch(client: Client, server: Server, sql: string): void {
 }
 
 /**
- * What a server was last found in step with (nothing to SET or RESET): the client-side lists' identities, the
- * server's paramsVersion and the tracked names. While all are the same, the comparison would find nothing again:
- * the same client back on its server after its transaction, or another client of the same (shared) parameters.
- */
-interface InStep {
-  params: object | null;
-  settings: object | null;
-  welcome: ReadonlyMap<string, string>;
-  tracked: readonly string[];
-  version: number;
-}
-
-const DATA_KEY = "pgbun:parameter-tracking";
-
-/** The server's record, if it is still in step with this client; identity or version unknown (undefined) never is. */
-function inStep(client: Client, server: Server, tracked: readonly string[]): boolean {
-  const s = server.data[DATA_KEY] as InStep | undefined;
-  return (
-    s !== undefined &&
-    s.version === server.paramsVersion &&
-    s.params === client.params.identity &&
-    s.settings === client.settings.identity &&
-    s.welcome === client.welcomeParams &&
-    s.tracked === tracked
-  );
-}
-
-/** Records that nothing differed; only where the client's lists and the server say who they are. */
-function recordInStep(client: Client, server: Server, tracked: readonly string[]): void {
-  const params = client.params.identity;
-  const settings = client.settings.identity;
-  const version = server.paramsVersion;
-  if (params === undefined || settings === undefined || version === undefined) return;
-  const s = server.data[DATA_KEY] as InStep | undefined;
-  if (s === undefined) {
-    server.data[DATA_KEY] = { params, settings, welcome: client.welcomeParams, tracked, version } satisfies InStep;
-    return;
-  }
-  s.params = params;
-  s.settings = settings;
-  s.welcome = client.welcomeParams;
-  s.tracked = tracked;
-  s.version = version;
-}
-
-/**
  * On each link, compares the client's tracked parameters (ParameterStatus-reported) and its other settings
  * (startup `options`, custom GUCs) with what the server has, and runs one internal SET/RESET batch for the
  * differences before the client's first message reaches the server.
@@ -94,7 +48,6 @@ export default function parameterTracking(): PgbunPlugin {
         trackedNames = tracked();
       });
       api.hooks.serverLinked.tap("pgbun:parameter-tracking", (client, server) => {
-        if (inStep(client, server, trackedNames)) return;
         let sets = "";
         let resets = "";
         for (let i = 0; i < trackedNames.length; i++) {
@@ -122,8 +75,6 @@ export default function parameterTracking(): PgbunPlugin {
         }
         const sql = (sets !== "" ? `SELECT ${sets};` : "") + resets;
         if (sql !== "") applyBatch(client, server, sql);
-        // after a batch the server's ParameterStatus replies change its version: the next link compares again
-        else recordInStep(client, server, trackedNames);
       });
     },
   };
