@@ -1,5 +1,5 @@
 // Built-in plugin "pgbun:transaction-timeout": transaction_timeout (PgBouncer 1.25) closes a client whose transaction lasts longer.
-import { Backend, SqlState, TxStatus, type Client, type PgbunConfig, type PgbunPlugin } from "../../plugin-sdk/index.ts";
+import { Backend, SqlState, TxStatus, type Client, type MessageContext, type MessageResult, type PgbunConfig, type PgbunPlugin } from "../../plugin-sdk/index.ts";
 
 const NAME = "pgbun:transaction-timeout";
 
@@ -24,7 +24,7 @@ export default function transactionTimeoutPlugin(): PgbunPlugin {
       /** In ms, 0 = off: the client's [users] entry wins over the global setting, as PgBouncer's do. */
       const limitMs = (client: Client) => (api.config.users[client.user]?.transaction_timeout ?? api.config.settings.transaction_timeout) * 1000;
 
-      api.onServerMessage(Backend.ReadyForQuery, (ctx) => {
+      const markOpen = (ctx: MessageContext): MessageResult => {
         const status = ctx.buf[ctx.start + 5];
         if (status === TxStatus.Idle) {
           if (since.size !== 0) since.delete(ctx.client);
@@ -32,10 +32,23 @@ export default function transactionTimeoutPlugin(): PgbunPlugin {
           since.set(ctx.client, api.now);
         }
         return undefined;
-      });
+      };
+      /**
+       * With no limit set the ReadyForQuery tap would do nothing, yet run on every transaction: it is tapped only
+       * once some configuration sets one (at start, or on the first reload that does), and then stays, doing nothing
+       * while no limit is set. A later tap runs all the same: ReadyForQuery is always tapped (transaction-detection).
+       */
+      let tapped = false;
+      const tapIfTimed = () => {
+        if (!timed || tapped) return;
+        tapped = true;
+        api.onServerMessage(Backend.ReadyForQuery, markOpen);
+      };
+      tapIfTimed();
       api.hooks.clientClosed.tap(NAME, (client) => void since.delete(client));
       api.hooks.reload.tap(NAME, (config) => {
         timed = anyLimit(config);
+        tapIfTimed();
       });
       api.hooks.tick.tap(NAME, (now) => {
         if (!timed) {
