@@ -38,10 +38,12 @@ export default function healthCheckPlugin(): PgbunPlugin {
           server.runInternal(api.config.settings.server_check_query, (error) => finish(error === null ? undefined : `health check failed: ${error.code}: ${error.message}`));
         });
 
-      const due = (server: Server) => {
-        const delayMs = api.config.settings.server_check_delay * 1000;
-        return delayMs === 0 || idleFor(server) >= delayMs;
-      };
+      /** server_check_delay in ms, read at start and on each reload: due() runs at every hand-out. */
+      let delayMs = api.config.settings.server_check_delay * 1000;
+      api.hooks.reload.tap(NAME, (config) => {
+        delayMs = config.settings.server_check_delay * 1000;
+      });
+      const due = (server: Server) => delayMs === 0 || idleFor(server) >= delayMs;
       // a server used or checked within server_check_delay is handed out synchronously, at no cost
       api.hooks.checkServerDue.tap(NAME, (server) => (due(server) ? true : undefined));
       // asked anyway when another plugin checks every server: the due test again

@@ -63,6 +63,22 @@ describe("at hand-out", () => {
     expect(s.ran).toEqual(["SELECT 1"]);
   });
 
+  test("server_check_delay changed by a reload applies to the next hand-out (30 to 0: checked; 0 to 30: not)", async () => {
+    const t = await world({ server_check_delay: 30 });
+    const { c, s } = await useOnce(t);
+    t.reload({ settings: { server_check_delay: 0 } });
+    expect(t.acquireServer(c)).toBeNull();
+    expect(s.ran).toEqual([""]);
+    answerInternal(s, []);
+    await settle();
+    expect(c.server).toBe(s);
+    t.api.releaseServer(c, s, "transaction");
+    s.ran.length = 0;
+    t.reload({ settings: { server_check_delay: 30 } });
+    expect(t.acquireServer(c)).toBe(s);
+    expect(s.ran).toEqual([]);
+  });
+
   test("a failed check closes the server, the client gets a new one, and the failure is counted", async () => {
     const t = await world({ server_check_delay: 0 });
     const { c, s } = await useOnce(t);
