@@ -10,6 +10,7 @@ import { Action } from "../plugin-sdk/context.ts";
 import { PluginFault } from "./plugin/fault.ts";
 import { ServerLogin } from "./server-login.ts";
 import type { ClientConnection } from "./client.ts";
+import { VersionedMap } from "./params.ts";
 import type { InternalError, Server, ServerState, ServerTarget, ServerTls } from "../plugin-sdk/connections.ts";
 import type { Pgbun } from "./pgbun.ts";
 
@@ -39,10 +40,10 @@ export class ServerConnection implements Server, FrameSink, Pausable {
   readonly framer: Framer;
   client: ClientConnection | null = null;
 
-  /** Values the server reported with ParameterStatus. */
-  readonly params = new Map<string, string>();
-  /** Non-reported settings pgbun applied with SET (so they can be changed or reset later). */
-  readonly applied = new Map<string, string>();
+  /** Values the server reported with ParameterStatus (counting their changes: parameter-tracking's in-step check). */
+  readonly params = new VersionedMap();
+  /** Non-reported settings pgbun applied with SET (so they can be changed or reset later), counting their changes. */
+  readonly applied = new VersionedMap();
   backendPid = 0;
   backendSecret: Uint8Array = new Uint8Array(0);
   txStatus: number = TxStatus.Idle;

@@ -49,6 +49,16 @@ export interface Params extends Iterable<[string, string]> {
   keys(): IterableIterator<string>;
   set(name: string, value: string): this;
   delete(name: string): boolean;
+  /**
+   * Replaced on every change, and the same for lists sharing one content: equal identities mean equal content
+   * (different ones prove nothing; null may stand for empty). Absent where the list does not say.
+   */
+  identity?(): object | null;
+}
+
+/** `version` counts a map's changes: the same version means the same content since. Absent where it does not count. */
+export interface Counted {
+  readonly version?: number;
 }
 
 /** Why a server login failed; `error` is PostgreSQL's own ErrorResponse when it sent one (forwarded as is). */
@@ -199,10 +209,10 @@ export interface Server {
   readonly state: ServerState;
   readonly target: ServerTarget;
   readonly client: Client | null;
-  /** Values the server reported with ParameterStatus. */
-  readonly params: ReadonlyMap<string, string>;
+  /** Values the server reported with ParameterStatus (the core's count their changes). */
+  readonly params: ReadonlyMap<string, string> & Counted;
   /** Non-reported settings applied with SET (owned by the parameter-tracking plugin; cleared by a reset). */
-  readonly applied: Map<string, string>;
+  readonly applied: Map<string, string> & Counted;
   readonly backendPid: number;
   /** Transaction status of the server's last ReadyForQuery (TxStatus). */
   readonly txStatus: number;

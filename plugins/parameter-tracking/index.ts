@@ -32,6 +32,58 @@ function applyBatch(client: Client, server: Server, sql: string): void {
 }
 
 /**
+ * What a server was last found in step with (nothing to SET or RESET): the client-side lists' identities, the
+ * pool's welcome values, the tracked names and the server's change counts. While all are the same, the comparison
+ * would find nothing again: the same client back on its server after its transaction, or another client of the
+ * same (shared) parameters. Kept on the server (servers are few): nothing per client.
+ */
+interface InStep {
+  params: object | null;
+  settings: object | null;
+  welcome: ReadonlyMap<string, string>;
+  tracked: readonly string[];
+  /** server.params.version, -1 once the server was reset (compared again whatever the counts say). */
+  reported: number;
+  applied: number;
+}
+
+const DATA_KEY = "pgbun:parameter-tracking";
+
+/** The server's record, if it is still in step with this client; an identity or version not given (undefined) never is. */
+function inStep(client: Client, server: Server, tracked: readonly string[]): boolean {
+  const s = server.data[DATA_KEY] as InStep | undefined;
+  return (
+    s !== undefined &&
+    s.reported === server.params.version &&
+    s.applied === server.applied.version &&
+    s.tracked === tracked &&
+    s.welcome === client.welcomeParams &&
+    s.params === client.params.identity?.() &&
+    s.settings === client.settings.identity?.()
+  );
+}
+
+/** Records that nothing differed; only where the client's lists and the server's maps say who they are. */
+function recordInStep(client: Client, server: Server, tracked: readonly string[]): void {
+  const params = client.params.identity?.();
+  const settings = client.settings.identity?.();
+  const reported = server.params.version;
+  const applied = server.applied.version;
+  if (params === undefined || settings === undefined || reported === undefined || applied === undefined) return;
+  const s = server.data[DATA_KEY] as InStep | undefined;
+  if (s === undefined) {
+    server.data[DATA_KEY] = { params, settings, welcome: client.welcomeParams, tracked, reported, applied } satisfies InStep;
+    return;
+  }
+  s.params = params;
+  s.settings = settings;
+  s.welcome = client.welcomeParams;
+  s.tracked = tracked;
+  s.reported = reported;
+  s.applied = applied;
+}
+
+/**
  * On each link, compares the client's tracked parameters (ParameterStatus-reported) and its other settings
  * (startup `options`, custom GUCs) with what the server has, and runs one internal SET/RESET batch for the
  * differences before the client's first message reaches the server.
@@ -47,7 +99,13 @@ export default function parameterTracking(): PgbunPlugin {
       api.hooks.reload.tap("pgbun:parameter-tracking", () => {
         trackedNames = tracked();
       });
+      // a reset (server_reset_query) may undo what no count shows: the next link compares again
+      api.hooks.serverReset.tap("pgbun:parameter-tracking", (server) => {
+        const s = server.data[DATA_KEY] as InStep | undefined;
+        if (s !== undefined) s.reported = -1;
+      });
       api.hooks.serverLinked.tap("pgbun:parameter-tracking", (client, server) => {
+        if (inStep(client, server, trackedNames)) return;
         let sets = "";
         let resets = "";
         for (let i = 0; i < trackedNames.length; i++) {
@@ -75,6 +133,8 @@ export default function parameterTracking(): PgbunPlugin {
         }
         const sql = (sets !== "" ? `SELECT ${sets};` : "") + resets;
         if (sql !== "") applyBatch(client, server, sql);
+        // after a batch, its ParameterStatus replies and the applied settings change the counts: the next link compares again
+        else recordInStep(client, server, trackedNames);
       });
     },
   };
