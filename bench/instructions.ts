@@ -1,6 +1,8 @@
 // Instructions (valgrind callgrind Ir) per transaction of PgBouncer, the bare pass-through and pgbun variants.
 // Usage: node_modules/.bin/bun bench/instructions.ts [--transactions N] [--clients N] [--protocol P] [--warm N] [--intervals N]
-//        [--ablate] [--only ID,...] [--rev REV] [--annotate DIR]   (its own PostgreSQL; each pooler under valgrind, then natively)
+//        [--ablate] [--only ID,...] [--rev REV] [--annotate DIR] [--connect] [--scram]
+//        (its own PostgreSQL; each pooler under valgrind, then natively). --connect: pgbench -C, a new connection per
+//        transaction, so Ir/txn is per login; --scram: both poolers with auth_type = scram-sha-256 (bench/login-files.ts).
 import { chmodSync, mkdirSync, statSync, writeFileSync } from "node:fs";
 import { join, resolve } from "node:path";
 import { waitForPort } from "../tests/harness/pgbun.ts";
@@ -10,6 +12,7 @@ import { cpuPerTransaction, sampleCpu } from "./cpu.ts";
 import { pgClientEnv, startBenchPostgres, BENCH_DATABASE, type BenchPostgres } from "./database.ts";
 import { postmasterPid, sampleLoad } from "./load.ts";
 import { startPassthrough } from "./passthrough-process.ts";
+import { loginFiles, type LoginFiles } from "./login-files.ts";
 import { pgbunConfig } from "./pgbun-process.ts";
 import { startPgbouncer } from "./pgbouncer.ts";
 import { cleanupAll, installSignalHandlers, killProcess, onCleanup, trackProcess } from "./processes.ts";
@@ -84,6 +87,10 @@ export interface InstructionOptions {
   pgbunEntry?: string;
   /** Where to keep the callgrind dumps (for callgrind_annotate); a temporary directory when absent. */
   keepDir?: string;
+  /** pgbench -C: a new connection per transaction (the cost of a login). */
+  connect?: boolean;
+  /** Both poolers with auth_type = scram-sha-256 and the user's SCRAM secret in auth_file (trust when absent). */
+  scram?: LoginFiles;
 }
 
 export interface InstructionRow {
@@ -100,9 +107,16 @@ export interface InstructionRow {
   error?: string;
 }
 
-async function pgbench(db: BenchPostgres, port: number, o: { protocol: Protocol; clients: number; transactions: number }): Promise<number> {
+interface PgbenchRun {
+  protocol: Protocol;
+  clients: number;
+  transactions: number;
+  connect?: boolean;
+}
+
+async function pgbench(db: BenchPostgres, port: number, o: PgbenchRun): Promise<number> {
   const perClient = Math.max(1, Math.round(o.transactions / o.clients));
-  const args = ["-n", "-S", "-M", o.protocol, "-c", String(o.clients), "-j", "1", "-t", String(perClient), "-h", "127.0.0.1", "-p", String(port), "-U", db.pg.superuser, BENCH_DATABASE];
+  const args = ["-n", "-S", ...(o.connect ? ["-C"] : []), "-M", o.protocol, "-c", String(o.clients), "-j", "1", "-t", String(perClient), "-h", "127.0.0.1", "-p", String(port), "-U", db.pg.superuser, BENCH_DATABASE];
   const proc = trackProcess(Bun.spawn([db.pgbench, ...args], { env: pgClientEnv(), stdin: "ignore", stdout: "pipe", stderr: "pipe" }));
   const [out, err, code] = await Promise.all([new Response(proc.stdout).text(), new Response(proc.stderr).text(), proc.exited]);
   const done = Number(/number of transactions actually processed:\s+(\d+)/.exec(out)?.[1] ?? 0);
@@ -118,10 +132,12 @@ interface Running {
   stop(): Promise<void>;
 }
 
-async function startPgbunProcess(pg: TestPostgres, target: InstructionTarget, wrap: string[], entry: string): Promise<Running> {
+async function startPgbunProcess(pg: TestPostgres, target: InstructionTarget, wrap: string[], entry: string, scram?: LoginFiles): Promise<Running> {
   const dir = await harnessTempDir("pgbun-ir");
   const port = await freePort();
-  const config = pgbunConfig(target.session ? "session" : "plain", pg, { poolSize: 20, maxClientConn: 1000 }) as { pgbun: Record<string, unknown> };
+  const variant = scram ? "scram" : target.session ? "session" : "plain";
+  if (scram && target.session) throw new Error("--scram measures transaction mode only");
+  const config = pgbunConfig(variant, pg, { poolSize: 20, maxClientConn: 1000, ...(scram ? { login: scram } : {}) }) as { pgbun: Record<string, unknown> };
   config.pgbun.listen_port = port;
   if (target.without?.length) config.pgbun.plugins = [[STUB, { provides: target.without }]];
   const file = join(dir, "pgbun.config.json");
@@ -142,7 +158,7 @@ async function startPgbunProcess(pg: TestPostgres, target: InstructionTarget, wr
 
 async function startOne(db: BenchPostgres, target: InstructionTarget, wrap: string[], o: InstructionOptions): Promise<Running> {
   if (target.kind === "pgbouncer") {
-    const b = await startPgbouncer("/usr/sbin/pgbouncer", db.pg, { poolMode: target.session ? "session" : "transaction", poolSize: 20, maxClientConn: 1000, wrap });
+    const b = await startPgbouncer("/usr/sbin/pgbouncer", db.pg, { poolMode: target.session ? "session" : "transaction", poolSize: 20, maxClientConn: 1000, wrap, ...(o.scram ? { scramAuthFile: o.scram.authFile } : {}) });
     const as = process.getuid?.() === 0 ? ownerOf(db.pg.dataDir) : undefined;
     return { pid: b.pid, port: b.port, ...(as ? { as } : {}), stop: () => killProcess(b.proc, "SIGTERM", 20_000) };
   }
@@ -150,7 +166,7 @@ async function startOne(db: BenchPostgres, target: InstructionTarget, wrap: stri
     const t = await startPassthrough(db.pg, wrap);
     return { pid: t.proc.pid, port: t.port, stop: () => killProcess(t.proc, "SIGTERM", 20_000) };
   }
-  return startPgbunProcess(db.pg, target, wrap, o.pgbunEntry ?? join(REPO_ROOT, "bin", "pgbun.ts"));
+  return startPgbunProcess(db.pg, target, wrap, o.pgbunEntry ?? join(REPO_ROOT, "bin", "pgbun.ts"), o.scram);
 }
 
 /** The owner of a file: PgBouncer runs as the OS user that owns PostgreSQL's data directory (bench/pgbouncer.ts). */
@@ -184,7 +200,7 @@ export async function measureTarget(db: BenchPostgres, target: InstructionTarget
   chmodSync(dir, 0o1777); // PgBouncer runs as the unprivileged OS user and writes its dumps here
   const base = `callgrind.${target.id}`;
   const outFile = join(dir, base);
-  const run = { protocol: o.protocol, clients: o.clients, transactions: o.transactions };
+  const run: PgbenchRun = { protocol: o.protocol, clients: o.clients, transactions: o.transactions, connect: o.connect === true };
   try {
     const p = await startOne(db, target, callgrindCommand(outFile), o);
     try {
@@ -229,7 +245,7 @@ export function median(xs: number[]): number | null {
 }
 
 /** The phase's table: Ir/txn (both intervals), CPU/txn natively, and Ir/txn relative to PgBouncer and to the pass-through. */
-export function instructionTable(rows: InstructionRow[], o: Pick<InstructionOptions, "clients" | "protocol" | "transactions">): string[] {
+export function instructionTable(rows: InstructionRow[], o: Pick<InstructionOptions, "clients" | "protocol" | "transactions" | "connect" | "scram">): string[] {
   // the median: a collection on the main thread lands in one interval and inflates it (seen: +5k Ir/txn)
   const mean = (r: InstructionRow) => median(r.irPerTxn);
   const ref = (id: string) => mean(rows.find((r) => r.id === id) ?? { irPerTxn: [] } as unknown as InstructionRow);
@@ -237,7 +253,7 @@ export function instructionTable(rows: InstructionRow[], o: Pick<InstructionOpti
   const pass = ref("passthrough");
   const ratio = (a: number | null, b: number | null) => (a !== null && b ? `${(a / b).toFixed(2)}×` : "–");
   const lines = [
-    `Instructions per transaction (valgrind callgrind, the pooler's process, idle baseline subtracted): pgbench -S -M ${o.protocol} -c ${o.clients} -t ${Math.round(o.transactions / o.clients)} per client; CPU/txn measured natively in the same phase`,
+    `Instructions per transaction (valgrind callgrind, the pooler's process, idle baseline subtracted): pgbench -S${o.connect ? " -C" : ""} -M ${o.protocol} -c ${o.clients} -t ${Math.round(o.transactions / o.clients)} per client${o.scram ? ", auth_type = scram-sha-256" : ""}; CPU/txn measured natively in the same phase`,
     "",
     "| pooler | main-thread Ir/txn, median (each interval) | vs PgBouncer | vs pass-through | all threads Ir/txn | idle Ir/s | CPU µs/txn (native) | load before |",
     "| --- | --- | --- | --- | --- | --- | --- | --- |",
@@ -271,12 +287,15 @@ if (import.meta.main) {
     const i = argv.indexOf(f);
     return i >= 0 ? argv[i + 1] : undefined;
   };
+  // a login costs ~10 transactions: fewer of them resolve it as well, and 10,000 logins under valgrind take minutes
+  const connect = argv.includes("--connect");
   const o: InstructionOptions = {
-    transactions: Number(arg("--transactions") ?? 2000),
+    transactions: Number(arg("--transactions") ?? (connect ? 500 : 2000)),
     clients: Number(arg("--clients") ?? 1),
-    warmTransactions: Number(arg("--warm") ?? 10000),
+    warmTransactions: Number(arg("--warm") ?? (connect ? 2000 : 10000)),
     protocol: (arg("--protocol") ?? "simple") as Protocol,
-    cpuTransactions: Number(arg("--cpu-transactions") ?? 30000),
+    cpuTransactions: Number(arg("--cpu-transactions") ?? (connect ? 5000 : 30000)),
+    connect,
     ablate: argv.includes("--ablate"),
     intervals: Number(arg("--intervals") ?? 2),
     ...(arg("--annotate") ? { keepDir: resolve(arg("--annotate")!) } : {}),
@@ -289,6 +308,7 @@ if (import.meta.main) {
       console.error(`bench: pgbun from ${tree.label} (${tree.dir})`);
     }
     const db = await startBenchPostgres({ maxConnections: 200, scale: 1 });
+    if (argv.includes("--scram")) o.scram = await loginFiles(db.pg);
     const rows: InstructionRow[] = [];
     for (const t of instructionTargets(o.ablate).filter((t) => !only || only.includes(t.id))) {
       const t0 = Date.now();
