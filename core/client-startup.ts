@@ -5,6 +5,7 @@ import { backendKeyData, negotiateProtocolVersion, parameterStatus, Prebuilt } f
 import type { ClientConnection, PoolMode } from "./client.ts";
 import { PluginFault } from "./plugin/fault.ts";
 import { intern } from "./intern.ts";
+import { isThenable, runBail } from "./login-hooks.ts";
 import { startClientTls } from "./net/tls-client.ts";
 import { startDirectTls, TLS_HANDSHAKE_RECORD } from "./net/direct-tls.ts";
 import { decodeBytes, replaceEscapedBytes } from "../plugin-sdk/protocol/text-bytes.ts";
@@ -23,6 +24,7 @@ const REPORTED = new Map(
  */
 const MAX_LOGIN_MESSAGE = 65535;
 const LOGIN_READ_LIMIT = MAX_STARTUP_PACKET + MAX_LOGIN_MESSAGE;
+const NO_BYTES = Buffer.alloc(0);
 const SETTING_NAME = /^[A-Za-z_][A-Za-z0-9_$]*(\.[A-Za-z_][A-Za-z0-9_$]*)?$/;
 
 /** Startup-phase bytes: untyped packets until the StartupMessage is accepted. */
@@ -73,7 +75,11 @@ export function startupData(client: ClientConnection, chunk: Uint8Array): void {
     if (client.tls === null && client.core.clientTls?.required === true && !client.viaUnixSocket) {
       return client.fatal(SqlState.InvalidAuthorizationSpecification, "SSL required");
     }
-    void login(client, packet); // sets the user (startupSeen) before its first await, or closes the client
+    // what came behind the StartupMessage is the login's before it runs: with only sync taps it may welcome the
+    // client (and hand it those bytes) before returning here
+    client.startupBuf = buf.length > 0 ? Buffer.from(buf) : null;
+    buf = NO_BYTES;
+    void login(client, packet); // sets the user (startupSeen) before anything can wait, or closes the client
   }
   if (buf.length > 0) client.startupBuf = Buffer.from(buf);
   if (client.state !== "login" || !client.startupSeen) return;
@@ -241,7 +247,9 @@ async function login(client: ClientConnection, packet: Buffer): Promise<void> {
   if (minor > 0 || unsupported.length > 0) client.out.send(negotiateProtocolVersion(0, unsupported));
 
   try {
-    const startRefusal = await core.hooks.startup.promise(client);
+    // each hook is awaited only when a tap left something pending: a login of sync taps makes no promise
+    const started = runBail(core.hooks.startup, client);
+    const startRefusal = isThenable(started) ? await started : started;
     if (client.closed) return;
     if (startRefusal) return client.refuse(startRefusal);
     if (!client.virtual) {
@@ -252,11 +260,15 @@ async function login(client: ClientConnection, packet: Buffer): Promise<void> {
       const userEntry = core.config.users[client.user];
       client.poolMode = (userEntry?.pool_mode ?? entry.pool_mode ?? core.config.settings.pool_mode) as PoolMode;
     }
-    const authRefusal = core.hooks.authenticate.taps.length > 0 ? await core.hooks.authenticate.promise(client) : undefined;
+    const authenticated = runBail(core.hooks.authenticate, client);
+    const authRefusal = isThenable(authenticated) ? await authenticated : authenticated;
     if (client.closed) return;
     if (authRefusal) return client.refuse(authRefusal);
-    client.out.send(Prebuilt.AuthenticationOk);
-    const poolRefusal = await core.hooks.authenticated.promise(client);
+    // batched, not written: it goes out with the welcome in one write (as PgBouncer's welcome_client), or ahead of
+    // whatever is written to the client first (a refusal, a notice), in order either way
+    client.out.push(Prebuilt.AuthenticationOk);
+    const joined = runBail(core.hooks.authenticated, client);
+    const poolRefusal = isThenable(joined) ? await joined : joined;
     if (client.closed) return;
     if (poolRefusal) return client.refuse(poolRefusal);
   } catch (err) {

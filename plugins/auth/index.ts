@@ -80,7 +80,12 @@ export default function authPlugin(): PgbunPlugin {
       api.hooks.tick.tap(PLUGIN_NAME, (now) => throttle.sweep(now));
       // the same credentials log in to PostgreSQL: a password, an md5 secret, a SCRAM secret with a client's keys
       api.hooks.serverCredentials.tap(PLUGIN_NAME, (user) => serverCredentialsOf(state.users?.get(user) ?? queriedSecret(user)));
-      api.hooks.authenticate.tapPromise(PLUGIN_NAME, async (client) => {
+      api.hooks.authenticate.tapPromise(PLUGIN_NAME, (client) => {
+        // most logins ask nothing (trust without user lists, any): one shared settled promise, no exchange made
+        if (admitsAtOnce(api.config.settings, state)) return ADMITTED;
+        return authenticateLogged(client);
+      });
+      const authenticateLogged = async (client: Client): Promise<Refusal | undefined> => {
         const refusal = await authenticate(api, client, state);
         if (refusal !== undefined && !client.closed) {
           // never the password or the secret: who, from where, and how it was refused
@@ -95,9 +100,21 @@ export default function authPlugin(): PgbunPlugin {
           }
         }
         return refusal;
-      });
+      };
     },
   };
+}
+
+/** What authenticate resolves with when it lets the client in without asking: made once, shared by every login. */
+const ADMITTED: Promise<Refusal | undefined> = Promise.resolve(undefined);
+
+/**
+ * True when authenticate would let any client in without an exchange or a lookup: auth_type any, or trust with no
+ * auth_file users and no auth_user to know users from (as authenticate's "any" and "trust" cases decide).
+ */
+function admitsAtOnce(s: PgbunConfig["settings"], state: AuthState): boolean {
+  if (s.auth_type === "any") return true;
+  return s.auth_type === "trust" && state.users === null && s.auth_user === "";
 }
 
 /** PostgreSQL's name for where a client came from, and its encryption, in HBA refusals. */
