@@ -107,6 +107,8 @@ export interface CellSummary {
   processCores: number[];
   coreBusy: Array<number | null>;
   postgresUsPerTxn: number | null;
+  /** Core 0's busy time per transaction (PostgreSQL, pgbench, this script, anything else there): 10⁶ ÷ it is core 0's ceiling. */
+  core0UsPerTxn: number | null;
   load1Max: number | null;
   othersMax: number | null;
   irLock: boolean;
@@ -139,6 +141,7 @@ export function summarizeCells(configs: PoolerConfig[], runs: CellRun[]): CellSu
         processCores: perProcess,
         coreBusy: [0, 1].map((i) => med(ok.map((r) => r.coreBusy[i]))),
         postgresUsPerTxn: med(ok.map((r) => r.postgresUsPerTxn)),
+        core0UsPerTxn: med(ok.map((r) => (r.coreBusy[0] === null || r.coreBusy[0] === undefined || r.transactions <= 0 ? null : (r.coreBusy[0] * r.wallS * 1e6) / r.transactions))),
         load1Max: all.length > 0 ? Math.max(...all.map((r) => r.load1)) : null,
         othersMax: all.length > 0 ? Math.max(...all.map((r) => r.othersRunnable)) : null,
         irLock: all.some((r) => r.irLock),
@@ -228,7 +231,7 @@ function cellRow(cfg: PoolerConfig, c: CellSummary): string {
   const procs = cfg.workers > 1 ? c.processCores.map((x) => x.toFixed(2)).join(" + ") : (c.processCores[0]?.toFixed(2) ?? "?");
   const load = `${c.load1Max?.toFixed(2) ?? "?"}${c.load1Max !== null && c.load1Max > LOAD_WARNING ? " ⚠" : ""}${c.othersMax !== null && c.othersMax > OTHERS_WARNING ? ` (others ${c.othersMax.toFixed(1)})` : ""}${c.irLock ? " ir.lock" : ""}${c.notQuiet > 0 ? ` NOT QUIET ×${c.notQuiet}` : ""}`;
   const runs = c.okRuns === c.runs ? "" : ` (${c.okRuns}/${c.runs} runs ok)`;
-  return `| ${c.protocol}, ${c.clients} clients | ${configLabel(cfg)} | ${c.tps === null ? "FAILED" : int(c.tps)}${runs} | ${us(c)} | ${procs} | ${pct(c.coreBusy[0])} / ${pct(c.coreBusy[1])} | ${c.postgresUsPerTxn?.toFixed(1) ?? "?"} | ${perCore} | ${load} |`;
+  return `| ${c.protocol}, ${c.clients} clients | ${configLabel(cfg)} | ${c.tps === null ? "FAILED" : int(c.tps)}${runs} | ${us(c)} | ${procs} | ${pct(c.coreBusy[0])} / ${pct(c.coreBusy[1])} | ${c.postgresUsPerTxn?.toFixed(1) ?? "?"} (${c.core0UsPerTxn?.toFixed(1) ?? "?"}) | ${perCore} | ${load} |`;
 }
 
 function predictionRows(r: ScalingReport): string[] {
@@ -270,14 +273,15 @@ export function renderMarkdown(r: ScalingReport): string {
           (others === 0 ? `at most ${OTHERS_WARNING} before every cell.` : `above ${OTHERS_WARNING} before ${others} cell(s) (marked "others").`)) +
       (irCells > 0 ? ` Someone's callgrind run (/tmp/ir.lock held) was under way when ${irCells} cell(s) started (marked ir.lock).` : ""),
     "",
-    "| case | pooler | tps | pooler CPU µs/txn | pooler cores used (per process) | core 0 / core 1 busy | PostgreSQL µs/txn | txn/s one pooler core holds (10⁶ ÷ µs/txn) | load before (max) |",
+    "| case | pooler | tps | pooler CPU µs/txn | pooler cores used (per process) | core 0 / core 1 busy | PostgreSQL µs/txn (core 0's) | txn/s one pooler core holds (10⁶ ÷ µs/txn) | load before (max) |",
     "| --- | --- | --- | --- | --- | --- | --- | --- | --- |",
     ...r.cells.map((c) => cellRow(byKey.get(c.config)!, c)),
     "",
     "Columns: pooler CPU = utime + stime of the pooler's process tree (a pgbun supervisor and its workers) over the run ÷ transactions, as bench/run.ts counts it " +
       "(connecting pgbench's clients included). Pooler cores used = that CPU time ÷ the run's wall time (1.00 = one core's worth), per process for pgbun with 2 workers " +
       "(the supervisor is the ~0.00). Core busy = /proc/stat's per-CPU busy share (everything but idle and iowait) over the run, whoever used it: core 0 holds PostgreSQL, " +
-      "pgbench and this script; core 1 the pooler (and anything else the machine ran there). PostgreSQL µs/txn = utime + stime of its postmaster's tree ÷ transactions. " +
+      "pgbench and this script; core 1 the pooler (and anything else the machine ran there). PostgreSQL µs/txn = utime + stime of its postmaster's tree ÷ transactions; in parentheses all of core 0's busy time ÷ transactions " +
+      "(PostgreSQL + pgbench + the rest there): where core 0 is near 100 % busy, 10⁶ ÷ that is the tps the table can reach, whatever the pooler. " +
       "The last column is the pooler's capacity on one core if its CPU per transaction stayed as measured.",
     "",
     "## Prediction for 4 and 8 cores (and 2, the check against the table)",
