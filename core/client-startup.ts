@@ -1,7 +1,7 @@
 // The client's startup phase: SSLRequest/GSSENCRequest, CancelRequest, StartupMessage, authentication, welcome.
-import { Frontend, MAX_STARTUP_PACKET, StartupCode } from "../plugin-sdk/protocol/codes.ts";
+import { Backend, Frontend, MAX_STARTUP_PACKET, StartupCode } from "../plugin-sdk/protocol/codes.ts";
 import { SqlState } from "../plugin-sdk/protocol/errors.ts";
-import { backendKeyData, negotiateProtocolVersion, parameterStatus, Prebuilt } from "../plugin-sdk/protocol/writer.ts";
+import { negotiateProtocolVersion, parameterStatus, Prebuilt } from "../plugin-sdk/protocol/writer.ts";
 import type { ClientConnection, PoolMode } from "./client.ts";
 import { PluginFault } from "./plugin/fault.ts";
 import { intern } from "./intern.ts";
@@ -185,6 +185,15 @@ function setParam(client: ClientConnection, name: string, value: string): string
   return null;
 }
 
+/** ignore_startup_parameters in lower case, made again only when the setting's list is another (a reload, a SET). */
+let ignored: { list: readonly string[]; length: number; names: Set<string> } | null = null;
+function ignoredNames(list: readonly string[]): Set<string> {
+  if (ignored === null || ignored.list !== list || ignored.length !== list.length) {
+    ignored = { list, length: list.length, names: new Set(list.map((s) => s.toLowerCase())) };
+  }
+  return ignored.names;
+}
+
 /** Parses the StartupMessage and runs the login sequence through the hooks. */
 async function login(client: ClientConnection, packet: Buffer): Promise<void> {
   const core = client.core;
@@ -197,17 +206,25 @@ async function login(client: ClientConnection, packet: Buffer): Promise<void> {
   const unsupported: string[] = [];
   let i = 8;
   const strings: string[] = [];
-  while (i < packet.length) {
-    const j = packet.indexOf(0, i);
-    if (j < 0) return client.fatal(SqlState.ProtocolViolation, "invalid startup packet layout: expected terminator as last byte");
+  const end = packet.length;
+  while (i < end) {
+    // one pass finds the terminator and whether the string is ASCII (nearly all are: read without a decoder)
+    let j = i;
+    let high = 0;
+    for (; j < end; j++) {
+      const b = packet[j]!;
+      if (b === 0) break;
+      high |= b;
+    }
+    if (j === end) return client.fatal(SqlState.ProtocolViolation, "invalid startup packet layout: expected terminator as last byte");
     // bytes that are no UTF-8 are kept as they are (text-bytes.ts), and go to PostgreSQL unchanged
-    strings.push(intern(decodeBytes(packet, i, j)));
+    strings.push(intern(high < 0x80 ? packet.toString("latin1", i, j) : decodeBytes(packet, i, j)));
     i = j + 1;
   }
   if (strings.length % 2 !== 1 || strings[strings.length - 1] !== "") {
     return client.fatal(SqlState.ProtocolViolation, "invalid startup packet layout: expected terminator as last byte");
   }
-  const ignore = new Set(core.config.settings.ignore_startup_parameters.map((s) => s.toLowerCase()));
+  const ignore = ignoredNames(core.config.settings.ignore_startup_parameters);
   for (let k = 0; k + 1 < strings.length; k += 2) {
     const name = strings[k]!;
     // PostgreSQL turns each non-ASCII byte of application_name into "?"; a byte that is no UTF-8 could not be SET
@@ -286,34 +303,94 @@ async function login(client: ClientConnection, packet: Buffer): Promise<void> {
  * overrides (most clients of an application override the same ones): a login then writes one shared buffer
  * instead of building a dozen messages. Bounded per pool; beyond that the block is built for the client alone.
  */
-const welcomeBlocks = new WeakMap<ReadonlyMap<string, string>, Map<string, Buffer>>();
+const welcomeBlocks = new WeakMap<ReadonlyMap<string, string>, Map<number | string, Buffer>>();
 const MAX_BLOCKS_PER_POOL = 32;
+/** Up to this many welcome names, which of them the client overrides is a bit mask (no string made per login). */
+const MASK_NAMES = 30;
 
 function welcomeBlock(client: ClientConnection): Buffer {
   const welcome = client.welcomeParams;
-  let key = "";
-  for (const name of client.params.keys()) if (welcome.has(name)) key += name + "\0";
+  const own = client.params;
+  let key: number | string = 0;
+  if (own.size > 0) {
+    if (welcome.size <= MASK_NAMES) {
+      let bit = 1;
+      for (const name of welcome.keys()) {
+        if (own.has(name)) key |= bit;
+        bit <<= 1;
+      }
+    } else {
+      let names = "";
+      for (const name of own.keys()) if (welcome.has(name)) names += name + "\0";
+      key = names;
+    }
+  }
   let blocks = welcomeBlocks.get(welcome);
   const hit = blocks?.get(key);
   if (hit !== undefined) return hit;
   const parts: Buffer[] = [];
-  for (const [name, value] of welcome) if (!client.params.has(name)) parts.push(parameterStatus(name, value));
+  for (const [name, value] of welcome) if (!own.has(name)) parts.push(parameterStatus(name, value));
   const block = Buffer.concat(parts);
   if (blocks === undefined) welcomeBlocks.set(welcome, (blocks = new Map()));
   if (blocks.size < MAX_BLOCKS_PER_POOL) blocks.set(key, block);
   return block;
 }
 
+/**
+ * The ParameterStatus of a parameter the client set itself, by name: the last value's message, kept when the next
+ * client of the application sets the same (names are the reported ones and track_extra_parameters: bounded).
+ */
+const ownStatus = new Map<string, { value: string; message: Buffer }>();
+const MAX_OWN_STATUS = 64;
+
+function ownStatusMessage(name: string, value: string): Buffer {
+  const last = ownStatus.get(name);
+  if (last !== undefined && last.value === value) return last.message;
+  const message = parameterStatus(name, value);
+  if (last !== undefined) {
+    last.value = value;
+    last.message = message;
+  } else if (ownStatus.size < MAX_OWN_STATUS) ownStatus.set(name, { value, message });
+  return message;
+}
+
+/** ParameterStatus of the client's own values, BackendKeyData and ReadyForQuery: one buffer, written once. */
+function welcomeTail(client: ClientConnection): Buffer {
+  const own = client.params;
+  let size = BACKEND_KEY_DATA_LENGTH + Prebuilt.ReadyForQueryIdle.length;
+  let statuses: Buffer[] | null = null;
+  if (own.size > 0) {
+    statuses = [];
+    for (const name of own.keys()) {
+      const m = ownStatusMessage(name, own.get(name)!);
+      statuses.push(m);
+      size += m.length;
+    }
+  }
+  const out = Buffer.allocUnsafe(size);
+  let at = 0;
+  if (statuses !== null) {
+    for (const m of statuses) {
+      out.set(m, at);
+      at += m.length;
+    }
+  }
+  out[at] = Backend.BackendKeyData;
+  out.writeInt32BE(12, at + 1);
+  out.writeInt32BE(client.cancelPid | 0, at + 5);
+  out.writeInt32BE(client.cancelSecret | 0, at + 9);
+  out.set(Prebuilt.ReadyForQueryIdle, at + BACKEND_KEY_DATA_LENGTH);
+  return out;
+}
+const BACKEND_KEY_DATA_LENGTH = 13;
+
 /** ParameterStatus for each parameter, BackendKeyData, ReadyForQuery: the client is in. */
 function welcome(client: ClientConnection): void {
   const core = client.core;
   client.out.push(welcomeBlock(client));
-  for (const [name, value] of client.params) {
-    client.out.push(parameterStatus(name, value));
-  }
   core.cancel.register(client);
-  client.out.push(backendKeyData(client.cancelPid, client.cancelSecret));
-  client.out.push(Prebuilt.ReadyForQueryIdle);
+  // AuthenticationOk, pushed before the authenticated hook, goes out in the same write
+  client.out.push(welcomeTail(client));
   client.out.flush(null);
   client.startupParams = client.startupParams.readOnly();
   client.startupValues = client.startupValues.readOnly();

@@ -50,6 +50,49 @@ describe("the welcome", () => {
     });
   });
 
+  test("a parameter the client overrides is reported once, with its value; the next client without it gets the pool's (the shared blocks are per set of overridden names)", async () => {
+    await withPgbun(pg, { pgbun: { pool_mode: "transaction" }, databases: { "*": { host: pg.host, port: pg.port, password: pg.password } } }, async (f) => {
+      const statuses = async (params: Record<string, string>) => {
+        const c = await f.connect();
+        c.send(msg.startup({ user: pg.superuser, database: "app", ...params }));
+        const got = await c.readUntil((m) => m.type === "Z", 10_000);
+        return got.filter((m) => m.type === "S").map((m) => m.body.toString("latin1").split("\0").slice(0, 2));
+      };
+      const plain = await statuses({});
+      const serverZone = plain.find(([n]) => n === "TimeZone")![1];
+      for (const [params, zone, style] of [
+        [{ TimeZone: "Asia/Tokyo" }, "Asia/Tokyo", undefined],
+        [{}, serverZone, undefined],
+        [{ DateStyle: "SQL, DMY" }, serverZone, "SQL, DMY"],
+        [{ TimeZone: "Europe/Paris", DateStyle: "German, DMY" }, "Europe/Paris", "German, DMY"],
+        [{ TimeZone: "Asia/Tokyo" }, "Asia/Tokyo", undefined],
+        [{}, serverZone, undefined],
+      ] as Array<[Record<string, string>, string, string | undefined]>) {
+        const got = await statuses(params);
+        expect(got.filter(([n]) => n === "TimeZone")).toEqual([["TimeZone", zone]]);
+        const styles = got.filter(([n]) => n === "DateStyle");
+        expect(styles.length).toBe(1);
+        if (style !== undefined) expect(styles[0]![1]).toBe(style);
+        expect(got.length).toBe(plain.length);
+      }
+    });
+  });
+
+  test("application_name_add_host: each client is told its own application_name (address and port), not the one before's", async () => {
+    await withPgbun(pg, { pgbun: { pool_mode: "transaction", application_name_add_host: true }, databases: { "*": { host: pg.host, port: pg.port, password: pg.password } } }, async (f) => {
+      const seen = new Set<string>();
+      for (let i = 0; i < 3; i++) {
+        const c = await f.connect();
+        c.send(msg.startup({ user: pg.superuser, database: "app", application_name: "tool" }));
+        await c.readUntil((m) => m.type === "Z", 10_000);
+        const app = c.params.get("application_name")!;
+        expect(app).toMatch(/^tool - 127\.0\.0\.1:\d+$/);
+        seen.add(app);
+      }
+      expect(seen.size).toBe(3);
+    });
+  });
+
   test("a client refused after authentication (its pool's server cannot be reached) reads AuthenticationOk, then the error", async () => {
     const closed = await freePort();
     await withPgbun(pg, { pgbun: { pool_mode: "transaction", query_wait_timeout: 5 }, databases: { "*": { host: "127.0.0.1", port: closed, password: pg.password } } }, async (f) => {
