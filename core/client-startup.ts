@@ -30,6 +30,7 @@ const SETTING_NAME = /^[A-Za-z_][A-Za-z0-9_$]*(\.[A-Za-z_][A-Za-z0-9_$]*)?$/;
 /** Startup-phase bytes: untyped packets until the StartupMessage is accepted. */
 export function startupData(client: ClientConnection, chunk: Uint8Array): void {
   let buf = client.startupBuf ? Buffer.concat([client.startupBuf, chunk]) : Buffer.from(chunk);
+  const whole = buf; // our own copy: kept as it is while no packet was cut from it
   client.startupBuf = null;
   while (client.state === "login" && !client.startupSeen) {
     if (buf.length > 0 && buf[0] === Frontend.Terminate) {
@@ -81,7 +82,7 @@ export function startupData(client: ClientConnection, chunk: Uint8Array): void {
     buf = NO_BYTES;
     void login(client, packet); // sets the user (startupSeen) before anything can wait, or closes the client
   }
-  if (buf.length > 0) client.startupBuf = Buffer.from(buf);
+  if (buf.length > 0) client.startupBuf = buf === whole ? buf : Buffer.from(buf);
   if (client.state !== "login" || !client.startupSeen) return;
   if (client.loginWaiter !== null) deliverLoginMessage(client);
   else if ((client.startupBuf?.length ?? 0) > LOGIN_READ_LIMIT) client.pauseReading(); // resumed by the next read or the welcome
@@ -115,7 +116,9 @@ function deliverLoginMessage(client: ClientConnection): void {
   const len = buf.readInt32BE(1);
   if (len < 4 || len - 4 > MAX_LOGIN_MESSAGE) return client.fatal(SqlState.ProtocolViolation, "invalid message length");
   if (buf.length < len + 1) return;
-  const message = Buffer.from(buf.subarray(0, len + 1)); // a copy: the rest of the buffer goes on without it
+  // the buffer is the login's own (startupData's copy): a message that is all of it is taken as it is; one with
+  // bytes behind it is copied, so the rest of the buffer goes on without it
+  const message = buf.length === len + 1 ? buf : Buffer.from(buf.subarray(0, len + 1));
   client.startupBuf = buf.length > len + 1 ? buf.subarray(len + 1) : null;
   const waiter = client.loginWaiter!;
   client.loginWaiter = null;

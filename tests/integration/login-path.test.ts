@@ -106,6 +106,49 @@ describe("the welcome", () => {
   });
 });
 
+/** A PasswordMessage ('p', the password and its terminator). */
+function passwordMessage(password: string): Buffer {
+  const body = Buffer.from(password + "\0");
+  const m = Buffer.alloc(5 + body.length);
+  m[0] = 0x70;
+  m.writeInt32BE(4 + body.length, 1);
+  body.copy(m, 5);
+  return m;
+}
+
+describe("login messages (taken as read when they are the whole read, copied when bytes follow)", () => {
+  const plainConfig = () => ({ pgbun: { auth_type: "plain", auth_file: authFile }, databases: { "*": { host: pg.host, port: pg.port, user: pg.superuser, password: pg.password } } });
+
+  test("a PasswordMessage split over two writes, and one with a Query behind it in the same write: both logged in, the Query answered", async () => {
+    await withPgbun(pg, plainConfig(), async (f) => {
+      const split = await f.connect();
+      split.send(msg.startup({ user: "listed_user", database: "app" }));
+      expect((await split.readUntil((m) => m.type === "R", 5_000)).at(-1)!.body.readInt32BE(0)).toBe(3); // cleartext
+      const pw = passwordMessage("listed-pw");
+      split.send(pw.subarray(0, 7));
+      await Bun.sleep(50);
+      split.send(pw.subarray(7));
+      expect(types(await split.readUntil((m) => m.type === "Z", 5_000))).toMatch(/^RS+KZ$/);
+
+      const piped = await f.connect();
+      piped.send(msg.startup({ user: "listed_user", database: "app" }));
+      await piped.readUntil((m) => m.type === "R", 5_000);
+      piped.send(Buffer.concat([passwordMessage("listed-pw"), msg.query("SELECT 'behind the password'")]));
+      expect(types(await piped.readUntil((m) => m.type === "Z", 5_000))).toMatch(/^RS+KZ$/);
+      const answer = await piped.readUntil((m) => m.type === "Z", 5_000);
+      expect(types(answer)).toBe("TDCZ");
+      expect(answer[1]!.body.toString("latin1")).toContain("behind the password");
+
+      const wrong = await f.connect();
+      wrong.send(msg.startup({ user: "listed_user", database: "app" }));
+      await wrong.readUntil((m) => m.type === "R", 5_000);
+      wrong.send(passwordMessage("not-the-pw"));
+      const refused = await wrong.readUntil((m) => m.type === "E", 5_000);
+      expect(errorFields(refused.at(-1)!).C).toBe("28P01");
+    });
+  });
+});
+
 describe("a login of sync taps only", () => {
   test("is welcomed inside the read of its StartupMessage, and a query sent in the same write is answered", async () => {
     const p = await startTestPooler({ upstream: { host: pg.host, port: pg.port, password: pg.password }, settings: { admin_users: [pg.superuser] } });
