@@ -87,7 +87,8 @@ export class ScramServer {
     if (attrs.length < 2 || attrs[0]![0] !== "n" || attrs[1]![0] !== "r") throw new ScramProtocolError("malformed SCRAM message");
     const clientNonce = attrs[1]![1];
     if (!PRINTABLE_NONCE.test(clientNonce)) throw new ScramProtocolError("malformed SCRAM message");
-    this.nonce = clientNonce + randomBytes(18).toString("base64");
+    // the Web Crypto CSPRNG: node's randomBytes costs ~5 times as much for these 18 bytes
+    this.nonce = clientNonce + Buffer.from(crypto.getRandomValues(new Uint8Array(18)).buffer).toString("base64");
     this.serverFirst = `r=${this.nonce},s=${this.keys.salt.toString("base64")},i=${this.keys.iterations}`;
     return this.serverFirst;
   }
