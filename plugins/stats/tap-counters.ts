@@ -93,10 +93,11 @@ export function tapCounters(api: PluginApi, stats: StatsRegistry): CounterTaps {
           st.xactStart = client.rfqPending > 0 ? now : 0;
         }
       }
-      p.queryBuckets[bucketOf(queryUs)]!++;
+      // an untimed one (0) is the first slot without a search
+      p.queryBuckets[queryUs === 0 ? 0 : bucketOf(queryUs)]!++;
       if (status === TxStatus.Idle) {
         p.xacts++;
-        p.xactBuckets[bucketOf(xactUs)]!++;
+        p.xactBuckets[xactUs === 0 ? 0 : bucketOf(xactUs)]!++;
       }
       return undefined;
     },
@@ -142,8 +143,8 @@ export function tapCounters(api: PluginApi, stats: StatsRegistry): CounterTaps {
       if (st.queryStart > 0) st.queryStart = now;
       if (st.xactStart > 0) st.xactStart = now;
     }
-    // a server that was free is a wait of 0: every assignment is in the histogram
-    st.pool.waitBuckets[bucketOf(waitUs)]!++;
+    // a server that was free is a wait of 0 (the first slot, no search): every assignment is in the histogram
+    st.pool.waitBuckets[waitUs === 0 ? 0 : bucketOf(waitUs)]!++;
     st.linked = server;
     st.serverSent0 = server.bytesSent;
     st.clientSent0 = client.bytesSent;
