@@ -22,6 +22,14 @@ export class Control {
   private waits: Wait[] = [];
   private pollQueued = false;
 
+  /**
+   * Told when a pause (PAUSE, KILL) or a wait (PAUSE, WAIT_CLOSE) begins, before it is in force: the taps that act
+   * only then (tap-admin.ts: needServer, serverReleased) are made on first use, so they cost nothing per transaction
+   * before it.
+   */
+  onPause: (() => void) | null = null;
+  onWait: (() => void) | null = null;
+
   constructor(private readonly api: PluginApi) {}
 
   isPaused(db: string): boolean {
@@ -72,6 +80,7 @@ export class Control {
   // ---- commands; each returns an error message or null ----
 
   pause(db: string | null): string | null {
+    this.onPause?.();
     if (db === null) {
       if (this.pausedAll) return "already suspended/paused";
       this.pausedAll = true;
@@ -123,6 +132,7 @@ export class Control {
    * one; the console's own clients stay); new clients wait until RESUME (PgBouncer's KILL).
    */
   kill(db: string | null): string | null {
+    this.onPause?.();
     if (db === null) this.pausedAll = true;
     else this.pausedDbs.add(db);
     for (const c of [...this.api.clients()]) {
@@ -170,6 +180,7 @@ export class Control {
   /** Runs `finish` once `done()` holds: now, after a server is released or closed, or on a janitor tick. */
   whenDone(owner: { readonly closed: boolean }, done: () => boolean, finish: () => void): void {
     if (done()) return finish();
+    this.onWait?.();
     this.waits.push({ done, finish, owner });
   }
 

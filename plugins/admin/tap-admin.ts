@@ -73,13 +73,19 @@ export function tapAdmin(api: PluginApi, env: AdminEnv, admins: Set<Client>): vo
   };
   for (const type of CONSOLE_TYPES) api.onClientMessage(type, consoleTap, { stage: Stage.Console });
 
-  // PAUSE/KILL: a client of a paused database waits here instead of getting a server
-  h.needServer.tap({ name: PLUGIN_NAME, stage: Stage.Answer }, (client) => {
-    if (!control.anyPaused || !control.isPaused(client.poolDatabase)) return undefined;
-    env.stats()?.markWaiting(client);
-    control.park(client);
-    return PARKED;
-  });
+  // PAUSE/KILL: a client of a paused database waits here instead of getting a server. Tapped at the first pause
+  // (control.onPause runs before it is in force), so that until then a hand-out does not call it
+  let parkTapped = false;
+  control.onPause = () => {
+    if (parkTapped) return;
+    parkTapped = true;
+    h.needServer.tap({ name: PLUGIN_NAME, stage: Stage.Answer }, (client) => {
+      if (!control.anyPaused || !control.isPaused(client.poolDatabase)) return undefined;
+      env.stats()?.markWaiting(client);
+      control.park(client);
+      return PARKED;
+    });
+  };
 
   h.clientClosed.tap(PLUGIN_NAME, (client) => {
     if (client.virtual) {
@@ -88,11 +94,17 @@ export function tapAdmin(api: PluginApi, env: AdminEnv, admins: Set<Client>): vo
       if (session instanceof AdminSession) session.closed();
     } else if (control.parkedCount > 0) control.forget(client);
   });
-  // a release or close may complete a PAUSE or WAIT_CLOSE (checked once the pool has taken the server)
-  h.serverReleased.tap({ name: PLUGIN_NAME, stage: Stage.Observe }, () => {
-    if (control.waiting) control.schedulePoll();
-    return undefined;
-  });
+  // a release or close may complete a PAUSE or WAIT_CLOSE (checked once the pool has taken the server); the release
+  // tap is made at the first wait (control.onWait), so that until then a release does not call it
+  let releaseTapped = false;
+  control.onWait = () => {
+    if (releaseTapped) return;
+    releaseTapped = true;
+    h.serverReleased.tap({ name: PLUGIN_NAME, stage: Stage.Observe }, () => {
+      if (control.waiting) control.schedulePoll();
+      return undefined;
+    });
+  };
   h.serverClosed.tap(PLUGIN_NAME, () => {
     if (control.waiting) control.schedulePoll();
   });

@@ -156,7 +156,17 @@ describe("SHOW PLUGINS", () => {
     expect(rows.map((x) => x.name)).toEqual(p.core.plugins.map((l) => l.plugin.name));
     const admin = rows.find((x) => x.name === "pgbun:admin")!;
     expect(admin).toMatchObject({ specifier: "pgbun:admin", provides: "admin" });
-    expect(admin.taps.split(",")).toEqual(expect.arrayContaining(["startup", "clientMessage:Query", "needServer", "tick"]));
+    expect(admin.taps.split(",")).toEqual(expect.arrayContaining(["startup", "clientMessage:Query", "tick"]));
+    // needServer is tapped at the first PAUSE (or KILL), serverReleased at the first PAUSE or WAIT_CLOSE that has
+    // to wait for a server: neither is called per transaction before
+    expect(admin.taps.split(",")).not.toContain("needServer");
+    expect(admin.taps.split(",")).not.toContain("serverReleased");
+    await c.query("PAUSE");
+    await c.query("RESUME");
+    const after = ((await c.query("SHOW PLUGINS")).rows as Array<{ name: string; taps: string }>).find((x) => x.name === "pgbun:admin")!;
+    expect(after.taps.split(",")).toContain("needServer");
+    // nothing was busy: that PAUSE did not wait
+    expect(after.taps.split(",")).not.toContain("serverReleased");
     expect(rows.find((x) => x.name === "pgbun:stats")).toMatchObject({ provides: "stats" });
     expect(rows.find((x) => x.name === "test-widgets")).toEqual({ name: "test-widgets", specifier: "./widgets.ts", provides: "", taps: "clientMessage:Query" });
     // the plugin comes after the built-ins it was given the console by
