@@ -43,7 +43,8 @@ export default function healthCheckPlugin(): PgbunPlugin {
       api.hooks.reload.tap(NAME, (config) => {
         delayMs = config.settings.server_check_delay * 1000;
       });
-      const due = (server: Server) => delayMs === 0 || idleFor(server) >= delayMs;
+      // used within the delay: not due, whenever it was last checked (idleFor is never more than since its use)
+      const due = (server: Server) => delayMs === 0 || (api.now - server.lastUsed >= delayMs && idleFor(server) >= delayMs);
       // a server used or checked within server_check_delay is handed out synchronously, at no cost
       api.hooks.checkServerDue.tap(NAME, (server) => (due(server) ? true : undefined));
       // asked anyway when another plugin checks every server: the due test again
