@@ -357,6 +357,9 @@ function ownStatusMessage(name: string, value: string): Buffer {
   return message;
 }
 
+/** BackendKeyData: type, length, pid, secret. */
+const BACKEND_KEY_DATA_LENGTH = 13;
+
 /** ParameterStatus of the client's own values, BackendKeyData and ReadyForQuery: one buffer, written once. */
 function welcomeTail(client: ClientConnection): Buffer {
   const own = client.params;
@@ -385,7 +388,6 @@ function welcomeTail(client: ClientConnection): Buffer {
   out.set(Prebuilt.ReadyForQueryIdle, at + BACKEND_KEY_DATA_LENGTH);
   return out;
 }
-const BACKEND_KEY_DATA_LENGTH = 13;
 
 /** ParameterStatus for each parameter, BackendKeyData, ReadyForQuery: the client is in. */
 function welcome(client: ClientConnection): void {
