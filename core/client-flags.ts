@@ -12,6 +12,8 @@ const COPY_IN = 8;
 const SESSION_SUSPECT = 16;
 /** Accepted on the unix_socket_dir socket (bits 5-6 are the copy window, 8-15 the transaction status). */
 const UNIX_SOCKET = 1 << 16;
+/** Has sent a message beyond simple Query: extended query protocol or FunctionCall (see TapOptions.extendedQuery). */
+const BEYOND_SIMPLE = 1 << 17;
 /** A hook held the message being read (WaitForServer, Hold): its next delivery is a second one (ctx.resumed). */
 export const REDELIVER = 128;
 const COPY_WINDOW_SHIFT = 5;
@@ -61,6 +63,14 @@ export abstract class ClientFlags {
   }
 
   /** Came in on the Unix socket: addr reads "unix" as in PgBouncer's SHOW CLIENTS (and HBA `local` lines apply). */
+  /** The client has sent an extended-query message or a FunctionCall (sticky: see TapOptions.extendedQuery). */
+  get beyondSimple(): boolean {
+    return (this.bits & BEYOND_SIMPLE) !== 0;
+  }
+  protected set beyondSimple(on: boolean) {
+    this.setBit(BEYOND_SIMPLE, on);
+  }
+
   get viaUnixSocket(): boolean {
     return (this.bits & UNIX_SOCKET) !== 0;
   }

@@ -32,6 +32,9 @@ const NO_BYTES = new Uint8Array(0);
  * still bounded.
  */
 const PARSE_STREAM_PREFIX = 1024 * 1024;
+/** Frontend types beyond simple Query: the first turns on `extendedQuery` taps for the client (TapOptions). */
+const BEYOND_SIMPLE_TYPE = new Uint8Array(256);
+for (const t of [Frontend.Parse, Frontend.Bind, Frontend.Describe, Frontend.Execute, Frontend.Close, Frontend.Sync, Frontend.Flush, Frontend.FunctionCall]) BEYOND_SIMPLE_TYPE[t] = 1;
 const STREAM_BOUNDS = new Uint32Array(256);
 STREAM_BOUNDS[Frontend.Parse] = PARSE_STREAM_PREFIX;
 
@@ -331,7 +334,17 @@ export class ClientConnection extends ClientSync implements Client, FrameSink, P
   }
 
   notify(type: number): void {
+    if (BEYOND_SIMPLE_TYPE[type] === 1 && !this.beyondSimple) this.goBeyondSimple();
     this.countFrontend(type);
+  }
+
+  /**
+   * The client's first message beyond simple Query: from now on its servers show it the types only `extendedQuery`
+   * taps wanted (the linked one before the message goes out, so before any reply to it).
+   */
+  private goBeyondSimple(): void {
+    this.beyondSimple = true;
+    this.server?.refreshFlags();
   }
 
   /** The rest of a streamed message has gone to the server: what a hook appended after it follows. */
@@ -349,6 +362,7 @@ export class ClientConnection extends ClientSync implements Client, FrameSink, P
   }
 
   message(type: number, buf: Uint8Array, start: number, end: number): boolean {
+    if (BEYOND_SIMPLE_TYPE[type] === 1 && !this.beyondSimple) this.goBeyondSimple();
     const hook = this.core.clientHooks[type];
     if (hook !== undefined) {
       const ctx = this.ctx;

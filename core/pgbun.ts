@@ -59,6 +59,8 @@ export class Pgbun {
   serverHooks: (MessageHook | undefined)[] = new Array(256).fill(undefined);
   clientFlags: FrameFlags = frameFlags();
   serverFlags: FrameFlags = frameFlags();
+  /** serverFlags for a link whose client has sent only simple Queries: types tapped only `extendedQuery` pass. */
+  serverFlagsSimple: FrameFlags = frameFlags();
   /** Lower-case names of track_extra_parameters, with their spelling. */
   trackedExtra = new Map<string, string>();
   /** Cached clock (ms), refreshed by the janitor and on accept. */
@@ -155,6 +157,11 @@ export class Pgbun {
     this.clientFlags = frameFlags(clientWhole, ALL_TYPES);
     this.serverFlags = frameFlags(serverWhole);
     for (const t of ALL_TYPES) if (this.serverFlags[t] !== Frame.Whole) this.serverFlags[t] = Frame.Pass;
+    this.serverFlagsSimple = this.serverFlags.slice();
+    for (const t of ALL_TYPES) {
+      const taps = this.serverHooks[t]?.taps as Array<{ extendedQuery?: boolean }> | undefined;
+      if (taps !== undefined && !(CORE_SERVER_WHOLE as readonly number[]).includes(t) && taps.every((tap) => tap.extendedQuery === true)) this.serverFlagsSimple[t] = Frame.Pass;
+    }
   }
 
   // ---- lifecycle ----

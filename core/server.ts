@@ -1,7 +1,7 @@
 // A server connection to PostgreSQL: its state, the relay of its messages to the linked client, internal queries.
 import type { Socket } from "bun";
 import { Backend, backendName, TxStatus } from "../plugin-sdk/protocol/codes.ts";
-import { ALL_WHOLE, continuesPast, Framer, type FrameSink } from "./protocol/framer.ts";
+import { ALL_WHOLE, continuesPast, Framer, type FrameFlags, type FrameSink } from "./protocol/framer.ts";
 import { decodeError, errorResponse, SqlState, type DecodedError } from "../plugin-sdk/protocol/errors.ts";
 import { Prebuilt, query } from "../plugin-sdk/protocol/writer.ts";
 import { decodeDataRow, decodeParameterStatus } from "../plugin-sdk/protocol/decode.ts";
@@ -223,7 +223,18 @@ export class ServerConnection implements Server, FrameSink, Pausable {
     this.releaseRequested = false;
     this.lastUsed = this.core.now;
     this.setState("active");
-    if (this.internal.length === 0) this.framer.flags = this.core.serverFlags;
+    if (this.internal.length === 0) this.framer.flags = this.linkedFlags(client);
+  }
+
+  /** The relay's frame flags for this client: types only `extendedQuery` taps want pass for a simple-Query client. */
+  private linkedFlags(client: ClientConnection): FrameFlags {
+    return client.beyondSimple ? this.core.serverFlags : this.core.serverFlagsSimple;
+  }
+
+  /** The linked client went beyond simple Query: the relay frames for that from the next message on. */
+  refreshFlags(): void {
+    const client = this.client;
+    if (client !== null && !this.releaseRequested && this.internal.length === 0 && this.login === null) this.framer.flags = this.linkedFlags(client);
   }
 
   unlink(): void {
@@ -421,7 +432,7 @@ export class ServerConnection implements Server, FrameSink, Pausable {
         this.txStatus = buf[start + 5]!;
         this.internal.shift();
         // what follows in this read is the client's own again (or an orphan's): framed as the relay needs it
-        if (this.internal.length === 0) this.framer.flags = this.client && !this.releaseRequested ? this.core.serverFlags : ALL_WHOLE;
+        if (this.internal.length === 0) this.framer.flags = this.client && !this.releaseRequested ? this.linkedFlags(this.client) : ALL_WHOLE;
         if (head.error) this.core.log.warn({ server: this.label, query: head.sql }, `internal query failed: ${head.error.code}: ${head.error.message}`);
         head.done?.(head.error, head.rows);
         if (this.internal.length === 0 && this.afterInternal !== null && this.state !== "closed") {

@@ -26,6 +26,15 @@ export interface TapOptions {
   stage?: number;
   /** Run before the taps of these plugins (tapable's `before`). */
   before?: string | string[];
+  /**
+   * Server message taps only: the tap matters only for clients that have gone beyond simple Query, i.e. sent an
+   * extended-query message (Parse, Bind, Describe, Execute, Close, Sync, Flush) or a FunctionCall. For a link whose
+   * client has sent none, a type every tap of which says so passes unseen from its header, as an untapped type
+   * does (no call, no copy); a client's first such message turns the type on for it from then on, before any reply
+   * to that message arrives. pgbun:prepared-statements marks its response taps so: a simple-Query client's
+   * RowDescription and CommandComplete then cost nothing.
+   */
+  extendedQuery?: boolean;
 }
 
 export type ShutdownMode = "now" | "safe" | "graceful";

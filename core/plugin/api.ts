@@ -43,7 +43,7 @@ async function openServer(core: Pgbun, target: ServerTarget, owner: unknown): Pr
 
 export function makePluginApi(core: Pgbun, l: LoadedPlugin): PluginApi {
   const name = l.plugin.name;
-  const tapOpts = (o?: TapOptions) => ({ name, stage: o?.stage, before: o?.before as string | undefined });
+  const tapOpts = (o?: TapOptions) => ({ name, stage: o?.stage, before: o?.before as string | undefined, extendedQuery: o?.extendedQuery === true });
   return {
     name,
     options: l.options,

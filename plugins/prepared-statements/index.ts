@@ -60,6 +60,10 @@ export default function preparedStatements(): PgbunPlugin {
       // message earlier is never mistaken for a request in flight. (Bytes another plugin returns as a replacement
       // are forwarded as they are, unseen by later taps.)
       const onClient: typeof api.onClientMessage = (type, fn) => api.onClientMessage(type, fn, { stage: Stage.Rewrite });
+      // Server-side taps place answers for requests of the extended protocol (and FunctionCall), which a client
+      // of simple Queries never sends (it gets no state: see knownState): for it, RowDescription and CommandComplete
+      // pass unseen (TapOptions.extendedQuery).
+      const onServer: typeof api.onServerMessage = (type, fn, o) => api.onServerMessage(type, fn, { ...o, extendedQuery: true });
       const max = () => api.config.settings.max_prepared_statements;
 
       /** An answer owed to the client: now if nothing is in flight, else when the requests before it are answered. */
@@ -372,15 +376,15 @@ export default function preparedStatements(): PgbunPlugin {
         const own = head.kind === Req.IntParse || head.kind === Req.IntClose;
         return settle(ctx, st, !own);
       };
-      api.onServerMessage(Backend.ParseComplete, complete(Req.Parse, Req.IntParse));
-      api.onServerMessage(Backend.BindComplete, complete(Req.Bind));
-      api.onServerMessage(Backend.CloseComplete, complete(Req.Close, Req.IntClose));
-      api.onServerMessage(Backend.CommandComplete, complete(Req.Execute));
-      api.onServerMessage(Backend.EmptyQueryResponse, complete(Req.Execute));
-      api.onServerMessage(Backend.PortalSuspended, complete(Req.Execute));
+      onServer(Backend.ParseComplete, complete(Req.Parse, Req.IntParse));
+      onServer(Backend.BindComplete, complete(Req.Bind));
+      onServer(Backend.CloseComplete, complete(Req.Close, Req.IntClose));
+      onServer(Backend.CommandComplete, complete(Req.Execute));
+      onServer(Backend.EmptyQueryResponse, complete(Req.Execute));
+      onServer(Backend.PortalSuspended, complete(Req.Execute));
 
       /** ParameterDescription: part of a Describe's answer; pgbun's own Describe is read and swallowed. */
-      api.onServerMessage(Backend.ParameterDescription, (ctx) => {
+      onServer(Backend.ParameterDescription, (ctx) => {
         if (!pooled(ctx)) return undefined;
         const head = knownState(ctx.client)?.queue.peek();
         if (head === undefined || head.kind !== Req.IntDescribe) return undefined;
@@ -406,10 +410,10 @@ export default function preparedStatements(): PgbunPlugin {
         if (st.held === stmt) ctx.client.resumeInput();
         return settle(ctx, st, false);
       };
-      api.onServerMessage(Backend.RowDescription, described);
-      api.onServerMessage(Backend.NoData, described);
+      onServer(Backend.RowDescription, described);
+      onServer(Backend.NoData, described);
 
-      api.onServerMessage(Backend.ReadyForQuery, (ctx) => {
+      onServer(Backend.ReadyForQuery, (ctx) => {
         // first and cheapest: a client of simple Queries only (pgbench -M simple) has no state, nothing to place
         const st = knownState(ctx.client);
         if (st === undefined || !pooled(ctx)) return undefined;
@@ -422,7 +426,7 @@ export default function preparedStatements(): PgbunPlugin {
         return settle(ctx, st, true);
       }, { stage: Stage.PreparedObserve }); // first: it only observes (owed answers go out after the ReadyForQuery)
 
-      api.onServerMessage(Backend.ErrorResponse, (ctx) => {
+      onServer(Backend.ErrorResponse, (ctx) => {
         if (!pooled(ctx) || ctx.server === null) return undefined;
         const st = knownState(ctx.client);
         if (st === undefined) return undefined;

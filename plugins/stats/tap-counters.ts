@@ -109,7 +109,7 @@ export function tapCounters(api: PluginApi, stats: StatsRegistry): CounterTaps {
       countersOf(ctx.client).pool.serverParses++;
       return undefined;
     },
-    FIRST,
+    { ...FIRST, extendedQuery: true }, // only ever answers a Parse
   );
 
   const h = api.hooks;
