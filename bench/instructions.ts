@@ -1,9 +1,11 @@
 // Instructions (valgrind callgrind Ir) per transaction of PgBouncer, the bare pass-through and pgbun variants.
 // Usage: node_modules/.bin/bun bench/instructions.ts [--transactions N] [--clients N] [--protocol P] [--warm N] [--intervals N]
-//        [--ablate] [--only ID,...] [--rev REV] [--annotate DIR] [--connect] [--scram]
+//        [--ablate] [--only ID,...] [--rev REV] [--annotate DIR] [--connect] [--scram] [--jit-log FILE]
+//   --jit-log: pgbun under valgrind writes JSC's code log to FILE; `bun bench/jit-map.ts FILE DIR/callgrind.pgbun.1-01 N`
+//   then names its JIT code per JS function (use with --annotate DIR; the logging itself adds Ir: compare within one run)
 //        (its own PostgreSQL; each pooler under valgrind, then natively). --connect: pgbench -C, a new connection per
 //        transaction, so Ir/txn is per login; --scram: both poolers with auth_type = scram-sha-256 (bench/login-files.ts).
-import { chmodSync, mkdirSync, statSync, writeFileSync } from "node:fs";
+import { appendFileSync, chmodSync, mkdirSync, statSync, writeFileSync } from "node:fs";
 import { join, resolve } from "node:path";
 import { waitForPort } from "../tests/harness/pgbun.ts";
 import { freePort, harnessTempDir, type TestPostgres } from "../tests/harness/postgres.ts";
@@ -91,6 +93,8 @@ export interface InstructionOptions {
   connect?: boolean;
   /** Both poolers with auth_type = scram-sha-256 and the user's SCRAM secret in auth_file (trust when absent). */
   scram?: LoginFiles;
+  /** pgbun under valgrind appends JSC's code log (where each JS function's JIT code lies) here: bench/jit-map.ts. */
+  jitLog?: string;
 }
 
 export interface InstructionRow {
@@ -132,7 +136,7 @@ interface Running {
   stop(): Promise<void>;
 }
 
-async function startPgbunProcess(pg: TestPostgres, target: InstructionTarget, wrap: string[], entry: string, scram?: LoginFiles): Promise<Running> {
+async function startPgbunProcess(pg: TestPostgres, target: InstructionTarget, wrap: string[], entry: string, scram?: LoginFiles, jitLog?: string): Promise<Running> {
   const dir = await harnessTempDir("pgbun-ir");
   const port = await freePort();
   const variant = scram ? "scram" : target.session ? "session" : "plain";
@@ -143,12 +147,21 @@ async function startPgbunProcess(pg: TestPostgres, target: InstructionTarget, wr
   const file = join(dir, "pgbun.config.json");
   writeFileSync(file, JSON.stringify(config, null, 2));
   const out: string[] = [];
-  const proc = trackProcess(Bun.spawn([...wrap, BUN, entry, "start", "--config", file], { cwd: resolve(entry, "..", ".."), stdin: "ignore", stdout: "pipe", stderr: "pipe" }));
+  const logJit = jitLog !== undefined && wrap.length > 0;
+  const env = logJit ? { ...process.env, BUN_JSC_dumpDisassembly: "1", BUN_JSC_dumpDFGDisassembly: "1", BUN_JSC_dumpFTLDisassembly: "1" } : undefined;
+  const proc = trackProcess(Bun.spawn([...wrap, BUN, entry, "start", "--config", file], { cwd: resolve(entry, "..", ".."), stdin: "ignore", stdout: "pipe", stderr: "pipe", ...(env ? { env } : {}) }));
   void (async () => {
     const d = new TextDecoder();
-    for await (const c of proc.stderr) out.push(d.decode(c));
+    for await (const c of proc.stderr) {
+      const text = d.decode(c);
+      if (logJit) appendFileSync(jitLog, text);
+      if (out.length < 100) out.push(text);
+    }
   })().catch(() => undefined);
-  void new Response(proc.stdout).text().catch(() => undefined);
+  void (async () => {
+    const d = new TextDecoder();
+    for await (const c of proc.stdout) if (logJit) appendFileSync(jitLog, d.decode(c));
+  })().catch(() => undefined);
   const ready = await Promise.race([waitForPort("127.0.0.1", port, 180_000).then(() => "up"), proc.exited.then(() => "exited")]);
   if (ready !== "up") throw new Error(`pgbun ${target.id} did not start: ${out.join("").slice(-800)}`);
   const stop = () => killProcess(proc, "SIGTERM", 20_000);
@@ -166,7 +179,7 @@ async function startOne(db: BenchPostgres, target: InstructionTarget, wrap: stri
     const t = await startPassthrough(db.pg, wrap);
     return { pid: t.proc.pid, port: t.port, stop: () => killProcess(t.proc, "SIGTERM", 20_000) };
   }
-  return startPgbunProcess(db.pg, target, wrap, o.pgbunEntry ?? join(REPO_ROOT, "bin", "pgbun.ts"), o.scram);
+  return startPgbunProcess(db.pg, target, wrap, o.pgbunEntry ?? join(REPO_ROOT, "bin", "pgbun.ts"), o.scram, o.jitLog);
 }
 
 /** The owner of a file: PgBouncer runs as the OS user that owns PostgreSQL's data directory (bench/pgbouncer.ts). */
@@ -299,6 +312,7 @@ if (import.meta.main) {
     ablate: argv.includes("--ablate"),
     intervals: Number(arg("--intervals") ?? 2),
     ...(arg("--annotate") ? { keepDir: resolve(arg("--annotate")!) } : {}),
+    ...(arg("--jit-log") ? { jitLog: resolve(arg("--jit-log")!) } : {}),
   };
   const only = arg("--only")?.split(",");
   try {
