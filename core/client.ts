@@ -375,7 +375,7 @@ export class ClientConnection extends ClientSync implements Client, FrameSink, P
       this.bits &= ~REDELIVER;
       let r;
       try {
-        r = hook.call(ctx);
+        r = this.core.clientDispatch(type, ctx);
       } catch (err) {
         ctx.after = null;
         return this.pluginFailed(err, type);

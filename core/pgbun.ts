@@ -21,6 +21,7 @@ import type { ReloadOutcome } from "../plugin-sdk/restart-settings.ts";
 import type { DatabaseEntry } from "./config/databases.ts";
 import type { Logger } from "./logger.ts";
 import { Janitor } from "./janitor.ts";
+import { dispatcherOf, type Dispatch } from "./plugin/dispatch.ts";
 import { loadClientTls, loadServerTls, type ClientTlsConfig, type ServerTlsConfig } from "./net/tls-options.ts";
 import { tlsClientHandlers } from "./net/tls-client.ts";
 import { connectServerTls, SERVER_SOCKET } from "./net/tls-server.ts";
@@ -57,6 +58,9 @@ export class Pgbun {
   /** Per-type message hooks (undefined where no plugin tapped), compiled once plugins are applied. */
   clientHooks: (MessageHook | undefined)[] = new Array(256).fill(undefined);
   serverHooks: (MessageHook | undefined)[] = new Array(256).fill(undefined);
+  /** Calls the taps of a tapped message type (plugin/dispatch.ts); built with the tables. */
+  clientDispatch: Dispatch = dispatcherOf([]);
+  serverDispatch: Dispatch = dispatcherOf([]);
   clientFlags: FrameFlags = frameFlags();
   serverFlags: FrameFlags = frameFlags();
   /** serverFlags for a link whose client has sent only simple Queries: types tapped only `extendedQuery` pass. */
@@ -153,6 +157,9 @@ export class Pgbun {
       this.serverHooks[t] = sh && sh.taps.length > 0 ? sh : undefined;
       if (this.serverHooks[t]) serverWhole.push(t);
     }
+    const faulted = (plugin: string) => this.faults.set(plugin, (this.faults.get(plugin) ?? 0) + 1);
+    this.clientDispatch = dispatcherOf(this.clientHooks, faulted);
+    this.serverDispatch = dispatcherOf(this.serverHooks, faulted);
     // every client type is Notify so the core can count Sync/Query and see unsynced extended-protocol messages
     this.clientFlags = frameFlags(clientWhole, ALL_TYPES);
     this.serverFlags = frameFlags(serverWhole);
@@ -431,6 +438,8 @@ export class Pgbun {
     // servers log in with the [databases] entries: when those change, each is closed at its next release
     if (JSON.stringify(old.databases) !== JSON.stringify(next.databases)) for (const s of this.servers) s.closeNeeded = true;
     this.hooks.reload.call(next);
+    // a reload tap may have tapped a message type (pgbun:pool-statement, pgbun:transaction-timeout): tables again
+    this.compileHooks();
     for (const r of restartNeeded) this.log.warn({ setting: r.name, running: r.running, requested: r.requested }, `${r.name} changed: it takes effect only after a restart; the running value stays in force`);
     this.log.info("configuration reloaded");
     return { restartNeeded, notActedOn };

@@ -355,7 +355,7 @@ export class ServerConnection implements Server, FrameSink, Pausable {
       const partial = this.framer.partialTotal;
       let r;
       try {
-        r = hook.call(ctx);
+        r = this.core.serverDispatch(type, ctx);
       } catch (err) {
         ctx.after = null;
         this.pluginFailed(client, err);

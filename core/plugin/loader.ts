@@ -171,7 +171,8 @@ export function attributeTaps(
     const owner = current() ?? tap.name;
     record?.(owner, hookName);
     const fn = PluginFault.wrap(owner, tap.fn, tap.type, faulted);
-    if (!CONTAINED_HOOKS.has(hookName)) return { ...tap, fn };
+    // raw and plugin: what the relay's dispatcher calls directly, attributing faults itself (plugin/dispatch.ts)
+    if (!CONTAINED_HOOKS.has(hookName)) return { ...tap, fn, raw: tap.fn, plugin: owner };
     const report = (err: unknown) => contained?.(PluginFault.from(err), hookName);
     if (tap.type === "promise") return { ...tap, fn: (a: unknown, b: unknown, c: unknown) => Promise.resolve().then(() => fn(a, b, c)).then(undefined, report) };
     return {

@@ -1,0 +1,78 @@
+// The relay's call of a message type's taps: one generated function per tapped type, its taps called directly.
+import type { MessageHook } from "../../plugin-sdk/hooks.ts";
+import type { MessageContext, MessageResult } from "../../plugin-sdk/context.ts";
+import { PluginFault } from "./fault.ts";
+
+/** Calls the taps of a message type some plugin tapped (the caller checked that one is), in order, with bail. */
+export type Dispatch = (type: number, ctx: MessageContext) => MessageResult;
+
+/** A tap as attributeTaps (loader.ts) records it: the plugin's own function and the plugin's name beside tapable's. */
+interface RecordedTap {
+  raw?: (ctx: MessageContext) => MessageResult;
+  plugin?: string;
+}
+
+let generation = 0;
+
+/**
+ * tapable runs a message hook as its compiled `call`, which calls each tap's fault-attributing wrapper (a frame with
+ * a try/catch, which the JIT does not inline), which calls the tap: three frames per tap and message, through call
+ * sites shared by every type. This builds, per tapped type, one function that calls the taps' own functions in
+ * tapable's order with its bail semantics, inside a single try/catch that names the plugin whose tap threw: the taps
+ * can be inlined into it. A switch gives each type its own call site. Where a hook has interceptors of someone else's
+ * or its taps changed since (a late tap), the type goes through tapable's own `call`, so nothing is ever skipped;
+ * the tables are built again at each reload (core/pgbun.ts compileHooks).
+ */
+export function dispatcherOf(hooks: readonly (MessageHook | undefined)[], faulted?: (plugin: string) => void): Dispatch {
+  const args: unknown[] = [];
+  const names: string[] = [];
+  const arg = (name: string, value: unknown): string => {
+    names.push(name);
+    args.push(value);
+    return name;
+  };
+  const fault = arg("fault", (plugin: string, err: unknown): PluginFault => {
+    if (err instanceof PluginFault) return err;
+    faulted?.(plugin);
+    return new PluginFault(plugin, err);
+  });
+  const parts: string[] = [];
+  const cases: string[] = [];
+  for (let t = 0; t < hooks.length; t++) {
+    const hook = hooks[t];
+    if (hook === undefined) continue;
+    const h = arg(`h${t}`, hook);
+    const taps = hook.taps as unknown as RecordedTap[];
+    const own = (hook as unknown as { interceptors: unknown[] }).interceptors.length <= 1 && taps.every((tap) => typeof tap.raw === "function" && typeof tap.plugin === "string");
+    if (!own) {
+      cases.push(`    case ${t}: return ${h}.call(ctx);`);
+      continue;
+    }
+    const calls = taps.map((tap, i) => {
+      const f = arg(`f${t}_${i}`, tap.raw);
+      const p = arg(`p${t}_${i}`, tap.plugin);
+      return `      who = ${p}; r = ${f}(ctx); if (r !== undefined) return r;`;
+    });
+    parts.push(`  function d${t}(ctx) {
+    if (${h}.taps.length !== ${taps.length}) return ${h}.call(ctx);
+    let who = "", r;
+    try {
+${calls.join("\n")}
+      return undefined;
+    } catch (err) {
+      throw ${fault}(who, err);
+    }
+  }`);
+    cases.push(`    case ${t}: return d${t}(ctx);`);
+  }
+  // a comment of its own per build: a source the engine has seen before would share its code and call sites
+  const source = `/* pgbun dispatch ${++generation} */
+${parts.join("\n")}
+  return function dispatch(type, ctx) {
+    switch (type) {
+${cases.join("\n")}
+    }
+    return undefined;
+  };`;
+  return new Function(...names, source)(...args) as Dispatch;
+}

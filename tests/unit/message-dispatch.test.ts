@@ -1,0 +1,91 @@
+// Unit tests of the relay's generated message-hook dispatcher: tapable's order and bail, fault attribution, late taps.
+import { describe, expect, test } from "bun:test";
+import { createHooks } from "../../plugin-sdk/hooks.ts";
+import { attributeTaps } from "../../core/plugin/loader.ts";
+import { dispatcherOf } from "../../core/plugin/dispatch.ts";
+import { PluginFault } from "../../core/plugin/fault.ts";
+import type { MessageContext, MessageResult } from "../../plugin-sdk/context.ts";
+
+const Q = 0x51;
+const Z = 0x5a;
+
+function setup() {
+  const hooks = createHooks();
+  let current: string | null = null;
+  const faults: string[] = [];
+  attributeTaps(hooks, () => current, undefined, undefined, (p) => faults.push(p));
+  const tap = (plugin: string, type: number, fn: (ctx: MessageContext) => MessageResult, stage?: number) => {
+    current = plugin;
+    hooks.clientMessage.for(type).tap({ name: plugin, stage }, fn);
+    current = null;
+  };
+  const table = () => Array.from({ length: 256 }, (_, t) => {
+    const h = hooks.clientMessage.get(t);
+    return h && h.taps.length > 0 ? h : undefined;
+  });
+  return { hooks, tap, table, faults };
+}
+
+const ctx = {} as MessageContext;
+
+describe("message dispatcher", () => {
+  test("taps run in tapable's order (stages), the first result other than undefined ends the call", () => {
+    const { tap, table } = setup();
+    const seen: string[] = [];
+    tap("b", Q, () => void seen.push("b"), 10);
+    tap("a", Q, () => void seen.push("a"), -10);
+    tap("c", Q, () => (seen.push("c"), 7 as unknown as MessageResult), 20);
+    tap("d", Q, () => void seen.push("d"), 30);
+    const d = dispatcherOf(table());
+    expect(d(Q, ctx)).toBe(7 as unknown as MessageResult);
+    expect(seen).toEqual(["a", "b", "c"]);
+    expect(d(Z, ctx)).toBeUndefined(); // an untapped type: nothing runs
+  });
+
+  test("a tap that throws is reported by its plugin's name, once counted; a PluginFault passes as it is", () => {
+    const { tap, table, faults } = setup();
+    tap("fine", Q, () => undefined);
+    tap("broken", Q, () => {
+      throw new Error("boom");
+    });
+    const inner = new PluginFault("inner", new Error("deep"));
+    tap("relay", Z, () => {
+      throw inner;
+    });
+    const d = dispatcherOf(table(), (p) => faults.push(p));
+    let caught: unknown;
+    try {
+      d(Q, ctx);
+    } catch (err) {
+      caught = err;
+    }
+    expect(caught).toBeInstanceOf(PluginFault);
+    expect((caught as PluginFault).plugin).toBe("broken");
+    expect((caught as PluginFault).reason).toBe("boom");
+    expect(faults).toEqual(["broken"]);
+    expect(() => d(Z, ctx)).toThrow(inner);
+    expect(faults).toEqual(["broken"]);
+  });
+
+  test("a tap made after the dispatcher was built still runs (through tapable) until it is built again", () => {
+    const { tap, table } = setup();
+    const seen: string[] = [];
+    tap("first", Q, () => void seen.push("first"));
+    const d = dispatcherOf(table());
+    tap("late", Q, () => void seen.push("late"));
+    d(Q, ctx);
+    expect(seen).toEqual(["first", "late"]);
+    seen.length = 0;
+    dispatcherOf(table())(Q, ctx);
+    expect(seen).toEqual(["first", "late"]);
+  });
+
+  test("a hook someone else intercepts goes through tapable's call, interceptors included", () => {
+    const { hooks, tap, table } = setup();
+    const calls: string[] = [];
+    tap("p", Q, () => void calls.push("tap"));
+    hooks.clientMessage.for(Q).intercept({ call: () => void calls.push("interceptor") });
+    dispatcherOf(table())(Q, ctx);
+    expect(calls).toEqual(["interceptor", "tap"]);
+  });
+});
