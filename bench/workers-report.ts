@@ -202,6 +202,35 @@ export interface ScalingReport {
   cells: CellSummary[];
   runs: CellRun[];
   problems: string[];
+  /** When this report joins several runs (mergeReports): each one's start and its load before its first cell. */
+  merged?: Array<{ date: string; load1: number; othersRunnable: number }>;
+}
+
+/**
+ * Several runs of the same settings as one report: their runs together (rounds numbered on), medians over all, the
+ * worst load at start. A loaded machine moves every figure; more rounds steady the medians, they do not clean them.
+ */
+export function mergeReports(reports: ScalingReport[]): ScalingReport {
+  if (reports.length === 0) throw new Error("no reports to merge");
+  const first = reports[0]!;
+  const runs: CellRun[] = [];
+  let offset = 0;
+  for (const r of reports) {
+    if (r.durationS !== first.durationS || r.poolSize !== first.poolSize) throw new Error(`${r.date}: other settings than ${first.date}'s`);
+    runs.push(...r.runs.map((x) => ({ ...x, round: x.round + offset })));
+    offset += r.rounds;
+  }
+  const worst = reports.reduce((a, b) => (b.loadAtStart.load1 > a.loadAtStart.load1 ? b : a));
+  return {
+    ...first,
+    command: reports.map((r) => r.command).join(" + "),
+    rounds: offset,
+    loadAtStart: worst.loadAtStart,
+    cells: summarizeCells(first.configs, runs),
+    runs,
+    problems: reports.flatMap((r) => r.problems),
+    merged: reports.flatMap((r) => r.merged ?? [{ date: r.date, ...r.loadAtStart }]),
+  };
 }
 
 const pct = (x: number | null | undefined) => (x === null || x === undefined ? "?" : `${Math.round(x * 100)} %`);
@@ -265,6 +294,7 @@ export function renderMarkdown(r: ScalingReport): string {
     `\`${r.command}\` (bench/workers-scaling.ts). ${r.nproc} cores (${r.cpuModel}), PostgreSQL ${r.postgres}, PgBouncer ${r.pgbouncer}, Bun ${r.bun}. ` +
       `pgbench -S (select-only), scale ${r.scale}, -T ${r.durationS}, ${r.rounds} round(s), medians; transaction mode, auth trust, default_pool_size ${r.poolSize} ` +
       `(pgbun with workers = 2: ${Math.ceil(r.poolSize / 2)} per worker), pgbun with its default plugins.`,
+    ...(r.merged ? ["", `${r.merged.length} runs joined (medians over all ${r.rounds} rounds): ${r.merged.map((m) => `${m.date.slice(11, 16)} UTC (load ${m.load1.toFixed(2)} before its first cell)`).join(", ")}.`] : []),
     "",
     `Load: 1-minute average ${r.loadAtStart.load1.toFixed(2)} before the first run (${r.loadAtStart.othersRunnable.toFixed(1)} runnable threads of other work). ` +
       (highLoad === 0

@@ -1,7 +1,7 @@
 // The workers benchmark's pure helpers: /proc/stat busy shares, CPU lists, cell medians, the core-count prediction, options.
 import { describe, expect, test } from "bun:test";
 import { CONFIGS, parseOptions } from "./workers-scaling.ts";
-import { busyShares, modelFor, parseCpuList, parseProcStat, predict, renderMarkdown, summarizeCells, type CellRun, type ScalingReport } from "./workers-report.ts";
+import { busyShares, mergeReports, modelFor, parseCpuList, parseProcStat, predict, renderMarkdown, summarizeCells, type CellRun, type ScalingReport } from "./workers-report.ts";
 
 const STAT_A = `cpu  300 0 100 1000 0 0 0 0 0 0
 cpu0 100 0 50 500 0 0 0 0 0 0
@@ -134,6 +134,38 @@ describe("prediction", () => {
     expect(md.match(/^\| simple, 10 clients \| /gm)?.length).toBe(5 + 3);
     expect(md).toContain("| simple, 10 clients | pgbun, workers = 2, pooler on cores 0,1 | 30,000 | 16.0 |");
     expect(md).toContain("Every cell started at a 1-minute load of at most 1.5.");
+  });
+});
+
+describe("joining runs", () => {
+  const report = (date: string, load1: number, tps: number[]): ScalingReport => ({
+    date,
+    command: "bun bench/workers-scaling.ts",
+    durationS: 8,
+    rounds: tps.length,
+    poolSize: 20,
+    scale: 10,
+    nproc: 2,
+    cpuModel: "x",
+    postgres: "15",
+    pgbouncer: "1.18.0",
+    bun: "1.4.5",
+    loadAtStart: { load1, othersRunnable: 0 },
+    configs: CONFIGS,
+    cells: [],
+    runs: tps.map((t, i) => run("pgbouncer-split", { tps: t, round: i + 1 })),
+    problems: [],
+  });
+
+  test("rounds numbered on, medians over every run, the worst load at start, each run named", () => {
+    const m = mergeReports([report("2026-12-01T17:34:00.000Z", 1.9, [10_000, 12_000]), report("2026-12-01T17:44:00.000Z", 4.1, [20_000, 22_000])]);
+    expect(m.rounds).toBe(4);
+    expect(m.runs.map((r) => r.round)).toEqual([1, 2, 3, 4]);
+    expect(m.cells[0]!.tps).toBe(16_000);
+    expect(m.loadAtStart.load1).toBe(4.1);
+    expect(m.merged?.map((x) => x.load1)).toEqual([1.9, 4.1]);
+    expect(renderMarkdown(m)).toContain("2 runs joined (medians over all 4 rounds): 17:34 UTC (load 1.90 before its first cell), 17:44 UTC");
+    expect(() => mergeReports([report("a", 1, [1]), { ...report("b", 1, [1]), durationS: 2 }])).toThrow();
   });
 });
 

@@ -1,6 +1,6 @@
 // Issue 14 item 4: pgbun workers = 1 vs 2 against one PgBouncer process when the pooler has a core of its own (taskset).
 // Usage: node_modules/.bin/bun bench/workers-scaling.ts [--duration S] [--rounds N] [--clients 10,50] [--warmup S]
-//        [--wait-quiet S] [--out DIR]   (defaults: 8 s, 2 rounds, 10 and 50 clients, 2 s warm-ups, up to 60 s per cell)
+//        [--wait-quiet S] [--out DIR]   or: --render a.json,b.json [--out DIR] (earlier runs joined, nothing run)   (defaults: 8 s, 2 rounds, 10 and 50 clients, 2 s warm-ups, up to 60 s per cell)
 // PostgreSQL, pgbench and this process run on core 0; the pooler on core 1 ("split"), or on cores 0,1 ("both").
 // Take `mkdir /tmp/bench.lock` around a run (rmdir after). Writes DIR/latest.md and DIR/latest.json (bench/workers-report.ts).
 import { mkdirSync, readdirSync, readFileSync, writeFileSync, existsSync } from "node:fs";
@@ -15,6 +15,7 @@ import { startTarget, type Target } from "./targets.ts";
 import type { TargetId } from "./cases.ts";
 import {
   busyShares,
+  mergeReports,
   parseCpuList,
   parseProcStat,
   renderMarkdown,
@@ -56,6 +57,8 @@ interface Options {
   /** Longest wait before a cell for other work to stop (QUIET_OTHERS runnable threads, no /tmp/ir.lock); 0: none. */
   waitQuietS: number;
   outDir: string;
+  /** --render a.json,b.json: no run; those runs' latest.json joined into one report (mergeReports). */
+  render?: string[];
 }
 
 export function parseOptions(argv: string[]): Options {
@@ -71,6 +74,7 @@ export function parseOptions(argv: string[]): Options {
     else if (flag === "--wait-quiet" && n >= 0) o.waitQuietS = Math.round(n);
     else if (flag === "--clients") o.clients = value.split(",").map(Number).filter((c) => Number.isInteger(c) && c > 0);
     else if (flag === "--out") o.outDir = resolve(value);
+    else if (flag === "--render") o.render = value.split(",").map((f) => resolve(f));
     else throw new Error(`unknown or bad option ${flag} ${value}`);
     i++;
   }
@@ -292,10 +296,15 @@ async function main(o: Options): Promise<void> {
     runs,
     problems,
   };
-  mkdirSync(o.outDir, { recursive: true });
-  writeFileSync(join(o.outDir, "latest.json"), `${JSON.stringify(report, null, 2)}\n`);
-  writeFileSync(join(o.outDir, "latest.md"), renderMarkdown(report));
-  log(`wrote ${join(o.outDir, "latest.md")} and latest.json in ${Math.round((Date.now() - started.getTime()) / 1000)} s`);
+  writeReport(o.outDir, report);
+  log(`done in ${Math.round((Date.now() - started.getTime()) / 1000)} s`);
+}
+
+function writeReport(dir: string, report: ScalingReport): void {
+  mkdirSync(dir, { recursive: true });
+  writeFileSync(join(dir, "latest.json"), `${JSON.stringify(report, null, 2)}\n`);
+  writeFileSync(join(dir, "latest.md"), renderMarkdown(report));
+  log(`wrote ${join(dir, "latest.md")} and latest.json`);
 }
 
 if (import.meta.main) {
@@ -309,7 +318,8 @@ if (import.meta.main) {
   installSignalHandlers();
   let code = 0;
   try {
-    await main(opts);
+    if (opts.render) writeReport(opts.outDir, mergeReports(opts.render.map((f) => JSON.parse(readFileSync(f, "utf8")) as ScalingReport)));
+    else await main(opts);
   } catch (err) {
     console.error(`workers-scaling: failed: ${err instanceof Error ? (err.stack ?? err.message) : String(err)}`);
     code = 1;
