@@ -477,7 +477,7 @@ export class ClientConnection extends ClientSync implements Client, FrameSink, P
     server.link(this);
     this.framer.flags = linked(this.core.clientFlags);
     try {
-      this.core.hooks.serverLinked.call(this, server);
+      this.core.callServerLinked(this, server);
     } catch (err) {
       // what the tap meant to do on the server (a parameter sync) may be half done: neither is used again
       const fault = PluginFault.from(err);

@@ -9,6 +9,7 @@ import { ServerConnection, type ServerState, type ServerTarget } from "./server.
 import { ClientList } from "./client-list.ts";
 import { CancelRegistry } from "./cancel.ts";
 import { createHooks, type MessageHook, type PgbunHooks, type ReleaseReason } from "../plugin-sdk/hooks.ts";
+import type { Client, Server } from "../plugin-sdk/connections.ts";
 import { Backend, Frontend } from "../plugin-sdk/protocol/codes.ts";
 import { Frame, frameFlags, type FrameFlags } from "./protocol/framer.ts";
 import { SqlState } from "../plugin-sdk/protocol/errors.ts";
@@ -21,7 +22,7 @@ import type { ReloadOutcome } from "../plugin-sdk/restart-settings.ts";
 import type { DatabaseEntry } from "./config/databases.ts";
 import type { Logger } from "./logger.ts";
 import { Janitor } from "./janitor.ts";
-import { dispatcherOf, type Dispatch } from "./plugin/dispatch.ts";
+import { callerOf, dispatcherOf, type Caller, type Dispatch } from "./plugin/dispatch.ts";
 import { loadClientTls, loadServerTls, type ClientTlsConfig, type ServerTlsConfig } from "./net/tls-options.ts";
 import { tlsClientHandlers } from "./net/tls-client.ts";
 import { connectServerTls, SERVER_SOCKET } from "./net/tls-server.ts";
@@ -61,6 +62,10 @@ export class Pgbun {
   /** Calls the taps of a tapped message type (plugin/dispatch.ts); built with the tables. */
   clientDispatch: Dispatch = dispatcherOf([]);
   serverDispatch: Dispatch = dispatcherOf([]);
+  /** needServer, serverLinked and serverReleased as the core calls them per transaction (plugin/dispatch.ts callerOf). */
+  callNeedServer: Caller = (a) => this.hooks.needServer.call(a as Client);
+  callServerLinked: Caller = (a, b) => this.hooks.serverLinked.call(a as Client, b as Server);
+  callServerReleased: Caller = (a, b, c) => this.hooks.serverReleased.call(a as Server, b as Client | null, c as ReleaseReason);
   clientFlags: FrameFlags = frameFlags();
   serverFlags: FrameFlags = frameFlags();
   /** serverFlags for a link whose client has sent only simple Queries: types tapped only `extendedQuery` pass. */
@@ -160,6 +165,7 @@ export class Pgbun {
     const faulted = (plugin: string) => this.faults.set(plugin, (this.faults.get(plugin) ?? 0) + 1);
     this.clientDispatch = dispatcherOf(this.clientHooks, faulted);
     this.serverDispatch = dispatcherOf(this.serverHooks, faulted);
+    this.compileCallers();
     // every client type is Notify so the core can count Sync/Query and see unsynced extended-protocol messages
     this.clientFlags = frameFlags(clientWhole, ALL_TYPES);
     this.serverFlags = frameFlags(serverWhole);
@@ -169,6 +175,21 @@ export class Pgbun {
       const taps = this.serverHooks[t]?.taps as Array<{ extendedQuery?: boolean }> | undefined;
       if (taps !== undefined && !(CORE_SERVER_WHOLE as readonly number[]).includes(t) && taps.every((tap) => tap.extendedQuery === true)) this.serverFlagsSimple[t] = Frame.Pass;
     }
+  }
+
+  /** Builds the per-transaction connection hooks' callers again (at start, at each reload, after a late tap). */
+  private compileCallers(): void {
+    const faulted = (plugin: string) => this.faults.set(plugin, (this.faults.get(plugin) ?? 0) + 1);
+    let queued = false;
+    const stale = () => {
+      if (queued) return;
+      queued = true;
+      queueMicrotask(() => this.compileCallers());
+    };
+    const h = this.hooks as unknown as Record<string, { taps: unknown[]; interceptors: unknown[]; call: Caller }>;
+    this.callNeedServer = callerOf(h.needServer!, true, stale, faulted);
+    this.callServerLinked = callerOf(h.serverLinked!, false, stale, faulted);
+    this.callServerReleased = callerOf(h.serverReleased!, true, stale, faulted);
   }
 
   // ---- lifecycle ----
@@ -338,7 +359,7 @@ export class Pgbun {
       return null;
     }
     try {
-      return (this.hooks.needServer.call(client) as ServerConnection | null | undefined) ?? null;
+      return (this.callNeedServer(client) as ServerConnection | null | undefined) ?? null;
     } catch (err) {
       this.log.error({ client: client.label, err }, "needServer hook failed");
       client.fatal(SqlState.InternalError, err instanceof Error ? err.message : String(err));
@@ -388,7 +409,7 @@ export class Pgbun {
   private handBack(server: ServerConnection, client: ClientConnection, reason: ReleaseReason): void {
     let taken: true | undefined;
     try {
-      taken = this.hooks.serverReleased.call(server, client, reason);
+      taken = this.callServerReleased(server, client, reason) as true | undefined;
     } catch (err) {
       this.log.error({ server: server.label, err }, "serverReleased hook failed");
     }

@@ -76,3 +76,44 @@ ${cases.join("\n")}
   };`;
   return new Function(...names, source)(...args) as Dispatch;
 }
+
+/** A connection hook's call as the core makes it (at most three arguments). */
+export type Caller = (a?: unknown, b?: unknown, c?: unknown) => unknown;
+
+/**
+ * The same for a connection hook the core calls per transaction (needServer, serverLinked, serverReleased): its
+ * taps called directly, in order, with bail for a bail hook, one try/catch naming the plugin. A hook with someone
+ * else's interceptors is called through tapable; one tapped since (pgbun:admin taps late, at the first PAUSE) goes
+ * through tapable this time and `stale` is told, to build the callers again.
+ */
+export function callerOf(hook: { taps: unknown[]; interceptors: unknown[]; call: Caller }, bail: boolean, stale: () => void, faulted?: (plugin: string) => void): Caller {
+  const taps = hook.taps as RecordedTap[];
+  if (hook.interceptors.length > 1 || !taps.every((tap) => typeof tap.raw === "function" && typeof tap.plugin === "string")) return (a, b, c) => hook.call(a, b, c);
+  const fault = (plugin: string, err: unknown): PluginFault => {
+    if (err instanceof PluginFault) return err;
+    faulted?.(plugin);
+    return new PluginFault(plugin, err);
+  };
+  const names = ["h", "stale", "fault"];
+  const args: unknown[] = [hook, stale, fault];
+  const calls = taps.map((tap, i) => {
+    names.push(`f${i}`, `p${i}`);
+    args.push(tap.raw, tap.plugin);
+    return bail ? `      who = p${i}; r = f${i}(a, b, c); if (r !== undefined) return r;` : `      who = p${i}; f${i}(a, b, c);`;
+  });
+  const source = `/* pgbun caller ${++generation} */
+  return function call(a, b, c) {
+    if (h.taps.length !== ${taps.length}) {
+      stale();
+      return h.call(a, b, c);
+    }
+    let who = "", r;
+    try {
+${calls.join("\n")}
+    } catch (err) {
+      throw fault(who, err);
+    }
+    return undefined;
+  };`;
+  return new Function(...names, source)(...args) as Caller;
+}

@@ -2,7 +2,7 @@
 import { describe, expect, test } from "bun:test";
 import { createHooks } from "../../plugin-sdk/hooks.ts";
 import { attributeTaps } from "../../core/plugin/loader.ts";
-import { dispatcherOf } from "../../core/plugin/dispatch.ts";
+import { callerOf, dispatcherOf } from "../../core/plugin/dispatch.ts";
 import { PluginFault } from "../../core/plugin/fault.ts";
 import type { MessageContext, MessageResult } from "../../plugin-sdk/context.ts";
 
@@ -87,5 +87,55 @@ describe("message dispatcher", () => {
     hooks.clientMessage.for(Q).intercept({ call: () => void calls.push("interceptor") });
     dispatcherOf(table())(Q, ctx);
     expect(calls).toEqual(["interceptor", "tap"]);
+  });
+});
+
+describe("connection hook callers", () => {
+  function hooksWith() {
+    const hooks = createHooks();
+    let current: string | null = null;
+    attributeTaps(hooks, () => current);
+    const as = <T>(plugin: string, f: () => T): T => {
+      current = plugin;
+      try {
+        return f();
+      } finally {
+        current = null;
+      }
+    };
+    return { hooks, as };
+  }
+
+  test("a bail hook ends at the first answer; a sync hook runs every tap; arguments pass as given", () => {
+    const { hooks, as } = hooksWith();
+    const seen: unknown[] = [];
+    as("a", () => hooks.serverReleased.tap("a", (s, c, r) => void seen.push(["a", s, c, r])));
+    as("b", () => hooks.serverReleased.tap("b", () => true));
+    as("c", () => hooks.serverReleased.tap("c", () => void seen.push("c")));
+    const call = callerOf(hooks.serverReleased as never, true, () => {});
+    expect(call("S", "C", "transaction")).toBe(true);
+    expect(seen).toEqual([["a", "S", "C", "transaction"]]);
+    as("x", () => hooks.serverLinked.tap("x", () => void seen.push("x")));
+    as("y", () => hooks.serverLinked.tap("y", () => void seen.push("y")));
+    expect(callerOf(hooks.serverLinked as never, false, () => {})("C", "S")).toBeUndefined();
+    expect(seen.slice(1)).toEqual(["x", "y"]);
+  });
+
+  test("a fault names its plugin; a late tap runs through tapable and the caller is told it is stale", () => {
+    const { hooks, as } = hooksWith();
+    as("pool", () => hooks.needServer.tap("pool", () => undefined));
+    let stale = 0;
+    const faults: string[] = [];
+    const call = callerOf(hooks.needServer as never, true, () => stale++, (p) => faults.push(p));
+    expect(call("C")).toBeUndefined();
+    as("admin", () => hooks.needServer.tap({ name: "admin", stage: -10 }, () => null));
+    expect(call("C")).toBeNull(); // the late tap (before the pool's) answered
+    expect(stale).toBe(1);
+    as("thrower", () => hooks.needServer.tap({ name: "thrower", stage: -20 }, () => {
+      throw new Error("no");
+    }));
+    const again = callerOf(hooks.needServer as never, true, () => {}, (p) => faults.push(p));
+    expect(() => again("C")).toThrow(/plugin "thrower" failed: no/);
+    expect(faults).toEqual(["thrower"]);
   });
 });
