@@ -1,4 +1,4 @@
-// The relay's call of a message type's taps: one generated function per tapped type, its taps called directly.
+// Hooks the core calls per message and per transaction, compiled: the taps called directly, one try/catch naming the plugin.
 import type { MessageHook } from "../../plugin-sdk/hooks.ts";
 import type { MessageContext, MessageResult } from "../../plugin-sdk/context.ts";
 import { PluginFault } from "./fault.ts";
