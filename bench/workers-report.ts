@@ -296,7 +296,7 @@ export function renderMarkdown(r: ScalingReport): string {
       `(pgbun with workers = 2: ${Math.ceil(r.poolSize / 2)} per worker), pgbun with its default plugins.`,
     ...(r.merged ? ["", `${r.merged.length} runs joined (medians over all ${r.rounds} rounds): ${r.merged.map((m) => `${m.date.slice(11, 16)} UTC (load ${m.load1.toFixed(2)} before its first cell)`).join(", ")}.`] : []),
     "",
-    `Load: 1-minute average ${r.loadAtStart.load1.toFixed(2)} before the first run (${r.loadAtStart.othersRunnable.toFixed(1)} runnable threads of other work). ` +
+    `Load: 1-minute average ${r.loadAtStart.load1.toFixed(2)} before the first run${r.merged ? " (the highest of the runs joined)" : ""} (${r.loadAtStart.othersRunnable.toFixed(1)} runnable threads of other work). ` +
       (highLoad === 0
         ? `Every cell started at a 1-minute load of at most ${LOAD_WARNING}.`
         : `${highLoad} of ${r.cells.length} cells had a run start at a 1-minute load above ${LOAD_WARNING} (marked ⚠); the benchmark's own back-to-back runs keep that average near 2 on 2 cores, so the runnable threads of other work right before each run tell more: ` +
