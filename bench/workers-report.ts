@@ -212,6 +212,7 @@ export interface ScalingReport {
  */
 export function mergeReports(reports: ScalingReport[]): ScalingReport {
   if (reports.length === 0) throw new Error("no reports to merge");
+  if (reports.length === 1) return { ...reports[0]!, cells: summarizeCells(reports[0]!.configs, reports[0]!.runs) };
   const first = reports[0]!;
   const runs: CellRun[] = [];
   let offset = 0;
@@ -299,7 +300,7 @@ export function renderMarkdown(r: ScalingReport): string {
     `Load: 1-minute average ${r.loadAtStart.load1.toFixed(2)} before the first run${r.merged ? " (the highest of the runs joined)" : ""} (${r.loadAtStart.othersRunnable.toFixed(1)} runnable threads of other work). ` +
       (highLoad === 0
         ? `Every cell started at a 1-minute load of at most ${LOAD_WARNING}.`
-        : `${highLoad} of ${r.cells.length} cells had a run start at a 1-minute load above ${LOAD_WARNING} (marked ⚠); the benchmark's own back-to-back runs keep that average near 2 on 2 cores, so the runnable threads of other work right before each run tell more: ` +
+        : `${highLoad} of ${r.cells.length} cells had a run start at a 1-minute load above ${LOAD_WARNING} (marked ⚠); this benchmark's own runs keep that average high (pinned to core 0, PostgreSQL's busy backends and pgbench's threads queue there, and each one waiting counts), so the runnable threads of other work right before each run tell more: ` +
           (others === 0 ? `at most ${OTHERS_WARNING} before every cell.` : `above ${OTHERS_WARNING} before ${others} cell(s) (marked "others").`)) +
       (irCells > 0 ? ` Someone's callgrind run (/tmp/ir.lock held) was under way when ${irCells} cell(s) started (marked ir.lock).` : ""),
     "",
