@@ -198,9 +198,7 @@ export class ClientConnection extends ClientSync implements Client, FrameSink, P
 
   /**
    * Gives back the framer and outbound queue of a client with nothing in flight and no server: an idle client
-   * then holds neither. Called once its login is answered, and by the janitor's tick for a client found without a
-   * server (not at each release: a client running transactions back to back keeps them between its transactions,
-   * instead of giving them back and taking them again each time).
+   * then holds neither. Called once its login is answered and whenever its server is released.
    */
   shedIO(): void {
     if (this.server !== null || this.paused || this.parked !== null || this.state !== "active") return;
@@ -217,11 +215,6 @@ export class ClientConnection extends ClientSync implements Client, FrameSink, P
     }
     // the hook context still points at the last hooked message's read buffer: an idle client must not keep it
     if (this._ctx !== null) this._ctx.buf = NO_BYTES;
-  }
-
-  /** Holds a framer or an outbound queue (the janitor gives them back once it finds the client idle). */
-  get holdsIO(): boolean {
-    return this._framer !== null || this._out !== null;
   }
 
   /** Pid of the pooler-issued cancel key, 0 until issued (see CancelRegistry). */
@@ -304,8 +297,8 @@ export class ClientConnection extends ClientSync implements Client, FrameSink, P
       server.out.flush(this);
       if (server.releaseRequested) this.core.releaseServer(this, server, "plugin");
     }
-    // nothing was queued for the client when it holds no queue: none is taken just to find that out
-    this._out?.flush(server);
+    this.out.flush(server);
+    if (this.server === null) this.shedIO();
   }
 
   /** The client's next message during login (see client-startup.ts). */

@@ -60,8 +60,6 @@ export class Janitor {
           }
           const idle = this.limit(c.user, "client_idle_timeout");
           if (idle > 0 && c.inSync && now - c.lastActivity > idle) c.fatal(SqlState.IdleSessionTimeout, "client_idle_timeout");
-          // between transactions: its framer and queue go back to the spares (taken again at its next read)
-          else if (server === null && c.holdsIO) c.shedIO();
           break;
         }
       }

@@ -188,8 +188,8 @@ export class ServerConnection implements Server, FrameSink, Pausable {
     if (before !== null && before !== client) before.out.flush(null);
     if (client) client.out.flush(this);
     if (this.releaseRequested && client) {
-      // the client keeps its framer and queue for its next transaction; the janitor's tick takes them back once idle
       this.core.releaseServer(client, this, client.poolMode === "statement" ? "statement" : "transaction");
+      client.shedIO();
     }
   }
 
