@@ -30,7 +30,8 @@ export function clockTicksPerSecond(): number {
   return ticksPerSecond;
 }
 
-function readOr(file: string): string | null {
+/** A /proc file's text, or null once the process (or the file) is gone. */
+export function readOr(file: string): string | null {
   try {
     return readFileSync(file, "utf8");
   } catch {

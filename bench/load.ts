@@ -1,5 +1,6 @@
 // How busy the machine was before each pgbench run: the 1-minute load average, and the other work seen right then.
-import { readdirSync, readFileSync } from "node:fs";
+import { readdirSync } from "node:fs";
+import { readOr } from "./cpu.ts";
 
 /** A cell whose 1-minute load average was above this before one of its runs gets a loud warning in the report. */
 export const LOAD_WARNING = 1.5;
@@ -24,13 +25,6 @@ export interface LoadSample {
 const READINGS = 5;
 const READING_GAP_MS = 20;
 
-function readOr(file: string): string | null {
-  try {
-    return readFileSync(file, "utf8");
-  } catch {
-    return null;
-  }
-}
 
 /** The fields after a /proc stat line's "(name)": [0] is the state, [1] the parent pid. */
 function statFields(text: string): string[] {

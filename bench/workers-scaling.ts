@@ -5,7 +5,7 @@
 // Take `mkdir /tmp/bench.lock` around a run (rmdir after). Writes DIR/latest.md and DIR/latest.json (bench/workers-report.ts).
 import { mkdirSync, readdirSync, readFileSync, writeFileSync, existsSync } from "node:fs";
 import { join, resolve } from "node:path";
-import { cpuPerTransaction, clockTicksPerSecond, sampleCpu } from "./cpu.ts";
+import { cpuPerTransaction, clockTicksPerSecond, readOr, sampleCpu } from "./cpu.ts";
 import { startBenchPostgres, type BenchPostgres } from "./database.ts";
 import { postmasterPid, QUIET_OTHERS, QUIET_POLL_MS, sampleLoad } from "./load.ts";
 import { runPgbench, type PgbenchSpec, type Protocol } from "./pgbench.ts";
@@ -82,13 +82,6 @@ export function parseOptions(argv: string[]): Options {
   return o;
 }
 
-function readOr(file: string): string | null {
-  try {
-    return readFileSync(file, "utf8");
-  } catch {
-    return null;
-  }
-}
 
 /** `pid` and its descendants, over every thread's children list (a child belongs to the thread that forked it). */
 function processTree(root: number): number[] {
