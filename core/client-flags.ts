@@ -62,7 +62,6 @@ export abstract class ClientFlags {
     this.setBit(VIRTUAL, on);
   }
 
-  /** Came in on the Unix socket: addr reads "unix" as in PgBouncer's SHOW CLIENTS (and HBA `local` lines apply). */
   /** The client has sent an extended-query message or a FunctionCall (sticky: see TapOptions.extendedQuery). */
   get beyondSimple(): boolean {
     return (this.bits & BEYOND_SIMPLE) !== 0;
@@ -71,6 +70,7 @@ export abstract class ClientFlags {
     this.setBit(BEYOND_SIMPLE, on);
   }
 
+  /** Came in on the Unix socket: addr reads "unix" as in PgBouncer's SHOW CLIENTS (and HBA `local` lines apply). */
   get viaUnixSocket(): boolean {
     return (this.bits & UNIX_SOCKET) !== 0;
   }

@@ -56,6 +56,8 @@ export class Pgbun {
   readonly tapsOf = new Map<string, Set<string>>();
   /** Faults of each plugin's taps since start, by plugin name (api.plugins(), metrics). */
   readonly faults = new Map<string, number>();
+  /** Counts a fault of a plugin's tap (told by the tap wrappers and the generated callers alike). */
+  readonly countFault = (plugin: string): void => void this.faults.set(plugin, (this.faults.get(plugin) ?? 0) + 1);
   /** Per-type message hooks (undefined where no plugin tapped), compiled once plugins are applied. */
   clientHooks: (MessageHook | undefined)[] = new Array(256).fill(undefined);
   serverHooks: (MessageHook | undefined)[] = new Array(256).fill(undefined);
@@ -108,7 +110,7 @@ export class Pgbun {
       if (!set) this.tapsOf.set(plugin, (set = new Set()));
       set.add(hook);
     }, (fault, hook) => this.log.error({ plugin: fault.plugin, hook, err: fault.logged }, `plugin ${fault.plugin} failed in ${hook} (the other plugins' taps still ran)`),
-    (plugin) => this.faults.set(plugin, (this.faults.get(plugin) ?? 0) + 1));
+    this.countFault);
   }
 
   nextId(): number {
@@ -162,9 +164,8 @@ export class Pgbun {
       this.serverHooks[t] = sh && sh.taps.length > 0 ? sh : undefined;
       if (this.serverHooks[t]) serverWhole.push(t);
     }
-    const faulted = (plugin: string) => this.faults.set(plugin, (this.faults.get(plugin) ?? 0) + 1);
-    this.clientDispatch = dispatcherOf(this.clientHooks, faulted);
-    this.serverDispatch = dispatcherOf(this.serverHooks, faulted);
+    this.clientDispatch = dispatcherOf(this.clientHooks, this.countFault);
+    this.serverDispatch = dispatcherOf(this.serverHooks, this.countFault);
     this.compileCallers();
     // every client type is Notify so the core can count Sync/Query and see unsynced extended-protocol messages
     this.clientFlags = frameFlags(clientWhole, ALL_TYPES);
@@ -179,7 +180,6 @@ export class Pgbun {
 
   /** Builds the per-transaction connection hooks' callers again (at start, at each reload, after a late tap). */
   private compileCallers(): void {
-    const faulted = (plugin: string) => this.faults.set(plugin, (this.faults.get(plugin) ?? 0) + 1);
     let queued = false;
     const stale = () => {
       if (queued) return;
@@ -187,9 +187,9 @@ export class Pgbun {
       queueMicrotask(() => this.compileCallers());
     };
     const h = this.hooks as unknown as Record<string, { taps: unknown[]; interceptors: unknown[]; call: Caller }>;
-    this.callNeedServer = callerOf(h.needServer!, true, stale, faulted);
-    this.callServerLinked = callerOf(h.serverLinked!, false, stale, faulted);
-    this.callServerReleased = callerOf(h.serverReleased!, true, stale, faulted);
+    this.callNeedServer = callerOf(h.needServer!, true, stale, this.countFault);
+    this.callServerLinked = callerOf(h.serverLinked!, false, stale, this.countFault);
+    this.callServerReleased = callerOf(h.serverReleased!, true, stale, this.countFault);
   }
 
   // ---- lifecycle ----

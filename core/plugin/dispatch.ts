@@ -15,6 +15,14 @@ interface RecordedTap {
 let generation = 0;
 
 /**
+ * Taps the generated code may call directly: every one recorded with its own function and plugin, and no
+ * interceptor but pgbun's own (one that watches calls, or wraps taps after ours, must see them through tapable).
+ */
+function direct(hook: { taps: unknown[]; interceptors: unknown[] }): boolean {
+  return hook.interceptors.length <= 1 && (hook.taps as RecordedTap[]).every((tap) => typeof tap.raw === "function" && typeof tap.plugin === "string");
+}
+
+/**
  * tapable runs a message hook as its compiled `call`, which calls each tap's fault-attributing wrapper (a frame with
  * a try/catch, which the JIT does not inline), which calls the tap: three frames per tap and message, through call
  * sites shared by every type. This builds, per tapped type, one function that calls the taps' own functions in
@@ -31,23 +39,19 @@ export function dispatcherOf(hooks: readonly (MessageHook | undefined)[], faulte
     args.push(value);
     return name;
   };
-  const fault = arg("fault", (plugin: string, err: unknown): PluginFault => {
-    if (err instanceof PluginFault) return err;
-    faulted?.(plugin);
-    return new PluginFault(plugin, err);
-  });
+  const fault = arg("fault", (plugin: string, err: unknown) => PluginFault.of(plugin, err, faulted));
   const parts: string[] = [];
   const cases: string[] = [];
   for (let t = 0; t < hooks.length; t++) {
     const hook = hooks[t];
     if (hook === undefined) continue;
     const h = arg(`h${t}`, hook);
-    const taps = hook.taps as unknown as RecordedTap[];
-    const own = (hook as unknown as { interceptors: unknown[] }).interceptors.length <= 1 && taps.every((tap) => typeof tap.raw === "function" && typeof tap.plugin === "string");
-    if (!own) {
+    const recorded = hook as unknown as { taps: unknown[]; interceptors: unknown[] };
+    if (!direct(recorded)) {
       cases.push(`    case ${t}: return ${h}.call(ctx);`);
       continue;
     }
+    const taps = recorded.taps as Required<RecordedTap>[];
     const calls = taps.map((tap, i) => {
       const f = arg(`f${t}_${i}`, tap.raw);
       const p = arg(`p${t}_${i}`, tap.plugin);
@@ -87,13 +91,9 @@ export type Caller = (a?: unknown, b?: unknown, c?: unknown) => unknown;
  * through tapable this time and `stale` is told, to build the callers again.
  */
 export function callerOf(hook: { taps: unknown[]; interceptors: unknown[]; call: Caller }, bail: boolean, stale: () => void, faulted?: (plugin: string) => void): Caller {
-  const taps = hook.taps as RecordedTap[];
-  if (hook.interceptors.length > 1 || !taps.every((tap) => typeof tap.raw === "function" && typeof tap.plugin === "string")) return (a, b, c) => hook.call(a, b, c);
-  const fault = (plugin: string, err: unknown): PluginFault => {
-    if (err instanceof PluginFault) return err;
-    faulted?.(plugin);
-    return new PluginFault(plugin, err);
-  };
+  if (!direct(hook)) return (a, b, c) => hook.call(a, b, c);
+  const taps = hook.taps as Required<RecordedTap>[];
+  const fault = (plugin: string, err: unknown) => PluginFault.of(plugin, err, faulted);
   const names = ["h", "stale", "fault"];
   const args: unknown[] = [hook, stale, fault];
   const calls = taps.map((tap, i) => {

@@ -42,6 +42,16 @@ export class PluginFault extends Error {
   }
 
   /**
+   * What a tap of `plugin` threw, as the fault to throw on: a PluginFault passes as it is (a nested tap's, already
+   * counted); anything else is counted (`faulted`) and wrapped with the plugin's name.
+   */
+  static of(plugin: string, err: unknown, faulted?: (plugin: string) => void): PluginFault {
+    if (err instanceof PluginFault) return err;
+    faulted?.(plugin);
+    return new PluginFault(plugin, err);
+  }
+
+  /**
    * Wraps a tap function so anything it throws (or rejects with) names its plugin. Fixed arity (pgbun's hooks
    * take at most three arguments): a rest parameter would allocate an array on every call of a hot hook.
    * `faulted` is told the plugin's name once per fault (the per-plugin counts of api.plugins()).
@@ -52,9 +62,7 @@ export class PluginFault extends Error {
         try {
           return await fn(a, b, c);
         } catch (err) {
-          if (err instanceof PluginFault) throw err;
-          faulted?.(plugin);
-          throw new PluginFault(plugin, err);
+          throw PluginFault.of(plugin, err, faulted);
         }
       }) as unknown as F;
     }
@@ -62,9 +70,7 @@ export class PluginFault extends Error {
       try {
         return fn(a, b, c);
       } catch (err) {
-        if (err instanceof PluginFault) throw err;
-        faulted?.(plugin);
-        throw new PluginFault(plugin, err);
+        throw PluginFault.of(plugin, err, faulted);
       }
     }) as unknown as F;
   }
