@@ -1,5 +1,5 @@
 // Reads a process tree's CPU time from /proc (utime + stime in clock ticks), for µs of pooler CPU per transaction.
-import { readdirSync, readFileSync } from "node:fs";
+import { existsSync, readdirSync, readFileSync } from "node:fs";
 
 /** A process tree's CPU time at one moment. */
 export interface CpuSample {
@@ -48,6 +48,27 @@ function processTicks(pid: number): number | null {
   const utime = Number(fields[11]);
   const stime = Number(fields[12]);
   return Number.isFinite(utime) && Number.isFinite(stime) ? utime + stime : null;
+}
+
+/** utime + stime of one process in ticks, 0 once it is gone (bench/workers-scaling.ts, per process). */
+export function ticksOf(pid: number): number {
+  return processTicks(pid) ?? 0;
+}
+
+/** `pid` and its descendants that still exist, over every thread's children list. */
+export function processTree(root: number): number[] {
+  const out: number[] = [];
+  const pending = [root];
+  const seen = new Set<number>();
+  while (pending.length > 0) {
+    const pid = pending.pop()!;
+    if (seen.has(pid)) continue;
+    seen.add(pid);
+    if (!existsSync(`/proc/${pid}/task`)) continue;
+    out.push(pid);
+    pending.push(...childrenOf(pid));
+  }
+  return out;
 }
 
 /** Children of every thread of `pid` (a child belongs to the thread that forked it). */

@@ -5,7 +5,7 @@
 // Take `mkdir /tmp/bench.lock` around a run (rmdir after). Writes DIR/latest.md and DIR/latest.json (bench/workers-report.ts).
 import { mkdirSync, readdirSync, readFileSync, writeFileSync, existsSync } from "node:fs";
 import { join, resolve } from "node:path";
-import { cpuPerTransaction, clockTicksPerSecond, readOr, sampleCpu } from "./cpu.ts";
+import { cpuPerTransaction, clockTicksPerSecond, processTree, readOr, sampleCpu, ticksOf } from "./cpu.ts";
 import { startBenchPostgres, type BenchPostgres } from "./database.ts";
 import { postmasterPid, QUIET_OTHERS, QUIET_POLL_MS, sampleLoad } from "./load.ts";
 import { runPgbench, type PgbenchSpec, type Protocol } from "./pgbench.ts";
@@ -82,38 +82,6 @@ export function parseOptions(argv: string[]): Options {
   return o;
 }
 
-
-/** `pid` and its descendants, over every thread's children list (a child belongs to the thread that forked it). */
-function processTree(root: number): number[] {
-  const out: number[] = [];
-  const pending = [root];
-  const seen = new Set<number>();
-  while (pending.length > 0) {
-    const pid = pending.pop()!;
-    if (seen.has(pid)) continue;
-    seen.add(pid);
-    let tasks: string[];
-    try {
-      tasks = readdirSync(`/proc/${pid}/task`);
-    } catch {
-      continue;
-    }
-    out.push(pid);
-    for (const tid of tasks) {
-      const text = readOr(`/proc/${pid}/task/${tid}/children`);
-      if (text) for (const c of text.trim().split(/\s+/)) if (c !== "") pending.push(Number(c));
-    }
-  }
-  return out;
-}
-
-/** utime + stime of one process in ticks (0 once it is gone). */
-function ticksOf(pid: number): number {
-  const stat = readOr(`/proc/${pid}/stat`);
-  if (stat === null) return 0;
-  const f = stat.slice(stat.lastIndexOf(")") + 2).split(" ");
-  return (Number(f[11]) || 0) + (Number(f[12]) || 0);
-}
 
 /** Pins every thread of every process in `root`'s tree to `cpus` (children forked later inherit it). */
 function pinTree(root: number, cpus: number[]): void {
