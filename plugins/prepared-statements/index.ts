@@ -249,7 +249,12 @@ export default function preparedStatements(): PgbunPlugin {
         if (!pooled(ctx)) return undefined;
         const st = clientState(ctx.client);
         const { buf, start, end } = ctx;
-        const portalEnd = cstringEnd(buf, start + 5, end);
+        const portalEnd = buf[start + 5] === 0 ? start + 5 : cstringEnd(buf, start + 5, end);
+        // the unnamed statement (its name is one byte 0), parsed by this client here: passes as it is
+        if (buf[portalEnd + 1] === 0 && st.unnamedHere) {
+          st.queue.push(Req.Bind);
+          return undefined;
+        }
         const nameEnd = cstringEnd(buf, portalEnd + 1, end);
         const name = textOf(buf, portalEnd + 1, nameEnd);
         if (name === "" && !st.unnamedHere) {
@@ -277,7 +282,11 @@ export default function preparedStatements(): PgbunPlugin {
       onClient(Frontend.Describe, (ctx) => {
         if (!pooled(ctx)) return undefined;
         const st = clientState(ctx.client);
-        // 'S' statement or 'P' portal, then the name (read only when there is one)
+        // 'S' statement or 'P' portal, then the name: a portal's passes as it is, unread
+        if (ctx.buf[ctx.start + 5] === 0x50) {
+          st.queue.push(Req.DescribePortal);
+          return undefined;
+        }
         const ofStatement = ctx.buf[ctx.start + 5] === 0x53;
         const targetName = textOf(ctx.buf, ctx.start + 6, cstringEnd(ctx.buf, ctx.start + 6, ctx.end));
         if (ofStatement && targetName === "" && !st.unnamedHere) {
@@ -358,46 +367,53 @@ export default function preparedStatements(): PgbunPlugin {
 
       /** Sends the answers owed at the head of the queue right after the current message (forwarded or dropped). */
       const settle = (ctx: MessageContext, st: ClientStatements, forward: boolean): MessageResult => {
-        for (let head = st.queue.peek(); head !== undefined && (head.kind === Req.SynParse || head.kind === Req.SynClose); head = st.queue.peek()) {
-          ctx.appendAfter(head.kind === Req.SynParse ? Prebuilt.ParseComplete : Prebuilt.CloseComplete);
-          st.queue.shift();
+        // owed answers are never in the packed run of plain requests: with nothing else queued there are none
+        if (st.queue.rich !== 0) {
+          for (let head = st.queue.peek(); head !== undefined && (head.kind === Req.SynParse || head.kind === Req.SynClose); head = st.queue.peek()) {
+            ctx.appendAfter(head.kind === Req.SynParse ? Prebuilt.ParseComplete : Prebuilt.CloseComplete);
+            st.queue.shift();
+          }
         }
         return forward ? undefined : Action.Drop;
       };
 
-      /** Completes the request at the head when it is of one of these kinds. */
-      const complete = (...kinds: ReqKind[]) => (ctx: MessageContext): MessageResult => {
-        if (!pooled(ctx)) return undefined;
+      /**
+       * Completes the request at the head when it is the client's `plain` kind (forwarded) or pgbun's `own` (0: none;
+       * swallowed). A plain request at the head of the packed run with nothing else queued is the whole work.
+       */
+      const complete = (plain: ReqKind, own: ReqKind | 0) => (ctx: MessageContext): MessageResult => {
         const st = knownState(ctx.client);
-        if (st === undefined) return undefined;
-        const head = st.queue.peek();
-        if (head === undefined || !kinds.includes(head.kind)) return undefined;
-        st.queue.shift();
-        const own = head.kind === Req.IntParse || head.kind === Req.IntClose;
-        return settle(ctx, st, !own);
+        if (st === undefined || !pooled(ctx)) return undefined;
+        const q = st.queue;
+        if (q.shiftPlain(plain)) return q.rich === 0 ? undefined : settle(ctx, st, true);
+        const kind = q.headKind;
+        if (kind !== plain && (own === 0 || kind !== own)) return undefined;
+        q.shift();
+        return settle(ctx, st, kind === plain);
       };
       onServer(Backend.ParseComplete, complete(Req.Parse, Req.IntParse));
-      onServer(Backend.BindComplete, complete(Req.Bind));
+      onServer(Backend.BindComplete, complete(Req.Bind, 0));
       onServer(Backend.CloseComplete, complete(Req.Close, Req.IntClose));
-      onServer(Backend.CommandComplete, complete(Req.Execute));
-      onServer(Backend.EmptyQueryResponse, complete(Req.Execute));
-      onServer(Backend.PortalSuspended, complete(Req.Execute));
+      onServer(Backend.CommandComplete, complete(Req.Execute, 0));
+      onServer(Backend.EmptyQueryResponse, complete(Req.Execute, 0));
+      onServer(Backend.PortalSuspended, complete(Req.Execute, 0));
 
       /** ParameterDescription: part of a Describe's answer; pgbun's own Describe is read and swallowed. */
       onServer(Backend.ParameterDescription, (ctx) => {
-        if (!pooled(ctx)) return undefined;
-        const head = knownState(ctx.client)?.queue.peek();
-        if (head === undefined || head.kind !== Req.IntDescribe) return undefined;
+        const st = knownState(ctx.client);
+        if (st === undefined || !pooled(ctx) || st.queue.headKind !== Req.IntDescribe) return undefined;
+        const head = st.queue.peek()!;
         head.stmt!.paramOids = sharedTypes(parameterTypes(ctx.buf, ctx.start));
         return Action.Drop;
       });
 
       /** RowDescription or NoData: ends a Describe; pgbun's own gives the statement its shape. */
       const described = (ctx: MessageContext): MessageResult => {
-        if (!pooled(ctx)) return undefined;
         const st = knownState(ctx.client);
-        if (st === undefined) return undefined;
-        const head = st.queue.peek();
+        if (st === undefined || !pooled(ctx)) return undefined;
+        const q = st.queue;
+        if (q.shiftPlain(Req.DescribePortal) || q.shiftPlain(Req.DescribeStatement)) return q.rich === 0 ? undefined : settle(ctx, st, true);
+        const head = q.peek();
         if (head === undefined) return undefined;
         if (head.kind === Req.DescribeStatement || head.kind === Req.DescribePortal) {
           st.queue.shift();
@@ -417,13 +433,14 @@ export default function preparedStatements(): PgbunPlugin {
         // first and cheapest: a client of simple Queries only (pgbench -M simple) has no state, nothing to place
         const st = knownState(ctx.client);
         if (st === undefined || !pooled(ctx)) return undefined;
-        st.bound.length = 0;
+        if (st.bound.length !== 0) st.bound.length = 0;
         // defensive: anything before the Sync/Query this answers was skipped by the server
-        for (let head = st.queue.peek(); head !== undefined; head = st.queue.peek()) {
-          st.queue.shift();
-          if (head.kind === Req.Sync || head.kind === Req.Query) break;
+        const q = st.queue;
+        for (let kind = q.headKind; kind !== 0; kind = q.headKind) {
+          q.shift();
+          if (kind === Req.Sync || kind === Req.Query) break;
         }
-        return settle(ctx, st, true);
+        return q.rich === 0 ? undefined : settle(ctx, st, true);
       }, { stage: Stage.PreparedObserve }); // first: it only observes (owed answers go out after the ReadyForQuery)
 
       onServer(Backend.ErrorResponse, (ctx) => {
@@ -483,7 +500,7 @@ export default function preparedStatements(): PgbunPlugin {
         if (st !== undefined && client.inSync) {
           st.queue.clear();
           st.held = null;
-          st.bound.length = 0;
+          if (st.bound.length !== 0) st.bound.length = 0;
         }
       });
     },

@@ -55,41 +55,105 @@ export interface Pending {
   stmt?: ServerStatement;
 }
 
-/** A FIFO of pending requests, reused per client; entries without key or name share one object per kind. */
+/** Bits per kind in the packed run, and how many kinds it holds (28 bits: it stays a small integer). */
+const RUN_BITS = 4;
+const RUN_MAX = 7;
+const RUN_MASK = (1 << RUN_BITS) - 1;
+
+/**
+ * A FIFO of pending requests, reused per client. Its front is a packed run of up to RUN_MAX plain client requests
+ * (Parse..Query with nothing else: kind numbers of 4 bits in one integer, the oldest lowest), the rest a list of
+ * entries; a request is packed only while the list is empty, so the run is always older than the list. A client
+ * of unnamed statements (pgbench -M extended, unprepared queries of pg and postgres.js: Parse, Bind, Describe,
+ * Execute, Sync) then never touches the list: a push and a shift are a few bit operations. Anything of pgbun's
+ * (Int*, Syn*, a named Parse) goes to the list in order, so `rich` tells the response taps whether there is
+ * anything but plain requests in flight.
+ */
 export class RequestQueue {
-  private items: Pending[] = [];
+  /** The packed run (0: empty); its oldest kind in the lowest bits. */
+  private run = 0;
+  /** Kinds in the run. */
+  private runLength = 0;
+  private items: Pending[] | null = null;
   private head = 0;
 
   get length(): number {
-    return this.items.length - this.head;
+    return this.runLength + this.rich;
+  }
+
+  /** Entries in the list: what is queued beyond the packed run (0: only plain client requests are in flight). */
+  get rich(): number {
+    return this.items === null ? 0 : this.items.length - this.head;
+  }
+
+  /** The kind at the head, 0 when empty (the response taps' one test). */
+  get headKind(): number {
+    if (this.runLength !== 0) return this.run & RUN_MASK;
+    const p = this.items === null ? undefined : this.items[this.head];
+    return p === undefined ? 0 : p.kind;
   }
 
   push(kind: ReqKind, key?: string, name?: string, stmt?: ServerStatement): void {
-    this.items.push(key === undefined && name === undefined && stmt === undefined ? PLAIN[kind]! : { kind, key, name, stmt });
+    if (key === undefined && name === undefined && stmt === undefined) {
+      if (kind <= Req.Query && this.runLength < RUN_MAX && this.rich === 0) {
+        this.run |= kind << (RUN_BITS * this.runLength++);
+        return;
+      }
+      (this.items ??= []).push(PLAIN[kind]!);
+      return;
+    }
+    (this.items ??= []).push({ kind, key, name, stmt });
   }
 
   peek(): Pending | undefined {
-    return this.items[this.head];
+    if (this.runLength !== 0) return PLAIN[this.run & RUN_MASK];
+    return this.items === null ? undefined : this.items[this.head];
   }
 
   shift(): Pending | undefined {
-    const p = this.items[this.head];
+    if (this.runLength !== 0) {
+      const kind = this.run & RUN_MASK;
+      this.run >>>= RUN_BITS;
+      this.runLength--;
+      return PLAIN[kind];
+    }
+    const items = this.items;
+    if (items === null) return undefined;
+    const p = items[this.head];
     if (p === undefined) return undefined;
     this.head++;
-    if (this.head === this.items.length) {
+    if (this.head === items.length) {
       // drained: start over without reallocating
-      this.items.length = 0;
+      items.length = 0;
       this.head = 0;
-    } else if (this.head > 64 && this.head * 2 > this.items.length) {
-      this.items = this.items.slice(this.head);
+    } else if (this.head > 64 && this.head * 2 > items.length) {
+      this.items = items.slice(this.head);
       this.head = 0;
     }
     return p;
   }
 
+  /** Takes the head when it is a plain request of this kind (the packed run's fast path); false otherwise. */
+  shiftPlain(kind: ReqKind): boolean {
+    if (this.runLength === 0 || (this.run & RUN_MASK) !== kind) return false;
+    this.run >>>= RUN_BITS;
+    this.runLength--;
+    return true;
+  }
+
   clear(): void {
-    this.items.length = 0;
+    this.run = 0;
+    this.runLength = 0;
+    if (this.items !== null && this.items.length !== 0) this.items.length = 0;
     this.head = 0;
+  }
+
+  /** The entries, oldest first, without taking them (tests and diagnostics). */
+  entries(): Pending[] {
+    const out: Pending[] = [];
+    for (let run = this.run, n = this.runLength; n > 0; n--, run >>>= RUN_BITS) out.push(PLAIN[run & RUN_MASK]!);
+    if (this.items !== null) for (let i = this.head; i < this.items.length; i++) out.push(this.items[i]!);
+    return out;
   }
 }
 

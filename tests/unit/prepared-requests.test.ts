@@ -23,10 +23,9 @@ import { msg } from "../harness/wire.ts";
 
 const KIND_NAMES = new Map<number, string>(Object.entries(Req).map(([name, kind]) => [kind, name]));
 
-/** The queue's entries, oldest first, without taking them (read from its two fields: the class has no iterator). */
+/** The queue's entries, oldest first, without taking them. */
 function entries(q: RequestQueue): Pending[] {
-  const raw = q as unknown as { items: Pending[]; head: number };
-  return raw.items.slice(raw.head);
+  return q.entries();
 }
 
 /** The kinds a client's request queue holds, by name. */
