@@ -33,6 +33,31 @@ const WAIT_MARGIN_MS = 400;
 /** query_wait_notify's NOTICE, PgBouncer 1.25's words: the same bytes for every client. */
 const QUEUED_NOTICE = noticeResponse("No server connection available in postgres backend, client being queued");
 
+/**
+ * The settings the hand-over reads per transaction, taken once from each configuration (a reload or SET makes a new
+ * one): a few fields instead of getters and settings lookups on every acquire and release.
+ */
+interface HandOver {
+  readonly roundRobin: boolean;
+  /** server_lifetime in ms; 0: none. */
+  readonly lifetimeMs: number;
+  readonly resetQuery: string;
+  /** server_reset_query runs at every release: session mode, or server_reset_query_always (and a query to run). */
+  readonly resetSession: boolean;
+  readonly resetAlways: boolean;
+}
+
+function handOverOf(s: PluginApi["config"]["settings"]): HandOver {
+  const reset = s.server_reset_query;
+  return {
+    roundRobin: s.server_round_robin,
+    lifetimeMs: s.server_lifetime > 0 ? s.server_lifetime * 1000 : 0,
+    resetQuery: reset,
+    resetSession: reset !== "",
+    resetAlways: reset !== "" && s.server_reset_query_always,
+  };
+}
+
 function refusalOf(f: LoginFailure): Refusal {
   return { code: f.code ?? SqlState.ConnectionFailure, message: f.message, error: f.error };
 }
@@ -49,10 +74,29 @@ class PoolManager {
   private readonly dbConnections = new Map<string, number>();
   private readonly userConnections = new Map<string, number>();
 
-  constructor(private readonly api: PluginApi) {}
+  /** The configuration handOver was taken from. */
+  private handOverFrom: PluginApi["config"];
+  private handOverNow: HandOver;
+  private readonly checkServer: PluginApi["hooks"]["checkServer"];
+  private readonly checkServerDue: PluginApi["hooks"]["checkServerDue"];
+
+  constructor(private readonly api: PluginApi) {
+    this.handOverFrom = api.config;
+    this.handOverNow = handOverOf(this.handOverFrom.settings);
+    this.checkServer = api.hooks.checkServer;
+    this.checkServerDue = api.hooks.checkServerDue;
+  }
 
   private get settings() {
     return this.api.config.settings;
+  }
+
+  /** The hand-over's settings of the configuration in force (taken again when it was replaced). */
+  private handOver(): HandOver {
+    const config = this.api.config;
+    if (config === this.handOverFrom) return this.handOverNow;
+    this.handOverFrom = config;
+    return (this.handOverNow = handOverOf(config.settings));
   }
 
   poolFor(client: Client): Pool {
@@ -201,10 +245,12 @@ class PoolManager {
 
   /** A server that is ready: the oldest waiter gets it, else it goes idle. */
   makeAvailable(pool: Pool, server: Server): void {
-    const waiter = pool.nextWaiter();
-    if (waiter) {
-      waiter.linkServer(server);
-      return;
+    if (pool.waiters.length > 0) {
+      const waiter = pool.nextWaiter();
+      if (waiter) {
+        waiter.linkServer(server);
+        return;
+      }
     }
     server.markIdle();
     pool.idle.push(server);
@@ -213,15 +259,19 @@ class PoolManager {
   /** usable() as a value made once: hot paths pass it on without making a closure per call. */
   readonly isUsable = (server: Server): boolean => this.usable(server);
 
+  get roundRobin(): boolean {
+    return this.handOver().roundRobin;
+  }
+
   usable(server: Server): boolean {
     if (server.closeNeeded || server.fatalSeen || server.state === "closed") return false;
-    const life = this.settings.server_lifetime * 1000;
-    return !(life > 0 && this.api.now - server.connectTime > life);
+    const life = this.handOver().lifetimeMs;
+    return life === 0 || this.api.now - server.connectTime <= life;
   }
 
   needServer(client: Client): Server | null | undefined {
     const pool = client.pool as Pool;
-    const server = pool.takeIdle(this.settings.server_round_robin, this.isUsable);
+    const server = pool.takeIdle(this.handOver().roundRobin, this.isUsable);
     if (server) {
       if (!this.checkDue(server)) return server;
       this.check(pool, server, client);
@@ -239,10 +289,9 @@ class PoolManager {
 
   /** Must checkServer run before this server is handed out? Never with no tap; always when a tap has no checkServerDue. */
   checkDue(server: Server): boolean {
-    const h = this.api.hooks;
-    const checks = h.checkServer.taps.length;
+    const checks = this.checkServer.taps.length;
     if (checks === 0) return false;
-    return checks > h.checkServerDue.taps.length || h.checkServerDue.call(server) === true;
+    return checks > this.checkServerDue.taps.length || this.checkServerDue.call(server) === true;
   }
 
   /**
@@ -263,13 +312,13 @@ class PoolManager {
       pool.noteHealth(this.api.log, reason ?? "not usable after checkServer");
       if (stillWaiting) this.api.retryAcquire(client);
     };
-    this.api.hooks.checkServer.promise(server, client).then(done, (err: unknown) => done(`checkServer failed: ${err instanceof Error ? err.message : String(err)}`));
+    this.checkServer.promise(server, client).then(done, (err: unknown) => done(`checkServer failed: ${err instanceof Error ? err.message : String(err)}`));
   }
 
   /** PoolApi.checkIdle: a background check of an idle server, out of the idle list meanwhile. */
   checkIdle(server: Server, check: (server: Server) => Promise<string | undefined>): boolean {
     const pool = server.pool as Pool | null;
-    if (!pool || this.pools.get(pool.key) !== pool || server.state !== "idle" || !pool.idle.includes(server)) return false;
+    if (!pool || !pool.live || server.state !== "idle" || !pool.idle.includes(server)) return false;
     pool.removeIdle(server);
     server.markTested();
     const done = (reason: string | undefined) => {
@@ -286,24 +335,23 @@ class PoolManager {
   }
 
   released(server: Server, client: Client | null): true | undefined {
-    const pool = server.pool as Pool;
-    if (!pool || this.pools.get(pool.key) !== pool || !this.usable(server)) return undefined;
+    const pool = server.pool as Pool | null;
+    // a dropped pool's server (autodb_idle_timeout) is not taken back: it closes
+    if (!pool || !pool.live || !this.usable(server)) return undefined;
     if (server.cancelsInFlight > 0) {
       server.markBeingCanceled();
       return true;
     }
-    const s = this.settings;
-    const reset = s.server_reset_query;
+    const h = this.handOver();
     if (server.resetNeeded) {
-      this.resetLeftState(pool, server, reset, client);
+      this.resetLeftState(pool, server, h.resetQuery, client);
       return true;
     }
-    const needsReset = reset !== "" && (pool.mode === "session" || s.server_reset_query_always);
-    if (!needsReset) {
-      this.makeAvailable(pool, server);
+    if (pool.mode === "session" ? h.resetSession : h.resetAlways) {
+      this.runReset(pool, server, h.resetQuery);
       return true;
     }
-    this.runReset(pool, server, reset);
+    this.makeAvailable(pool, server);
     return true;
   }
 
@@ -373,6 +421,7 @@ class PoolManager {
     if (pool.unusedSince === 0) pool.unusedSince = now;
     if (now - pool.unusedSince < timeoutMs) return false;
     this.pools.delete(pool.key);
+    pool.live = false;
     for (const server of [...pool.idle]) server.close("autodb_idle_timeout");
     this.api.log.info({ pool: `${pool.database}/${pool.user}` }, "auto-database pool dropped after autodb_idle_timeout");
     return true;
@@ -422,7 +471,7 @@ function poolApi(manager: PoolManager): PoolApi {
     pools: () => manager.pools.values() as Iterable<PoolInfo>,
     poolOf: (client) => {
       const pool = client.pool as Pool | null;
-      return pool !== null && manager.pools.get(pool.key) === pool ? pool : undefined;
+      return pool !== null && pool.live ? pool : undefined;
     },
     checkIdle: (server, check) => manager.checkIdle(server, check),
   };
@@ -477,7 +526,7 @@ export default function poolPlugin(): PgbunPlugin {
       h.peekServer.tap(NAME, (client) => {
         const pool = client.pool as Pool | null;
         if (!pool) return undefined;
-        const server = pool.takeIdle(api.config.settings.server_round_robin, manager.isUsable);
+        const server = pool.takeIdle(manager.roundRobin, manager.isUsable);
         if (server === null || !manager.checkDue(server)) return server ?? undefined;
         pool.idle.push(server); // it needs its check first: needServer runs it
         return undefined;

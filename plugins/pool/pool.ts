@@ -14,6 +14,8 @@ export class Pool {
   readonly idle: Server[] = [];
   /** Every server of this pool that is not closed (login, idle, active, used, tested, being_canceled). */
   readonly servers = new Set<Server>();
+  /** False once the pool is dropped (autodb_idle_timeout): its servers are not taken back, a later login makes a new one. */
+  live = true;
   /** Clients waiting for a server, oldest first. */
   readonly waiters: Client[] = [];
   /** Clients logged in to this pool (a count: listing them is a walk over the core's clients, for the console). */
