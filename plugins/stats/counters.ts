@@ -40,7 +40,7 @@ export class PoolCounters implements PoolBuckets {
 export type CounterValues = number[];
 
 /**
- * What the stats taps keep per client: the marks (performance.now() ms, 0 = unset) of the query and
+ * What the stats taps keep per client: the marks (clockNs(), monotonic ns, 0 = unset) of the query and
  * transaction in progress and of the current wait, and the byte counters sampled when a server was linked.
  */
 export class ClientCounters {

@@ -7,13 +7,25 @@ const BOUNDS_US = Float64Array.from(DURATION_BUCKETS, (s) => Math.round(s * 1e6)
 /** Slots per histogram: one per bound and +Inf. */
 export const BUCKET_SLOTS = BOUNDS_US.length + 1;
 
+/** The longest bound: a longer duration goes to +Inf. */
+const LONGEST_US = BOUNDS_US[BOUNDS_US.length - 1]!;
+
 /**
- * The slot of a duration in µs: the first bound it does not exceed, else +Inf. A scan from the shortest, since most
- * queries and waits are short: a few comparisons, no allocation.
+ * Per bit length k of a duration's whole µs (it lies in [2^(k-1), 2^k)), the first slot whose bound is not below
+ * 2^(k-1): the bounds before it are all shorter. Log-spaced bounds (each at least twice the one before) leave at
+ * most two steps from there.
+ */
+const FIRST_SLOT_BY_BITS = Uint8Array.from({ length: 33 }, (_, k) => (k === 0 ? 0 : BOUNDS_US.filter((b) => b < 2 ** (k - 1)).length));
+
+/**
+ * The slot of a duration in µs: the first bound it does not exceed, else +Inf. Most are in the first (under 100 µs),
+ * at once; any other starts where its bit length (Math.clz32) puts it: a step or two, no allocation.
  */
 export function bucketOf(us: number): number {
-  let i = 0;
-  while (i < BOUNDS_US.length && us > BOUNDS_US[i]!) i++;
+  if (!(us > BOUNDS_US[0]!)) return 0;
+  if (us > LONGEST_US) return BOUNDS_US.length;
+  let i = FIRST_SLOT_BY_BITS[32 - Math.clz32(us)]!;
+  while (us > BOUNDS_US[i]!) i++;
   return i;
 }
 

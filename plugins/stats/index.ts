@@ -3,7 +3,7 @@ import type { PgbunPlugin, PluginApi, PoolApi } from "../../plugin-sdk/index.ts"
 import { COUNTER_FIELDS, PLUGIN_NAME, type Counters, type StatsApi } from "./api.ts";
 import { asCounters, StatsRegistry } from "./counters.ts";
 import { histogramsByDatabase } from "./histogram.ts";
-import { tapCounters, type CounterTaps } from "./tap-counters.ts";
+import { clockNs, tapCounters, type CounterTaps } from "./tap-counters.ts";
 
 export { COUNTER_FIELDS, type CounterField, type Counters, type StatsApi } from "./api.ts";
 
@@ -36,7 +36,7 @@ function statsApi(stats: StatsRegistry, counters: CounterTaps): StatsApi {
     histograms: () => histogramsByDatabase(stats.pools.values()),
     waitedMs(client) {
       const start = counters.countersOf(client)?.waitStart ?? 0;
-      return start > 0 ? performance.now() - start : 0;
+      return start > 0 ? (clockNs() - start) / 1e6 : 0;
     },
     markWaiting: (client) => counters.markWaiting(client),
     countServed(database, user) {

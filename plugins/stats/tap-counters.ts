@@ -4,6 +4,12 @@ import { PLUGIN_NAME } from "./api.ts";
 import { ClientCounters, settleBytes, type StatsRegistry } from "./counters.ts";
 import { bucketOf } from "./histogram.ts";
 
+/**
+ * The taps' clock: monotonic nanoseconds. Bun.nanoseconds() costs a quarter of performance.now()'s instructions
+ * (callgrind: 17 against 65 Ir a call), and it runs twice per transaction.
+ */
+export const clockNs = (): number => Bun.nanoseconds();
+
 /** Observers that must see every message run first; marks for forwarded queries run after every other tap. */
 const FIRST = { stage: Stage.Observe };
 const LAST = { stage: Stage.ObserveLast };
@@ -35,10 +41,11 @@ export function tapCounters(api: PluginApi, stats: StatsRegistry): CounterTaps {
   };
 
   const markQuery = (ctx: MessageContext): MessageResult => {
-    if (ctx.client.virtual) return undefined;
-    const st = countersOf(ctx.client);
+    const client = ctx.client;
+    if (client.virtual) return undefined;
+    const st = countersOf(client);
     if (st.queryStart === 0) {
-      const t = performance.now();
+      const t = clockNs();
       st.queryStart = t;
       if (st.xactStart === 0) st.xactStart = t;
     }
@@ -73,31 +80,38 @@ export function tapCounters(api: PluginApi, stats: StatsRegistry): CounterTaps {
       const client = ctx.client;
       const st = countersOf(client);
       const p = st.pool;
+      const ended = ctx.buf[ctx.start + 5] === TxStatus.Idle;
+      const queryStart = st.queryStart;
+      const xactStart = ended ? st.xactStart : 0;
       p.queries++;
-      const status = ctx.buf[ctx.start + 5];
-      // each query and transaction counted lands in one bucket (an untimed one in the first), so the histograms'
-      // counts are the counters
-      let queryUs = 0;
-      let xactUs = 0;
-      if (st.queryStart > 0 || (status === TxStatus.Idle && st.xactStart > 0)) {
-        const now = performance.now();
-        if (st.queryStart > 0) {
-          queryUs = (now - st.queryStart) * 1000;
-          p.queryTime += queryUs;
-          // pipelined queries: the next one's time runs from this answer
-          st.queryStart = client.rfqPending > 0 ? now : 0;
-        }
-        if (status === TxStatus.Idle && st.xactStart > 0) {
-          xactUs = (now - st.xactStart) * 1000;
-          p.xactTime += xactUs;
-          st.xactStart = client.rfqPending > 0 ? now : 0;
-        }
+      if (ended) p.xacts++;
+      // each query and transaction counted lands in one bucket (an untimed one in the first, without a search), so
+      // the histograms' counts are the counters
+      if (queryStart === 0 && xactStart === 0) {
+        p.queryBuckets[0]!++;
+        if (ended) p.xactBuckets[0]!++;
+        return undefined;
       }
-      // an untimed one (0) is the first slot without a search
-      p.queryBuckets[queryUs === 0 ? 0 : bucketOf(queryUs)]!++;
-      if (status === TxStatus.Idle) {
-        p.xacts++;
-        p.xactBuckets[xactUs === 0 ? 0 : bucketOf(xactUs)]!++;
+      // one clock read ends both; pipelined queries: the next one's time runs from this answer
+      const now = clockNs();
+      const next = client.rfqPending > 0 ? now : 0;
+      let slot = 0;
+      if (queryStart > 0) {
+        const us = (now - queryStart) / 1000;
+        p.queryTime += us;
+        st.queryStart = next;
+        slot = bucketOf(us);
+      }
+      p.queryBuckets[slot]!++;
+      if (ended) {
+        slot = 0;
+        if (xactStart > 0) {
+          const us = (now - xactStart) / 1000;
+          p.xactTime += us;
+          st.xactStart = next;
+          slot = bucketOf(us);
+        }
+        p.xactBuckets[slot]!++;
       }
       return undefined;
     },
@@ -115,7 +129,7 @@ export function tapCounters(api: PluginApi, stats: StatsRegistry): CounterTaps {
   const h = api.hooks;
   const markWaiting = (client: Client): void => {
     const st = countersOf(client);
-    if (st.waitStart === 0) st.waitStart = performance.now();
+    if (st.waitStart === 0) st.waitStart = clockNs();
   };
   // runs only when the pool queued the client (a server handed out bails before it)
   h.needServer.tap({ name: PLUGIN_NAME, ...LAST }, (client) => {
@@ -135,8 +149,8 @@ export function tapCounters(api: PluginApi, stats: StatsRegistry): CounterTaps {
     st.pool.serverAssignments++;
     let waitUs = 0;
     if (st.waitStart > 0) {
-      const now = performance.now();
-      waitUs = (now - st.waitStart) * 1000;
+      const now = clockNs();
+      waitUs = (now - st.waitStart) / 1000;
       st.pool.waitTime += waitUs;
       st.waitStart = 0;
       // query and transaction time count while connected to a server, not the wait for one
