@@ -111,6 +111,46 @@ describe("pgbun:stats times", () => {
   });
 });
 
+describe("each client's counters, whichever client came last", () => {
+  test("interleaved clients of two pools: each query, transaction, assignment and byte counts in its own pool", async () => {
+    const t = await applyPlugin(statsPlugin());
+    const stats = t.api.capability<StatsApi>("stats")!;
+    t.hooks.needServer.tap("pool", () => t.server());
+    t.hooks.serverReleased.tap("pool", () => true); // taken back, not closed
+    const a = t.client({ database: "app" });
+    const b = t.client({ database: "other" });
+    const [sa, sb] = [t.acquireServer(a)!, t.acquireServer(b)!];
+    const [a0, b0] = [sa.bytesSent, sb.bytesSent];
+    runClientMessage(t, a, query("SELECT 1"));
+    runClientMessage(t, b, query("BEGIN"));
+    runServerMessage(t, a, readyForQuery(TxStatus.Idle));
+    runServerMessage(t, b, readyForQuery(TxStatus.InTransaction));
+    runClientMessage(t, b, query("COMMIT"));
+    sa.bytesSent += 1000; // a's server was sent 1000 bytes more, b's 7 more, while linked
+    sb.bytesSent += 7;
+    runServerMessage(t, b, readyForQuery(TxStatus.Idle));
+    // b looked up last: a's release must still settle a's bytes
+    t.api.releaseServer(a, sa, "transaction");
+    t.api.releaseServer(b, sb, "transaction");
+    const [a1, b1] = [sa.bytesSent, sb.bytesSent];
+    sa.bytesSent += 500; // after the release: someone else's, not a's
+    const totals = stats.totals();
+    const [app, other] = [totals.get("app")!, totals.get("other")!];
+    expect([app.queries, app.xacts, app.serverAssignments, app.received]).toEqual([1, 1, 1, a1 - a0]);
+    expect([other.queries, other.xacts, other.serverAssignments, other.received]).toEqual([2, 1, 1, b1 - b0]);
+    expect(app.received).toBeGreaterThan(1000);
+    expect(other.received).toBeLessThan(1000);
+    // a closed client's counters are not handed to the next one
+    b.close("done");
+    const c = t.client({ database: "app" });
+    t.acquireServer(c);
+    runClientMessage(t, c, query("SELECT 1"));
+    runServerMessage(t, c, readyForQuery(TxStatus.Idle));
+    expect(stats.totals().get("app")!.queries).toBe(2);
+    expect(stats.totals().get("other")!.queries).toBe(2);
+  });
+});
+
 describe("bucketOf", () => {
   test("gives the slot a scan of the bounds gives: at and around every bound and power of two, and past the last", () => {
     const bounds = DURATION_BUCKETS.map((s) => Math.round(s * 1e6));
