@@ -103,6 +103,7 @@ export default function preparedStatements(): PgbunPlugin {
         makeRoom(ctx, st, srv);
         const stmt: ServerStatement = { name: `pgbun_${++srv.seq}`, key, paramOids: null, shape: null, failed: false };
         srv.names.set(key, stmt);
+        srv.newest = stmt;
         return stmt;
       };
 
@@ -139,8 +140,12 @@ export default function preparedStatements(): PgbunPlugin {
         const srv = serverState(ctx.server!);
         const stmt = srv.names.get(cs.key);
         if (stmt !== undefined && (stmt === own || (own !== null && own.shape !== null && stmt.shape === own.shape))) {
-          srv.names.delete(cs.key);
-          srv.names.set(cs.key, stmt);
+          // to the end of the LRU order, unless it is there: the last set() of the map (every set() moves `newest`)
+          if (srv.newest !== stmt) {
+            srv.names.delete(cs.key);
+            srv.names.set(cs.key, stmt);
+            srv.newest = stmt;
+          }
           return stmt.name;
         }
         if (own === null || own.shape === null || own.paramOids === null) {
@@ -171,7 +176,7 @@ export default function preparedStatements(): PgbunPlugin {
         const st = clientState(ctx.client);
         if (ctx.buf[ctx.start + 5] === 0) {
           // unnamed statement: passes through untouched, and is this client's on this server from now on
-          st.queue.push(Req.Parse);
+          st.queue.pushPlain(Req.Parse);
           st.unnamedHere = true;
           return undefined;
         }
@@ -252,7 +257,7 @@ export default function preparedStatements(): PgbunPlugin {
         const portalEnd = buf[start + 5] === 0 ? start + 5 : cstringEnd(buf, start + 5, end);
         // the unnamed statement (its name is one byte 0), parsed by this client here: passes as it is
         if (buf[portalEnd + 1] === 0 && st.unnamedHere) {
-          st.queue.push(Req.Bind);
+          st.queue.pushPlain(Req.Bind);
           return undefined;
         }
         const nameEnd = cstringEnd(buf, portalEnd + 1, end);
@@ -263,7 +268,7 @@ export default function preparedStatements(): PgbunPlugin {
         }
         const cs = name === "" ? undefined : st.byName.get(name);
         if (cs === undefined) {
-          st.queue.push(Req.Bind);
+          st.queue.pushPlain(Req.Bind);
           // unknown names must not reach pgbun's own statements on the server
           return name.startsWith("pgbun_") ? rebind(buf, start, end, portalEnd, nameEnd, `${name}_unknown`) : undefined;
         }
@@ -284,7 +289,7 @@ export default function preparedStatements(): PgbunPlugin {
         const st = clientState(ctx.client);
         // 'S' statement or 'P' portal, then the name: a portal's passes as it is, unread
         if (ctx.buf[ctx.start + 5] === 0x50) {
-          st.queue.push(Req.DescribePortal);
+          st.queue.pushPlain(Req.DescribePortal);
           return undefined;
         }
         const ofStatement = ctx.buf[ctx.start + 5] === 0x53;
@@ -295,7 +300,7 @@ export default function preparedStatements(): PgbunPlugin {
         }
         const cs = ofStatement && targetName !== "" ? st.byName.get(targetName) : undefined;
         if (cs === undefined) {
-          st.queue.push(ofStatement ? Req.DescribeStatement : Req.DescribePortal);
+          st.queue.pushPlain(ofStatement ? Req.DescribeStatement : Req.DescribePortal);
           return ofStatement && targetName.startsWith("pgbun_") ? describeStatement(`${targetName}_unknown`) : undefined;
         }
         if (ctx.server === null) return Action.WaitForServer;
@@ -310,7 +315,7 @@ export default function preparedStatements(): PgbunPlugin {
           st.queue.push(Req.IntChangedDescribe, undefined, undefined, cs.own!);
           return describeStatement(CHANGED_NAME);
         }
-        st.queue.push(Req.DescribeStatement);
+        st.queue.pushPlain(Req.DescribeStatement);
         return describeStatement(target);
       });
 
@@ -324,12 +329,12 @@ export default function preparedStatements(): PgbunPlugin {
           owe(ctx, st, Req.SynClose);
           return Action.Drop;
         }
-        st.queue.push(Req.Close);
+        st.queue.pushPlain(Req.Close);
         return undefined;
       });
 
       const track = (kind: ReqKind) => (ctx: MessageContext): MessageResult => {
-        if (pooled(ctx)) clientState(ctx.client).queue.push(kind);
+        if (pooled(ctx)) clientState(ctx.client).queue.pushPlain(kind);
         return undefined;
       };
       onClient(Frontend.Execute, track(Req.Execute));
@@ -341,7 +346,7 @@ export default function preparedStatements(): PgbunPlugin {
           ctx.sendToClient(Prebuilt.ReadyForQueryIdle);
           return Action.Drop;
         }
-        clientState(client).queue.push(Req.Sync);
+        clientState(client).queue.pushPlain(Req.Sync);
         return undefined;
       });
       onClient(Frontend.FunctionCall, track(Req.Query));
@@ -357,9 +362,10 @@ export default function preparedStatements(): PgbunPlugin {
           st?.byName.clear();
           const srv = serverState(ctx.server);
           srv.names.clear();
+          srv.newest = null;
           srv.forgotten.length = 0;
         }
-        st?.queue.push(Req.Query);
+        st?.queue.pushPlain(Req.Query);
         return undefined;
       });
 
@@ -485,6 +491,7 @@ export default function preparedStatements(): PgbunPlugin {
       api.hooks.serverReset.tap(NAME, (server) => {
         const srv = serverState(server);
         srv.names.clear();
+        srv.newest = null;
         srv.forgotten.length = 0;
       });
       // the next server's unnamed statement is not this client's until it parses one there

@@ -105,6 +105,15 @@ export class RequestQueue {
     (this.items ??= []).push({ kind, key, name, stmt });
   }
 
+  /** push() of a plain client request (Parse..Query, nothing else): small enough for the client taps to inline. */
+  pushPlain(kind: ReqKind): void {
+    const n = this.runLength;
+    if (n < RUN_MAX && (this.items === null || this.items.length === this.head)) {
+      this.run |= kind << (RUN_BITS * n);
+      this.runLength = n + 1;
+    } else (this.items ??= []).push(PLAIN[kind]!);
+  }
+
   peek(): Pending | undefined {
     if (this.runLength !== 0) return PLAIN[this.run & RUN_MASK];
     return this.items === null ? undefined : this.items[this.head];

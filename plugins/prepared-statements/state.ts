@@ -55,6 +55,11 @@ export interface ServerStatements {
   /** Names forgotten after an error, closed on the server at its next use. */
   forgotten: string[];
   seq: number;
+  /**
+   * The statement last set() into `names`, so the last in its order while it is still in it (a statement once
+   * deleted is never set again): a Bind of it needs no move to the end.
+   */
+  newest: ServerStatement | null;
 }
 
 /**
@@ -64,11 +69,15 @@ export interface ServerStatements {
  * those ReadyForQuery answers are not taken for this message's.
  */
 export function clientState(client: Client): ClientStatements {
-  let s = client.data[NAME] as ClientStatements | undefined;
-  if (!s) {
-    client.data[NAME] = s = { byName: new Map(), queue: new RequestQueue(), bound: [], held: null, unnamedHere: false };
-    for (let owed = client.rfqPending; owed > 0; owed--) s.queue.push(Req.Query);
-  }
+  const s = client.data[NAME] as ClientStatements | undefined;
+  return s !== undefined ? s : newClientState(client);
+}
+
+/** clientState's first use, apart so the lookup above stays small enough to inline into every client tap. */
+function newClientState(client: Client): ClientStatements {
+  const s: ClientStatements = { byName: new Map(), queue: new RequestQueue(), bound: [], held: null, unnamedHere: false };
+  client.data[NAME] = s;
+  for (let owed = client.rfqPending; owed > 0; owed--) s.queue.push(Req.Query);
   return s;
 }
 
@@ -79,6 +88,6 @@ export function knownState(client: Client): ClientStatements | undefined {
 
 export function serverState(server: Server): ServerStatements {
   let s = server.data[NAME] as ServerStatements | undefined;
-  if (!s) server.data[NAME] = s = { names: new Map(), forgotten: [], seq: 0 };
+  if (!s) server.data[NAME] = s = { names: new Map(), forgotten: [], seq: 0, newest: null };
   return s;
 }
