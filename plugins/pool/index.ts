@@ -34,8 +34,8 @@ const WAIT_MARGIN_MS = 400;
 const QUEUED_NOTICE = noticeResponse("No server connection available in postgres backend, client being queued");
 
 /**
- * The settings the hand-over reads per transaction, taken once from each configuration (a reload or SET makes a new
- * one): a few fields instead of getters and settings lookups on every acquire and release.
+ * The settings the hand-over reads per transaction, taken once per configuration (at start and at each reload; a SET
+ * reloads too): one field instead of getters and settings lookups on every acquire and release.
  */
 interface HandOver {
   readonly roundRobin: boolean;
@@ -74,15 +74,13 @@ class PoolManager {
   private readonly dbConnections = new Map<string, number>();
   private readonly userConnections = new Map<string, number>();
 
-  /** The configuration handOver was taken from. */
-  private handOverFrom: PluginApi["config"];
-  private handOverNow: HandOver;
+  /** The hand-over's settings: taken at start and again by the reload tap (every new configuration, SET too, reloads). */
+  private hand: HandOver;
   private readonly checkServer: PluginApi["hooks"]["checkServer"];
   private readonly checkServerDue: PluginApi["hooks"]["checkServerDue"];
 
   constructor(private readonly api: PluginApi) {
-    this.handOverFrom = api.config;
-    this.handOverNow = handOverOf(this.handOverFrom.settings);
+    this.hand = handOverOf(api.config.settings);
     this.checkServer = api.hooks.checkServer;
     this.checkServerDue = api.hooks.checkServerDue;
   }
@@ -91,12 +89,9 @@ class PoolManager {
     return this.api.config.settings;
   }
 
-  /** The hand-over's settings of the configuration in force (taken again when it was replaced). */
-  private handOver(): HandOver {
-    const config = this.api.config;
-    if (config === this.handOverFrom) return this.handOverNow;
-    this.handOverFrom = config;
-    return (this.handOverNow = handOverOf(config.settings));
+  /** A new configuration is in force (the reload hook). */
+  reloaded(config: PluginApi["config"]): void {
+    this.hand = handOverOf(config.settings);
   }
 
   poolFor(client: Client): Pool {
@@ -260,18 +255,18 @@ class PoolManager {
   readonly isUsable = (server: Server): boolean => this.usable(server);
 
   get roundRobin(): boolean {
-    return this.handOver().roundRobin;
+    return this.hand.roundRobin;
   }
 
   usable(server: Server): boolean {
     if (server.closeNeeded || server.fatalSeen || server.state === "closed") return false;
-    const life = this.handOver().lifetimeMs;
+    const life = this.hand.lifetimeMs;
     return life === 0 || this.api.now - server.connectTime <= life;
   }
 
   needServer(client: Client): Server | null | undefined {
     const pool = client.pool as Pool;
-    const server = pool.takeIdle(this.handOver().roundRobin, this.isUsable);
+    const server = pool.takeIdle(this.hand.roundRobin, this.isUsable);
     if (server) {
       if (!this.checkDue(server)) return server;
       this.check(pool, server, client);
@@ -342,7 +337,7 @@ class PoolManager {
       server.markBeingCanceled();
       return true;
     }
-    const h = this.handOver();
+    const h = this.hand;
     if (server.resetNeeded) {
       this.resetLeftState(pool, server, h.resetQuery, client);
       return true;
@@ -540,7 +535,8 @@ export default function poolPlugin(): PgbunPlugin {
         pool.removeWaiter(client);
       });
       h.tick.tap(NAME, (now) => manager.tick(now));
-      h.reload.tap(NAME, () => {
+      h.reload.tap(NAME, (config) => {
+        manager.reloaded(config);
         for (const pool of manager.pools.values()) {
           const entry = api.resolveDatabase(pool.database);
           if (!entry) continue;
