@@ -39,6 +39,28 @@ function textOf(buf: Uint8Array, from: number, to: number): string {
   return Buffer.isBuffer(buf) ? buf.toString("utf8", from, to) : decoder.decode(buf.subarray(from, to));
 }
 
+/** The statement name nameOf() last decoded: every client of an application binds the same few names. */
+let lastName = "";
+
+/**
+ * A statement name in a Bind or Describe: the last one decoded when the bytes are its characters (ASCII only: then
+ * they decode to exactly those), so a Bind of the same name as the one before needs no new string (nor hashing it).
+ */
+function nameOf(buf: Uint8Array, from: number, to: number): string {
+  const n = to - from;
+  if (n <= 0) return "";
+  const last = lastName;
+  if (last.length === n) {
+    let i = 0;
+    for (; i < n; i++) {
+      const c = buf[from + i]!;
+      if (c >= 0x80 || c !== last.charCodeAt(i)) break;
+    }
+    if (i === n) return last;
+  }
+  return (lastName = textOf(buf, from, to));
+}
+
 /**
  * Each client keeps its statement names; each server keeps statements under pgbun's names (`pgbun_N`), shared by
  * every client of the pool with the same query text and parameter types as long as they have the same shape
@@ -261,7 +283,7 @@ export default function preparedStatements(): PgbunPlugin {
           return undefined;
         }
         const nameEnd = cstringEnd(buf, portalEnd + 1, end);
-        const name = textOf(buf, portalEnd + 1, nameEnd);
+        const name = nameOf(buf, portalEnd + 1, nameEnd);
         if (name === "" && !st.unnamedHere) {
           st.queue.push(Req.IntUnnamedGone);
           return rebind(buf, start, end, portalEnd, nameEnd, UNNAMED_GONE_NAME);
@@ -293,7 +315,7 @@ export default function preparedStatements(): PgbunPlugin {
           return undefined;
         }
         const ofStatement = ctx.buf[ctx.start + 5] === 0x53;
-        const targetName = textOf(ctx.buf, ctx.start + 6, cstringEnd(ctx.buf, ctx.start + 6, ctx.end));
+        const targetName = nameOf(ctx.buf, ctx.start + 6, cstringEnd(ctx.buf, ctx.start + 6, ctx.end));
         if (ofStatement && targetName === "" && !st.unnamedHere) {
           st.queue.push(Req.IntUnnamedGone);
           return describeStatement(UNNAMED_GONE_NAME);

@@ -15,21 +15,40 @@ export function describeStatement(name: string): Buffer {
   return new MessageWriter(name.length + 8).begin(Frontend.Describe).int8(0x53).cstring(name).end().finish();
 }
 
+/** Below this many bytes a copy is a loop the JIT compiles in place (Buffer.copy is a call into the runtime). */
+const SHORT_COPY = 64;
+
+/** Whether every character of `s` is ASCII: then its UTF-8 bytes are its character codes. */
+function isAscii(s: string): boolean {
+  for (let i = 0; i < s.length; i++) if (s.charCodeAt(i) >= 0x80) return false;
+  return true;
+}
+
 /**
  * A Bind with its statement name replaced; everything after the name is copied as is. Runs for every Bind of a
- * named statement, so it writes straight into one new buffer (no writer, no views).
+ * named statement, so it writes straight into one new buffer (no writer, no views), short parts by loops.
  */
 export function rebind(buf: Uint8Array, start: number, end: number, portalEnd: number, nameEnd: number, name: string): Buffer {
-  const nameLen = Buffer.byteLength(name);
+  const ascii = isAscii(name);
+  const nameLen = ascii ? name.length : Buffer.byteLength(name);
   const head = portalEnd + 1 - start; // type, length, portal and its NUL
   const tail = end - (nameEnd + 1); // parameters, formats, result formats
   const out = Buffer.allocUnsafe(head + nameLen + 1 + tail);
   const src = Buffer.isBuffer(buf) ? buf : Buffer.from(buf.buffer, buf.byteOffset, buf.byteLength);
-  src.copy(out, 0, start, portalEnd + 1);
-  out.write(name, head, "utf8");
+  if (head < SHORT_COPY) for (let i = 0; i < head; i++) out[i] = src[start + i]!;
+  else src.copy(out, 0, start, portalEnd + 1);
+  if (ascii) for (let i = 0; i < nameLen; i++) out[head + i] = name.charCodeAt(i);
+  else out.write(name, head, "utf8");
   out[head + nameLen] = 0;
-  src.copy(out, head + nameLen + 1, nameEnd + 1, end);
-  out.writeInt32BE(out.length - 1, 1);
+  const at = head + nameLen + 1;
+  const from = nameEnd + 1;
+  if (tail < SHORT_COPY) for (let i = 0; i < tail; i++) out[at + i] = src[from + i]!;
+  else src.copy(out, at, from, end);
+  const length = out.length - 1;
+  out[1] = length >>> 24;
+  out[2] = (length >>> 16) & 0xff;
+  out[3] = (length >>> 8) & 0xff;
+  out[4] = length & 0xff;
   return out;
 }
 
