@@ -396,7 +396,7 @@ export default function preparedStatements(): PgbunPlugin {
       /** Sends the answers owed at the head of the queue right after the current message (forwarded or dropped). */
       const settle = (ctx: MessageContext, st: ClientStatements, forward: boolean): MessageResult => {
         // owed answers are never in the packed run of plain requests: with nothing else queued there are none
-        if (st.queue.rich !== 0) {
+        if (st.queue.rich() !== 0) {
           for (let head = st.queue.peek(); head !== undefined && (head.kind === Req.SynParse || head.kind === Req.SynClose); head = st.queue.peek()) {
             ctx.appendAfter(head.kind === Req.SynParse ? Prebuilt.ParseComplete : Prebuilt.CloseComplete);
             st.queue.shift();
@@ -413,8 +413,8 @@ export default function preparedStatements(): PgbunPlugin {
         const st = knownState(ctx.client);
         if (st === undefined || !pooled(ctx)) return undefined;
         const q = st.queue;
-        if (q.shiftPlain(plain)) return q.rich === 0 ? undefined : settle(ctx, st, true);
-        const kind = q.headKind;
+        if (q.shiftPlain(plain)) return q.rich() === 0 ? undefined : settle(ctx, st, true);
+        const kind = q.headKind();
         if (kind !== plain && (own === 0 || kind !== own)) return undefined;
         q.shift();
         return settle(ctx, st, kind === plain);
@@ -429,7 +429,7 @@ export default function preparedStatements(): PgbunPlugin {
       /** ParameterDescription: part of a Describe's answer; pgbun's own Describe is read and swallowed. */
       onServer(Backend.ParameterDescription, (ctx) => {
         const st = knownState(ctx.client);
-        if (st === undefined || !pooled(ctx) || st.queue.headKind !== Req.IntDescribe) return undefined;
+        if (st === undefined || !pooled(ctx) || st.queue.headKind() !== Req.IntDescribe) return undefined;
         const head = st.queue.peek()!;
         head.stmt!.paramOids = sharedTypes(parameterTypes(ctx.buf, ctx.start));
         return Action.Drop;
@@ -440,7 +440,7 @@ export default function preparedStatements(): PgbunPlugin {
         const st = knownState(ctx.client);
         if (st === undefined || !pooled(ctx)) return undefined;
         const q = st.queue;
-        if (q.shiftPlain(Req.DescribePortal) || q.shiftPlain(Req.DescribeStatement)) return q.rich === 0 ? undefined : settle(ctx, st, true);
+        if (q.shiftPlain(Req.DescribePortal) || q.shiftPlain(Req.DescribeStatement)) return q.rich() === 0 ? undefined : settle(ctx, st, true);
         const head = q.peek();
         if (head === undefined) return undefined;
         if (head.kind === Req.DescribeStatement || head.kind === Req.DescribePortal) {
@@ -464,11 +464,11 @@ export default function preparedStatements(): PgbunPlugin {
         if (st.bound.length !== 0) st.bound.length = 0;
         // defensive: anything before the Sync/Query this answers was skipped by the server
         const q = st.queue;
-        for (let kind = q.headKind; kind !== 0; kind = q.headKind) {
+        for (let kind = q.headKind(); kind !== 0; kind = q.headKind()) {
           q.shift();
           if (kind === Req.Sync || kind === Req.Query) break;
         }
-        return q.rich === 0 ? undefined : settle(ctx, st, true);
+        return q.rich() === 0 ? undefined : settle(ctx, st, true);
       }, { stage: Stage.PreparedObserve }); // first: it only observes (owed answers go out after the ReadyForQuery)
 
       onServer(Backend.ErrorResponse, (ctx) => {

@@ -55,76 +55,71 @@ export interface Pending {
   stmt?: ServerStatement;
 }
 
-/** Bits per kind in the packed run, and how many kinds it holds (28 bits: it stays a small integer). */
+/** Bits per kind in the packed run; kinds are never 0, so the run's length is where its highest bit is. */
 const RUN_BITS = 4;
-const RUN_MAX = 7;
 const RUN_MASK = (1 << RUN_BITS) - 1;
+/** A run below this holds at most six kinds: room for a seventh (28 bits: it stays a small integer). */
+const RUN_ROOM = 1 << (6 * RUN_BITS);
+
+/** How many kinds a packed run holds. */
+function runLength(run: number): number {
+  return (32 + RUN_BITS - 1 - Math.clz32(run)) >> 2;
+}
 
 /**
- * A FIFO of pending requests, reused per client. Its front is a packed run of up to RUN_MAX plain client requests
+ * A FIFO of pending requests, reused per client. Its front is a packed run of up to seven plain client requests
  * (Parse..Query with nothing else: kind numbers of 4 bits in one integer, the oldest lowest), the rest a list of
  * entries; a request is packed only while the list is empty, so the run is always older than the list. A client
  * of unnamed statements (pgbench -M extended, unprepared queries of pg and postgres.js: Parse, Bind, Describe,
  * Execute, Sync) then never touches the list: a push and a shift are a few bit operations. Anything of pgbun's
- * (Int*, Syn*, a named Parse) goes to the list in order, so `rich` tells the response taps whether there is
- * anything but plain requests in flight.
+ * (Int*, Syn*, a named Parse) goes to the list in order, so `rich()` tells the response taps whether there is
+ * anything but plain requests in flight. (Three fields, the list made at first use: no bigger than the list alone.)
  */
 export class RequestQueue {
   /** The packed run (0: empty); its oldest kind in the lowest bits. */
   private run = 0;
-  /** Kinds in the run. */
-  private runLength = 0;
   private items: Pending[] | null = null;
   private head = 0;
 
   get length(): number {
-    return this.runLength + this.rich;
+    return runLength(this.run) + this.rich();
   }
 
   /** Entries in the list: what is queued beyond the packed run (0: only plain client requests are in flight). */
-  get rich(): number {
+  rich(): number {
     return this.items === null ? 0 : this.items.length - this.head;
   }
 
   /** The kind at the head, 0 when empty (the response taps' one test). */
-  get headKind(): number {
-    if (this.runLength !== 0) return this.run & RUN_MASK;
+  headKind(): number {
+    if (this.run !== 0) return this.run & RUN_MASK;
     const p = this.items === null ? undefined : this.items[this.head];
     return p === undefined ? 0 : p.kind;
   }
 
   push(kind: ReqKind, key?: string, name?: string, stmt?: ServerStatement): void {
-    if (key === undefined && name === undefined && stmt === undefined) {
-      if (kind <= Req.Query && this.runLength < RUN_MAX && this.rich === 0) {
-        this.run |= kind << (RUN_BITS * this.runLength++);
-        return;
-      }
-      (this.items ??= []).push(PLAIN[kind]!);
-      return;
-    }
-    (this.items ??= []).push({ kind, key, name, stmt });
+    if (key === undefined && name === undefined && stmt === undefined) this.pushPlain(kind);
+    else (this.items ??= []).push({ kind, key, name, stmt });
   }
 
-  /** push() of a plain client request (Parse..Query, nothing else): small enough for the client taps to inline. */
+  /** push() of a kind with nothing else: packed when it is a client's request and there is room. */
   pushPlain(kind: ReqKind): void {
-    const n = this.runLength;
-    if (n < RUN_MAX && (this.items === null || this.items.length === this.head)) {
-      this.run |= kind << (RUN_BITS * n);
-      this.runLength = n + 1;
+    const run = this.run;
+    if (kind <= Req.Query && run < RUN_ROOM && (this.items === null || this.items.length === this.head)) {
+      this.run = run | (kind << (RUN_BITS * runLength(run)));
     } else (this.items ??= []).push(PLAIN[kind]!);
   }
 
   peek(): Pending | undefined {
-    if (this.runLength !== 0) return PLAIN[this.run & RUN_MASK];
+    if (this.run !== 0) return PLAIN[this.run & RUN_MASK];
     return this.items === null ? undefined : this.items[this.head];
   }
 
   shift(): Pending | undefined {
-    if (this.runLength !== 0) {
-      const kind = this.run & RUN_MASK;
-      this.run >>>= RUN_BITS;
-      this.runLength--;
-      return PLAIN[kind];
+    const run = this.run;
+    if (run !== 0) {
+      this.run = run >>> RUN_BITS;
+      return PLAIN[run & RUN_MASK];
     }
     const items = this.items;
     if (items === null) return undefined;
@@ -144,15 +139,14 @@ export class RequestQueue {
 
   /** Takes the head when it is a plain request of this kind (the packed run's fast path); false otherwise. */
   shiftPlain(kind: ReqKind): boolean {
-    if (this.runLength === 0 || (this.run & RUN_MASK) !== kind) return false;
-    this.run >>>= RUN_BITS;
-    this.runLength--;
+    const run = this.run;
+    if ((run & RUN_MASK) !== kind) return false;
+    this.run = run >>> RUN_BITS;
     return true;
   }
 
   clear(): void {
     this.run = 0;
-    this.runLength = 0;
     if (this.items !== null && this.items.length !== 0) this.items.length = 0;
     this.head = 0;
   }
@@ -160,7 +154,7 @@ export class RequestQueue {
   /** The entries, oldest first, without taking them (tests and diagnostics). */
   entries(): Pending[] {
     const out: Pending[] = [];
-    for (let run = this.run, n = this.runLength; n > 0; n--, run >>>= RUN_BITS) out.push(PLAIN[run & RUN_MASK]!);
+    for (let run = this.run; run !== 0; run >>>= RUN_BITS) out.push(PLAIN[run & RUN_MASK]!);
     if (this.items !== null) for (let i = this.head; i < this.items.length; i++) out.push(this.items[i]!);
     return out;
   }

@@ -58,7 +58,7 @@ describe("RequestQueue's packed run", () => {
     const q = new RequestQueue();
     q.push(Req.IntClose);
     q.push(Req.Bind);
-    expect(q.rich).toBe(2);
+    expect(q.rich()).toBe(2);
     q.push(Req.Execute, undefined, "x");
     q.push(Req.Sync);
     const out: ReqKind[] = [];
@@ -70,7 +70,7 @@ describe("RequestQueue's packed run", () => {
     }
     expect(out).toEqual([Req.IntClose, Req.Bind, Req.Execute, Req.Sync, Req.Close]);
     expect(q.length).toBe(0);
-    expect(q.headKind).toBe(0);
+    expect(q.headKind()).toBe(0);
   });
 
   test("beyond seven plain requests the rest go to the list, in order; Int and Syn kinds are never packed", () => {
@@ -78,13 +78,13 @@ describe("RequestQueue's packed run", () => {
     const kinds: ReqKind[] = [Req.Parse, Req.Bind, Req.DescribePortal, Req.Execute, Req.Sync, Req.Parse, Req.Bind, Req.Execute, Req.Sync, Req.Query];
     for (const k of kinds) q.push(k);
     expect(q.length).toBe(10);
-    expect(q.rich).toBe(3);
+    expect(q.rich()).toBe(3);
     expect(q.entries().map((p) => p.kind)).toEqual(kinds);
     const out: ReqKind[] = [];
-    while (q.headKind !== 0) out.push(q.shift()!.kind);
+    while (q.headKind() !== 0) out.push(q.shift()!.kind);
     expect(out).toEqual(kinds);
     q.push(Req.SynParse);
-    expect(q.rich).toBe(1);
+    expect(q.rich()).toBe(1);
     expect(q.shiftPlain(Req.SynParse)).toBe(false);
     expect(q.peek()!.kind).toBe(Req.SynParse);
   });
@@ -101,7 +101,7 @@ describe("RequestQueue's packed run", () => {
     expect(q.length).toBe(0);
     expect(q.peek()).toBeUndefined();
     q.push(Req.Sync);
-    expect(q.rich).toBe(0);
+    expect(q.rich()).toBe(0);
     expect(q.entries().map((p) => p.kind)).toEqual([Req.Sync]);
   });
 });
@@ -113,7 +113,7 @@ describe("the unnamed statement through pgbun:prepared-statements", () => {
     for (let round = 0; round < 3; round++) {
       expect(sendAll(t, c, ...sent)).toEqual(sent);
       expect(queued(c)).toEqual(["Parse", "Bind", "DescribePortal", "Execute", "Sync"]);
-      expect(clientState(c).queue.rich).toBe(0);
+      expect(clientState(c).queue.rich()).toBe(0);
       for (const answer of [Prebuilt.ParseComplete, Prebuilt.BindComplete, rowDescription(["x"]), commandComplete("SELECT 1"), readyForQuery(TxStatus.Idle)]) {
         const r = runServerMessage(t, c, answer);
         expect(r.result).toBeUndefined();
@@ -175,7 +175,7 @@ describe("the unnamed statement through pgbun:prepared-statements", () => {
   test("unnamed, named, unnamed in one pipeline: pgbun's Describe answers are swallowed in their place, the rest forwarded", async () => {
     const { t, c } = await linked();
     sendAll(t, c, msg.parse("", "SELECT 1 AS x"), msg.bind("", ""), msg.execute());
-    expect(clientState(c).queue.rich).toBe(0);
+    expect(clientState(c).queue.rich()).toBe(0);
     sendAll(t, c, msg.parse("s1", "SELECT 2 AS y"), msg.bind("", "s1"), msg.execute());
     sendAll(t, c, msg.parse("", "SELECT 3 AS z"), msg.bind("", ""), msg.describe("P", ""), msg.execute(), msg.sync());
     expect(queued(c)).toEqual(["Parse", "Bind", "Execute", "Parse", "IntDescribe", "Bind", "Execute", "Parse", "Bind", "DescribePortal", "Execute", "Sync"]);
@@ -217,7 +217,7 @@ describe("the unnamed statement through pgbun:prepared-statements", () => {
     expect(clientState(c).byName.has("s2")).toBe(false);
     // the next round is plain again, from the packed run
     sendAll(t, c, msg.parse("", "SELECT 4"), msg.bind("", ""), msg.execute(), msg.sync());
-    expect(clientState(c).queue.rich).toBe(0);
+    expect(clientState(c).queue.rich()).toBe(0);
     expect(queued(c)).toEqual(["Parse", "Bind", "Execute", "Sync"]);
   });
 
