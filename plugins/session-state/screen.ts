@@ -7,15 +7,44 @@ const WORDS = ["set", "listen", "prepare", "discard", "deallocate", "declare", "
 /** The words by first letter (a..z). */
 const BY_FIRST: Array<Uint8Array[] | undefined> = [];
 for (const w of WORDS) (BY_FIRST[w[0]! - 0x61] ??= []).push(w);
+
+/** PAIRS bit: the pair is some word's first two letters (a word may start at the pair). */
+const STARTS = 1;
+/** PAIRS bit: the pair is some word's second and third letters (a word may start one byte before it). */
+const SECOND = 2;
 /**
- * By byte as it is (both letter cases), the second letters (bit n: 'a' + n) of the words it may start; 0 for a byte
- * that starts none: almost every byte of a query costs one typed-array load, and a candidate one more byte's test.
+ * By byte pair (first byte | second << 8, both letter cases), whether it is the start of a word or its second and
+ * third letters. Every word has at least three letters, so an occurrence starting at `s` covers the pair at `s`
+ * and the one at `s + 1`: one of them lies on the even offsets the scan looks at, and the scan reads one table
+ * entry per two bytes. 64 KiB per process; only the few hundred pairs SQL text is made of are ever touched.
  */
-const SECOND = new Uint32Array(256);
+const PAIRS = new Uint8Array(65536);
+function mark(a: number, b: number, bit: number): void {
+  for (const x of [a, a & ~0x20]) for (const y of [b, b & ~0x20]) PAIRS[x | (y << 8)]! |= bit;
+}
 for (const w of WORDS) {
-  const bit = 1 << (w[1]! - 0x61);
-  SECOND[w[0]!] |= bit;
-  SECOND[w[0]! & ~0x20] |= bit;
+  mark(w[0]!, w[1]!, STARTS);
+  mark(w[1]!, w[2]!, SECOND);
+}
+
+/** A word (any letter case) starts at `s` and ends by `end`. */
+function wordAt(buf: Uint8Array, s: number, end: number): boolean {
+  const words = BY_FIRST[(buf[s]! | 0x20) - 0x61];
+  if (words === undefined) return false;
+  for (const w of words) {
+    if (s + w.length > end) continue;
+    // | 0x20 folds an ASCII capital onto its letter; no other byte folds onto a lower-case ASCII letter
+    let k = 1;
+    while (k < w.length && (buf[s + k]! | 0x20) === w[k]) k++;
+    if (k === w.length) return true;
+  }
+  return false;
+}
+
+/** A word starts at the pair at `i` (i + 1 < end), or one byte before it (not before `from`). */
+function wordNear(buf: Uint8Array, i: number, from: number, end: number): boolean {
+  const bits = PAIRS[buf[i]! | (buf[i + 1]! << 8)]!;
+  return ((bits & STARTS) !== 0 && wordAt(buf, i, end)) || ((bits & SECOND) !== 0 && i > from && wordAt(buf, i - 1, end));
 }
 
 /**
@@ -25,18 +54,16 @@ for (const w of WORDS) {
  * answered here without decoding the text into a string.
  */
 export function mayChangeSessionState(buf: Uint8Array, from: number, end: number): boolean {
-  for (let i = from; i < end; i++) {
-    const seconds = SECOND[buf[i]!]!;
-    if (seconds === 0) continue;
-    // past the buffer's end the byte reads as undefined, | 0x20 as 0x20: no letter
-    const second = (buf[i + 1]! | 0x20) - 0x61;
-    if (second < 0 || second > 25 || ((seconds >>> second) & 1) === 0) continue;
-    for (const w of BY_FIRST[(buf[i]! | 0x20) - 0x61]!) {
-      if (i + w.length > end) continue;
-      let k = 1;
-      while (k < w.length && (buf[i + k]! | 0x20) === w[k]) k++;
-      if (k === w.length) return true;
-    }
+  if (end > buf.length) end = buf.length;
+  // the pairs at from, from + 2, ...: four bytes a turn, and nothing but loads in the loop (hits are rare)
+  const last4 = end - 3;
+  let i = from;
+  for (;;) {
+    while (i < last4 && (PAIRS[buf[i]! | (buf[i + 1]! << 8)]! | PAIRS[buf[i + 2]! | (buf[i + 3]! << 8)]!) === 0) i += 4;
+    if (i >= last4) break;
+    if (wordNear(buf, i, from, end) || wordNear(buf, i + 2, from, end)) return true;
+    i += 4;
   }
-  return false;
+  // at most three bytes are left: one more pair
+  return i + 1 < end && wordNear(buf, i, from, end);
 }
