@@ -3,6 +3,7 @@ import { Backend, DEALLOCATES_ALL, Frontend, SqlState, TxStatus, cstringEnd, par
 import { provenHarmless } from "./harmless.ts";
 import { mayChangeSessionState } from "./screen.ts";
 import { latin1, StatementMarks } from "./statements.ts";
+import { knownClean, MIN_REMEMBERED, rememberClean } from "./verdicts.ts";
 
 const NAME = "pgbun:session-state";
 
@@ -103,9 +104,19 @@ function marksOf(client: Client): StatementMarks {
  */
 function inspect(client: Client, ctx: MessageContext, from: number, pooled: boolean): string | null {
   const b = ctx.buf;
-  if (!mayChangeSessionState(b, from, ctx.end)) return null;
-  const text = latin1(b, from, ctx.end);
-  if (!AT_START.test(text) && !ANYWHERE.test(text)) return null;
+  const end = ctx.end;
+  // a long text seen before (an application's usual queries, a driver's unnamed statement) is one comparison
+  const long = end - from >= MIN_REMEMBERED;
+  if (long && knownClean(b, from, end)) return null;
+  if (!mayChangeSessionState(b, from, end)) {
+    if (long) rememberClean(b, from, end);
+    return null;
+  }
+  const text = latin1(b, from, end);
+  if (!AT_START.test(text) && !ANYWHERE.test(text)) {
+    if (long) rememberClean(b, from, end);
+    return null;
+  }
   const st = stateOf(client);
   if (pooled) {
     const quiet = !TOUCHES_SETTINGS.test(text);
