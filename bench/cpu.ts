@@ -138,3 +138,41 @@ export function formatCpuUs(usPerTxn: number, resolutionUs: number): string {
   const step = cpuStep(resolutionUs);
   return (Math.round(usPerTxn / step) * step).toLocaleString("en-US");
 }
+
+/** One process's CPU split by mode, and its minor page faults (bench/cpu-split.ts). */
+export interface CpuSplitSample {
+  /** utime over the tree, clock ticks: user mode. */
+  userTicks: number;
+  /** stime over the tree, clock ticks: the kernel on the process's behalf (system calls, faults, softirqs charged). */
+  kernelTicks: number;
+  /** minflt (/proc stat field 10) over the tree: page faults served without I/O. */
+  minorFaults: number;
+  processes: number;
+}
+
+/** utime, stime and minflt of one process (all its threads, exited ones included); null when it is gone. */
+export function processSplit(pid: number): { user: number; kernel: number; minorFaults: number } | null {
+  const stat = readOr(`/proc/${pid}/stat`);
+  if (stat === null) return null;
+  const fields = stat.slice(stat.lastIndexOf(")") + 2).split(" ");
+  // fields[0] is field 3 (state): minflt is field 10, utime 14, stime 15
+  const minorFaults = Number(fields[7]);
+  const user = Number(fields[11]);
+  const kernel = Number(fields[12]);
+  return Number.isFinite(user) && Number.isFinite(kernel) && Number.isFinite(minorFaults) ? { user, kernel, minorFaults } : null;
+}
+
+/** processSplit summed over `root`'s process tree (processTree); null when `root` itself is gone. */
+export function sampleCpuSplit(root: number): CpuSplitSample | null {
+  if (processSplit(root) === null) return null;
+  const s: CpuSplitSample = { userTicks: 0, kernelTicks: 0, minorFaults: 0, processes: 0 };
+  for (const pid of processTree(root)) {
+    const p = processSplit(pid);
+    if (p === null) continue;
+    s.userTicks += p.user;
+    s.kernelTicks += p.kernel;
+    s.minorFaults += p.minorFaults;
+    s.processes++;
+  }
+  return s;
+}

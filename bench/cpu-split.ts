@@ -1,0 +1,261 @@
+// Where PgBouncer's, the bare pass-through's and pgbun's CPU per transaction goes, user and kernel (issue 14's "which µs is the runtime's").
+// Usage: bun bench/cpu-split.ts [--clients 10,50] [--protocols simple,extended,prepared] [--rounds 3] [--transactions N]
+import { mkdirSync, readdirSync, readFileSync, rmSync, writeFileSync } from "node:fs";
+import { availableParallelism, release, tmpdir } from "node:os";
+import { join } from "node:path";
+import { clockTicksPerSecond, processTree, readOr, sampleCpuSplit } from "./cpu.ts";
+import {
+  parseSplitArgs,
+  perClient,
+  poolerCell,
+  POOLERS,
+  renderSplit,
+  roundOrder,
+  skipReason,
+  splitOf,
+  ticksToUs,
+  parseSockopts,
+  parseStraceSummary,
+  type CellResult,
+  type Pooler,
+  type RunSample,
+  type SplitOptions,
+  type SplitReport,
+  type StraceProfile,
+} from "./cpu-split-report.ts";
+import { BENCH_DATABASE, pgClientEnv, startBenchPostgres, type BenchPostgres } from "./database.ts";
+import { postmasterPid, sampleLoad } from "./load.ts";
+import { startPassthrough } from "./passthrough-process.ts";
+import type { Protocol } from "./pgbench.ts";
+import { ensurePgbouncer, pgbouncerVersion, startPgbouncer } from "./pgbouncer.ts";
+import { startPgbunVariant } from "./pgbun-process.ts";
+import { cleanupAll, installSignalHandlers, killProcess, trackProcess } from "./processes.ts";
+
+const POOL_SIZE = 20;
+
+interface Target {
+  pooler: Pooler;
+  pid: number;
+  port: number;
+}
+
+/** One thread's counters: CPU ticks and context switches. */
+interface ThreadCounters {
+  comm: string;
+  ticks: number;
+  voluntary: number;
+  involuntary: number;
+}
+
+/** Every live thread of the tree, keyed pid/tid. */
+function threadCounters(root: number): Map<string, ThreadCounters> {
+  const out = new Map<string, ThreadCounters>();
+  for (const pid of processTree(root)) {
+    let tids: string[];
+    try {
+      tids = readdirSync(`/proc/${pid}/task`);
+    } catch {
+      continue;
+    }
+    for (const tid of tids) {
+      const stat = readOr(`/proc/${pid}/task/${tid}/stat`);
+      const status = readOr(`/proc/${pid}/task/${tid}/status`);
+      if (stat === null || status === null) continue;
+      const comm = stat.slice(stat.indexOf("(") + 1, stat.lastIndexOf(")"));
+      const f = stat.slice(stat.lastIndexOf(")") + 2).split(" ");
+      out.set(`${pid}/${tid}`, {
+        // a thread's name without its number: "HTTP Client 3" and "HTTP Client 4" are one row
+        comm: comm.replace(/\s*\d+$/, "") || comm,
+        ticks: Number(f[11]) + Number(f[12]),
+        voluntary: Number(/^voluntary_ctxt_switches:\s+(\d+)/m.exec(status)?.[1] ?? 0),
+        involuntary: Number(/^nonvoluntary_ctxt_switches:\s+(\d+)/m.exec(status)?.[1] ?? 0),
+      });
+    }
+  }
+  return out;
+}
+
+interface PgbenchRun {
+  transactions: number;
+  tps: number;
+  wallS: number;
+}
+
+async function pgbench(db: BenchPostgres, port: number, protocol: Protocol, clients: number, total: number): Promise<PgbenchRun> {
+  const args = ["-n", "-S", "-M", protocol, "-c", String(clients), "-j", String(Math.min(2, clients)), "-t", String(perClient(total, clients))];
+  args.push("-h", "127.0.0.1", "-p", String(port), "-U", db.pg.superuser, BENCH_DATABASE);
+  const started = performance.now();
+  const proc = trackProcess(Bun.spawn([db.pgbench, ...args], { env: pgClientEnv(), stdin: "ignore", stdout: "pipe", stderr: "pipe" }));
+  const [out, err, code] = await Promise.all([new Response(proc.stdout).text(), new Response(proc.stderr).text(), proc.exited]);
+  const wallS = (performance.now() - started) / 1000;
+  const transactions = Number(/number of transactions actually processed: (\d+)/.exec(out)?.[1] ?? 0);
+  const failed = Number(/number of failed transactions: (\d+)/.exec(out)?.[1] ?? 0);
+  if (code !== 0 || transactions === 0 || failed > 0 || /aborted/i.test(out + err)) {
+    throw new Error(`pgbench ${args.join(" ")} failed (exit ${code}, ${transactions} transactions, ${failed} failed): ${err.trim().split("\n").slice(0, 3).join(" | ")}`);
+  }
+  return { transactions, tps: Number(/^tps = ([\d.]+)/m.exec(out)?.[1] ?? transactions / wallS), wallS };
+}
+
+async function measure(db: BenchPostgres, t: Target, protocol: Protocol, clients: number, round: number, o: SplitOptions, roots: number[]): Promise<RunSample> {
+  const hz = clockTicksPerSecond();
+  const load = await sampleLoad(roots);
+  const threads0 = threadCounters(t.pid);
+  const a = sampleCpuSplit(t.pid);
+  const run = await pgbench(db, t.port, protocol, clients, o.transactions);
+  const b = sampleCpuSplit(t.pid);
+  const threads1 = threadCounters(t.pid);
+  if (!a || !b) throw new Error(`${t.pooler} (pid ${t.pid}) is gone`);
+  const n = run.transactions;
+  const byName: Record<string, number> = {};
+  let voluntary = 0;
+  let involuntary = 0;
+  for (const [key, after] of threads1) {
+    const before = threads0.get(key);
+    if (!before) continue;
+    byName[after.comm] = (byName[after.comm] ?? 0) + ticksToUs(after.ticks - before.ticks, hz, n);
+    voluntary += after.voluntary - before.voluntary;
+    involuntary += after.involuntary - before.involuntary;
+  }
+  const userUs = ticksToUs(b.userTicks - a.userTicks, hz, n);
+  const kernelUs = ticksToUs(b.kernelTicks - a.kernelTicks, hz, n);
+  return {
+    pooler: t.pooler,
+    clients,
+    protocol,
+    round,
+    transactions: n,
+    tps: run.tps,
+    userUs,
+    kernelUs,
+    totalUs: userUs + kernelUs,
+    resolutionUs: ticksToUs(Math.max(a.processes, b.processes), hz, n),
+    minorFaultsPerTxn: (b.minorFaults - a.minorFaults) / n,
+    voluntarySwitchesPerTxn: voluntary / n,
+    involuntarySwitchesPerTxn: involuntary / n,
+    threads: byName,
+    load1: load.load1,
+    othersRunnable: load.othersRunnable,
+  };
+}
+
+/** strace attached to every process of `t`'s tree (-f: all their threads) while `work` runs; its output file's text. */
+async function underStrace(t: Target, straceArgs: string[], work: () => Promise<unknown>): Promise<string> {
+  const file = join(tmpdir(), `pgbun-cpu-split-strace-${t.pooler}-${process.pid}.txt`);
+  rmSync(file, { force: true });
+  const pids = processTree(t.pid).flatMap((p) => ["-p", String(p)]);
+  const st = trackProcess(Bun.spawn(["strace", "-f", ...straceArgs, "-o", file, ...pids], { stdin: "ignore", stdout: "ignore", stderr: "pipe" }));
+  // strace prints "Process N attached" per thread on stderr once it holds them; half a second is plenty on an idle pooler
+  await Bun.sleep(700);
+  try {
+    await work();
+  } finally {
+    await killProcess(st, "SIGINT", 5_000);
+  }
+  const text = readOr(file) ?? "";
+  rmSync(file, { force: true });
+  return text;
+}
+
+async function main(): Promise<void> {
+  installSignalHandlers();
+  const o = parseSplitArgs(process.argv.slice(2));
+  const started = new Date();
+  const problems: string[] = [];
+  const db = await startBenchPostgres({ maxConnections: 200, scale: 1 });
+  const pgbouncerBin = await ensurePgbouncer();
+  const pgbouncerVer = await pgbouncerVersion(pgbouncerBin);
+  const roots = [process.pid, postmasterPid(db.pg.dataDir) ?? process.pid];
+  const sockopts: SplitReport["sockopts"] = {};
+
+  const targets = new Map<Pooler, Target>();
+  const pb = await startPgbouncer(pgbouncerBin, db.pg, { poolMode: "transaction", poolSize: POOL_SIZE, maxClientConn: 1000 });
+  targets.set("pgbouncer", { pooler: "pgbouncer", pid: pb.pid, port: pb.port });
+  const pt = await startPassthrough(db.pg);
+  targets.set("passthrough", { pooler: "passthrough", pid: pt.proc.pid, port: pt.port });
+  const pg = await startPgbunVariant("plain", db.pg, { poolSize: POOL_SIZE, maxClientConn: 1000 });
+  targets.set("pgbun", { pooler: "pgbun", pid: pg.proc.pid, port: pg.port });
+
+  // socket options: traced from each pooler's first client on, so its server connections' set-up is seen too
+  for (const p of POOLERS) {
+    const t = targets.get(p)!;
+    const text = await underStrace(t, ["-e", "trace=setsockopt,getsockopt"], () => pgbench(db, t.port, "simple", o.straceClients, o.straceClients * 20));
+    sockopts[p] = parseSockopts(text);
+  }
+
+  const runs: RunSample[] = [];
+  const cells: CellResult[] = [];
+  for (const clients of o.clients) {
+    for (const protocol of o.protocols) {
+      const active = POOLERS.filter((p) => !skipReason(p, protocol));
+      for (const p of active) await pgbench(db, targets.get(p)!.port, protocol, clients, o.warmupTransactions);
+      for (let round = 0; round < o.rounds; round++) {
+        for (const p of roundOrder(round, active)) {
+          try {
+            const r = await measure(db, targets.get(p)!, protocol, clients, round, o, roots);
+            runs.push(r);
+            console.error(
+              `cpu-split: -M ${protocol} ${clients} clients ${p} round ${round + 1}: user ${r.userUs.toFixed(2)} kernel ${r.kernelUs.toFixed(2)} µs/txn, ${Math.round(r.tps)} tps, load ${r.load1}`,
+            );
+          } catch (err) {
+            problems.push(`-M ${protocol}, ${clients} clients, ${p}, round ${round + 1}: ${err instanceof Error ? err.message : String(err)}`);
+          }
+        }
+      }
+      const poolers: CellResult["poolers"] = {};
+      const skipped: CellResult["skipped"] = {};
+      for (const p of POOLERS) {
+        const why = skipReason(p, protocol);
+        if (why) skipped[p] = why;
+        else poolers[p] = poolerCell(runs.filter((r) => r.pooler === p && r.clients === clients && r.protocol === protocol));
+      }
+      cells.push({ clients, protocol, poolers, skipped, split: splitOf(poolers) });
+    }
+  }
+
+  // system calls per transaction: strace -c over one run per pooler and protocol, after the measured cells
+  const strace: StraceProfile[] = [];
+  for (const protocol of o.protocols) {
+    for (const p of POOLERS) {
+      if (skipReason(p, protocol)) continue;
+      const t = targets.get(p)!;
+      let done = 0;
+      try {
+        const text = await underStrace(t, ["-c"], async () => (done = (await pgbench(db, t.port, protocol, o.straceClients, o.straceTransactions)).transactions));
+        strace.push({ pooler: p, protocol, clients: o.straceClients, transactions: done, callsPerTxn: parseStraceSummary(text, done) });
+      } catch (err) {
+        problems.push(`strace ${p} -M ${protocol}: ${err instanceof Error ? err.message : String(err)}`);
+      }
+    }
+  }
+
+  const report: SplitReport = {
+    started: started.toISOString(),
+    finished: new Date().toISOString(),
+    machine: {
+      cpuModel: /^model name\s*:\s*(.+)$/m.exec(readFileSync("/proc/cpuinfo", "utf8"))?.[1]?.trim() ?? "unknown",
+      nproc: availableParallelism(),
+      kernel: release(),
+      bun: Bun.version,
+      postgres: db.version,
+      pgbouncer: pgbouncerVer,
+      pgbench: (await new Response(Bun.spawn([db.pgbench, "--version"], { stdout: "pipe" }).stdout).text()).trim(),
+      clockTicks: clockTicksPerSecond(),
+    },
+    options: { clients: o.clients, protocols: o.protocols, rounds: o.rounds, transactions: o.transactions, warmupTransactions: o.warmupTransactions, straceTransactions: o.straceTransactions, straceClients: o.straceClients },
+    cells,
+    strace,
+    sockopts,
+    runs,
+    problems,
+  };
+  mkdirSync(o.outDir, { recursive: true });
+  writeFileSync(join(o.outDir, "latest.json"), `${JSON.stringify(report, null, 2)}\n`);
+  writeFileSync(join(o.outDir, "latest.md"), renderSplit(report));
+  console.log(renderSplit(report));
+}
+
+try {
+  await main();
+} finally {
+  await cleanupAll();
+}
