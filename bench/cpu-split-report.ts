@@ -17,17 +17,20 @@ export interface SplitOptions {
   /** Transactions of the strace -c run per pooler and protocol (at straceClients). */
   straceTransactions: number;
   straceClients: number;
+  /** Transactions of the perf record run per pooler and protocol (at straceClients). */
+  perfTransactions: number;
   outDir: string;
 }
 
 export const SPLIT_USAGE = `usage: bun bench/cpu-split.ts [--clients 10,50] [--protocols simple,extended,prepared] [--rounds 3]
-                             [--transactions N] [--strace-transactions N] [--out DIR]
+                             [--transactions N] [--strace-transactions N] [--perf-transactions N] [--out DIR]
   --clients N,N        client counts (default 10,50)
   --protocols P,P      pgbench -M values (default simple,extended; PgBouncer 1.18 skips prepared)
   --rounds N           measured runs per pooler and cell, the pooler order rotating each round (default 3)
   --transactions N     transactions per measured run, all clients together (default 100,000: a 10 ms tick per
                        process is then 0.1 µs per transaction)
   --strace-transactions N  transactions of the one strace -c run per pooler and protocol at 10 clients (default 20,000)
+  --perf-transactions N    transactions of the one perf record run per pooler and protocol at 10 clients (default 50,000)
   --out DIR            where latest.md and latest.json go (default bench/results/cpu-split)`;
 
 const PROTOCOLS: readonly Protocol[] = ["simple", "extended", "prepared"];
@@ -55,6 +58,7 @@ export function parseSplitArgs(argv: string[], defaultOut = resolve(import.meta.
     warmupTransactions: 0,
     straceTransactions: 20_000,
     straceClients: 10,
+    perfTransactions: 50_000,
     outDir: defaultOut,
   };
   let warmupGiven = false;
@@ -71,6 +75,7 @@ export function parseSplitArgs(argv: string[], defaultOut = resolve(import.meta.
     else if (a === "--transactions") o.transactions = positiveInt(v, a);
     else if (a === "--warmup-transactions") (o.warmupTransactions = positiveInt(v, a)), (warmupGiven = true);
     else if (a === "--strace-transactions") o.straceTransactions = positiveInt(v, a);
+    else if (a === "--perf-transactions") o.perfTransactions = positiveInt(v, a);
     else if (a === "--out") {
       if (v === undefined || v.startsWith("--")) throw new Error(`--out needs a value\n${SPLIT_USAGE}`);
       o.outDir = resolve(v);
@@ -103,10 +108,17 @@ export interface RunSample {
   /** Voluntary context switches (a thread went to sleep: epoll, futex) per transaction, over the tree's live threads. */
   voluntarySwitchesPerTxn: number;
   involuntarySwitchesPerTxn: number;
-  /** user + kernel µs per transaction by thread name (threads alive before and after the run). */
-  threads: Record<string, number>;
+  /** By thread name (threads alive before and after the run): user and kernel µs, context switches, per transaction. */
+  threads: Record<string, ThreadShare>;
   load1: number;
   othersRunnable: number;
+}
+
+export interface ThreadShare {
+  userUs: number;
+  kernelUs: number;
+  /** Voluntary + involuntary context switches per transaction: how often the thread slept or was preempted. */
+  switches: number;
 }
 
 /** ticks → µs per transaction. */
@@ -129,7 +141,7 @@ export interface PoolerCell {
   voluntarySwitchesPerTxn: number;
   involuntarySwitchesPerTxn: number;
   resolutionUs: number;
-  threads: Record<string, number>;
+  threads: Record<string, ThreadShare>;
   load1Max: number;
   othersMax: number;
 }
@@ -139,8 +151,10 @@ export function poolerCell(runs: RunSample[]): PoolerCell | null {
   if (runs.length === 0) return null;
   const med = (f: (r: RunSample) => number) => median(runs.map(f))!;
   const names = new Set(runs.flatMap((r) => Object.keys(r.threads)));
-  const threads: Record<string, number> = {};
-  for (const n of names) threads[n] = med((r) => r.threads[n] ?? 0);
+  const threads: Record<string, ThreadShare> = {};
+  for (const n of names) {
+    threads[n] = { userUs: med((r) => r.threads[n]?.userUs ?? 0), kernelUs: med((r) => r.threads[n]?.kernelUs ?? 0), switches: med((r) => r.threads[n]?.switches ?? 0) };
+  }
   return {
     runs: runs.length,
     userUs: med((r) => r.userUs),
@@ -244,6 +258,94 @@ export interface StraceProfile {
   callsPerTxn: Record<string, number>;
 }
 
+// ---- perf (where the kernel time goes) ----
+
+/** One symbol of `perf report --stdio --children --sort sym -g none`: inclusive and self shares of all samples. */
+export interface PerfSymbol {
+  children: number;
+  self: number;
+  kernel: boolean;
+  symbol: string;
+}
+
+/** The sampled CPU (Event count, ns of cpu-clock) and each symbol's line; unparsable lines are skipped. */
+export function parsePerfReport(text: string): { eventNs: number; symbols: PerfSymbol[] } {
+  const eventNs = Number(/Event count \(approx\.\):\s*(\d+)/.exec(text)?.[1] ?? 0);
+  const symbols: PerfSymbol[] = [];
+  for (const line of text.split("\n")) {
+    const m = /^\s*([\d.]+)%\s+([\d.]+)%\s+\[(.)\]\s+(.+?)\s*$/.exec(line);
+    if (m) symbols.push({ children: Number(m[1]) / 100, self: Number(m[2]) / 100, kernel: m[3] === "k", symbol: m[4]! });
+  }
+  return { eventNs, symbols };
+}
+
+/**
+ * Kernel functions whose inclusive time names what the kernel did for the pooler: the socket calls (a loopback send
+ * also delivers to the peer's socket and wakes it, inside __sys_sendto), waiting in epoll, futexes (other threads),
+ * page faults, and the scheduler (its share inside the others).
+ */
+export const KERNEL_GROUPS: ReadonlyArray<[label: string, symbols: string[]]> = [
+  ["sendto (whole call: TCP, loopback delivery, peer wake-up)", ["__sys_sendto"]],
+  ["  of which tcp_sendmsg", ["tcp_sendmsg"]],
+  ["  of which waking a peer (try_to_wake_up)", ["try_to_wake_up"]],
+  ["  of which loopback delivery (softirq: net_rx_action)", ["net_rx_action"]],
+  ["recvfrom (whole call)", ["__sys_recvfrom"]],
+  ["  of which tcp_recvmsg", ["tcp_recvmsg"]],
+  ["epoll wait (do_epoll_wait)", ["do_epoll_wait"]],
+  ["epoll_ctl", ["do_epoll_ctl"]],
+  ["futex", ["do_futex"]],
+  ["page faults (exc_page_fault)", ["exc_page_fault"]],
+  ["madvise / munmap / mmap", ["do_madvise", "__vm_munmap", "do_mmap"]],
+  ["scheduler (__schedule, inside the above)", ["__schedule"]],
+  ["context switch: finish_task_switch (self)", ["finish_task_switch.isra.0", "finish_task_switch"]],
+  ["irqs back on: _raw_spin_unlock_irqrestore (self: wake-ups and softirq work done with irqs off land here)", ["_raw_spin_unlock_irqrestore"]],
+  ["system call entry/exit (self)", ["do_syscall_64", "entry_SYSCALL_64", "syscall_exit_to_user_mode", "entry_SYSCALL_64_after_hwframe"]],
+];
+
+export interface PerfProfile {
+  pooler: Pooler;
+  protocol: Protocol;
+  clients: number;
+  transactions: number;
+  /** user and kernel µs/txn from the samples (self time of [.] and [k] symbols). */
+  userUs: number;
+  kernelUs: number;
+  /** KERNEL_GROUPS label → µs/txn (inclusive; "self" for the entry/exit row). */
+  groups: Record<string, number>;
+  /** The kernel symbols with the most self time, µs/txn. */
+  topKernel: Array<[string, number]>;
+}
+
+export function perfProfile(pooler: Pooler, protocol: Protocol, clients: number, transactions: number, text: string): PerfProfile {
+  const { eventNs, symbols } = parsePerfReport(text);
+  const us = (share: number) => (share * eventNs) / 1000 / transactions;
+  const groups: Record<string, number> = {};
+  for (const [label, names] of KERNEL_GROUPS) {
+    const selfOnly = label.includes("(self");
+    // inclusive shares of different symbols overlap when one calls the other: take the largest, not the sum
+    let share = 0;
+    for (const s of symbols) if (s.kernel && names.includes(s.symbol)) share = selfOnly ? share + s.self : Math.max(share, s.children);
+    groups[label] = us(share);
+  }
+  const sum = (k: boolean) => symbols.filter((s) => s.kernel === k).reduce((a, s) => a + s.self, 0);
+  const topKernel = symbols
+    .filter((s) => s.kernel && s.self > 0)
+    .sort((a, b) => b.self - a.self)
+    .slice(0, 12)
+    .map((s): [string, number] => [s.symbol, us(s.self)]);
+  return { pooler, protocol, clients, transactions, userUs: us(sum(false)), kernelUs: us(sum(true)), groups, topKernel };
+}
+
+/** Kernel µs/txn by what it did, per pooler and protocol. */
+export function perfTable(profiles: PerfProfile[]): string[] {
+  if (profiles.length === 0) return ["(no perf runs)"];
+  const lines = [`| µs/txn | ${profiles.map((p) => `${p.pooler} -M ${p.protocol}`).join(" | ")} |`, `| --- | ${profiles.map(() => "---:").join(" | ")} |`];
+  lines.push(`| user (samples) | ${profiles.map((p) => f2(p.userUs)).join(" | ")} |`);
+  lines.push(`| kernel (samples) | ${profiles.map((p) => f2(p.kernelUs)).join(" | ")} |`);
+  for (const [label] of KERNEL_GROUPS) lines.push(`| ${label.replace(/^  /, "&nbsp;&nbsp;")} | ${profiles.map((p) => f2(p.groups[label])).join(" | ")} |`);
+  return lines;
+}
+
 // ---- the report ----
 
 export interface SplitReport {
@@ -254,6 +356,7 @@ export interface SplitReport {
   cells: CellResult[];
   strace: StraceProfile[];
   sockopts: Partial<Record<Pooler, Record<string, number>>>;
+  perf: PerfProfile[];
   runs: RunSample[];
   problems: string[];
 }
@@ -308,15 +411,15 @@ export function straceTable(profiles: StraceProfile[]): string[] {
 
 /** CPU by thread name (median µs/txn) of one cell: where the extra threads' time goes. */
 export function threadLines(cells: CellResult[]): string[] {
-  const lines = ["| -M | clients | pooler | µs/txn by thread (user + kernel, threads alive across the run) |", "| --- | ---: | --- | --- |"];
+  const lines = ["| -M | clients | pooler | by thread: user / kernel µs/txn, context switches/txn (threads alive across the run) |", "| --- | ---: | --- | --- |"];
   for (const c of cells) {
     for (const p of POOLERS) {
       const x = c.poolers[p];
       if (!x) continue;
       const parts = Object.entries(x.threads)
-        .sort((a, b) => b[1] - a[1])
-        .filter(([, v]) => v >= 0.05)
-        .map(([k, v]) => `${k} ${f1(v)}`);
+        .sort((a, b) => b[1].userUs + b[1].kernelUs - a[1].userUs - a[1].kernelUs)
+        .filter(([, v]) => v.userUs + v.kernelUs >= 0.05 || v.switches >= 0.01)
+        .map(([k, v]) => `${k} ${f1(v.userUs)} / ${f1(v.kernelUs)}, ${f2(v.switches)} sw`);
       lines.push(`| ${c.protocol} | ${c.clients} | ${p} | ${parts.join(", ") || "—"} |`);
     }
   }
@@ -349,6 +452,7 @@ export function renderSplit(r: SplitReport, findings: string[] = []): string {
     `- The pooler's process tree's utime (user) and stime (kernel) from /proc/PID/stat before and after each run (${r.machine.clockTicks} ticks/s: one tick per process is ${f2(ticksToUs(1, r.machine.clockTicks, o.transactions))} µs/txn), minor faults (field 10), voluntary and involuntary context switches per thread (/proc/PID/task/*/status), the 1-minute load before each run. Figures are medians over the rounds, each its own median.`,
     `- Split: pgbun − PgBouncer = runtime's (pass-through − PgBouncer: what a Bun process that only relays bytes costs more) + pgbun's own (pgbun − pass-through). Differences of medians, so the two parts add up to the gap.`,
     `- System calls: \`strace -c -f -p\` attached to each pooler's processes after the cells, for one run of ${int(o.straceTransactions)} transactions at ${o.straceClients} clients per protocol (strace slows the pooler: counts only, no times). Socket options: \`strace -f -e trace=setsockopt,getsockopt\` attached before each pooler's first client, so its client and server connections' set-up is seen.`,
+    `- Kernel time by function: \`perf record -e cpu-clock -F 999 -g -p\` on each pooler's processes for one run of ${int(o.perfTransactions)} transactions at ${o.straceClients} clients per protocol, \`perf report --children\`: inclusive µs/txn of the kernel functions named (no hardware counters in this VM: cpu-clock only).`,
     `- Machine: ${r.machine.cpuModel}, ${r.machine.nproc} cores, Linux ${r.machine.kernel}, Bun ${r.machine.bun}, PgBouncer ${r.machine.pgbouncer}, ${r.machine.pgbench}. Shared with other work: the load column says how busy.`,
     "",
     ...(r.problems.length > 0 ? ["## Problems", "", ...r.problems.map((p) => `- ${p}`), ""] : []),
@@ -364,6 +468,10 @@ export function renderSplit(r: SplitReport, findings: string[] = []): string {
     "## System calls per transaction",
     "",
     ...straceTable(r.strace),
+    "",
+    "## Where the kernel time goes (perf, cpu-clock samples with call graphs)",
+    "",
+    ...perfTable(r.perf),
     "",
     "## Socket options set or read (from the first client on)",
     "",

@@ -6,6 +6,7 @@ import {
   parseSockopts,
   parseSplitArgs,
   parseStraceSummary,
+  perfProfile,
   perClient,
   poolerCell,
   PREPARED_SKIP,
@@ -22,6 +23,8 @@ import {
   type SplitReport,
 } from "./cpu-split-report.ts";
 
+const th = (userUs: number, kernelUs = 0, switches = 0) => ({ userUs, kernelUs, switches });
+
 const run = (over: Partial<RunSample>): RunSample => ({
   pooler: "pgbun",
   clients: 10,
@@ -36,7 +39,7 @@ const run = (over: Partial<RunSample>): RunSample => ({
   minorFaultsPerTxn: 0.01,
   voluntarySwitchesPerTxn: 0.2,
   involuntarySwitchesPerTxn: 0.1,
-  threads: { bun: 19 },
+  threads: { bun: th(2, 17) },
   load1: 1.2,
   othersRunnable: 0,
   ...over,
@@ -47,7 +50,7 @@ const cell = (userUs: number, kernelUs: number): PoolerCell => poolerCell([run({
 describe("cpu-split options", () => {
   test("defaults: 10 and 50 clients, simple and extended, 3 rounds, 100,000 transactions, a fifth of that to warm up", () => {
     const o = parseSplitArgs([], "/out");
-    expect(o).toEqual({ clients: [10, 50], protocols: ["simple", "extended"], rounds: 3, transactions: 100_000, warmupTransactions: 20_000, straceTransactions: 20_000, straceClients: 10, outDir: "/out" });
+    expect(o).toEqual({ clients: [10, 50], protocols: ["simple", "extended"], rounds: 3, transactions: 100_000, warmupTransactions: 20_000, straceTransactions: 20_000, straceClients: 10, perfTransactions: 50_000, outDir: "/out" });
   });
 
   test("flags override; client counts sorted and deduplicated; thousands separators accepted", () => {
@@ -83,13 +86,13 @@ describe("cpu-split arithmetic", () => {
     expect(median([3, 1, 2])).toBe(2);
     expect(median([4, 1, 3, 2])).toBe(2.5);
     const c = poolerCell([
-      run({ userUs: 1, kernelUs: 30, tps: 10, threads: { bun: 5, JITWorker: 1 } }),
-      run({ userUs: 2, kernelUs: 10, tps: 30, load1: 2.5, threads: { bun: 7 } }),
-      run({ userUs: 9, kernelUs: 20, tps: 20, threads: { bun: 6, JITWorker: 3 } }),
+      run({ userUs: 1, kernelUs: 30, tps: 10, threads: { bun: th(5, 1, 0.5), JITWorker: th(1) } }),
+      run({ userUs: 2, kernelUs: 10, tps: 30, load1: 2.5, threads: { bun: th(7, 3, 0.1) } }),
+      run({ userUs: 9, kernelUs: 20, tps: 20, threads: { bun: th(6, 2, 0.3), JITWorker: th(3) } }),
     ])!;
     expect(c).toMatchObject({ runs: 3, userUs: 2, kernelUs: 20, tps: 20, load1Max: 2.5 });
     // a thread missing from a run counts 0 there
-    expect(c.threads).toEqual({ bun: 6, JITWorker: 1 });
+    expect(c.threads).toEqual({ bun: th(6, 2, 0.3), JITWorker: th(1) });
     expect(poolerCell([])).toBeNull();
   });
 
@@ -189,10 +192,11 @@ describe("cpu-split tables", () => {
       started: "a",
       finished: "b",
       machine: { cpuModel: "cpu", nproc: 2, kernel: "k", bun: "1.4.5", postgres: "15", pgbouncer: "1.18.0", pgbench: "pgbench 15", clockTicks: 100 },
-      options: { clients: [10], protocols: ["extended", "prepared"], rounds: 3, transactions: 100_000, warmupTransactions: 20_000, straceTransactions: 20_000, straceClients: 10 },
+      options: { clients: [10], protocols: ["extended", "prepared"], rounds: 3, transactions: 100_000, warmupTransactions: 20_000, straceTransactions: 20_000, straceClients: 10, perfTransactions: 50_000 },
       cells,
       strace: [],
       sockopts: { pgbun: { "setsockopt SOL_TCP TCP_NODELAY [1]": 4 } },
+      perf: [],
       runs: [],
       problems: [],
     };
@@ -220,5 +224,38 @@ describe("cpu.ts user/kernel split", () => {
     expect(tree.userTicks).toBeGreaterThanOrEqual(s.user);
     expect(processSplit(2 ** 22 + 12345)).toBeNull();
     expect(sampleCpuSplit(2 ** 22 + 12345)).toBeNull();
+  });
+});
+
+const PERF_REPORT = `# Samples: 500  of event 'cpu-clock'
+# Event count (approx.): 1000000000
+#
+# Children      Self  Symbol
+# ........  ........  ...............
+#
+    60.00%     1.00%  [k] __sys_sendto
+    50.00%     5.00%  [k] tcp_sendmsg
+    20.00%     0.00%  [.] 0x00007ff30f0f6c6c
+    10.00%    10.00%  [.] Bun::something
+     8.00%     8.00%  [k] _raw_spin_unlock_irqrestore
+     4.00%     2.00%  [k] do_epoll_wait
+     1.00%     0.50%  [k] do_syscall_64
+     0.50%     0.50%  [k] entry_SYSCALL_64
+`;
+
+describe("cpu-split perf parsing", () => {
+  test("a perf report's symbols and sampled CPU become µs/txn: user and kernel from self time, groups from inclusive time", () => {
+    // 1 s of samples over 10,000 transactions: 100 µs/txn in all; 1% is 1 µs/txn
+    const p = perfProfile("pgbun", "extended", 10, 10_000, PERF_REPORT);
+    expect(p.userUs).toBeCloseTo(10, 6);
+    expect(p.kernelUs).toBeCloseTo(17, 6);
+    expect(p.groups["sendto (whole call: TCP, loopback delivery, peer wake-up)"]).toBeCloseTo(60, 6);
+    expect(p.groups["  of which tcp_sendmsg"]).toBeCloseTo(50, 6);
+    expect(p.groups["epoll wait (do_epoll_wait)"]).toBeCloseTo(4, 6);
+    expect(p.groups["futex"]).toBe(0);
+    // self rows add their symbols' self time, not the inclusive
+    expect(p.groups["system call entry/exit (self)"]).toBeCloseTo(1, 6);
+    expect(p.topKernel[0]).toEqual(["_raw_spin_unlock_irqrestore", expect.closeTo(8, 6)]);
+    expect(p.topKernel).toHaveLength(6);
   });
 });

@@ -16,12 +16,15 @@ import {
   ticksToUs,
   parseSockopts,
   parseStraceSummary,
+  perfProfile,
+  type PerfProfile,
   type CellResult,
   type Pooler,
   type RunSample,
   type SplitOptions,
   type SplitReport,
   type StraceProfile,
+  type ThreadShare,
 } from "./cpu-split-report.ts";
 import { BENCH_DATABASE, pgClientEnv, startBenchPostgres, type BenchPostgres } from "./database.ts";
 import { postmasterPid, sampleLoad } from "./load.ts";
@@ -42,7 +45,8 @@ interface Target {
 /** One thread's counters: CPU ticks and context switches. */
 interface ThreadCounters {
   comm: string;
-  ticks: number;
+  user: number;
+  kernel: number;
   voluntary: number;
   involuntary: number;
 }
@@ -66,7 +70,8 @@ function threadCounters(root: number): Map<string, ThreadCounters> {
       out.set(`${pid}/${tid}`, {
         // a thread's name without its number: "HTTP Client 3" and "HTTP Client 4" are one row
         comm: comm.replace(/\s*\d+$/, "") || comm,
-        ticks: Number(f[11]) + Number(f[12]),
+        user: Number(f[11]),
+        kernel: Number(f[12]),
         voluntary: Number(/^voluntary_ctxt_switches:\s+(\d+)/m.exec(status)?.[1] ?? 0),
         involuntary: Number(/^nonvoluntary_ctxt_switches:\s+(\d+)/m.exec(status)?.[1] ?? 0),
       });
@@ -106,15 +111,20 @@ async function measure(db: BenchPostgres, t: Target, protocol: Protocol, clients
   const threads1 = threadCounters(t.pid);
   if (!a || !b) throw new Error(`${t.pooler} (pid ${t.pid}) is gone`);
   const n = run.transactions;
-  const byName: Record<string, number> = {};
+  const byName: Record<string, ThreadShare> = {};
   let voluntary = 0;
   let involuntary = 0;
   for (const [key, after] of threads1) {
     const before = threads0.get(key);
     if (!before) continue;
-    byName[after.comm] = (byName[after.comm] ?? 0) + ticksToUs(after.ticks - before.ticks, hz, n);
-    voluntary += after.voluntary - before.voluntary;
-    involuntary += after.involuntary - before.involuntary;
+    const v = after.voluntary - before.voluntary;
+    const i = after.involuntary - before.involuntary;
+    const share = (byName[after.comm] ??= { userUs: 0, kernelUs: 0, switches: 0 });
+    share.userUs += ticksToUs(after.user - before.user, hz, n);
+    share.kernelUs += ticksToUs(after.kernel - before.kernel, hz, n);
+    share.switches += (v + i) / n;
+    voluntary += v;
+    involuntary += i;
   }
   const userUs = ticksToUs(b.userTicks - a.userTicks, hz, n);
   const kernelUs = ticksToUs(b.kernelTicks - a.kernelTicks, hz, n);
@@ -154,6 +164,28 @@ async function underStrace(t: Target, straceArgs: string[], work: () => Promise<
   const text = readOr(file) ?? "";
   rmSync(file, { force: true });
   return text;
+}
+
+/** perf record -e cpu-clock -g on `t`'s processes over one pgbench run, read back with perf report --children. */
+async function perfRun(db: BenchPostgres, t: Target, protocol: Protocol, o: SplitOptions): Promise<PerfProfile> {
+  const file = join(tmpdir(), `pgbun-cpu-split-perf-${t.pooler}-${process.pid}.data`);
+  rmSync(file, { force: true });
+  const pids = processTree(t.pid).join(",");
+  const rec = trackProcess(Bun.spawn(["perf", "record", "-q", "-e", "cpu-clock", "-F", "999", "-g", "-o", file, "-p", pids], { stdin: "ignore", stdout: "ignore", stderr: "pipe" }));
+  await Bun.sleep(700);
+  let done = 0;
+  try {
+    done = (await pgbench(db, t.port, protocol, o.straceClients, o.perfTransactions)).transactions;
+  } finally {
+    await killProcess(rec, "SIGINT", 10_000);
+  }
+  const rep = Bun.spawn(["perf", "report", "-i", file, "--stdio", "--children", "--sort", "sym", "-g", "none", "--percent-limit", "0.05"], { stdin: "ignore", stdout: "pipe", stderr: "ignore" });
+  const text = await new Response(rep.stdout).text();
+  await rep.exited;
+  rmSync(file, { force: true });
+  const profile = perfProfile(t.pooler, protocol, o.straceClients, done, text);
+  if (profile.userUs + profile.kernelUs === 0) throw new Error(`perf report gave no samples (${text.slice(0, 300)})`);
+  return profile;
 }
 
 async function main(): Promise<void> {
@@ -228,6 +260,19 @@ async function main(): Promise<void> {
     }
   }
 
+  // where the kernel time goes: perf record with call graphs over one run per pooler and protocol
+  const perf: PerfProfile[] = [];
+  for (const protocol of o.protocols) {
+    for (const p of POOLERS) {
+      if (skipReason(p, protocol)) continue;
+      try {
+        perf.push(await perfRun(db, targets.get(p)!, protocol, o));
+      } catch (err) {
+        problems.push(`perf ${p} -M ${protocol}: ${err instanceof Error ? err.message : String(err)}`);
+      }
+    }
+  }
+
   const report: SplitReport = {
     started: started.toISOString(),
     finished: new Date().toISOString(),
@@ -241,10 +286,11 @@ async function main(): Promise<void> {
       pgbench: (await new Response(Bun.spawn([db.pgbench, "--version"], { stdout: "pipe" }).stdout).text()).trim(),
       clockTicks: clockTicksPerSecond(),
     },
-    options: { clients: o.clients, protocols: o.protocols, rounds: o.rounds, transactions: o.transactions, warmupTransactions: o.warmupTransactions, straceTransactions: o.straceTransactions, straceClients: o.straceClients },
+    options: { clients: o.clients, protocols: o.protocols, rounds: o.rounds, transactions: o.transactions, warmupTransactions: o.warmupTransactions, straceTransactions: o.straceTransactions, straceClients: o.straceClients, perfTransactions: o.perfTransactions },
     cells,
     strace,
     sockopts,
+    perf,
     runs,
     problems,
   };
