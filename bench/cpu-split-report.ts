@@ -369,7 +369,7 @@ const int = (n: number): string => Math.round(n).toLocaleString("en-US");
 /** The main table: per cell and pooler, median user / kernel / total µs per transaction, tps, faults, switches. */
 export function cellTable(cells: CellResult[]): string[] {
   const lines = [
-    "| -M | clients | pooler | user µs/txn | kernel µs/txn | total µs/txn | tps | minor faults/txn | vol. / invol. switches/txn | runs | max load1 |",
+    "| -M | clients | pooler | user µs/txn | kernel µs/txn | total µs/txn | tps | minor faults/txn | vol. / invol. switches/txn | runs | max load1 / others runnable |",
     "| --- | ---: | --- | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: |",
   ];
   for (const c of cells) {
@@ -380,7 +380,7 @@ export function cellTable(cells: CellResult[]): string[] {
         continue;
       }
       lines.push(
-        `| ${c.protocol} | ${c.clients} | ${POOLER_LABEL[p]} | ${f1(x.userUs)} | ${f1(x.kernelUs)} | ${f1(x.totalUs)} | ${int(x.tps)} | ${f2(x.minorFaultsPerTxn)} | ${f2(x.voluntarySwitchesPerTxn)} / ${f2(x.involuntarySwitchesPerTxn)} | ${x.runs} | ${x.load1Max.toFixed(2)} |`,
+        `| ${c.protocol} | ${c.clients} | ${POOLER_LABEL[p]} | ${f1(x.userUs)} | ${f1(x.kernelUs)} | ${f1(x.totalUs)} | ${int(x.tps)} | ${f2(x.minorFaultsPerTxn)} | ${f2(x.voluntarySwitchesPerTxn)} / ${f2(x.involuntarySwitchesPerTxn)} | ${x.runs} | ${x.load1Max.toFixed(2)} / ${x.othersMax.toFixed(1)} |`,
       );
     }
   }

@@ -162,7 +162,7 @@ describe("cpu-split tables", () => {
   test("the main table has a row per pooler and cell, the skipped one saying why", () => {
     const t = cellTable(cells);
     expect(t).toHaveLength(2 + 6);
-    expect(t[2]).toBe("| extended | 10 | PgBouncer 1.18 | 1.0 | 14.0 | 15.0 | 20,000 | 0.01 | 0.20 / 0.10 | 1 | 1.20 |");
+    expect(t[2]).toBe("| extended | 10 | PgBouncer 1.18 | 1.0 | 14.0 | 15.0 | 20,000 | 0.01 | 0.20 / 0.10 | 1 | 1.20 / 0.0 |");
     expect(t[5]).toContain("skipped: PgBouncer 1.18 cannot run -M prepared");
   });
 
