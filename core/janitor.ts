@@ -28,7 +28,7 @@ export class Janitor {
 
   tick(): void {
     const core = this.core;
-    const now = (core.now = Date.now());
+    const now = core.setNow(Date.now());
     const s = core.config.settings;
     const loginMs = s.client_login_timeout * 1000;
     const waitMs = s.query_wait_timeout * 1000;

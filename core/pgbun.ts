@@ -14,7 +14,7 @@ import { Backend, Frontend } from "../plugin-sdk/protocol/codes.ts";
 import { Frame, frameFlags, type FrameFlags } from "./protocol/framer.ts";
 import { SqlState } from "../plugin-sdk/protocol/errors.ts";
 import { applyPlugins, attributeTaps, loadPlugins, NO_BUILTINS, type BuiltinPlugins, type LoadedPlugin } from "./plugin/loader.ts";
-import { makePluginApi } from "./plugin/api.ts";
+import { makePluginApi, type CoreFields } from "./plugin/api.ts";
 import { PluginFault } from "./plugin/fault.ts";
 import type { PluginApi } from "../plugin-sdk/plugin.ts";
 import { changedIgnored, keepRestartSettings, withSetting, type PgbunConfig } from "./config/load.ts";
@@ -76,6 +76,8 @@ export class Pgbun {
   trackedExtra = new Map<string, string>();
   /** Cached clock (ms), refreshed by the janitor and on accept. */
   now = Date.now();
+  /** Every plugin's api, whose now and config the core keeps current (setNow, reload). */
+  private readonly apis: CoreFields[] = [];
   listener: TCPSocketListener<any> | null = null;
   private workerListener: UnixSocketListener<any> | null = null;
   /** The client Unix socket (unix_socket_dir), or null when disabled or not this worker's. */
@@ -124,7 +126,16 @@ export class Pgbun {
   // ---- plugins ----
 
   makeApi(l: LoadedPlugin): PluginApi {
-    return makePluginApi(this, l);
+    const api = makePluginApi(this, l);
+    this.apis.push(api);
+    return api;
+  }
+
+  /** The clock the janitor's tick and each accept refresh, in every plugin's api too (see CoreFields). */
+  setNow(now: number): number {
+    this.now = now;
+    for (const api of this.apis) api.now = now;
+    return now;
   }
 
   /** The `api` of the plugin providing a capability (or named so), looked up when asked: it may be set in apply. */
@@ -258,7 +269,7 @@ export class Pgbun {
   }
 
   private accept(socket: Socket<ClientConnection | undefined>, unix = false): void {
-    this.now = Date.now();
+    this.setNow(Date.now());
     const client = new ClientConnection(this, socket);
     if (unix) client.viaUnixSocket = true;
     socket.data = client;
@@ -453,6 +464,7 @@ export class Pgbun {
     const serverTls = loadServerTls(next.settings, next.dir);
     const old = this.config;
     this.config = next;
+    for (const api of this.apis) api.config = next;
     this.clientTls = clientTls;
     this.serverTls = serverTls;
     this.setTrackedExtra();

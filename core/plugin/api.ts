@@ -41,20 +41,25 @@ async function openServer(core: Pgbun, target: ServerTarget, owner: unknown): Pr
   return chosen;
 }
 
-export function makePluginApi(core: Pgbun, l: LoadedPlugin): PluginApi {
+/**
+ * The fields of a PluginApi the core keeps current itself (Pgbun.setNow, Pgbun.reload): plain data, not getters, so
+ * a tap that reads them per transaction (the pool's server_lifetime test) loads a field.
+ */
+export interface CoreFields {
+  now: number;
+  config: Pgbun["config"];
+}
+
+export function makePluginApi(core: Pgbun, l: LoadedPlugin): PluginApi & CoreFields {
   const name = l.plugin.name;
   const tapOpts = (o?: TapOptions) => ({ name, stage: o?.stage, before: o?.before as string | undefined, extendedQuery: o?.extendedQuery === true });
   return {
     name,
     options: l.options,
     hooks: core.hooks,
-    get config() {
-      return core.config;
-    },
+    config: core.config,
     log: core.log.child({ plugin: name }),
-    get now() {
-      return core.now;
-    },
+    now: core.now,
     worker: {
       id: core.worker.id,
       count: core.worker.count,
