@@ -1,9 +1,9 @@
 // Where PgBouncer's, the bare pass-through's and pgbun's CPU per transaction goes, user and kernel (issue 14's "which µs is the runtime's").
 // Usage: bun bench/cpu-split.ts [--clients 10,50] [--protocols simple,extended,prepared] [--rounds 3] [--transactions N]
-import { mkdirSync, readdirSync, readFileSync, rmSync, writeFileSync } from "node:fs";
+import { mkdirSync, readFileSync, rmSync, writeFileSync } from "node:fs";
 import { availableParallelism, release, tmpdir } from "node:os";
 import { join } from "node:path";
-import { clockTicksPerSecond, processTree, readOr, sampleCpuSplit } from "./cpu.ts";
+import { clockTicksPerSecond, processTree, readOr, sampleCpuSplit, treeThreads } from "./cpu.ts";
 import {
   parseSplitArgs,
   perClient,
@@ -54,28 +54,20 @@ interface ThreadCounters {
 /** Every live thread of the tree, keyed pid/tid. */
 function threadCounters(root: number): Map<string, ThreadCounters> {
   const out = new Map<string, ThreadCounters>();
-  for (const pid of processTree(root)) {
-    let tids: string[];
-    try {
-      tids = readdirSync(`/proc/${pid}/task`);
-    } catch {
-      continue;
-    }
-    for (const tid of tids) {
-      const stat = readOr(`/proc/${pid}/task/${tid}/stat`);
-      const status = readOr(`/proc/${pid}/task/${tid}/status`);
-      if (stat === null || status === null) continue;
-      const comm = stat.slice(stat.indexOf("(") + 1, stat.lastIndexOf(")"));
-      const f = stat.slice(stat.lastIndexOf(")") + 2).split(" ");
-      out.set(`${pid}/${tid}`, {
-        // a thread's name without its number: "HTTP Client 3" and "HTTP Client 4" are one row
-        comm: comm.replace(/\s*\d+$/, "") || comm,
-        user: Number(f[11]),
-        kernel: Number(f[12]),
-        voluntary: Number(/^voluntary_ctxt_switches:\s+(\d+)/m.exec(status)?.[1] ?? 0),
-        involuntary: Number(/^nonvoluntary_ctxt_switches:\s+(\d+)/m.exec(status)?.[1] ?? 0),
-      });
-    }
+  for (const { pid, tid, dir } of treeThreads(root)) {
+    const stat = readOr(`${dir}/stat`);
+    const status = readOr(`${dir}/status`);
+    if (stat === null || status === null) continue;
+    const comm = stat.slice(stat.indexOf("(") + 1, stat.lastIndexOf(")"));
+    const f = stat.slice(stat.lastIndexOf(")") + 2).split(" ");
+    out.set(`${pid}/${tid}`, {
+      // a thread's name without its number: "HTTP Client 3" and "HTTP Client 4" are one row
+      comm: comm.replace(/\s*\d+$/, "") || comm,
+      user: Number(f[11]),
+      kernel: Number(f[12]),
+      voluntary: Number(/^voluntary_ctxt_switches:\s+(\d+)/m.exec(status)?.[1] ?? 0),
+      involuntary: Number(/^nonvoluntary_ctxt_switches:\s+(\d+)/m.exec(status)?.[1] ?? 0),
+    });
   }
   return out;
 }

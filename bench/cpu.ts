@@ -71,6 +71,21 @@ export function processTree(root: number): number[] {
   return out;
 }
 
+/** Every live thread of `root`'s process tree, as its /proc/PID/task/TID directory (bench/cpu-split.ts, workers-scaling.ts). */
+export function treeThreads(root: number): Array<{ pid: number; tid: string; dir: string }> {
+  const out: Array<{ pid: number; tid: string; dir: string }> = [];
+  for (const pid of processTree(root)) {
+    let tids: string[];
+    try {
+      tids = readdirSync(`/proc/${pid}/task`);
+    } catch {
+      continue;
+    }
+    for (const tid of tids) out.push({ pid, tid, dir: `/proc/${pid}/task/${tid}` });
+  }
+  return out;
+}
+
 /** Children of every thread of `pid` (a child belongs to the thread that forked it). */
 function childrenOf(pid: number): number[] {
   let tasks: string[];

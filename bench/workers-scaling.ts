@@ -3,9 +3,9 @@
 //        [--wait-quiet S] [--out DIR]   or: --render a.json,b.json [--out DIR] (earlier runs joined, nothing run)   (defaults: 8 s, 2 rounds, 10 and 50 clients, 2 s warm-ups, up to 60 s per cell)
 // PostgreSQL, pgbench and this process run on core 0; the pooler on core 1 ("split"), or on cores 0,1 ("both").
 // Take `mkdir /tmp/bench.lock` around a run (rmdir after). Writes DIR/latest.md and DIR/latest.json (bench/workers-report.ts).
-import { mkdirSync, readdirSync, readFileSync, writeFileSync, existsSync } from "node:fs";
+import { mkdirSync, readFileSync, writeFileSync, existsSync } from "node:fs";
 import { join, resolve } from "node:path";
-import { cpuPerTransaction, clockTicksPerSecond, processTree, readOr, sampleCpu, ticksOf } from "./cpu.ts";
+import { cpuPerTransaction, clockTicksPerSecond, processTree, readOr, sampleCpu, ticksOf, treeThreads } from "./cpu.ts";
 import { startBenchPostgres, type BenchPostgres } from "./database.ts";
 import { postmasterPid, QUIET_OTHERS, QUIET_POLL_MS, sampleLoad } from "./load.ts";
 import { runPgbench, type PgbenchSpec, type Protocol } from "./pgbench.ts";
@@ -95,17 +95,9 @@ function pinTree(root: number, cpus: number[]): void {
 function misPinned(root: number, cpus: number[]): string[] {
   const want = cpus.join(",");
   const wrong: string[] = [];
-  for (const pid of processTree(root)) {
-    let tids: string[];
-    try {
-      tids = readdirSync(`/proc/${pid}/task`);
-    } catch {
-      continue;
-    }
-    for (const tid of tids) {
-      const m = /^Cpus_allowed_list:\s*(\S+)/m.exec(readOr(`/proc/${pid}/task/${tid}/status`) ?? "");
-      if (m && parseCpuList(m[1]!).join(",") !== want) wrong.push(`${pid}/${tid}: ${m[1]}`);
-    }
+  for (const { pid, tid, dir } of treeThreads(root)) {
+    const m = /^Cpus_allowed_list:\s*(\S+)/m.exec(readOr(`${dir}/status`) ?? "");
+    if (m && parseCpuList(m[1]!).join(",") !== want) wrong.push(`${pid}/${tid}: ${m[1]}`);
   }
   return wrong;
 }
