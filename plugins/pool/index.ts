@@ -240,12 +240,10 @@ class PoolManager {
 
   /** A server that is ready: the oldest waiter gets it, else it goes idle. */
   makeAvailable(pool: Pool, server: Server): void {
-    if (pool.waiters.length > 0) {
-      const waiter = pool.nextWaiter();
-      if (waiter) {
-        waiter.linkServer(server);
-        return;
-      }
+    const waiter = pool.nextWaiter();
+    if (waiter) {
+      waiter.linkServer(server);
+      return;
     }
     server.markIdle();
     pool.idle.push(server);

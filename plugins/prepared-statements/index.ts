@@ -413,7 +413,7 @@ export default function preparedStatements(): PgbunPlugin {
         const st = knownState(ctx.client);
         if (st === undefined || !pooled(ctx)) return undefined;
         const q = st.queue;
-        if (q.shiftPlain(plain)) return q.rich() === 0 ? undefined : settle(ctx, st, true);
+        if (q.shiftPlain(plain)) return settle(ctx, st, true);
         const kind = q.headKind();
         if (kind !== plain && (own === 0 || kind !== own)) return undefined;
         q.shift();
@@ -440,7 +440,7 @@ export default function preparedStatements(): PgbunPlugin {
         const st = knownState(ctx.client);
         if (st === undefined || !pooled(ctx)) return undefined;
         const q = st.queue;
-        if (q.shiftPlain(Req.DescribePortal) || q.shiftPlain(Req.DescribeStatement)) return q.rich() === 0 ? undefined : settle(ctx, st, true);
+        if (q.shiftPlain(Req.DescribePortal) || q.shiftPlain(Req.DescribeStatement)) return settle(ctx, st, true);
         const head = q.peek();
         if (head === undefined) return undefined;
         if (head.kind === Req.DescribeStatement || head.kind === Req.DescribePortal) {
@@ -468,7 +468,7 @@ export default function preparedStatements(): PgbunPlugin {
           q.shift();
           if (kind === Req.Sync || kind === Req.Query) break;
         }
-        return q.rich() === 0 ? undefined : settle(ctx, st, true);
+        return settle(ctx, st, true);
       }, { stage: Stage.PreparedObserve }); // first: it only observes (owed answers go out after the ReadyForQuery)
 
       onServer(Backend.ErrorResponse, (ctx) => {

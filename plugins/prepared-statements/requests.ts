@@ -63,7 +63,7 @@ const RUN_ROOM = 1 << (6 * RUN_BITS);
 
 /** How many kinds a packed run holds. */
 function runLength(run: number): number {
-  return (32 + RUN_BITS - 1 - Math.clz32(run)) >> 2;
+  return ((32 - Math.clz32(run) + RUN_BITS - 1) / RUN_BITS) | 0;
 }
 
 /**
@@ -105,7 +105,7 @@ export class RequestQueue {
   /** push() of a kind with nothing else: packed when it is a client's request and there is room. */
   pushPlain(kind: ReqKind): void {
     const run = this.run;
-    if (kind <= Req.Query && run < RUN_ROOM && (this.items === null || this.items.length === this.head)) {
+    if (kind <= Req.Query && run < RUN_ROOM && this.rich() === 0) {
       this.run = run | (kind << (RUN_BITS * runLength(run)));
     } else (this.items ??= []).push(PLAIN[kind]!);
   }
