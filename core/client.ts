@@ -283,7 +283,8 @@ export class ClientConnection extends ClientSync implements Client, FrameSink, P
    */
   resumeInput(): void {
     queueMicrotask(() => {
-      if (this.state === "closed" || !this.framer.holding) return;
+      // a waiting client's input resumes when a server is linked (its first held message needs one)
+      if (this.state === "closed" || this.state === "waiting" || !this.framer.holding) return;
       this.framer.resume();
       this.flushBatch();
       if (!this.closed && !this.framer.holding) this.resumeReading();
@@ -412,7 +413,27 @@ export class ClientConnection extends ClientSync implements Client, FrameSink, P
       this.countFrontend(type);
       return false;
     }
+    if (this.server === null && this._framer!.partialTotal === 0) return this.firstToServer(type, buf, start, end);
     return this.forwardToServer(buf, start, end, false);
+  }
+
+  /**
+   * The first message for a server, whose hooks have run: it goes out once a server is linked. When none is free
+   * the framer keeps it with the rest of the read, in one copy, and passes it on unread when the client is linked
+   * (not parked apart: the read then goes to the server as one write, as when a server was free).
+   */
+  private firstToServer(type: number, buf: Uint8Array, start: number, end: number): boolean {
+    this.countFrontend(type);
+    if (this.acquireServer()) {
+      this.server!.out.push(buf, start, end);
+      return true;
+    }
+    if (this.state === "waiting") {
+      const f = this._framer!;
+      f.holdCurrent = true;
+      f.passCurrent = true;
+    }
+    return false;
   }
 
   /** A hook asked for bytes after the message: forward (or drop/replace) it, then those bytes, in one piece. */

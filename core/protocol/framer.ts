@@ -101,6 +101,14 @@ export class Framer {
   private broken = false;
   /** Set by the sink before message() returns false to hold that message too (it will be seen again). */
   holdCurrent = false;
+  /**
+   * Set with holdCurrent: the held message has been dealt with (its hooks ran) and only waits for somewhere to go.
+   * On resume its bytes pass on as a span, not delivered again, in the same held copy as the input after it (a
+   * client waiting for a server keeps its read in one piece, which then goes out as one write).
+   */
+  passCurrent = false;
+  /** Bytes at the start of the first held chunk that pass on unread at resume (see passCurrent). */
+  private heldPass = 0;
   /** Whole-type messages above this many bytes are streamed (see STREAM_PREFIX); the prefix is this long. */
   streamAbove: number;
   /** Per-type bounds used instead of streamAbove where not 0 (read only for a message longer than its read). */
@@ -168,6 +176,12 @@ export class Framer {
     const held = this.held;
     if (!held) return;
     this.held = null;
+    if (this.heldPass !== 0) {
+      // a whole message, so no stream: the pass-through branch of process() forwards it and reads on after it
+      this.passRemaining = this.heldPass;
+      this.streamMode = 0;
+      this.heldPass = 0;
+    }
     for (let k = 0; k < held.length; k++) {
       if (this.broken) return;
       this.process(held[k]!);
@@ -189,6 +203,7 @@ export class Framer {
   close(): void {
     this.broken = true;
     this.held = null;
+    this.heldPass = 0;
     this.pendingParts = null;
     this.pendingHeader = null;
     this.streamMode = 0;
@@ -214,6 +229,7 @@ export class Framer {
     this.partialTotal = total;
     const ok = this.sink.message(type, pbuf, ps, pe);
     this.partialTotal = 0;
+    this.passCurrent = false; // a prefix is delivered again when held (the sink does not ask otherwise)
     const drop = this.dropRest;
     this.dropRest = false;
     if (this.broken) return;
@@ -245,17 +261,24 @@ export class Framer {
   private process(chunk: Uint8Array): void {
     let buf = chunk;
     let i = 0;
+    let spanStart = 0;
     const len0 = buf.length;
     if (this.passRemaining > 0) {
       const n = Math.min(this.passRemaining, len0);
-      if (this.streamMode !== SKIPPING) this.sink.passSpan(buf, 0, n);
       this.passRemaining -= n;
-      if (this.passRemaining === 0 && this.streamMode !== 0) {
-        this.streamMode = 0;
-        this.sink.streamEnd?.();
-        if (this.broken) return;
+      if (this.streamMode === 0) {
+        // the rest of a pass-through message: the start of this read's first span, handed on with what follows
+        if (n === len0) return this.sink.passSpan(buf, 0, n);
+      } else {
+        if (this.streamMode !== SKIPPING) this.sink.passSpan(buf, 0, n);
+        if (this.passRemaining === 0) {
+          this.streamMode = 0;
+          this.sink.streamEnd?.();
+          if (this.broken) return;
+        }
+        if (n === len0) return;
+        spanStart = n;
       }
-      if (n === len0) return;
       i = n;
     } else if (this.pendingParts) {
       const need = this.pendingTotal - this.pendingHave;
@@ -284,19 +307,23 @@ export class Framer {
       if (!this.sink.message(whole[0]!, whole, 0, whole.length)) {
         if (!this.broken) {
           this.hold(buf, need);
-          if (this.holdCurrent) this.held!.unshift(whole);
+          if (this.holdCurrent) {
+            this.held!.unshift(whole);
+            if (this.passCurrent) this.heldPass = whole.length;
+          }
           this.holdCurrent = false;
+          this.passCurrent = false;
         }
         return;
       }
       if (this.broken) return;
       i = need;
+      spanStart = i;
     } else if (this.pendingHeader) {
       buf = Buffer.concat([this.pendingHeader, buf]);
       this.pendingHeader = null;
     }
     const len = buf.length;
-    let spanStart = i;
     while (i < len) {
       if (len - i < 5) {
         if (i > spanStart) this.sink.passSpan(buf, spanStart, i);
@@ -343,8 +370,12 @@ export class Framer {
       }
       const end = i + total;
       if (!this.sink.message(type, buf, i, end)) {
-        if (!this.broken) this.hold(buf, this.holdCurrent ? i : end);
+        if (!this.broken) {
+          this.hold(buf, this.holdCurrent ? i : end);
+          if (this.holdCurrent && this.passCurrent) this.heldPass = total;
+        }
         this.holdCurrent = false;
+        this.passCurrent = false;
         return;
       }
       if (this.broken) return;

@@ -368,6 +368,55 @@ describe("hold and resume", () => {
     expect(new Uint8Array(Buffer.concat(sink.of("pass").map((e) => e.bytes)))).toEqual(new Uint8Array(msg("D", "pass")));
   });
 
+  test("passCurrent: the held message is not delivered again; it leaves with what follows it as one span", () => {
+    // a client waiting for a server: Parse's hooks ran, then the read waits; once linked everything passes
+    const { framer, sink } = setup(ALL_WHOLE);
+    const read = Buffer.concat([msg("P", "select 1"), msg("B", "bind"), msg("E", "ex"), msg("S")]);
+    let waiting = true;
+    sink.onMessage = (_t, _bytes, f) => {
+      if (!waiting) return true;
+      f.flags = ALL_PASS; // as linking a server does
+      f.holdCurrent = true;
+      f.passCurrent = true;
+      return false;
+    };
+    framer.feed(read);
+    expect(sink.messageTypes()).toEqual(["P"]);
+    expect(framer.holding).toBe(true);
+    expect(framer.bufferedBytes).toBe(read.length);
+    waiting = false;
+    framer.resume();
+    expect(sink.messageTypes()).toEqual(["P"]);
+    const spans = sink.of("pass");
+    expect(spans.length).toBe(1);
+    expect(new Uint8Array(spans[0]!.bytes)).toEqual(new Uint8Array(read));
+    expect(framer.passCurrent).toBe(false);
+    expect(framer.reusable).toBe(true);
+  });
+
+  test("passCurrent on a message that arrived in pieces: passed once, then the messages after it are read", () => {
+    const { framer, sink } = setup(MIXED);
+    let waiting = true;
+    sink.onMessage = (_t, bytes, f) => {
+      if (waiting && Buffer.from(bytes).includes("two")) {
+        f.holdCurrent = true;
+        f.passCurrent = true;
+        return false;
+      }
+      return true;
+    };
+    const split = msg("Q", "one").length + 4; // inside the second message
+    framer.feed(stream.subarray(0, split));
+    framer.feed(stream.subarray(split));
+    expect(framer.holding).toBe(true);
+    waiting = false;
+    framer.resume();
+    expect(sink.of("message").map((e) => Buffer.from(e.bytes).toString("latin1").slice(5))).toEqual(["one", "two", "three"]);
+    // the second message came back as a span, so spans + messages are the stream with it once more
+    const passed = Buffer.concat(sink.of("pass").map((e) => e.bytes));
+    expect(new Uint8Array(passed)).toEqual(new Uint8Array(Buffer.concat([msg("Q", "two"), msg("D", "pass")])));
+  });
+
   test("held again during resume: the remaining input keeps its order", () => {
     const { framer, sink } = setup(ALL_WHOLE);
     const all = ["a", "b", "c", "d", "e"].map((t) => msg("Q", t));

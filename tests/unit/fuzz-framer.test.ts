@@ -41,14 +41,20 @@ class Recorder implements FrameSink {
   notified: number[] = [];
   malformedCalls: string[] = [];
   afterMalformed = 0;
-  /** Offsets (in the stream) of messages to refuse the first time they are seen, and whether to hold them too. */
+  /**
+   * Offsets (in the stream) of messages to refuse the first time they are seen, and whether to hold them too;
+   * "pass": taken, then held to pass on unread at resume (passCurrent, a client waiting for a server).
+   */
   constructor(
     private framer: () => Framer,
-    private holdAt = new Map<number, boolean>(),
+    private holdAt = new Map<number, boolean | "pass">(),
   ) {}
+  /** Bytes of a message taken with passCurrent that have not come back as a span yet. */
+  passed = 0;
   passSpan(buf: Uint8Array, start: number, end: number): void {
     if (this.malformedCalls.length > 0) this.afterMalformed++;
     expect(start).toBeLessThanOrEqual(end);
+    this.passed = Math.max(0, this.passed - (end - start));
     for (let i = start; i < end; i++) this.bytes.push(buf[i]!);
   }
   notify(type: number): void {
@@ -62,11 +68,20 @@ class Recorder implements FrameSink {
     const hold = this.holdAt.get(at);
     if (hold !== undefined) {
       this.holdAt.delete(at); // refused once; seen again (holdCurrent) or taken as handled
+      if (hold === "pass") {
+        // taken now; its bytes come again as a span after resume, so only the message is recorded here
+        this.messages.push({ type, at, bytes: Buffer.from(buf.subarray(start, end)) });
+        this.passed += end - start;
+        this.framer().holdCurrent = true;
+        this.framer().passCurrent = true;
+        return false;
+      }
       if (hold) {
         this.framer().holdCurrent = true;
         return false;
       }
     }
+    if (this.passed > 0) throw new Error("a message was delivered before the held message passed on");
     this.messages.push({ type, at, bytes: Buffer.from(buf.subarray(start, end)) });
     for (let i = start; i < end; i++) this.bytes.push(buf[i]!);
     return hold === undefined;
@@ -162,6 +177,44 @@ describe("Framer, fuzzed", () => {
           for (const m of rec.messages) expect(m.bytes.equals(stream.subarray(m.at, m.at + m.bytes.length))).toBe(true);
           expect(f.holding).toBe(false);
           expect(f.bufferedBytes).toBe(0);
+        },
+      ),
+      { numRuns: RUNS },
+    );
+  });
+
+  test("a sink that takes messages and waits (passCurrent) at random hands on every byte once, in order, each message delivered once", () => {
+    fc.assert(
+      fc.property(
+        fc.array(msgArb, { minLength: 1, maxLength: 20 }),
+        fc.array(fc.nat(), { maxLength: 30 }),
+        fc.array(fc.tuple(fc.nat(), fc.constantFrom<boolean | "pass">(true, false, "pass")), { maxLength: 10 }),
+        fc.boolean(),
+        flagsArb,
+        (msgs, cuts, refusals, resumeEvery, flagDict) => {
+          const stream = encode(msgs);
+          const starts: number[] = [];
+          let at = 0;
+          for (const m of msgs) {
+            starts.push(at);
+            at += m.body.length + 5;
+          }
+          const flags = flagsOf(flagDict);
+          const whole = msgs.map((m, i) => (flags[m.type] === Frame.Whole ? starts[i]! : -1)).filter((s) => s >= 0);
+          const holdAt = new Map<number, boolean | "pass">();
+          if (whole.length > 0) for (const [k, hold] of refusals) holdAt.set(whole[k % whole.length]!, hold);
+          let f!: Framer;
+          const rec = new Recorder(() => f, holdAt);
+          f = new Framer(rec, flags, 1 << 20);
+          // the recorder's bytes hold spans and delivered messages; a passed message's bytes come as a span
+          feedAll(f, chunks(stream, cuts), resumeEvery);
+          expect(rec.malformedCalls).toEqual([]);
+          expect(Buffer.from(rec.bytes).equals(stream)).toBe(true);
+          expect(rec.messages.map((m) => m.at)).toEqual(whole);
+          expect(rec.passed).toBe(0);
+          expect(f.holding).toBe(false);
+          expect(f.bufferedBytes).toBe(0);
+          expect(f.reusable).toBe(true);
         },
       ),
       { numRuns: RUNS },
