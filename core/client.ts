@@ -357,7 +357,9 @@ export class ClientConnection extends ClientSync implements Client, FrameSink, P
 
   message(type: number, buf: Uint8Array, start: number, end: number): boolean {
     if (BEYOND_SIMPLE_TYPE[type] === 1 && !this.beyondSimple) this.goBeyondSimple();
-    const hook = this.core.clientHooks[type];
+    const core = this.core;
+    // a virtual client (the admin console) has taps of its own (TapOptions.virtualClients)
+    const hook = this.virtual ? core.virtualClientHooks[type] : core.clientHooks[type];
     if (hook !== undefined) {
       const ctx = this.ctx;
       ctx.type = type;
@@ -369,7 +371,7 @@ export class ClientConnection extends ClientSync implements Client, FrameSink, P
       this.bits &= ~REDELIVER;
       let r;
       try {
-        r = this.core.clientDispatch(type, ctx);
+        r = this.virtual ? core.virtualClientDispatch(type, ctx) : core.clientDispatch(type, ctx);
       } catch (err) {
         ctx.after = null;
         return this.pluginFailed(err, type);

@@ -58,11 +58,16 @@ export class Pgbun {
   readonly faults = new Map<string, number>();
   /** Counts a fault of a plugin's tap (told by the tap wrappers and the generated callers alike). */
   readonly countFault = (plugin: string): void => void this.faults.set(plugin, (this.faults.get(plugin) ?? 0) + 1);
-  /** Per-type message hooks (undefined where no plugin tapped), compiled once plugins are applied. */
+  /**
+   * Per-type message hooks (undefined where no plugin tapped), compiled once plugins are applied. clientHooks are a
+   * pooled client's (undefined where only `virtualClients` taps are), virtualClientHooks a virtual client's.
+   */
   clientHooks: (MessageHook | undefined)[] = new Array(256).fill(undefined);
+  virtualClientHooks: (MessageHook | undefined)[] = new Array(256).fill(undefined);
   serverHooks: (MessageHook | undefined)[] = new Array(256).fill(undefined);
   /** Calls the taps of a tapped message type (plugin/dispatch.ts); built with the tables. */
   clientDispatch: Dispatch = dispatcherOf([]);
+  virtualClientDispatch: Dispatch = dispatcherOf([]);
   serverDispatch: Dispatch = dispatcherOf([]);
   /** needServer, serverLinked and serverReleased as the core calls them per transaction (plugin/dispatch.ts callerOf). */
   callNeedServer: Caller = (a) => this.hooks.needServer.call(a as Client);
@@ -167,15 +172,19 @@ export class Pgbun {
   compileHooks(): void {
     const clientWhole: number[] = [...CORE_CLIENT_WHOLE];
     const serverWhole: number[] = [...CORE_SERVER_WHOLE];
+    const forPooled = (tap: unknown) => (tap as { virtualClients?: boolean }).virtualClients !== true;
     for (const t of ALL_TYPES) {
       const ch = this.hooks.clientMessage.get(t);
-      this.clientHooks[t] = ch && ch.taps.length > 0 ? ch : undefined;
+      this.virtualClientHooks[t] = ch && ch.taps.length > 0 ? ch : undefined;
+      // a type only virtual clients' taps want is no pooled client's business: not dispatched, not made whole
+      this.clientHooks[t] = ch && ch.taps.some(forPooled) ? ch : undefined;
       if (this.clientHooks[t]) clientWhole.push(t);
       const sh = this.hooks.serverMessage.get(t);
       this.serverHooks[t] = sh && sh.taps.length > 0 ? sh : undefined;
       if (this.serverHooks[t]) serverWhole.push(t);
     }
-    this.clientDispatch = dispatcherOf(this.clientHooks, this.countFault);
+    this.clientDispatch = dispatcherOf(this.clientHooks, this.countFault, forPooled);
+    this.virtualClientDispatch = dispatcherOf(this.virtualClientHooks, this.countFault);
     this.serverDispatch = dispatcherOf(this.serverHooks, this.countFault);
     this.compileCallers();
     // every client type is Notify so the core can count Sync/Query and see unsynced extended-protocol messages

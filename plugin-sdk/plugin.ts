@@ -35,6 +35,13 @@ export interface TapOptions {
    * RowDescription and CommandComplete then cost nothing.
    */
   extendedQuery?: boolean;
+  /**
+   * Client message taps only: the tap matters only for virtual clients, those of pgbun's own databases (the admin
+   * console: `client.virtual`). A pooled client's message of the type does not call it, and a type every tap of
+   * which says so passes a pooled client's relay unseen from its header, as an untapped type does. pgbun:admin's
+   * console marks its taps so: it takes every message of its own clients and nobody else's.
+   */
+  virtualClients?: boolean;
 }
 
 export type ShutdownMode = "now" | "safe" | "graceful";

@@ -52,7 +52,7 @@ export interface CoreFields {
 
 export function makePluginApi(core: Pgbun, l: LoadedPlugin): PluginApi & CoreFields {
   const name = l.plugin.name;
-  const tapOpts = (o?: TapOptions) => ({ name, stage: o?.stage, before: o?.before as string | undefined, extendedQuery: o?.extendedQuery === true });
+  const tapOpts = (o?: TapOptions) => ({ name, stage: o?.stage, before: o?.before as string | undefined, extendedQuery: o?.extendedQuery === true, virtualClients: o?.virtualClients === true });
   return {
     name,
     options: l.options,

@@ -29,9 +29,11 @@ function direct(hook: { taps: unknown[]; interceptors: unknown[] }): boolean {
  * tapable's order with its bail semantics, inside a single try/catch that names the plugin whose tap threw: the taps
  * can be inlined into it. A switch gives each type its own call site. Where a hook has interceptors of someone else's
  * or its taps changed since (a late tap), the type goes through tapable's own `call`, so nothing is ever skipped;
- * the tables are built again at each reload (core/pgbun.ts compileHooks).
+ * the tables are built again at each reload (core/pgbun.ts compileHooks). `calls` picks the taps called directly
+ * (all by default): the pooled clients' dispatcher leaves out `virtualClients` taps, which tapable's own `call`, the
+ * fallback, still runs, and which answer nothing for a pooled client.
  */
-export function dispatcherOf(hooks: readonly (MessageHook | undefined)[], faulted?: (plugin: string) => void): Dispatch {
+export function dispatcherOf(hooks: readonly (MessageHook | undefined)[], faulted?: (plugin: string) => void, calls?: (tap: unknown) => boolean): Dispatch {
   const args: unknown[] = [];
   const names: string[] = [];
   const arg = (name: string, value: unknown): string => {
@@ -52,16 +54,18 @@ export function dispatcherOf(hooks: readonly (MessageHook | undefined)[], faulte
       continue;
     }
     const taps = recorded.taps as Required<RecordedTap>[];
-    const calls = taps.map((tap, i) => {
+    // `calls` leaves out taps that do not concern these connections (the count below still checks them all)
+    const called = taps.flatMap((tap, i) => {
+      if (calls !== undefined && !calls(tap)) return [];
       const f = arg(`f${t}_${i}`, tap.raw);
       const p = arg(`p${t}_${i}`, tap.plugin);
-      return `      who = ${p}; r = ${f}(ctx); if (r !== undefined) return r;`;
+      return [`      who = ${p}; r = ${f}(ctx); if (r !== undefined) return r;`];
     });
     parts.push(`  function d${t}(ctx) {
     if (${h}.taps.length !== ${taps.length}) return ${h}.call(ctx);
     let who = "", r;
     try {
-${calls.join("\n")}
+${called.join("\n")}
       return undefined;
     } catch (err) {
       throw ${fault}(who, err);

@@ -134,7 +134,7 @@ export function testApi(options: TestApiOptions = {}): TestApi {
   };
 
   const makeApi = (name: string, pluginOptions: Record<string, unknown>, messageTaps: string[]): PluginApi => {
-    const tapOpts = (o?: TapOptions) => ({ name, stage: o?.stage, before: o?.before as string | undefined });
+    const tapOpts = (o?: TapOptions) => ({ name, stage: o?.stage, before: o?.before as string | undefined, virtualClients: o?.virtualClients === true });
     return {
       name,
       options: pluginOptions,

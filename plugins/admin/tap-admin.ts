@@ -60,7 +60,7 @@ export function tapAdmin(api: PluginApi, env: AdminEnv, admins: Set<Client>): vo
     return { code: SqlState.CannotConnectNow, message: `database does not allow connections: ${db}` };
   });
 
-  /** Takes a console client's message before any other plugin; everything else passes untouched. */
+  /** Takes a console client's message before any other plugin (called for virtual clients only, see TapOptions). */
   const consoleTap = (ctx: MessageContext): MessageResult => {
     const client = ctx.client;
     if (!client.virtual) return undefined;
@@ -71,7 +71,8 @@ export function tapAdmin(api: PluginApi, env: AdminEnv, admins: Set<Client>): vo
     if (answer) ctx.sendToClient(answer);
     return Action.Drop;
   };
-  for (const type of CONSOLE_TYPES) api.onClientMessage(type, consoleTap, { stage: Stage.Console });
+  // only the console's own clients call it: a pooled client's messages do not pass through it at all
+  for (const type of CONSOLE_TYPES) api.onClientMessage(type, consoleTap, { stage: Stage.Console, virtualClients: true });
 
   // PAUSE/KILL: a client of a paused database waits here instead of getting a server. Tapped at the first pause
   // (control.onPause runs before it is in force), so that until then a hand-out does not call it

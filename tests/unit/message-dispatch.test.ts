@@ -14,9 +14,9 @@ function setup() {
   let current: string | null = null;
   const faults: string[] = [];
   attributeTaps(hooks, () => current, undefined, undefined, (p) => faults.push(p));
-  const tap = (plugin: string, type: number, fn: (ctx: MessageContext) => MessageResult, stage?: number) => {
+  const tap = (plugin: string, type: number, fn: (ctx: MessageContext) => MessageResult, stage?: number, extra: object = {}) => {
     current = plugin;
-    hooks.clientMessage.for(type).tap({ name: plugin, stage }, fn);
+    hooks.clientMessage.for(type).tap({ name: plugin, stage, ...extra }, fn);
     current = null;
   };
   const table = () => Array.from({ length: 256 }, (_, t) => {
@@ -78,6 +78,20 @@ describe("message dispatcher", () => {
     seen.length = 0;
     dispatcherOf(table())(Q, ctx);
     expect(seen).toEqual(["first", "late"]);
+  });
+
+  test("`calls` leaves taps out of the direct calls (a pooled client's dispatcher and virtualClients taps); order and bail hold for the rest", () => {
+    const { tap, table } = setup();
+    const seen: string[] = [];
+    tap("console", Q, () => (seen.push("console"), 1 as unknown as MessageResult), -10, { virtualClients: true });
+    tap("pooled", Q, () => void seen.push("pooled"));
+    const pooledOnly = (tap: unknown) => (tap as { virtualClients?: boolean }).virtualClients !== true;
+    expect(dispatcherOf(table(), undefined, pooledOnly)(Q, ctx)).toBeUndefined();
+    expect(seen).toEqual(["pooled"]);
+    seen.length = 0;
+    // without the filter (a virtual client's dispatcher) every tap runs, and the first answer ends the call
+    expect(dispatcherOf(table())(Q, ctx)).toBe(1 as unknown as MessageResult);
+    expect(seen).toEqual(["console"]);
   });
 
   test("a hook someone else intercepts goes through tapable's call, interceptors included", () => {

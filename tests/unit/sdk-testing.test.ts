@@ -341,6 +341,23 @@ describe("runClientMessage and runServerMessage", () => {
     expect(c.rfqPending).toBe(0);
   });
 
+  test("a virtualClients tap runs for a virtual client's message only, as in the core", async () => {
+    const seen: string[] = [];
+    const t = await applyPlugin({
+      name: "console-like",
+      apply(api) {
+        api.onClientMessage("Query", (ctx) => (seen.push(ctx.client.virtual ? "virtual" : "pooled"), Action.Drop), { virtualClients: true });
+        api.onClientMessage("Query", () => void seen.push("everyone"));
+      },
+    });
+    const pooled = t.client();
+    pooled.linkServer(t.server());
+    expect(runClientMessage(t, pooled, query("SELECT 1")).result).toBeUndefined();
+    const console = t.client({ virtual: true });
+    expect(runClientMessage(t, console, query("SHOW VERSION")).result).toBe(Action.Drop);
+    expect(seen).toEqual(["everyone", "virtual"]);
+  });
+
   test("appendAfter goes after the message, and is counted with it", async () => {
     const t = await applyPlugin(answering);
     const c = t.client();
