@@ -14,6 +14,25 @@ export interface MachineInfo {
   bun: string;
   /** 1-minute load averages sampled before each pgbench run: other work on the machine skews the numbers. */
   load: { min: number; median: number; max: number };
+  /**
+   * The share of the machine's CPU time the hypervisor gave to others (steal) while the benchmark ran, from /proc/stat;
+   * null where the kernel does not count it. Other virtual machines on the host: no load average shows it.
+   */
+  steal: number | null;
+}
+
+/** The machine's CPU ticks so far (/proc/stat's first line): steal and the sum of all fields. */
+export function cpuTicks(): { steal: number; total: number } | null {
+  const f = /^cpu\s+(.*)$/m.exec(readOr("/proc/stat"))?.[1]?.trim().split(/\s+/).map(Number);
+  if (f === undefined || f.length < 8 || f.some((n) => !Number.isFinite(n))) return null;
+  // user nice system idle iowait irq softirq steal [guest guest_nice, already counted in user and nice]
+  return { steal: f[7]!, total: f.slice(0, 8).reduce((a, b) => a + b, 0) };
+}
+
+/** Steal as a share of all CPU time between two readings; null without both. */
+export function stealShare(before: ReturnType<typeof cpuTicks>, after: ReturnType<typeof cpuTicks>): number | null {
+  if (before === null || after === null || after.total <= before.total) return null;
+  return (after.steal - before.steal) / (after.total - before.total);
 }
 
 function readOr(file: string): string {
@@ -47,6 +66,8 @@ export interface MachineFacts {
   pgbench: string;
   pgbouncer: string;
   loadSamples: number[];
+  /** cpuTicks() when the run started. */
+  ticksAtStart: ReturnType<typeof cpuTicks>;
 }
 
 export async function describeMachine(v: MachineFacts): Promise<MachineInfo> {
@@ -63,5 +84,6 @@ export async function describeMachine(v: MachineFacts): Promise<MachineInfo> {
     pgbouncer: v.pgbouncer,
     bun: Bun.version,
     load: loadSummary(v.loadSamples),
+    steal: stealShare(v.ticksAtStart, cpuTicks()),
   };
 }

@@ -75,6 +75,18 @@ class Notes {
   }
 }
 
+/** Above this share of CPU time taken by the hypervisor the run is not a quiet machine's, whatever the load says. */
+export const STEAL_WARNING = 0.02;
+
+/** The header's words on steal time: the share, and a loud warning above STEAL_WARNING. */
+export function stealNote(steal: number | null | undefined): string {
+  if (steal === null || steal === undefined) return "";
+  const pct = `${(steal * 100).toFixed(1)} %`;
+  return steal > STEAL_WARNING
+    ? ` **⚠ CPU steal ${pct}: the hypervisor gave that share of the machine's CPU time to other virtual machines during the run; every figure is lowered and scattered by it.**`
+    : ` CPU steal (time the hypervisor gave to other virtual machines) during the run: ${pct}.`;
+}
+
 function tpsCell(s: CellSummary, where: string, notes: Notes): string {
   if (s.status === "na") return s.notes[0] ?? "n/a";
   if (s.status === "failed") return `FAILED [${notes.add(`${where}: ${s.notes.join(" / ")}`)}]`;
@@ -259,7 +271,7 @@ export function markdownDocument(input: ReportInput, table: string, notes: strin
     `# pgbun benchmark: ${m.date.slice(0, 10)} (${s.mode} run${s.only ? `, only ${s.only.join(", ")}` : ""})`,
     "",
     ...(warning.length > 0 ? [...warning, ""] : []),
-    `Machine: ${m.nproc} × ${m.cpuModel}, ${m.ramGiB} GiB RAM, Linux ${m.kernel}. PostgreSQL ${m.postgres}, ${m.pgbench}, PgBouncer ${m.pgbouncer}, Bun ${m.bun}. Started ${m.date}. 1-minute load average before each run: median ${m.load.median}, min ${m.load.min}, max ${m.load.max}${m.load.max > m.nproc ? ` (above ${m.nproc}: other work on the machine lowered and scattered the numbers)` : ""}.`,
+    `Machine: ${m.nproc} × ${m.cpuModel}, ${m.ramGiB} GiB RAM, Linux ${m.kernel}. PostgreSQL ${m.postgres}, ${m.pgbench}, PgBouncer ${m.pgbouncer}, Bun ${m.bun}. Started ${m.date}. 1-minute load average before each run: median ${m.load.median}, min ${m.load.min}, max ${m.load.max}${m.load.max > m.nproc ? ` (above ${m.nproc}: other work on the machine lowered and scattered the numbers)` : ""}.${stealNote(m.steal)}`,
     "",
     `Method: \`${s.command}\`. pgbench \`-n -j 2 -T ${s.durationS}\` at scale ${s.scale}, ${s.rounds} round${s.rounds === 1 ? "" : "s"}; ` +
       "within a round each case runs direct, PgBouncer and pgbun back to back, in an order that rotates from round to round; " +

@@ -11,7 +11,7 @@ import { cpuPerTransaction, formatCpuUs, sampleCpu } from "./cpu.ts";
 import { startBenchPostgres, type BenchPostgres } from "./database.ts";
 import { notQuietMessage, postmasterPid, sampleLoad, waitForQuiet } from "./load.ts";
 import { instructionTable, measureInstructions, type InstructionOptions } from "./instructions.ts";
-import { describeMachine } from "./machine.ts";
+import { cpuTicks, describeMachine } from "./machine.ts";
 import { measureIdleMemory } from "./memory.ts";
 import { runPgbench, type PgbenchResult, type PgbenchSpec } from "./pgbench.ts";
 import { ensurePgbouncer, hasMaxPreparedStatements, pgbouncerVersion } from "./pgbouncer.ts";
@@ -448,6 +448,7 @@ function directCapacity(db: BenchPostgres, poolerTargets: number): number {
 
 async function main(opts: BenchOptions): Promise<void> {
   const startedAt = new Date();
+  const ticksAtStart = cpuTicks();
   const fdLimit = await raiseFdLimit();
   if (fdLimit < opts.idleClients + 1_000) {
     log(`open-file limit ${fdLimit} is too low for ${opts.idleClients} idle clients; capping (run as root to raise it)`);
@@ -538,6 +539,7 @@ async function main(opts: BenchOptions): Promise<void> {
     pgbench: db.pgbench,
     pgbouncer: pgbouncerVer,
     loadSamples: bench.loadSamples,
+    ticksAtStart,
   });
   const input: ReportInput = {
     machine,

@@ -1,0 +1,84 @@
+// Unit tests of bench/perf-js.ts: JSC's jitdump read into code ranges, perf samples attributed to functions and objects.
+import { describe, expect, test } from "bun:test";
+import { attributeSamples, parseJitDump } from "./perf-js.ts";
+
+/** A jitdump as JSC writes one: a 40-byte header, then JIT_CODE_LOAD records (and one record of another kind). */
+function jitdump(loads: Array<{ addr: number; size: number; name: string }>, cutLast = false): Uint8Array {
+  const parts: Buffer[] = [];
+  const header = Buffer.alloc(40);
+  header.writeUInt32LE(0x4a695444, 0);
+  header.writeUInt32LE(1, 4);
+  header.writeUInt32LE(40, 8);
+  parts.push(header);
+  const other = Buffer.alloc(24);
+  other.writeUInt32LE(3, 0); // JIT_CODE_DEBUG_INFO-like: skipped
+  other.writeUInt32LE(24, 4);
+  parts.push(other);
+  for (const l of loads) {
+    const name = Buffer.from(`${l.name}\0`);
+    const code = Buffer.alloc(l.size, 0x90);
+    const rec = Buffer.alloc(56 + name.length + code.length);
+    rec.writeUInt32LE(0, 0);
+    rec.writeUInt32LE(rec.length, 4);
+    rec.writeBigUInt64LE(123n, 8);
+    rec.writeUInt32LE(7, 16);
+    rec.writeUInt32LE(7, 20);
+    rec.writeBigUInt64LE(BigInt(l.addr), 24);
+    rec.writeBigUInt64LE(BigInt(l.addr), 32);
+    rec.writeBigUInt64LE(BigInt(l.size), 40);
+    rec.writeBigUInt64LE(1n, 48);
+    name.copy(rec, 56);
+    code.copy(rec, 56 + name.length);
+    parts.push(rec);
+  }
+  const all = Buffer.concat(parts);
+  return cutLast ? all.subarray(0, all.length - 3) : all;
+}
+
+describe("parseJitDump", () => {
+  test("each code load becomes a range named as JSC names it, sorted by address; other records are skipped", () => {
+    const ranges = parseJitDump(jitdump([{ addr: 0x7000, size: 64, name: "JSC-FTL: relay#DekIXu" }, { addr: 0x5000, size: 16, name: "JSC-Baseline: tick#AB" }]));
+    expect(ranges).toEqual([
+      { start: 0x5000, end: 0x5010, label: "JSC-Baseline: tick#AB" },
+      { start: 0x7000, end: 0x7040, label: "JSC-FTL: relay#DekIXu" },
+    ]);
+  });
+
+  test("a record cut short (the process still writing) ends the file; no magic is an error", () => {
+    expect(parseJitDump(jitdump([{ addr: 0x1000, size: 8, name: "a" }, { addr: 0x2000, size: 8, name: "b" }], true)).map((r) => r.label)).toEqual(["a"]);
+    expect(() => parseJitDump(new Uint8Array(64))).toThrow(/jitdump/);
+  });
+});
+
+describe("attributeSamples", () => {
+  const ranges = parseJitDump(
+    jitdump([
+      { addr: 0x1000, size: 0x100, name: "JSC-FTL: process#A" },
+      { addr: 0x2000, size: 0x100, name: "JSC-FTL: old#B" },
+      { addr: 0x2000, size: 0x80, name: "JSC-DFG: reused#C" },
+    ]),
+  );
+  test("JIT samples by function, the latest load of a reused address winning; others by object; unnamed JIT code apart", () => {
+    const script = [
+      "          1010 (/tmp/perf-42.map)",
+      "          10ff (/tmp/perf-42.map)",
+      "          2040 ([JIT] tid 42)",
+      "          2090 (/tmp/perf-42.map)",
+      "          9999 (/tmp/perf-42.map)",
+      "  ffffffff8100 ([kernel.kallsyms])",
+      "        1a40d30 (/work/main/node_modules/bun/bin/bun.exe)",
+      "",
+      "not a sample line",
+    ].join("\n");
+    const { total, rows } = attributeSamples(script, ranges);
+    expect(total).toBe(7);
+    expect(Object.fromEntries(rows)).toEqual({
+      "JSC-FTL: process#A": 2,
+      "JSC-DFG: reused#C": 1,
+      "JSC-FTL: old#B": 1,
+      "[JIT code the dump does not name]": 1,
+      "[kernel.kallsyms]": 1,
+      "[bun.exe]": 1,
+    });
+  });
+});

@@ -1,0 +1,148 @@
+// Native CPU profile of pgbun per JS function: perf samples of the running pooler named by JSC's jitdump (settled JIT).
+// Usage: node_modules/.bin/bun bench/perf-js.ts [--protocol simple|extended|prepared] [--clients N] [--transactions N]
+//        [--pooler pgbun|passthrough] [--frequency HZ] [--rows N]
+//   (its own PostgreSQL; needs perf; pgbun runs with BUN_JSC_useJITDump, the pass-through without: its JIT is one row)
+import { mkdirSync, readdirSync, readFileSync, rmSync } from "node:fs";
+import { tmpdir } from "node:os";
+import { join } from "node:path";
+import { startPgbun } from "../tests/harness/pgbun.ts";
+import type { CodeRange } from "./jit-map.ts";
+import { pgClientEnv, startBenchPostgres, BENCH_DATABASE } from "./database.ts";
+import { startPassthrough } from "./passthrough-process.ts";
+import { pgbunConfig } from "./pgbun-process.ts";
+import { cleanupAll, installSignalHandlers, onCleanup, trackProcess } from "./processes.ts";
+import type { Protocol } from "./pgbench.ts";
+
+/** jitdump's magic ("JiTD", read little-endian) and its JIT_CODE_LOAD record id (Linux tools/perf/util/jitdump.h). */
+const JITDUMP_MAGIC = 0x4a695444;
+const JIT_CODE_LOAD = 0;
+
+/**
+ * The code ranges of a jitdump file as JSC writes it with BUN_JSC_useJITDump: a header (magic, version, header size,
+ * ...), then records of (id, total size, timestamp); a JIT_CODE_LOAD record carries pid, tid, vma, code address,
+ * code size, code index and the NUL-terminated name ("JSC-FTL: relay#DekIXu"), then the code.
+ */
+export function parseJitDump(b: Uint8Array): CodeRange[] {
+  const v = new DataView(b.buffer, b.byteOffset, b.byteLength);
+  if (b.byteLength < 12 || v.getUint32(0, true) !== JITDUMP_MAGIC) throw new Error("not a jitdump file (magic JiTD)");
+  const ranges: CodeRange[] = [];
+  let off = v.getUint32(8, true);
+  while (off + 16 <= b.byteLength) {
+    const id = v.getUint32(off, true);
+    const size = v.getUint32(off + 4, true);
+    if (size < 16 || off + size > b.byteLength) break; // a record cut short: the process was still writing
+    if (id === JIT_CODE_LOAD) {
+      const addr = Number(v.getBigUint64(off + 32, true));
+      const codeSize = Number(v.getBigUint64(off + 40, true));
+      const nameAt = off + 56;
+      let nameEnd = nameAt;
+      while (nameEnd < off + size && b[nameEnd] !== 0) nameEnd++;
+      ranges.push({ start: addr, end: addr + codeSize, label: new TextDecoder().decode(b.subarray(nameAt, nameEnd)) });
+    }
+    off += size;
+  }
+  // code freed and its address reused: the later load sorts after the earlier one (a stable sort), and lookup takes it
+  return ranges.sort((a, b) => a.start - b.start);
+}
+
+/** The range holding `ip`, by binary search over ranges sorted by start; the latest of overlapping ones. */
+function lookup(ranges: CodeRange[], ip: number): CodeRange | undefined {
+  let lo = 0;
+  let hi = ranges.length - 1;
+  let found = -1;
+  while (lo <= hi) {
+    const mid = (lo + hi) >> 1;
+    if (ranges[mid]!.start <= ip) {
+      found = mid;
+      lo = mid + 1;
+    } else hi = mid - 1;
+  }
+  for (let i = found; i >= 0 && i > found - 8; i--) if (ip < ranges[i]!.end && ip >= ranges[i]!.start) return ranges[i];
+  return undefined;
+}
+
+/**
+ * Samples per row from `perf script -F ip,dso` output without call chains (one "ip (dso)" line per sample): JIT
+ * addresses (perf names their object perf-PID.map, [JIT] or [unknown]) by the jitdump's ranges, everything else by
+ * its object ([bun.exe], [kernel.kallsyms], [libc.so.6]).
+ */
+export function attributeSamples(script: string, ranges: CodeRange[]): { total: number; rows: Map<string, number> } {
+  const rows = new Map<string, number>();
+  let total = 0;
+  for (const line of script.split("\n")) {
+    const m = /^\s*([0-9a-f]+)\s+\((.*)\)\s*$/.exec(line);
+    if (!m) continue;
+    total++;
+    const dso = m[2]!.split("/").pop()!;
+    let key: string;
+    if (dso.startsWith("perf-") || dso.startsWith("[JIT]") || dso === "[unknown]") key = lookup(ranges, parseInt(m[1]!, 16))?.label ?? "[JIT code the dump does not name]";
+    else key = `[${dso.replace(/^\[|\]$/g, "")}]`;
+    rows.set(key, (rows.get(key) ?? 0) + 1);
+  }
+  return { total, rows };
+}
+
+async function main(): Promise<void> {
+  installSignalHandlers();
+  const argv = process.argv.slice(2);
+  const arg = (f: string) => {
+    const i = argv.indexOf(f);
+    return i >= 0 ? argv[i + 1] : undefined;
+  };
+  const protocol = (arg("--protocol") ?? "extended") as Protocol;
+  const clients = Number(arg("--clients") ?? 10);
+  const transactions = Number(arg("--transactions") ?? 200_000);
+  const pooler = arg("--pooler") ?? "pgbun";
+  const frequency = Number(arg("--frequency") ?? 999);
+  const rowsShown = Number(arg("--rows") ?? 40);
+  const dir = join(tmpdir(), `pgbun-perf-js-${process.pid}`);
+  mkdirSync(dir, { recursive: true });
+  onCleanup(async () => rmSync(dir, { recursive: true, force: true }));
+  const db = await startBenchPostgres({ maxConnections: 250, scale: 1 });
+  const env = { BUN_JSC_useJITDump: "1", BUN_JSC_jitDumpDirectory: dir };
+  let pid: number;
+  let port: number;
+  if (pooler === "passthrough") {
+    const pt = await startPassthrough(db.pg);
+    pid = pt.proc.pid;
+    port = pt.port;
+  } else {
+    const pb = await startPgbun({ config: pgbunConfig("plain", db.pg, { poolSize: 20, maxClientConn: 1000 }), pg: db.pg, timeoutMs: 30_000, env });
+    onCleanup(async () => void (await pb.stop("SIGQUIT")));
+    pid = pb.proc.pid;
+    port = pb.port;
+  }
+  const pgbench = async (n: number): Promise<string> => {
+    const args = ["-n", "-S", "-M", protocol, "-c", String(clients), "-j", String(Math.min(2, clients)), "-t", String(Math.max(1, Math.round(n / clients))), "-h", "127.0.0.1", "-p", String(port), "-U", db.pg.superuser, BENCH_DATABASE];
+    const p = trackProcess(Bun.spawn([db.pgbench, ...args], { env: pgClientEnv(), stdout: "pipe", stderr: "pipe" }));
+    const [out, code] = await Promise.all([new Response(p.stdout).text(), p.exited]);
+    if (code !== 0) throw new Error(`pgbench ${args.join(" ")}: exit ${code}`);
+    return out;
+  };
+  await pgbench(Math.min(50_000, transactions)); // warm: the JIT's tiers settle (profile.md: natively they do)
+  const data = join(dir, "perf.data");
+  const perf = trackProcess(Bun.spawn(["perf", "record", "-q", "-F", String(frequency), "-o", data, "-p", String(pid)], { stdout: "ignore", stderr: "pipe" }));
+  await Bun.sleep(300);
+  const out = await pgbench(transactions);
+  perf.kill("SIGINT");
+  await perf.exited;
+  const done = Math.max(1, Math.round(transactions / clients)) * clients;
+  const dumps = readdirSync(dir).filter((f) => f.startsWith("jit-") && f.endsWith(".dump"));
+  const ranges = dumps.flatMap((f) => parseJitDump(readFileSync(join(dir, f))));
+  const script = Bun.spawnSync(["perf", "script", "-i", data, "-F", "ip,dso"], { stdout: "pipe", stderr: "pipe" }).stdout.toString();
+  const { total, rows } = attributeSamples(script, ranges);
+  // each sample stands for 1/frequency s of one thread's CPU: µs per transaction = samples ÷ frequency ÷ transactions
+  const usPerTxn = (n: number) => ((n / frequency) * 1e6) / done;
+  console.log(`perf-js: ${pooler}, pgbench -S -M ${protocol} -c ${clients}, ${done} transactions (${/tps = ([\d.]+)/.exec(out)?.[1] ?? "?"} tps under perf), ${total} samples at ${frequency} Hz`);
+  console.log(`total ${usPerTxn(total).toFixed(2)} µs/txn of CPU (perf's own cost included: compare rows within one run)\n`);
+  console.log("| share | µs/txn | code |\n| ---: | ---: | --- |");
+  for (const [k, n] of [...rows].sort((a, b) => b[1] - a[1]).slice(0, rowsShown)) console.log(`| ${((n / total) * 100).toFixed(1)}% | ${usPerTxn(n).toFixed(3)} | ${k.replace(/\|/g, "\\|").slice(0, 100)} |`);
+}
+
+if (import.meta.main) {
+  try {
+    await main();
+  } finally {
+    await cleanupAll();
+  }
+}
