@@ -4,6 +4,7 @@
 //   run 8 s twice, which CPU steal and load scatter by more than a change of 1 µs: this alternates longer rounds)
 import { mkdirSync, writeFileSync } from "node:fs";
 import { join, resolve } from "node:path";
+import { flagValue } from "./args.ts";
 import { clockTicksPerSecond, sampleCpuSplit } from "./cpu.ts";
 import { pgClientEnv, startBenchPostgres, BENCH_DATABASE } from "./database.ts";
 import { cpuTicks, stealShare } from "./machine.ts";
@@ -41,10 +42,7 @@ export function summarize(runs: AbRun[]): { this: { user: number; kernel: number
 async function main(): Promise<void> {
   installSignalHandlers();
   const argv = process.argv.slice(2);
-  const arg = (f: string) => {
-    const i = argv.indexOf(f);
-    return i >= 0 ? argv[i + 1] : undefined;
-  };
+  const arg = (f: string) => flagValue(argv, f);
   const rev = arg("--rev");
   if (!rev) throw new Error("usage: bun bench/ab.ts --rev REV [--cells extended:50,simple:10] [--rounds 6] [--transactions 200000]");
   const cells = (arg("--cells") ?? "extended:50").split(",").map((c) => {

@@ -96,3 +96,9 @@ export function parseArgs(argv: string[]): BenchOptions {
   o.outDir = resolve(str("--out") ?? resolve(import.meta.dir, "results"));
   return o;
 }
+
+/** The value after `flag` in argv (`--rev REV`), or undefined: the small scripts' (ab.ts, perf-js.ts) argument reading. */
+export function flagValue(argv: readonly string[], flag: string): string | undefined {
+  const i = argv.indexOf(flag);
+  return i >= 0 ? argv[i + 1] : undefined;
+}

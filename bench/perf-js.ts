@@ -6,6 +6,7 @@ import { mkdirSync, readdirSync, readFileSync, rmSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { startPgbun } from "../tests/harness/pgbun.ts";
+import { flagValue } from "./args.ts";
 import type { CodeRange } from "./jit-map.ts";
 import { pgClientEnv, startBenchPostgres, BENCH_DATABASE } from "./database.ts";
 import { startPassthrough } from "./passthrough-process.ts";
@@ -85,10 +86,7 @@ export function attributeSamples(script: string, ranges: CodeRange[]): { total: 
 async function main(): Promise<void> {
   installSignalHandlers();
   const argv = process.argv.slice(2);
-  const arg = (f: string) => {
-    const i = argv.indexOf(f);
-    return i >= 0 ? argv[i + 1] : undefined;
-  };
+  const arg = (f: string) => flagValue(argv, f);
   const protocol = (arg("--protocol") ?? "extended") as Protocol;
   const clients = Number(arg("--clients") ?? 10);
   const transactions = Number(arg("--transactions") ?? 200_000);

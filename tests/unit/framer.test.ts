@@ -347,12 +347,14 @@ describe("hold and resume", () => {
     expect(new Uint8Array(spans)).toEqual(new Uint8Array(msg("D", "pass")));
   });
 
-  test("holdCurrent on a message that arrived in pieces", () => {
+  /** The second message of `stream` arrives in two reads and is held (with passCurrent when `pass`), then resumed. */
+  function heldInPieces(pass: boolean): Recorder {
     const { framer, sink } = setup(MIXED);
     let parked = true;
     sink.onMessage = (_t, bytes, f) => {
       if (parked && Buffer.from(bytes).includes("two")) {
         f.holdCurrent = true;
+        f.passCurrent = pass;
         return false;
       }
       return true;
@@ -363,9 +365,15 @@ describe("hold and resume", () => {
     expect(framer.holding).toBe(true);
     parked = false;
     framer.resume();
-    const texts = sink.of("message").map((e) => Buffer.from(e.bytes).toString("latin1").slice(5));
-    expect(texts).toEqual(["one", "two", "two", "three"]);
-    expect(new Uint8Array(Buffer.concat(sink.of("pass").map((e) => e.bytes)))).toEqual(new Uint8Array(msg("D", "pass")));
+    return sink;
+  }
+  const textsOf = (sink: Recorder) => sink.of("message").map((e) => Buffer.from(e.bytes).toString("latin1").slice(5));
+  const spansOf = (sink: Recorder) => new Uint8Array(Buffer.concat(sink.of("pass").map((e) => e.bytes)));
+
+  test("holdCurrent on a message that arrived in pieces", () => {
+    const sink = heldInPieces(false);
+    expect(textsOf(sink)).toEqual(["one", "two", "two", "three"]);
+    expect(spansOf(sink)).toEqual(new Uint8Array(msg("D", "pass")));
   });
 
   test("passCurrent: the held message is not delivered again; it leaves with what follows it as one span", () => {
@@ -395,26 +403,10 @@ describe("hold and resume", () => {
   });
 
   test("passCurrent on a message that arrived in pieces: passed once, then the messages after it are read", () => {
-    const { framer, sink } = setup(MIXED);
-    let waiting = true;
-    sink.onMessage = (_t, bytes, f) => {
-      if (waiting && Buffer.from(bytes).includes("two")) {
-        f.holdCurrent = true;
-        f.passCurrent = true;
-        return false;
-      }
-      return true;
-    };
-    const split = msg("Q", "one").length + 4; // inside the second message
-    framer.feed(stream.subarray(0, split));
-    framer.feed(stream.subarray(split));
-    expect(framer.holding).toBe(true);
-    waiting = false;
-    framer.resume();
-    expect(sink.of("message").map((e) => Buffer.from(e.bytes).toString("latin1").slice(5))).toEqual(["one", "two", "three"]);
+    const sink = heldInPieces(true);
+    expect(textsOf(sink)).toEqual(["one", "two", "three"]);
     // the second message came back as a span, so spans + messages are the stream with it once more
-    const passed = Buffer.concat(sink.of("pass").map((e) => e.bytes));
-    expect(new Uint8Array(passed)).toEqual(new Uint8Array(Buffer.concat([msg("Q", "two"), msg("D", "pass")])));
+    expect(spansOf(sink)).toEqual(new Uint8Array(Buffer.concat([msg("Q", "two"), msg("D", "pass")])));
   });
 
   test("held again during resume: the remaining input keeps its order", () => {

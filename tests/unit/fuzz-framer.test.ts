@@ -22,6 +22,17 @@ function encode(msgs: Msg[]): Buffer {
   return Buffer.concat(parts);
 }
 
+/** Where each message of `encode(msgs)` starts. */
+function startsOf(msgs: Msg[]): number[] {
+  const starts: number[] = [];
+  let at = 0;
+  for (const m of msgs) {
+    starts.push(at);
+    at += m.body.length + 5;
+  }
+  return starts;
+}
+
 /** Cuts `buf` at the given points (any numbers; taken modulo the length), in order. */
 function chunks(buf: Buffer, cuts: number[]): Buffer[] {
   const at = [...new Set(cuts.map((c) => (buf.length === 0 ? 0 : c % (buf.length + 1))))].sort((a, b) => a - b);
@@ -159,12 +170,7 @@ describe("Framer, fuzzed", () => {
         fc.boolean(),
         (msgs, cuts, refusals, resumeEvery) => {
           const stream = encode(msgs);
-          const starts: number[] = [];
-          let at = 0;
-          for (const m of msgs) {
-            starts.push(at);
-            at += m.body.length + 5;
-          }
+          const starts = startsOf(msgs);
           const holdAt = new Map<number, boolean>();
           for (const [k, hold] of refusals) holdAt.set(starts[k % starts.length]!, hold);
           let f!: Framer;
@@ -193,12 +199,7 @@ describe("Framer, fuzzed", () => {
         flagsArb,
         (msgs, cuts, refusals, resumeEvery, flagDict) => {
           const stream = encode(msgs);
-          const starts: number[] = [];
-          let at = 0;
-          for (const m of msgs) {
-            starts.push(at);
-            at += m.body.length + 5;
-          }
+          const starts = startsOf(msgs);
           const flags = flagsOf(flagDict);
           const whole = msgs.map((m, i) => (flags[m.type] === Frame.Whole ? starts[i]! : -1)).filter((s) => s >= 0);
           const holdAt = new Map<number, boolean | "pass">();
