@@ -8,7 +8,7 @@ import { startupData } from "./client-startup.ts";
 import { ServerConnection, type ServerState, type ServerTarget } from "./server.ts";
 import { ClientList } from "./client-list.ts";
 import { CancelRegistry } from "./cancel.ts";
-import { createHooks, type MessageHook, type PgbunHooks, type ReleaseReason } from "../plugin-sdk/hooks.ts";
+import { createHooks, isVirtualClientsTap, type MessageHook, type PgbunHooks, type ReleaseReason } from "../plugin-sdk/hooks.ts";
 import type { Client, Server } from "../plugin-sdk/connections.ts";
 import { Backend, Frontend } from "../plugin-sdk/protocol/codes.ts";
 import { Frame, frameFlags, type FrameFlags } from "./protocol/framer.ts";
@@ -172,7 +172,7 @@ export class Pgbun {
   compileHooks(): void {
     const clientWhole: number[] = [...CORE_CLIENT_WHOLE];
     const serverWhole: number[] = [...CORE_SERVER_WHOLE];
-    const forPooled = (tap: unknown) => (tap as { virtualClients?: boolean }).virtualClients !== true;
+    const forPooled = (tap: unknown) => !isVirtualClientsTap(tap);
     for (const t of ALL_TYPES) {
       const ch = this.hooks.clientMessage.get(t);
       this.virtualClientHooks[t] = ch && ch.taps.length > 0 ? ch : undefined;

@@ -13,6 +13,19 @@ export type CloseReason = string;
 
 export type MessageHook = SyncBailHook<[MessageContext], MessageResult>;
 
+/** A client-message tap registered with TapOptions.virtualClients (the core's and the test harness's registrations mark it). */
+export function isVirtualClientsTap(tap: unknown): boolean {
+  return (tap as { virtualClients?: boolean }).virtualClients === true;
+}
+
+/**
+ * The function a `virtualClients` tap is registered as: it runs for virtual clients only, on every path a message
+ * takes (the core's dispatchers leave it out for pooled clients; tapable's own call, their fallback, meets this test).
+ */
+export function forVirtualClients(fn: (ctx: MessageContext) => MessageResult): (ctx: MessageContext) => MessageResult {
+  return (ctx) => (ctx.client.virtual ? fn(ctx) : undefined);
+}
+
 /**
  * Credentials for a server login without the [databases] entry's password. A password answers any method; an md5
  * secret ("md5" + md5(password + user)) answers md5; SCRAM keys answer SCRAM-SHA-256 when the server's secret has the

@@ -1,6 +1,7 @@
 // The PluginApi a plugin is given: the only door from a plugin into the core, built once per plugin at apply.
 import type { LoginFailure, Server, ServerTarget } from "../../plugin-sdk/connections.ts";
 import type { PluginApi, PluginInfo, TapOptions } from "../../plugin-sdk/plugin.ts";
+import { forVirtualClients } from "../../plugin-sdk/hooks.ts";
 import { messageCode } from "../../plugin-sdk/protocol/codes.ts";
 import type { ClientConnection } from "../client.ts";
 import type { Pgbun } from "../pgbun.ts";
@@ -74,7 +75,7 @@ export function makePluginApi(core: Pgbun, l: LoadedPlugin): PluginApi & CoreFie
     get shuttingDown() {
       return core.shuttingDown;
     },
-    onClientMessage: (type, fn, o) => core.hooks.clientMessage.for(messageCode("frontend", type)).tap(tapOpts(o), fn),
+    onClientMessage: (type, fn, o) => core.hooks.clientMessage.for(messageCode("frontend", type)).tap(tapOpts(o), o?.virtualClients === true ? forVirtualClients(fn) : fn),
     onServerMessage: (type, fn, o) => core.hooks.serverMessage.for(messageCode("backend", type)).tap(tapOpts(o), fn),
     clients: () => core.clients,
     servers: () => core.servers,

@@ -30,8 +30,8 @@ function direct(hook: { taps: unknown[]; interceptors: unknown[] }): boolean {
  * can be inlined into it. A switch gives each type its own call site. Where a hook has interceptors of someone else's
  * or its taps changed since (a late tap), the type goes through tapable's own `call`, so nothing is ever skipped;
  * the tables are built again at each reload (core/pgbun.ts compileHooks). `calls` picks the taps called directly
- * (all by default): the pooled clients' dispatcher leaves out `virtualClients` taps, which tapable's own `call`, the
- * fallback, still runs, and which answer nothing for a pooled client.
+ * (all by default): the pooled clients' dispatcher leaves out `virtualClients` taps; tapable's own `call`, the
+ * fallback, still reaches them, and they pass a pooled client's message by themselves (hooks.ts forVirtualClients).
  */
 export function dispatcherOf(hooks: readonly (MessageHook | undefined)[], faulted?: (plugin: string) => void, calls?: (tap: unknown) => boolean): Dispatch {
   const args: unknown[] = [];

@@ -1,7 +1,7 @@
 // A PluginApi over fresh hooks, a config and fake connections: the test world a plugin is applied to.
 import type { DatabaseEntry, PgbunConfig, Settings, UserEntry } from "../config.ts";
 import type { ClientState, PoolMode, Server, ServerTarget } from "../connections.ts";
-import { createHooks, type PgbunHooks } from "../hooks.ts";
+import { createHooks, forVirtualClients, type PgbunHooks } from "../hooks.ts";
 import type { PgbunPlugin, PluginApi, PluginInfo, PluginLogger, ShutdownMode, TapOptions } from "../plugin.ts";
 import { SDK_API_VERSION } from "../plugin.ts";
 import { backendName, frontendName, messageCode } from "../protocol/codes.ts";
@@ -156,7 +156,7 @@ export function testApi(options: TestApiOptions = {}): TestApi {
       onClientMessage: (type, fn, o) => {
         const code = messageCode("frontend", type);
         messageTaps.push(`clientMessage:${frontendName(code)}`);
-        hooks.clientMessage.for(code).tap(tapOpts(o), fn);
+        hooks.clientMessage.for(code).tap(tapOpts(o), o?.virtualClients === true ? forVirtualClients(fn) : fn);
       },
       onServerMessage: (type, fn, o) => {
         const code = messageCode("backend", type);

@@ -1,7 +1,7 @@
 // Runs one message through the hook chain of its type as the core would, and reports what it did.
 import type { MessageContext, MessageResult } from "../context.ts";
 import { Action } from "../context.ts";
-import type { MessageHook, ReleaseReason } from "../hooks.ts";
+import type { ReleaseReason } from "../hooks.ts";
 import { Backend, Frontend } from "../protocol/codes.ts";
 import { decodeError } from "../protocol/errors.ts";
 import type { TestApi } from "./api.ts";
@@ -99,21 +99,6 @@ function beforeServerHooks(client: FakeClient, server: FakeServer | null, m: Buf
   }
 }
 
-/** A tap for virtual clients only (TapOptions.virtualClients). */
-const virtualOnly = (tap: unknown): boolean => (tap as { virtualClients?: boolean }).virtualClients === true;
-
-/** A pooled client's message as the core runs it: the hook's taps in order with bail, without virtualClients taps. */
-function callPooled(hook: MessageHook, ctx: MessageContext): MessageResult {
-  const taps = hook.taps as unknown as Array<{ fn: (ctx: MessageContext) => MessageResult }>;
-  if (!taps.some(virtualOnly)) return hook.call(ctx);
-  for (const tap of taps) {
-    if (virtualOnly(tap)) continue;
-    const r = tap.fn(ctx);
-    if (r !== undefined) return r;
-  }
-  return undefined;
-}
-
 function run(t: TestApi, client: FakeClient, bytes: Uint8Array, direction: "frontend" | "backend", resumed: boolean): MessageRun {
   const messages = splitMessages(bytes);
   if (messages.length !== 1) throw new Error(`expected one message, got ${messages.length} (use runClientMessages / runServerMessages)`);
@@ -153,7 +138,7 @@ function run(t: TestApi, client: FakeClient, bytes: Uint8Array, direction: "fron
   const server = client.server;
   if (direction === "backend") beforeServerHooks(client, server, message);
   const hook = direction === "frontend" ? t.hooks.clientMessage.get(ctx.type) : t.hooks.serverMessage.get(ctx.type);
-  const r = hook === undefined ? undefined : direction === "frontend" && !client.virtual ? callPooled(hook, ctx) : hook.call(ctx);
+  const r = hook?.call(ctx);
   out.result = r instanceof Uint8Array ? Buffer.from(r) : r;
   buf.fill(0xee);
   // a client message parked or held goes nowhere yet (the core refuses appendAfter with either); any other result

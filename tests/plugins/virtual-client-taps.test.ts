@@ -60,6 +60,18 @@ test("a pooled client's messages of every tapped type never call a virtualClient
   expect(await firstValue(node, "select $1::int + 1", [41])).toBe(42);
 });
 
+test("a pooled client's message that goes through tapable's own call (a hook someone intercepts) still skips a virtualClients tap", async () => {
+  const p = await pooler();
+  // an interceptor of someone else's: the dispatchers call this type through tapable, every tap included
+  p.core.hooks.clientMessage.for(Frontend.Query).intercept({ call: () => undefined });
+  p.core.compileHooks();
+  const c = track(await loginApp(p), (c) => c.destroy());
+  expect(await c.query("select 'through tapable'")).toMatchObject({ errors: [], status: "I" });
+  const admin = track(await loginApp(p, { user: ADMIN, database: "pgbouncer" }), (c) => c.destroy());
+  const r = await admin.query("SHOW VERSION");
+  expect(r.messages.filter((m) => m.type === "N").map((m) => m.body.toString("latin1"))).toEqual([expect.stringContaining("console-only saw Q")]);
+});
+
 test("a console client's messages call the virtualClients taps, in their stage, before the console answers", async () => {
   const p = await pooler();
   const admin = track(await loginApp(p, { user: ADMIN, database: "pgbouncer" }), (c) => c.destroy());
