@@ -6,11 +6,12 @@ import { mkdirSync, writeFileSync } from "node:fs";
 import { join, resolve } from "node:path";
 import { flagValue } from "./args.ts";
 import { clockTicksPerSecond, sampleCpuSplit } from "./cpu.ts";
-import { pgClientEnv, startBenchPostgres, BENCH_DATABASE } from "./database.ts";
+import { startBenchPostgres } from "./database.ts";
 import { cpuTicks, stealShare } from "./machine.ts";
 import { startPgbunVariant } from "./pgbun-process.ts";
-import { cleanupAll, installSignalHandlers, trackProcess } from "./processes.ts";
-import type { Protocol } from "./pgbench.ts";
+import { runTransactions, type Protocol } from "./pgbench.ts";
+import { cleanupAll, installSignalHandlers } from "./processes.ts";
+import { median } from "./summary.ts";
 import { prepareBaselineTree } from "./worktree.ts";
 
 export interface AbRun {
@@ -18,13 +19,6 @@ export interface AbRun {
   userUs: number;
   kernelUs: number;
   tps: number;
-}
-
-/** The median of a non-empty list. */
-export function median(xs: number[]): number {
-  const s = [...xs].sort((a, b) => a - b);
-  const m = s.length >> 1;
-  return s.length % 2 === 1 ? s[m]! : (s[m - 1]! + s[m]!) / 2;
 }
 
 /** One cell's verdict: medians per tree, and in how many round pairs this tree's user time was the lower. */
@@ -35,7 +29,8 @@ export function summarize(runs: AbRun[]): { this: { user: number; kernel: number
   const pairs = Math.min(a.length, b.length);
   let lower = 0;
   for (let i = 0; i < pairs; i++) if (a[i]!.userUs < b[i]!.userUs) lower++;
-  const m = (rs: AbRun[]) => ({ user: median(rs.map((r) => r.userUs)), kernel: median(rs.map((r) => r.kernelUs)), tps: median(rs.map((r) => r.tps)) });
+  const med = (xs: number[]) => median(xs) ?? Number.NaN;
+  const m = (rs: AbRun[]) => ({ user: med(rs.map((r) => r.userUs)), kernel: med(rs.map((r) => r.kernelUs)), tps: med(rs.map((r) => r.tps)) });
   return { this: m(a), rev: m(b), lowerUserPairs: lower, pairs };
 }
 
@@ -60,14 +55,6 @@ async function main(): Promise<void> {
   const here = await startPgbunVariant("plain", db.pg, settings);
   const there = await startPgbunVariant("plain", db.pg, { ...settings, entry: tree.entry });
   const targets = { this: { pid: here.proc.pid, port: here.port }, rev: { pid: there.proc.pid, port: there.port } } as const;
-  const pgbench = async (port: number, protocol: Protocol, clients: number, n: number): Promise<{ tps: number; done: number }> => {
-    const per = Math.max(1, Math.round(n / clients));
-    const args = ["-n", "-S", "-M", protocol, "-c", String(clients), "-j", String(Math.min(2, clients)), "-t", String(per), "-h", "127.0.0.1", "-p", String(port), "-U", db.pg.superuser, BENCH_DATABASE];
-    const p = trackProcess(Bun.spawn([db.pgbench, ...args], { env: pgClientEnv(), stdout: "pipe", stderr: "pipe" }));
-    const [text, code] = await Promise.all([new Response(p.stdout).text(), p.exited]);
-    if (code !== 0) throw new Error(`pgbench ${args.join(" ")}: exit ${code}`);
-    return { tps: Number(/^tps = ([\d.]+)/m.exec(text)?.[1] ?? 0), done: per * clients };
-  };
   const lines = [
     `# pgbun at this tree against ${tree.label}: CPU per transaction, alternating rounds`,
     "",
@@ -77,14 +64,14 @@ async function main(): Promise<void> {
     "| --- | --- | --- | --- | --- | --- |",
   ];
   for (const c of cells) {
-    for (const t of Object.values(targets)) await pgbench(t.port, c.protocol, c.clients, Math.min(50_000, transactions));
+    for (const t of Object.values(targets)) await runTransactions(db, t.port, c.protocol, c.clients, Math.min(50_000, transactions));
     const runs: AbRun[] = [];
     for (let r = 0; r < rounds; r++) {
       // alternate who goes first, so a drift in the machine's speed favours neither
       for (const name of r % 2 === 0 ? (["this", "rev"] as const) : (["rev", "this"] as const)) {
         const t = targets[name];
         const before = sampleCpuSplit(t.pid)!;
-        const { tps, done } = await pgbench(t.port, c.protocol, c.clients, transactions);
+        const { tps, transactions: done } = await runTransactions(db, t.port, c.protocol, c.clients, transactions);
         const after = sampleCpuSplit(t.pid)!;
         const us = (ticksDelta: number) => ((ticksDelta / hz) * 1e6) / done;
         const run: AbRun = { tree: name, userUs: us(after.userTicks - before.userTicks), kernelUs: us(after.kernelTicks - before.kernelTicks), tps };

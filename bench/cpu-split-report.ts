@@ -88,8 +88,7 @@ export function parseSplitArgs(argv: string[], defaultOut = resolve(import.meta.
   return o;
 }
 
-/** pgbench -t: transactions per client so that all clients together do at least `total`. */
-export const perClient = (total: number, clients: number): number => Math.max(1, Math.ceil(total / clients));
+export { perClient } from "./pgbench.ts";
 
 /** One measured pgbench run against one pooler: what its process tree spent, per transaction. */
 export interface RunSample {

@@ -6,7 +6,6 @@ import { join } from "node:path";
 import { clockTicksPerSecond, processTree, readOr, sampleCpuSplit, treeThreads } from "./cpu.ts";
 import {
   parseSplitArgs,
-  perClient,
   poolerCell,
   POOLERS,
   renderSplit,
@@ -29,7 +28,7 @@ import {
 import { BENCH_DATABASE, pgClientEnv, startBenchPostgres, type BenchPostgres } from "./database.ts";
 import { postmasterPid, sampleLoad } from "./load.ts";
 import { startPassthrough } from "./passthrough-process.ts";
-import type { Protocol } from "./pgbench.ts";
+import { runTransactions, type Protocol } from "./pgbench.ts";
 import { ensurePgbouncer, pgbouncerVersion, startPgbouncer } from "./pgbouncer.ts";
 import { startPgbunVariant } from "./pgbun-process.ts";
 import { cleanupAll, installSignalHandlers, killProcess, trackProcess } from "./processes.ts";
@@ -72,33 +71,12 @@ function threadCounters(root: number): Map<string, ThreadCounters> {
   return out;
 }
 
-interface PgbenchRun {
-  transactions: number;
-  tps: number;
-  wallS: number;
-}
-
-async function pgbench(db: BenchPostgres, port: number, protocol: Protocol, clients: number, total: number): Promise<PgbenchRun> {
-  const args = ["-n", "-S", "-M", protocol, "-c", String(clients), "-j", String(Math.min(2, clients)), "-t", String(perClient(total, clients))];
-  args.push("-h", "127.0.0.1", "-p", String(port), "-U", db.pg.superuser, BENCH_DATABASE);
-  const started = performance.now();
-  const proc = trackProcess(Bun.spawn([db.pgbench, ...args], { env: pgClientEnv(), stdin: "ignore", stdout: "pipe", stderr: "pipe" }));
-  const [out, err, code] = await Promise.all([new Response(proc.stdout).text(), new Response(proc.stderr).text(), proc.exited]);
-  const wallS = (performance.now() - started) / 1000;
-  const transactions = Number(/number of transactions actually processed: (\d+)/.exec(out)?.[1] ?? 0);
-  const failed = Number(/number of failed transactions: (\d+)/.exec(out)?.[1] ?? 0);
-  if (code !== 0 || transactions === 0 || failed > 0 || /aborted/i.test(out + err)) {
-    throw new Error(`pgbench ${args.join(" ")} failed (exit ${code}, ${transactions} transactions, ${failed} failed): ${err.trim().split("\n").slice(0, 3).join(" | ")}`);
-  }
-  return { transactions, tps: Number(/^tps = ([\d.]+)/m.exec(out)?.[1] ?? transactions / wallS), wallS };
-}
-
 async function measure(db: BenchPostgres, t: Target, protocol: Protocol, clients: number, round: number, o: SplitOptions, roots: number[]): Promise<RunSample> {
   const hz = clockTicksPerSecond();
   const load = await sampleLoad(roots);
   const threads0 = threadCounters(t.pid);
   const a = sampleCpuSplit(t.pid);
-  const run = await pgbench(db, t.port, protocol, clients, o.transactions);
+  const run = await runTransactions(db, t.port, protocol, clients, o.transactions);
   const b = sampleCpuSplit(t.pid);
   const threads1 = threadCounters(t.pid);
   if (!a || !b) throw new Error(`${t.pooler} (pid ${t.pid}) is gone`);
@@ -167,7 +145,7 @@ async function perfRun(db: BenchPostgres, t: Target, protocol: Protocol, o: Spli
   await Bun.sleep(700);
   let done = 0;
   try {
-    done = (await pgbench(db, t.port, protocol, o.straceClients, o.perfTransactions)).transactions;
+    done = (await runTransactions(db, t.port, protocol, o.straceClients, o.perfTransactions)).transactions;
   } finally {
     await killProcess(rec, "SIGINT", 10_000);
   }
@@ -202,7 +180,7 @@ async function main(): Promise<void> {
   // socket options: traced from each pooler's first client on, so its server connections' set-up is seen too
   for (const p of POOLERS) {
     const t = targets.get(p)!;
-    const text = await underStrace(t, ["-e", "trace=setsockopt,getsockopt"], () => pgbench(db, t.port, "simple", o.straceClients, o.straceClients * 20));
+    const text = await underStrace(t, ["-e", "trace=setsockopt,getsockopt"], () => runTransactions(db, t.port, "simple", o.straceClients, o.straceClients * 20));
     sockopts[p] = parseSockopts(text);
   }
 
@@ -211,7 +189,7 @@ async function main(): Promise<void> {
   for (const clients of o.clients) {
     for (const protocol of o.protocols) {
       const active = POOLERS.filter((p) => !skipReason(p, protocol));
-      for (const p of active) await pgbench(db, targets.get(p)!.port, protocol, clients, o.warmupTransactions);
+      for (const p of active) await runTransactions(db, targets.get(p)!.port, protocol, clients, o.warmupTransactions);
       for (let round = 0; round < o.rounds; round++) {
         for (const p of roundOrder(round, active)) {
           try {
@@ -244,7 +222,7 @@ async function main(): Promise<void> {
       const t = targets.get(p)!;
       let done = 0;
       try {
-        const text = await underStrace(t, ["-c"], async () => (done = (await pgbench(db, t.port, protocol, o.straceClients, o.straceTransactions)).transactions));
+        const text = await underStrace(t, ["-c"], async () => (done = (await runTransactions(db, t.port, protocol, o.straceClients, o.straceTransactions)).transactions));
         strace.push({ pooler: p, protocol, clients: o.straceClients, transactions: done, callsPerTxn: parseStraceSummary(text, done) });
       } catch (err) {
         problems.push(`strace ${p} -M ${protocol}: ${err instanceof Error ? err.message : String(err)}`);

@@ -8,11 +8,11 @@ import { join } from "node:path";
 import { startPgbun } from "../tests/harness/pgbun.ts";
 import { flagValue } from "./args.ts";
 import type { CodeRange } from "./jit-map.ts";
-import { pgClientEnv, startBenchPostgres, BENCH_DATABASE } from "./database.ts";
+import { startBenchPostgres } from "./database.ts";
 import { startPassthrough } from "./passthrough-process.ts";
 import { pgbunConfig } from "./pgbun-process.ts";
 import { cleanupAll, installSignalHandlers, onCleanup, trackProcess } from "./processes.ts";
-import type { Protocol } from "./pgbench.ts";
+import { runTransactions, type Protocol } from "./pgbench.ts";
 
 /** jitdump's magic ("JiTD", read little-endian) and its JIT_CODE_LOAD record id (Linux tools/perf/util/jitdump.h). */
 const JITDUMP_MAGIC = 0x4a695444;
@@ -110,28 +110,21 @@ async function main(): Promise<void> {
     pid = pb.proc.pid;
     port = pb.port;
   }
-  const pgbench = async (n: number): Promise<string> => {
-    const args = ["-n", "-S", "-M", protocol, "-c", String(clients), "-j", String(Math.min(2, clients)), "-t", String(Math.max(1, Math.round(n / clients))), "-h", "127.0.0.1", "-p", String(port), "-U", db.pg.superuser, BENCH_DATABASE];
-    const p = trackProcess(Bun.spawn([db.pgbench, ...args], { env: pgClientEnv(), stdout: "pipe", stderr: "pipe" }));
-    const [out, code] = await Promise.all([new Response(p.stdout).text(), p.exited]);
-    if (code !== 0) throw new Error(`pgbench ${args.join(" ")}: exit ${code}`);
-    return out;
-  };
-  await pgbench(Math.min(50_000, transactions)); // warm: the JIT's tiers settle (profile.md: natively they do)
+  await runTransactions(db, port, protocol, clients, Math.min(50_000, transactions)); // warm: the JIT's tiers settle (profile.md: natively they do)
   const data = join(dir, "perf.data");
   const perf = trackProcess(Bun.spawn(["perf", "record", "-q", "-F", String(frequency), "-o", data, "-p", String(pid)], { stdout: "ignore", stderr: "pipe" }));
   await Bun.sleep(300);
-  const out = await pgbench(transactions);
+  const run = await runTransactions(db, port, protocol, clients, transactions);
   perf.kill("SIGINT");
   await perf.exited;
-  const done = Math.max(1, Math.round(transactions / clients)) * clients;
+  const done = run.transactions;
   const dumps = readdirSync(dir).filter((f) => f.startsWith("jit-") && f.endsWith(".dump"));
   const ranges = dumps.flatMap((f) => parseJitDump(readFileSync(join(dir, f))));
   const script = Bun.spawnSync(["perf", "script", "-i", data, "-F", "ip,dso"], { stdout: "pipe", stderr: "pipe" }).stdout.toString();
   const { total, rows } = attributeSamples(script, ranges);
   // each sample stands for 1/frequency s of one thread's CPU: µs per transaction = samples ÷ frequency ÷ transactions
   const usPerTxn = (n: number) => ((n / frequency) * 1e6) / done;
-  console.log(`perf-js: ${pooler}, pgbench -S -M ${protocol} -c ${clients}, ${done} transactions (${/tps = ([\d.]+)/.exec(out)?.[1] ?? "?"} tps under perf), ${total} samples at ${frequency} Hz`);
+  console.log(`perf-js: ${pooler}, pgbench -S -M ${protocol} -c ${clients}, ${done} transactions (${Math.round(run.tps)} tps under perf), ${total} samples at ${frequency} Hz`);
   console.log(`total ${usPerTxn(total).toFixed(2)} µs/txn of CPU (perf's own cost included: compare rows within one run)\n`);
   console.log("| share | µs/txn | code |\n| ---: | ---: | --- |");
   for (const [k, n] of [...rows].sort((a, b) => b[1] - a[1]).slice(0, rowsShown)) console.log(`| ${((n / total) * 100).toFixed(1)}% | ${usPerTxn(n).toFixed(3)} | ${k.replace(/\|/g, "\\|").slice(0, 100)} |`);

@@ -3,7 +3,7 @@ import { mkdtempSync, readdirSync, readFileSync, rmSync, writeFileSync } from "n
 import { tmpdir } from "node:os";
 import { basename, join } from "node:path";
 import type { PoolerCpu } from "./cpu.ts";
-import { pgClientEnv } from "./database.ts";
+import { BENCH_DATABASE, pgClientEnv, type BenchPostgres } from "./database.ts";
 import type { LoadSample } from "./load.ts";
 import { killProcess, trackProcess } from "./processes.ts";
 
@@ -201,4 +201,34 @@ export async function runPgbench(pgbench: string, spec: PgbenchSpec, target: End
   } finally {
     rmSync(dir, { recursive: true, force: true });
   }
+}
+
+/** pgbench -t: transactions per client so that all clients together do at least `total`. */
+export const perClient = (total: number, clients: number): number => Math.max(1, Math.ceil(total / clients));
+
+/** A fixed-count run's outcome (runTransactions). */
+export interface CountedRun {
+  transactions: number;
+  tps: number;
+  wallS: number;
+}
+
+/**
+ * `pgbench -n -S -M protocol -c clients -t ⌈total/clients⌉` against 127.0.0.1:port as the benchmark's superuser: a
+ * fixed number of select-only transactions (the CPU-per-transaction tools: cpu-split, ab, perf-js). Throws on a
+ * failed, aborted or empty run.
+ */
+export async function runTransactions(db: BenchPostgres, port: number, protocol: Protocol, clients: number, total: number): Promise<CountedRun> {
+  const args = ["-n", "-S", "-M", protocol, "-c", String(clients), "-j", String(Math.min(2, clients)), "-t", String(perClient(total, clients))];
+  args.push("-h", "127.0.0.1", "-p", String(port), "-U", db.pg.superuser, BENCH_DATABASE);
+  const started = performance.now();
+  const proc = trackProcess(Bun.spawn([db.pgbench, ...args], { env: pgClientEnv(), stdin: "ignore", stdout: "pipe", stderr: "pipe" }));
+  const [out, err, code] = await Promise.all([new Response(proc.stdout).text(), new Response(proc.stderr).text(), proc.exited]);
+  const wallS = (performance.now() - started) / 1000;
+  const transactions = Number(/number of transactions actually processed: (\d+)/.exec(out)?.[1] ?? 0);
+  const failed = Number(/number of failed transactions: (\d+)/.exec(out)?.[1] ?? 0);
+  if (code !== 0 || transactions === 0 || failed > 0 || /aborted/i.test(out + err)) {
+    throw new Error(`pgbench ${args.join(" ")} failed (exit ${code}, ${transactions} transactions, ${failed} failed): ${err.trim().split("\n").slice(0, 3).join(" | ")}`);
+  }
+  return { transactions, tps: Number(/^tps = ([\d.]+)/m.exec(out)?.[1] ?? transactions / wallS), wallS };
 }
