@@ -14,6 +14,8 @@ const SESSION_SUSPECT = 16;
 const UNIX_SOCKET = 1 << 16;
 /** Has sent a message beyond simple Query: extended query protocol or FunctionCall (see TapOptions.extendedQuery). */
 const BEYOND_SIMPLE = 1 << 17;
+/** Kept its framer and outbound queue when its server went back (counted in core/net/spares.ts: see releasedIO). */
+export const IO_KEPT = 1 << 18;
 /** A hook held the message being read (WaitForServer, Hold): its next delivery is a second one (ctx.resumed). */
 export const REDELIVER = 128;
 const COPY_WINDOW_SHIFT = 5;

@@ -5,7 +5,7 @@ import { continuesPast, FRONTEND_WHOLE, frontendOnly, type FrameFlags, type Fram
 import { errorResponse, SqlState } from "../plugin-sdk/protocol/errors.ts";
 import { readyForQuery } from "../plugin-sdk/protocol/writer.ts";
 import type { Outbound, Pausable } from "./net/outbound.ts";
-import { giveFramer, giveOutbound, takeFramer, takeOutbound } from "./net/spares.ts";
+import { giveFramer, giveOutbound, keepIdle, takeFramer, takeOutbound, unkeepIdle } from "./net/spares.ts";
 import { Action } from "../plugin-sdk/context.ts";
 import { HookContext } from "./hook-context.ts";
 import { PluginFault } from "./plugin/fault.ts";
@@ -15,7 +15,7 @@ import type { DatabaseEntry } from "./config/databases.ts";
 import type { Client, ClientState, PoolMode } from "../plugin-sdk/connections.ts";
 import { ParamList } from "./params.ts";
 import { intern } from "./intern.ts";
-import { ClientRare, REDELIVER } from "./client-flags.ts";
+import { ClientRare, IO_KEPT, REDELIVER } from "./client-flags.ts";
 import { ClientSync } from "./client-sync.ts";
 import { abandonLoginMessage, readLoginMessage } from "./client-startup.ts";
 
@@ -198,7 +198,8 @@ export class ClientConnection extends ClientSync implements Client, FrameSink, P
 
   /**
    * Gives back the framer and outbound queue of a client with nothing in flight and no server: an idle client
-   * then holds neither. Called once its login is answered and whenever its server is released.
+   * then holds neither. Called once its login is answered, and by the janitor for a client idle since its server
+   * went back (see releasedIO).
    */
   shedIO(): void {
     if (this.server !== null || this.paused || this.parked !== null || this.state !== "active") return;
@@ -213,6 +214,7 @@ export class ClientConnection extends ClientSync implements Client, FrameSink, P
       this._out = null;
       giveOutbound(o);
     }
+    this.unkeepIO();
     // the hook context still points at the last hooked message's read buffer: an idle client must not keep it
     if (this._ctx !== null) this._ctx.buf = NO_BYTES;
   }
@@ -244,6 +246,35 @@ export class ClientConnection extends ClientSync implements Client, FrameSink, P
     this.state = next;
     this.waitStart = next === "waiting" ? this.core.now : 0;
     this.core.clientStateChanged(this, prev, next);
+  }
+
+  /**
+   * Its server went back to the pool: a client that goes on sending keeps its framer and outbound queue for the
+   * next transaction (giving them back and taking them again cost more per transaction than the hand-over's own
+   * steps); the janitor gives them back once it has sent nothing for IO_IDLE_MS (core/janitor.ts). The hook
+   * context lets go of the last hooked read buffer now.
+   */
+  releasedIO(): void {
+    // a waiting client's set holds its read until it is linked; a closed one gave its set up (see close)
+    if (this.state !== "active") return;
+    if ((this.bits & IO_KEPT) === 0) {
+      // at most MAX_SPARES idle clients keep theirs (net/spares.ts): past that it is given back now, as at login
+      if (!keepIdle()) return this.shedIO();
+      this.bits |= IO_KEPT;
+    }
+    if (this._ctx !== null) this._ctx.buf = NO_BYTES;
+  }
+
+  /** No longer an idle client keeping its framer and outbound queue (linked, shed or closed). */
+  private unkeepIO(): void {
+    if ((this.bits & IO_KEPT) === 0) return;
+    this.bits &= ~IO_KEPT;
+    unkeepIdle();
+  }
+
+  /** Holds a framer or an outbound queue (see shedIO). */
+  holdsIO(): boolean {
+    return this._framer !== null || this._out !== null;
   }
 
   /** The per-message hook context, made on first use (an idle client that never meets a hook has none). */
@@ -299,7 +330,7 @@ export class ClientConnection extends ClientSync implements Client, FrameSink, P
       if (server.releaseRequested) this.core.releaseServer(this, server, "plugin");
     }
     this.out.flush(server);
-    if (this.server === null) this.shedIO();
+    if (this.server === null) this.releasedIO();
   }
 
   /** The client's next message during login (see client-startup.ts). */
@@ -489,6 +520,7 @@ export class ClientConnection extends ClientSync implements Client, FrameSink, P
 
   /** Links a server (from acquire, or later from the pool's waiter queue) and replays what was parked. */
   linkServer(server: ServerConnection): void {
+    this.unkeepIO();
     this.server = server;
     server.link(this);
     this.framer.flags = linked(this.core.clientFlags);
@@ -588,6 +620,7 @@ export class ClientConnection extends ClientSync implements Client, FrameSink, P
       }
     }
     this.parked = null;
+    this.unkeepIO();
     this.setState("closed");
     abandonLoginMessage(this);
     this._out?.close();

@@ -4,6 +4,12 @@ import { TxStatus } from "../plugin-sdk/protocol/codes.ts";
 import type { Pgbun } from "./pgbun.ts";
 
 const TICK_MS = 333;
+/**
+ * A client without a server that has sent nothing for this long gives back its framer and outbound queue
+ * (ClientConnection.shedIO): after one to three ticks. Two ticks, because core.now, which stamps lastActivity,
+ * moves only at a tick: a client stamped with the last tick's time may have sent a moment ago.
+ */
+export const IO_IDLE_MS = 2 * TICK_MS;
 
 export class Janitor {
   private timer: ReturnType<typeof setInterval> | null = null;
@@ -59,7 +65,11 @@ export class Janitor {
             }
           }
           const idle = this.limit(c.user, "client_idle_timeout");
-          if (idle > 0 && c.inSync && now - c.lastActivity > idle) c.fatal(SqlState.IdleSessionTimeout, "client_idle_timeout");
+          if (idle > 0 && c.inSync && now - c.lastActivity > idle) {
+            c.fatal(SqlState.IdleSessionTimeout, "client_idle_timeout");
+            break;
+          }
+          if (server === null && c.holdsIO() && now - c.lastActivity >= IO_IDLE_MS) c.shedIO();
           break;
         }
       }

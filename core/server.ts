@@ -189,7 +189,7 @@ export class ServerConnection implements Server, FrameSink, Pausable {
     if (client) client.out.flush(this);
     if (this.releaseRequested && client) {
       this.core.releaseServer(client, this, client.poolMode === "statement" ? "statement" : "transaction");
-      client.shedIO();
+      client.releasedIO();
     }
   }
 

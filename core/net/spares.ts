@@ -6,12 +6,37 @@ import { Outbound } from "./outbound.ts";
 /**
  * An idle client needs neither a framer (nothing half-read) nor an outbound queue (nothing unsent): like
  * PgBouncer's sbuf, which holds an I/O buffer only while data is in flight, a client gives them back when it
- * goes idle and takes them again on its next read or write. 10,000 idle clients then hold ~230 bytes less each,
- * and a busy pooler reuses a few hundred of each instead of allocating per transaction.
+ * goes idle (once its login is answered, and when it has sent nothing for a while after its server went back:
+ * core/janitor.ts IO_IDLE_MS) and takes them again on its next read or write. 10,000 idle clients then hold
+ * ~230 bytes less each, and a pooler reuses a few hundred of each instead of allocating them per client.
  */
-const MAX_SPARES = 512;
+export const MAX_SPARES = 512;
 const spareFramers: Framer[] = [];
 const spareOutbounds: Outbound[] = [];
+
+/**
+ * Clients without a server that kept their framer and outbound queue for their next transaction (see
+ * ClientConnection.releasedIO): at most MAX_SPARES, so a burst of ten thousand clients that each ran one query
+ * does not leave ten thousand sets behind for the collector, as many as the spares would have held.
+ */
+let keptIdle = 0;
+
+/** Counts one more client keeping its set while idle; false when MAX_SPARES already do (it gives its set back). */
+export function keepIdle(): boolean {
+  if (keptIdle >= MAX_SPARES) return false;
+  keptIdle++;
+  return true;
+}
+
+/** A counted client took a server again, gave its set back or closed. */
+export function unkeepIdle(): void {
+  keptIdle--;
+}
+
+/** How many idle clients keep their set now (for tests). */
+export function keptIdleCount(): number {
+  return keptIdle;
+}
 
 /** The sink of a spare framer: holds no connection alive, and is never fed. */
 const DETACHED: FrameSink = { passSpan() {}, notify() {}, message: () => true, malformed() {} };

@@ -2,6 +2,7 @@
 import { describe, expect, setDefaultTimeout, test } from "bun:test";
 import type { ClientConnection } from "../../core/client.ts";
 import { startTestPooler, type TestPooler } from "../../bin/testing.ts";
+import { keptIdleCount } from "../../core/net/spares.ts";
 import { closeAfterEach, usePostgres, waitFor } from "../harness/fixtures.ts";
 import { describe as show, errorFields, extendedQuery, loginApp, msg, only, readyStatus, rows, sendCancel, sqlState, type WireClient } from "../harness/wire.ts";
 
@@ -54,6 +55,14 @@ function holdingIO(p: TestPooler, cs: WireClient[]): number[] {
   });
 }
 
+/**
+ * Waits for the janitor to take back the framers and outbound queues of clients that have sent nothing since
+ * (core/janitor.ts IO_IDLE_MS after a client's last message: within three ticks, about 1 s).
+ */
+async function shed(p: TestPooler, cs: WireClient[]): Promise<void> {
+  await waitFor("idle clients to give back their framers and outbound queues", () => holdingIO(p, cs).length === 0, 3_000);
+}
+
 describe("many idle clients", () => {
   test("50 clients log in and go idle holding no framer or outbound queue; queried again in other orders, each gets its own answers", async () => {
     const p = await pooler();
@@ -74,7 +83,7 @@ describe("many idle clients", () => {
     round1.forEach((got, i) => {
       expect({ i, got: show(got) }).toEqual({ i, got: `T D(["${i}","client-${i}"]) C(SELECT 1) Z(I)` });
     });
-    expect(holdingIO(p, cs)).toEqual([]);
+    await shed(p, cs);
 
     // round 2: a pipeline of two extended-protocol syncs and a simple query in one write each, in a shuffled order
     const order = Array.from({ length: N }, (_, k) => (k * 7) % N);
@@ -94,18 +103,49 @@ describe("many idle clients", () => {
       expect({ i, rows: rows(got) }).toEqual({ i, rows: [[String(i * 2)], [`client-${i}-second`], [String(i + 1000)]] });
       expect(readyStatus(got[got.length - 1]!)).toBe("I");
     });
-    expect(holdingIO(p, cs)).toEqual([]);
+    await shed(p, cs);
 
-    // round 3: one at a time in yet another order, each taking the spare framer/queue the previous one gave back
+    // round 3: one at a time in yet another order, each taking a spare framer/queue the ones before gave back
     for (let k = 0; k < N; k++) {
       const i = (k * 13 + 5) % N;
       const r = await cs[i]!.query(`SELECT 'again-${i}', ${i}`);
       expect({ i, rows: r.rows, errors: r.errors }).toEqual({ i, rows: [[`again-${i}`, String(i)]], errors: [] });
     }
-    expect(holdingIO(p, cs)).toEqual([]);
+    await shed(p, cs);
+    expect(keptIdleCount()).toBe(0);
     // nothing arrived that was not asked for
     for (const c of cs) expect(c.pendingBytes).toBe(0);
     expect(p.core.clients.size).toBe(N);
+  });
+
+  test("a client that goes on sending keeps its own framer and queue from one transaction to the next; idle, it gives them back", async () => {
+    const p = await pooler();
+    const c = await login(p);
+    const client = coreClient(p, c);
+    // at login it gives them back at once (most clients of a big pool sit idle)
+    expect(heldIO(client)).toEqual({ framer: false, out: false });
+    expect((await c.query("SELECT 1")).rows).toEqual([["1"]]);
+    const io = client as unknown as { _framer: unknown; _out: unknown };
+    const framer = io._framer;
+    const out = io._out;
+    expect(framer).not.toBeNull();
+    expect(out).not.toBeNull();
+    // transaction after transaction, the same objects: none given back to the spares and taken again
+    for (let i = 0; i < 5; i++) {
+      expect((await c.query(`SELECT ${i}`)).rows).toEqual([[String(i)]]);
+      expect({ i, framer: io._framer === framer, out: io._out === out }).toEqual({ i, framer: true, out: true });
+    }
+    // its server went back after each one all the same; it is the one idle client counted as keeping its set
+    expect(client.server).toBeNull();
+    expect(keptIdleCount()).toBe(1);
+    await shed(p, [c]);
+    expect(keptIdleCount()).toBe(0);
+    expect((await c.query("SELECT 'after the shed'")).rows).toEqual([["after the shed"]]);
+    // one that leaves while keeping its set is counted out too
+    expect(keptIdleCount()).toBe(1);
+    await c.close();
+    await waitFor("the client to be gone", () => p.core.clients.size === 0);
+    expect(keptIdleCount()).toBe(0);
   });
 
   test("idle clients keep their own session parameters after their lists were shared at login", async () => {
@@ -199,12 +239,13 @@ describe("a client idle halfway through a message", () => {
       expect({ split, framer: heldIO(coreClient(p, c)).framer }).toEqual({ split, framer: true });
       // meanwhile other clients take spare framers and queues, and give them back
       for (const [i, o] of others.entries()) expect((await o.query(`SELECT ${i}, 'other'`)).rows).toEqual([[String(i), "other"]]);
-      expect(holdingIO(p, others)).toEqual([]);
-      await Bun.sleep(800);
+      await shed(p, others);
+      // the half-read message is still there after the janitor's ticks: c's framer was not taken back
+      expect({ split, framer: heldIO(coreClient(p, c)).framer }).toEqual({ split, framer: true });
       c.send(q.subarray(split));
       const got = await c.readUntilReady(5_000);
       expect({ split, got: show(got) }).toEqual({ split, got: 'T D(["sent in two halves"]) C(SELECT 1) Z(I)' });
-      expect(heldIO(coreClient(p, c))).toEqual({ framer: false, out: false });
+      await shed(p, [c]);
     }
   });
 
@@ -224,7 +265,7 @@ describe("a client idle halfway through a message", () => {
     const got = await c.readUntilReady(5_000);
     expect(only(got, "E").map((m) => errorFields(m))).toEqual([]);
     expect(rows(got)).toEqual([["halfway-done"]]);
-    expect(heldIO(coreClient(p, c))).toEqual({ framer: false, out: false });
+    await shed(p, [c]);
     expect((await c.query("SELECT 'next'")).rows).toEqual([["next"]]);
   });
 
@@ -240,6 +281,6 @@ describe("a client idle halfway through a message", () => {
     const got = await c.readUntilReady(5_000);
     expect(show(got)).toBe('T D(["in tx"]) C(SELECT 1) Z(T)');
     expect((await c.query("COMMIT")).status).toBe("I");
-    expect(heldIO(coreClient(p, c))).toEqual({ framer: false, out: false });
+    await shed(p, [c]);
   });
 });

@@ -9,7 +9,7 @@ import { ParamList } from "../../core/params.ts";
 import { ALL_WHOLE, Framer, frameFlags, type FrameSink } from "../../core/protocol/framer.ts";
 import { Outbound } from "../../core/net/outbound.ts";
 import { asSocket, FakeSocket, FakeSource } from "../harness/fake-socket.ts";
-import { giveFramer, giveOutbound, takeFramer, takeOutbound } from "../../core/net/spares.ts";
+import { giveFramer, giveOutbound, keepIdle, MAX_SPARES, takeFramer, takeOutbound, unkeepIdle } from "../../core/net/spares.ts";
 
 // ---------------------------------------------------------------------------------------------------------------
 // ClientList
@@ -763,5 +763,22 @@ describe("spares: take and give", () => {
     giveOutbound(o2);
     expect(takeOutbound(asSocket(new FakeSocket()))).toBe(o2);
     expect(takeOutbound(asSocket(new FakeSocket()))).toBe(o1);
+  });
+
+  test("at most MAX_SPARES idle clients keep their set: the next one is refused until one is counted out", () => {
+    let kept = 0;
+    while (keepIdle()) kept++;
+    try {
+      // this process's tests start from none kept: all MAX_SPARES are granted, and then no more
+      expect(kept).toBe(MAX_SPARES);
+      expect(keepIdle()).toBe(false);
+      unkeepIdle();
+      expect(keepIdle()).toBe(true);
+      expect(keepIdle()).toBe(false);
+    } finally {
+      for (let i = 0; i < kept; i++) unkeepIdle();
+    }
+    expect(keepIdle()).toBe(true);
+    unkeepIdle();
   });
 });
