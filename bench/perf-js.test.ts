@@ -1,6 +1,6 @@
 // Unit tests of bench/perf-js.ts: JSC's jitdump read into code ranges, perf samples attributed to functions and objects.
 import { describe, expect, test } from "bun:test";
-import { attributeSamples, parseJitDump } from "./perf-js.ts";
+import { attributeSamples, labelled, parseCompiledSources, parseJitDump } from "./perf-js.ts";
 
 /** A jitdump as JSC writes one: a 40-byte header, then JIT_CODE_LOAD records (and one record of another kind). */
 function jitdump(loads: Array<{ addr: number; size: number; name: string }>, cutLast = false): Uint8Array {
@@ -80,5 +80,30 @@ describe("attributeSamples", () => {
       "[kernel.kallsyms]": 1,
       "[bun.exe]": 1,
     });
+  });
+});
+
+describe("parseCompiledSources and labelled", () => {
+  // as Bun 1.4.5 prints them with BUN_JSC_dumpSourceAtDFGTime=1 (interleaved with pgbun's own log lines)
+  const log = [
+    "[1] Compiled #EX3gkM:[0x5de8bff82c0->0x5de8bfc5e00, BaselineFunctionCall, 9 (StrictMode)]",
+    "'''function (x) => x + 1'''",
+    "",
+    '{"level":30,"msg":"listening"}',
+    "[1] Compiled relay#DekIXu:[0x1->0x2, DFGFunctionCall, 40 (StrictMode)]",
+    "'''function relay(client, type,",
+    "    buf) { return 1; }'''",
+    "[2] Compiled #EX3gkM:[0x5de8bff82c0->0x5de8bfc5e00, DFGFunctionCall, 9 (StrictMode) (HadFTLReplacement)]",
+    "'''function (x) => x + 2'''",
+  ].join("\n");
+
+  test("each hash's first source, on one line; an anonymous row gets its source, a named one stays as it is", () => {
+    const sources = parseCompiledSources(log);
+    expect(sources.get("EX3gkM")).toBe("function (x) => x + 1");
+    expect(sources.get("DekIXu")).toBe("function relay(client, type, buf) { return 1; }");
+    expect(labelled("JSC-FTL: #EX3gkM", sources)).toBe("JSC-FTL: #EX3gkM (function (x) => x + 1)");
+    expect(labelled("JSC-FTL: relay#DekIXu", sources)).toBe("JSC-FTL: relay#DekIXu");
+    expect(labelled("JSC-DFG: #AAAAAA", sources)).toBe("JSC-DFG: #AAAAAA");
+    expect(labelled("[bun.exe]", sources)).toBe("[bun.exe]");
   });
 });

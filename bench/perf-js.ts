@@ -63,6 +63,27 @@ function lookup(ranges: CodeRange[], ip: number): CodeRange | undefined {
 }
 
 /**
+ * Where each function's code came from, by its hash: JSC prints, with BUN_JSC_dumpSourceAtDFGTime, each
+ * compiled code block as "[n] Compiled NAME#HASH:[...]" and then its source between triple quotes. Only the
+ * source's start is kept, on one line: enough to find an anonymous function (a tap's arrow) in the tree.
+ */
+export function parseCompiledSources(text: string, width = 70): Map<string, string> {
+  const out = new Map<string, string>();
+  const re = /Compiled [^\n#]*#([A-Za-z0-9]{6}):\[[^\n]*\n'''([\s\S]*?)'''/g;
+  for (const m of text.matchAll(re)) {
+    if (!out.has(m[1]!)) out.set(m[1]!, m[2]!.replace(/\s+/g, " ").trim().slice(0, width));
+  }
+  return out;
+}
+
+/** A row's label with the source start of a function JSC names by its hash alone ("JSC-FTL: #B4Nncm"). */
+export function labelled(label: string, sources: Map<string, string>): string {
+  const m = /^JSC-[A-Za-z]+: #([A-Za-z0-9]{6})$/.exec(label);
+  const src = m ? sources.get(m[1]!) : undefined;
+  return src === undefined ? label : `${label} (${src})`;
+}
+
+/**
  * Samples per row from `perf script -F ip,dso` output without call chains (one "ip (dso)" line per sample): JIT
  * addresses (perf names their object perf-PID.map, [JIT] or [unknown]) by the jitdump's ranges, everything else by
  * its object ([bun.exe], [kernel.kallsyms], [libc.so.6]).
@@ -97,7 +118,9 @@ async function main(): Promise<void> {
   mkdirSync(dir, { recursive: true });
   onCleanup(async () => rmSync(dir, { recursive: true, force: true }));
   const db = await startBenchPostgres({ maxConnections: 250, scale: 1 });
-  const env = { BUN_JSC_useJITDump: "1", BUN_JSC_jitDumpDirectory: dir };
+  // each function's source as it is optimised: names the anonymous ones (taps are arrows) in the rows
+  const env = { BUN_JSC_useJITDump: "1", BUN_JSC_jitDumpDirectory: dir, BUN_JSC_dumpSourceAtDFGTime: "1" };
+  let logs = (): string => "";
   let pid: number;
   let port: number;
   if (pooler === "passthrough") {
@@ -109,6 +132,7 @@ async function main(): Promise<void> {
     onCleanup(async () => void (await pb.stop("SIGQUIT")));
     pid = pb.proc.pid;
     port = pb.port;
+    logs = pb.logs;
   }
   await runTransactions(db, port, protocol, clients, Math.min(50_000, transactions)); // warm: the JIT's tiers settle (profile.md: natively they do)
   const data = join(dir, "perf.data");
@@ -122,12 +146,13 @@ async function main(): Promise<void> {
   const ranges = dumps.flatMap((f) => parseJitDump(readFileSync(join(dir, f))));
   const script = Bun.spawnSync(["perf", "script", "-i", data, "-F", "ip,dso"], { stdout: "pipe", stderr: "pipe" }).stdout.toString();
   const { total, rows } = attributeSamples(script, ranges);
+  const sources = parseCompiledSources(logs());
   // each sample stands for 1/frequency s of one thread's CPU: µs per transaction = samples ÷ frequency ÷ transactions
   const usPerTxn = (n: number) => ((n / frequency) * 1e6) / done;
   console.log(`perf-js: ${pooler}, pgbench -S -M ${protocol} -c ${clients}, ${done} transactions (${Math.round(run.tps)} tps under perf), ${total} samples at ${frequency} Hz`);
   console.log(`total ${usPerTxn(total).toFixed(2)} µs/txn of CPU (perf's own cost included: compare rows within one run)\n`);
   console.log("| share | µs/txn | code |\n| ---: | ---: | --- |");
-  for (const [k, n] of [...rows].sort((a, b) => b[1] - a[1]).slice(0, rowsShown)) console.log(`| ${((n / total) * 100).toFixed(1)}% | ${usPerTxn(n).toFixed(3)} | ${k.replace(/\|/g, "\\|").slice(0, 100)} |`);
+  for (const [k, n] of [...rows].sort((a, b) => b[1] - a[1]).slice(0, rowsShown)) console.log(`| ${((n / total) * 100).toFixed(1)}% | ${usPerTxn(n).toFixed(3)} | ${labelled(k, sources).replace(/\|/g, "\\|").slice(0, 120)} |`);
 }
 
 if (import.meta.main) {
