@@ -1,50 +1,78 @@
 // Byte-level first screening of statement text: finds none of the words session-changing SQL needs, without decoding.
 
 /** Lower-cased ASCII words, one of which every statement the session-state regular expressions match contains. */
-const WORDS = ["set", "listen", "prepare", "discard", "deallocate", "declare", "load", "temp", "advisory"].map((w) =>
-  Uint8Array.from(w, (ch) => ch.charCodeAt(0)),
-);
-/** The words by first letter (a..z). */
-const BY_FIRST: Array<Uint8Array[] | undefined> = [];
-for (const w of WORDS) (BY_FIRST[w[0]! - 0x61] ??= []).push(w);
+const WORDS = ["set", "listen", "prepare", "discard", "deallocate", "declare", "load", "temp", "advisory"];
 
-/** PAIRS bit: the pair is some word's first two letters (a word may start at the pair). */
-const STARTS = 1;
-/** PAIRS bit: the pair is some word's second and third letters (a word may start one byte before it). */
-const SECOND = 2;
 /**
- * By byte pair (first byte | second << 8, both letter cases), whether it is the start of a word or its second and
- * third letters. Every word has at least three letters, so an occurrence starting at `s` covers the pair at `s`
- * and the one at `s + 1`: one of them lies on the even offsets the scan looks at, and the scan reads one table
- * entry per two bytes. 64 KiB per process; only the few hundred pairs SQL text is made of are ever touched.
+ * The pair tables, as bits: a pair of bytes (a, b) is bit (b & 31) of word (a & 31) of a table. Folding a byte to
+ * its five low bits maps both letter cases of a letter together (and other bytes onto letters too: a superset, as
+ * wordAt compares the bytes themselves), so the three tables are 384 bytes, six cache lines, where a table by both
+ * whole bytes (64 KiB) had the scan touch a line of its own for nearly every pair of a text: cold after each
+ * context switch, those misses cost more than the scan. ANY: the pair is some word's first two letters or its second and
+ * third; STARTS: its first two (a word may start at the pair); SECOND: its second and third (one may start a
+ * byte before it). Every word has at least three letters, so an occurrence starting at `s` covers the pair at
+ * `s` and the one at `s + 1`: one of them lies on the even offsets the scan looks at.
  */
-const PAIRS = new Uint8Array(65536);
-function mark(a: number, b: number, bit: number): void {
-  for (const x of [a, a & ~0x20]) for (const y of [b, b & ~0x20]) PAIRS[x | (y << 8)]! |= bit;
+const PAIRS = new Uint32Array(96);
+const ANY = 0;
+const STARTS = 32;
+const SECOND = 64;
+function mark(table: number, a: string, b: string): void {
+  const word = (a.charCodeAt(0) & 31) + table;
+  const bit = 1 << (b.charCodeAt(0) & 31);
+  PAIRS[word]! |= bit;
+  PAIRS[word - table]! |= bit;
 }
 for (const w of WORDS) {
-  mark(w[0]!, w[1]!, STARTS);
-  mark(w[1]!, w[2]!, SECOND);
+  mark(STARTS, w[0]!, w[1]!);
+  mark(SECOND, w[1]!, w[2]!);
+}
+
+/** Whether table `t` has the pair (a, b). */
+function has(t: number, a: number, b: number): boolean {
+  return ((PAIRS[t + (a & 31)]! >>> (b & 31)) & 1) !== 0;
+}
+
+/**
+ * The words sorted, each followed by 0, in one array; FIRST[letter & 31] is one past the offset of the first word
+ * beginning with that letter (0: none). A few cache lines, read only when a pair matched.
+ */
+const SORTED = [...WORDS].sort();
+const FLAT = new Uint8Array(SORTED.reduce((n, w) => n + w.length + 1, 1));
+const FIRST = new Uint8Array(32);
+{
+  let o = 0;
+  for (const w of SORTED) {
+    const slot = w.charCodeAt(0) & 31;
+    if (FIRST[slot] === 0) FIRST[slot] = o + 1;
+    for (let k = 0; k < w.length; k++) FLAT[o++] = w.charCodeAt(k);
+    FLAT[o++] = 0;
+  }
 }
 
 /** A word (any letter case) starts at `s` and ends by `end`. */
 function wordAt(buf: Uint8Array, s: number, end: number): boolean {
-  const words = BY_FIRST[(buf[s]! | 0x20) - 0x61];
-  if (words === undefined) return false;
-  for (const w of words) {
-    if (s + w.length > end) continue;
-    // | 0x20 folds an ASCII capital onto its letter; no other byte folds onto a lower-case ASCII letter
+  // | 0x20 folds an ASCII capital onto its letter; no other byte folds onto a lower-case ASCII letter
+  const first = buf[s]! | 0x20;
+  if (first < 0x61 || first > 0x7a) return false;
+  let o = FIRST[first & 31]!;
+  if (o === 0) return false;
+  o--;
+  while (FLAT[o] === first) {
     let k = 1;
-    while (k < w.length && (buf[s + k]! | 0x20) === w[k]) k++;
-    if (k === w.length) return true;
+    while (FLAT[o + k] !== 0 && s + k < end && (buf[s + k]! | 0x20) === FLAT[o + k]) k++;
+    if (FLAT[o + k] === 0) return true;
+    while (FLAT[o + k] !== 0) k++;
+    o += k + 1;
   }
   return false;
 }
 
 /** A word starts at the pair at `i` (i + 1 < end), or one byte before it (not before `from`). */
 function wordNear(buf: Uint8Array, i: number, from: number, end: number): boolean {
-  const bits = PAIRS[buf[i]! | (buf[i + 1]! << 8)]!;
-  return ((bits & STARTS) !== 0 && wordAt(buf, i, end)) || ((bits & SECOND) !== 0 && i > from && wordAt(buf, i - 1, end));
+  const a = buf[i]!;
+  const b = buf[i + 1]!;
+  return (has(STARTS, a, b) && wordAt(buf, i, end)) || (has(SECOND, a, b) && i > from && wordAt(buf, i - 1, end));
 }
 
 /**
@@ -59,7 +87,7 @@ export function mayChangeSessionState(buf: Uint8Array, from: number, end: number
   const last4 = end - 3;
   let i = from;
   for (;;) {
-    while (i < last4 && (PAIRS[buf[i]! | (buf[i + 1]! << 8)]! | PAIRS[buf[i + 2]! | (buf[i + 3]! << 8)]!) === 0) i += 4;
+    while (i < last4 && (((PAIRS[buf[i]! & 31]! >>> (buf[i + 1]! & 31)) | (PAIRS[buf[i + 2]! & 31]! >>> (buf[i + 3]! & 31))) & 1) === 0) i += 4;
     if (i >= last4) break;
     if (wordNear(buf, i, from, end) || wordNear(buf, i + 2, from, end)) return true;
     i += 4;
