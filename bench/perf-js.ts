@@ -1,6 +1,6 @@
 // Native CPU profile of pgbun per JS function: perf samples of the running pooler named by JSC's jitdump (settled JIT).
 // Usage: node_modules/.bin/bun bench/perf-js.ts [--protocol simple|extended|prepared] [--clients N] [--transactions N]
-//        [--pooler pgbun|passthrough] [--frequency HZ] [--rows N]
+//        [--pooler pgbun|passthrough] [--frequency HZ] [--rows N] [--names]
 //   (its own PostgreSQL; needs perf; pgbun runs with BUN_JSC_useJITDump, the pass-through without: its JIT is one row)
 import { mkdirSync, readdirSync, readFileSync, rmSync } from "node:fs";
 import { tmpdir } from "node:os";
@@ -118,8 +118,10 @@ async function main(): Promise<void> {
   mkdirSync(dir, { recursive: true });
   onCleanup(async () => rmSync(dir, { recursive: true, force: true }));
   const db = await startBenchPostgres({ maxConnections: 250, scale: 1 });
-  // each function's source as it is optimised: names the anonymous ones (taps are arrows) in the rows
-  const env = { BUN_JSC_useJITDump: "1", BUN_JSC_jitDumpDirectory: dir, BUN_JSC_dumpSourceAtDFGTime: "1" };
+  const env: Record<string, string> = { BUN_JSC_useJITDump: "1", BUN_JSC_jitDumpDirectory: dir };
+  // --names: each function's source as it is optimised names the anonymous ones (taps are arrows) in the rows.
+  // Opt-in: Bun 1.4.5 with this option now and then dies of SIGSEGV (2 of some 10 runs here), at start-up or mid-run
+  if (argv.includes("--names")) env.BUN_JSC_dumpSourceAtDFGTime = "1";
   let logs = (): string => "";
   let pid: number;
   let port: number;
