@@ -1,7 +1,7 @@
 // Traffic counters per pool (database, user), per-client timing marks, and the stats_period averages.
 import type { Client, Server } from "../../plugin-sdk/index.ts";
 import { COUNTER_FIELDS, type CounterField, type Counters } from "./api.ts";
-import { BUCKET_SLOTS, type PoolBuckets } from "./histogram.ts";
+import { BUCKET_SLOTS, KINDS, type PoolBuckets } from "./histogram.ts";
 
 /** Totals of one pool since start; times are microseconds. Plain number fields: counting never allocates. */
 export class PoolCounters implements PoolBuckets {
@@ -21,12 +21,11 @@ export class PoolCounters implements PoolBuckets {
   /** Logins of clients of this pool (counted at authentication, once per client). */
   clientLogins = 0;
   /**
-   * The durations by bucket (histogram.ts: DURATION_BUCKETS, +Inf last), per slot: each query, transaction and
-   * server assignment adds one where its time adds to queryTime, xactTime, waitTime (an untimed one counts as 0).
+   * The durations by bucket (histogram.ts: DURATION_BUCKETS, +Inf last), per slot and kind (slot × KINDS + QUERY,
+   * XACT or WAIT): each query, transaction and server assignment adds one where its time adds to queryTime,
+   * xactTime, waitTime (an untimed one counts as 0).
    */
-  readonly queryBuckets = new Float64Array(BUCKET_SLOTS);
-  readonly xactBuckets = new Float64Array(BUCKET_SLOTS);
-  readonly waitBuckets = new Float64Array(BUCKET_SLOTS);
+  readonly buckets = new Float64Array(BUCKET_SLOTS * KINDS);
   /** These count queries answered without a server (the admin console's): no pool stands for them, never pruned. */
   serverless = false;
 

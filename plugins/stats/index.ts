@@ -2,7 +2,7 @@
 import type { PgbunPlugin, PluginApi, PoolApi } from "../../plugin-sdk/index.ts";
 import { COUNTER_FIELDS, PLUGIN_NAME, type Counters, type StatsApi } from "./api.ts";
 import { asCounters, StatsRegistry } from "./counters.ts";
-import { histogramsByDatabase } from "./histogram.ts";
+import { histogramsByDatabase, QUERY, XACT } from "./histogram.ts";
 import { clockNs, tapCounters, type CounterTaps } from "./tap-counters.ts";
 
 export { COUNTER_FIELDS, type CounterField, type Counters, type StatsApi } from "./api.ts";
@@ -45,8 +45,8 @@ function statsApi(stats: StatsRegistry, counters: CounterTaps): StatsApi {
       p.queries++;
       p.xacts++;
       // untimed: the first bucket, so the histograms' counts stay the counters
-      p.queryBuckets[0]!++;
-      p.xactBuckets[0]!++;
+      p.buckets[QUERY]!++;
+      p.buckets[XACT]!++;
     },
   };
 }

@@ -2,7 +2,7 @@
 import { Backend, Frontend, Stage, TxStatus, type Client, type MessageContext, type MessageResult, type PluginApi } from "../../plugin-sdk/index.ts";
 import { PLUGIN_NAME } from "./api.ts";
 import { ClientCounters, settleBytes, type StatsRegistry } from "./counters.ts";
-import { bucketOf } from "./histogram.ts";
+import { bucketOf, KINDS, QUERY, WAIT, XACT } from "./histogram.ts";
 
 /**
  * The taps' clock: monotonic nanoseconds. Bun.nanoseconds() costs a quarter of performance.now()'s instructions
@@ -96,8 +96,9 @@ export function tapCounters(api: PluginApi, stats: StatsRegistry): CounterTaps {
       // each query and transaction counted lands in one bucket (an untimed one in the first, without a search), so
       // the histograms' counts are the counters
       if (queryStart === 0 && xactStart === 0) {
-        p.queryBuckets[0]!++;
-        if (ended) p.xactBuckets[0]!++;
+        const b = p.buckets;
+        b[QUERY]!++;
+        if (ended) b[XACT]!++;
         return undefined;
       }
       // one clock read ends both; pipelined queries: the next one's time runs from this answer
@@ -110,7 +111,8 @@ export function tapCounters(api: PluginApi, stats: StatsRegistry): CounterTaps {
         st.queryStart = next;
         slot = bucketOf(us);
       }
-      p.queryBuckets[slot]!++;
+      const b = p.buckets;
+      b[slot * KINDS + QUERY]!++;
       if (ended) {
         slot = 0;
         if (xactStart > 0) {
@@ -119,7 +121,7 @@ export function tapCounters(api: PluginApi, stats: StatsRegistry): CounterTaps {
           st.xactStart = next;
           slot = bucketOf(us);
         }
-        p.xactBuckets[slot]!++;
+        b[slot * KINDS + XACT]!++;
       }
       return undefined;
     },
@@ -166,7 +168,7 @@ export function tapCounters(api: PluginApi, stats: StatsRegistry): CounterTaps {
       if (st.xactStart > 0) st.xactStart = now;
     }
     // a server that was free is a wait of 0 (the first slot, no search): every assignment is in the histogram
-    st.pool.waitBuckets[waitUs === 0 ? 0 : bucketOf(waitUs)]!++;
+    st.pool.buckets[(waitUs === 0 ? 0 : bucketOf(waitUs)) * KINDS + WAIT]!++;
     st.linked = server;
     st.serverSent0 = server.bytesSent;
     st.clientSent0 = client.bytesSent;

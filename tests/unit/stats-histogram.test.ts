@@ -2,7 +2,7 @@
 import { describe, expect, test } from "bun:test";
 import { DURATION_BUCKETS, query, readyForQuery, TxStatus, type StatsApi } from "../../plugin-sdk/index.ts";
 import { applyPlugin, runClientMessage, runServerMessage } from "../../plugin-sdk/testing.ts";
-import { BUCKET_SLOTS, bucketOf, histogramsByDatabase } from "../../plugins/stats/histogram.ts";
+import { BUCKET_SLOTS, bucketOf, histogramsByDatabase, KINDS, QUERY } from "../../plugins/stats/histogram.ts";
 import statsPlugin from "../../plugins/stats/index.ts";
 
 describe("bucketOf", () => {
@@ -25,9 +25,8 @@ describe("bucketOf", () => {
 describe("histogramsByDatabase", () => {
   test("pools of one database add up, per slot made cumulative; the +Inf entry is every event", () => {
     const pool = (database: string, slots: Record<number, number>) => {
-      const b = () => new Float64Array(BUCKET_SLOTS);
-      const p = { database, queryBuckets: b(), xactBuckets: b(), waitBuckets: b() };
-      for (const [i, n] of Object.entries(slots)) p.queryBuckets[Number(i)] = n;
+      const p = { database, buckets: new Float64Array(BUCKET_SLOTS * KINDS) };
+      for (const [i, n] of Object.entries(slots)) p.buckets[Number(i) * KINDS + QUERY] = n;
       return p;
     };
     const h = histogramsByDatabase([pool("app", { 0: 2, 3: 1 }), pool("app", { 3: 4, [BUCKET_SLOTS - 1]: 1 }), pool("other", { 1: 7 })]);
@@ -38,6 +37,7 @@ describe("histogramsByDatabase", () => {
     expect(app.query.at(-2)).toBe(7);
     expect(app.query.at(-1)).toBe(8);
     expect(app.xact.every((n) => n === 0)).toBe(true);
+    expect(app.wait.every((n) => n === 0)).toBe(true);
     expect(h.get("other")!.query.at(0)).toBe(0);
     expect(h.get("other")!.query.at(-1)).toBe(7);
   });
