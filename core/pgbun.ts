@@ -298,8 +298,8 @@ export class Pgbun {
   }
 
   clientStateChanged(client: ClientConnection, prev: ClientState, next: ClientState): void {
-    this.clientCounts[prev]--;
-    this.clientCounts[next]++;
+    countClientState(this.clientCounts, prev, -1);
+    countClientState(this.clientCounts, next, 1);
     if (next === "closed") {
       this.cancel.forget(client);
       this.clients.delete(client);
@@ -524,5 +524,26 @@ export class Pgbun {
     const resolve = this.exitResolve;
     this.exitResolve = null;
     void this.hooks.shutdown.promise().finally(resolve);
+  }
+}
+
+/**
+ * Adds `by` to a state's count by a named field: the waiting/active changes of every transaction that waits would
+ * otherwise index the counts by a string variable, a keyed access whose cache sees four names.
+ */
+function countClientState(counts: Record<ClientState, number>, state: ClientState, by: number): void {
+  switch (state) {
+    case "login":
+      counts.login += by;
+      break;
+    case "active":
+      counts.active += by;
+      break;
+    case "waiting":
+      counts.waiting += by;
+      break;
+    case "closed":
+      counts.closed += by;
+      break;
   }
 }
