@@ -31,6 +31,22 @@ export function frameFlags(whole: Iterable<number> = [], notify: Iterable<number
  */
 export const STREAM_PREFIX = 64 * 1024;
 
+/** Copies at most this many bytes by a loop (Buffer.from of a subarray makes two objects: the view and the copy). */
+const LOOP_COPY_MAX = 512;
+
+/**
+ * A copy of buf[from, to) in one allocation of its own (a waiting client's read is held so at every transaction
+ * that waits): a short one byte by byte, a long one through a view. Not from Buffer's pool: a copy held while a
+ * client waits would keep a whole shared slab alive.
+ */
+export function copyOf(buf: Uint8Array, from: number, to: number = buf.length): Uint8Array {
+  const n = to - from;
+  if (n > LOOP_COPY_MAX) return Buffer.from(buf.subarray(from, to));
+  const copy = new Uint8Array(n);
+  for (let i = 0; i < n; i++) copy[i] = buf[from + i]!;
+  return copy;
+}
+
 /** Every type whole: used while a connection has no peer, so each message can be decided on by itself. */
 export const ALL_WHOLE: FrameFlags = new Uint8Array(256).fill(Frame.Whole);
 
@@ -97,7 +113,9 @@ export class Framer {
   private pendingParts: Buffer[] | null = null;
   private pendingHave = 0;
   private pendingTotal = 0;
-  private held: Buffer[] | null = null;
+  private held: Uint8Array[] | null = null;
+  /** The list held input went into last, emptied: the next hold reuses it (a waiting client holds at every transaction). */
+  private heldSpare: Uint8Array[] | null = null;
   private broken = false;
   /** Set by the sink before message() returns false to hold that message too (it will be seen again). */
   holdCurrent = false;
@@ -165,7 +183,7 @@ export class Framer {
   feed(chunk: Uint8Array): void {
     if (this.broken || chunk.length === 0) return;
     if (this.held) {
-      this.held.push(Buffer.from(chunk));
+      this.held.push(copyOf(chunk, 0));
       return;
     }
     this.process(chunk);
@@ -185,17 +203,21 @@ export class Framer {
     for (let k = 0; k < held.length; k++) {
       if (this.broken) return;
       this.process(held[k]!);
-      const again = this.held as Buffer[] | null;
+      const again = this.held as Uint8Array[] | null;
       if (again) {
         // held again: keep the unprocessed chunks in order
         for (let r = k + 1; r < held.length; r++) again.push(held[r]!);
-        return;
+        break;
       }
     }
+    held.length = 0;
+    this.heldSpare = held;
   }
 
   private hold(buf: Uint8Array, from: number): void {
-    const rest = from < buf.length ? [Buffer.from(buf.subarray(from))] : [];
+    const rest = this.heldSpare ?? [];
+    this.heldSpare = null;
+    if (from < buf.length) rest.push(copyOf(buf, from));
     this.held = rest;
   }
 

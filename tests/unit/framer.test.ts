@@ -426,6 +426,27 @@ describe("hold and resume", () => {
     expect(framer.holding).toBe(false);
   });
 
+  test("hold after hold, as a waiting client does at each transaction: each round's input, and only it, comes back", () => {
+    const { framer, sink } = setup(ALL_WHOLE);
+    const seen = () => sink.of("message").map((e) => Buffer.from(e.bytes).toString("latin1").slice(5));
+    let expected: string[] = [];
+    for (let round = 0; round < 4; round++) {
+      const names = [`r${round}a`, `r${round}b`, `r${round}c`];
+      sink.onMessage = () => false; // the first message finds no server: the rest of the read is held
+      framer.feed(Buffer.concat([msg("Q", names[0]!), msg("Q", names[1]!)]));
+      const later = msg("Q", names[2]!);
+      framer.feed(later);
+      later.fill(0); // copied when held
+      expect(framer.holding).toBe(true);
+      sink.onMessage = () => true;
+      framer.resume();
+      expect(framer.holding).toBe(false);
+      expected = [...expected, ...names]; // the first was seen once, its rest after it
+      expect(seen()).toEqual(expected);
+      expect(framer.bufferedBytes).toBe(0);
+    }
+  });
+
   test("held input is copied: the caller may reuse its buffer", () => {
     const { framer, sink } = setup(ALL_WHOLE);
     sink.onMessage = () => false;
