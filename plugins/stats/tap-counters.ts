@@ -139,7 +139,9 @@ export function tapCounters(api: PluginApi, stats: StatsRegistry): CounterTaps {
   const h = api.hooks;
   const markWaiting = (client: Client): void => {
     const st = countersOf(client);
-    if (st.waitStart === 0) st.waitStart = clockNs();
+    // a client waits only between transactions, so a query mark is this transaction's, made by the message
+    // that asks for the server a moment ago in the same event: the wait starts there, without a clock read
+    if (st.waitStart === 0) st.waitStart = st.queryStart !== 0 ? st.queryStart : clockNs();
   };
   // runs only when the pool queued the client (a server handed out bails before it)
   h.needServer.tap({ name: PLUGIN_NAME, ...LAST }, (client) => {
