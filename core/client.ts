@@ -1,7 +1,7 @@
 // A client connection: its state, the relay of its messages to the linked server, parking while it waits.
 import type { Socket } from "bun";
 import { Frontend, TxStatus } from "../plugin-sdk/protocol/codes.ts";
-import { continuesPast, copyOf, FRONTEND_WHOLE, frontendOnly, type FrameFlags, type Framer, type FrameSink } from "./protocol/framer.ts";
+import { continuesPast, FRONTEND_WHOLE, frontendOnly, type FrameFlags, type Framer, type FrameSink } from "./protocol/framer.ts";
 import { errorResponse, SqlState } from "../plugin-sdk/protocol/errors.ts";
 import { readyForQuery } from "../plugin-sdk/protocol/writer.ts";
 import type { Outbound, Pausable } from "./net/outbound.ts";
@@ -88,7 +88,7 @@ export class ClientConnection extends ClientSync implements Client, FrameSink, P
   cancelSecret = 0;
 
   /** Bytes committed to a server while none was linked. */
-  private parked: Uint8Array[] | null = null;
+  private parked: Buffer[] | null = null;
 
   connectTime: number;
   /** When the current wait for a server started (cached clock, ms); 0 when not waiting. */
@@ -442,7 +442,7 @@ export class ClientConnection extends ClientSync implements Client, FrameSink, P
     }
     if (this.state === "waiting") {
       // an earlier hook of this batch committed bytes while no server was free
-      (this.parked ??= []).push(copyOf(buf, start, end));
+      (this.parked ??= []).push(Buffer.from(buf.subarray(start, end)));
       this.countFrontend(type);
       return false;
     }
@@ -499,7 +499,7 @@ export class ClientConnection extends ClientSync implements Client, FrameSink, P
     if (scan) this.countAll(buf, start, end);
     else this.countFrontend(buf[start]!);
     if (this.state === "waiting" || (this.server === null && !this.acquireServer())) {
-      (this.parked ??= []).push(copyOf(buf, start, end));
+      (this.parked ??= []).push(Buffer.from(buf.subarray(start, end)));
       return false;
     }
     this.server!.out.push(buf, start, end);
