@@ -35,13 +35,13 @@ export const STREAM_PREFIX = 64 * 1024;
 const LOOP_COPY_MAX = 512;
 
 /**
- * A copy of buf[from, to) in one allocation of its own (a waiting client's read is held so at every transaction
- * that waits): a short one byte by byte, a long one through a view. Not from Buffer's pool: a copy held while a
- * client waits would keep a whole shared slab alive.
+ * A copy of buf from `from` on, in one allocation of its own (a waiting client's read is held so at every
+ * transaction that waits): a short one byte by byte, a long one through a view. Not from Buffer's pool: a copy held
+ * while a client waits would keep a whole shared slab alive.
  */
-export function copyOf(buf: Uint8Array, from: number, to: number = buf.length): Uint8Array {
-  const n = to - from;
-  if (n > LOOP_COPY_MAX) return Buffer.from(buf.subarray(from, to));
+function copyOf(buf: Uint8Array, from: number): Uint8Array {
+  const n = buf.length - from;
+  if (n > LOOP_COPY_MAX) return Buffer.from(buf.subarray(from));
   const copy = new Uint8Array(n);
   for (let i = 0; i < n; i++) copy[i] = buf[from + i]!;
   return copy;
@@ -183,7 +183,7 @@ export class Framer {
   feed(chunk: Uint8Array): void {
     if (this.broken || chunk.length === 0) return;
     if (this.held) {
-      this.held.push(copyOf(chunk, 0));
+      this.held.push(Buffer.from(chunk));
       return;
     }
     this.process(chunk);
