@@ -18,10 +18,10 @@ const ANY = 0;
 const STARTS = 32;
 const SECOND = 64;
 function mark(table: number, a: string, b: string): void {
-  const word = (a.charCodeAt(0) & 31) + table;
+  const slot = a.charCodeAt(0) & 31;
   const bit = 1 << (b.charCodeAt(0) & 31);
-  PAIRS[word]! |= bit;
-  PAIRS[word - table]! |= bit;
+  PAIRS[table + slot]! |= bit;
+  PAIRS[ANY + slot]! |= bit;
 }
 for (const w of WORDS) {
   mark(STARTS, w[0]!, w[1]!);
@@ -87,7 +87,7 @@ export function mayChangeSessionState(buf: Uint8Array, from: number, end: number
   const last4 = end - 3;
   let i = from;
   for (;;) {
-    while (i < last4 && (((PAIRS[buf[i]! & 31]! >>> (buf[i + 1]! & 31)) | (PAIRS[buf[i + 2]! & 31]! >>> (buf[i + 3]! & 31))) & 1) === 0) i += 4;
+    while (i < last4 && !has(ANY, buf[i]!, buf[i + 1]!) && !has(ANY, buf[i + 2]!, buf[i + 3]!)) i += 4;
     if (i >= last4) break;
     if (wordNear(buf, i, from, end) || wordNear(buf, i + 2, from, end)) return true;
     i += 4;
