@@ -1,6 +1,6 @@
 // Native CPU profile of pgbun per JS function: perf samples of the running pooler named by JSC's jitdump (settled JIT).
 // Usage: node_modules/.bin/bun bench/perf-js.ts [--protocol simple|extended|prepared] [--clients N] [--transactions N]
-//        [--pooler pgbun|passthrough] [--frequency HZ] [--rows N] [--names]
+//        [--pooler pgbun|passthrough] [--frequency HZ] [--rows N] [--names] [--pool-size N (20)]
 //   (its own PostgreSQL; needs perf; pgbun runs with BUN_JSC_useJITDump, the pass-through without: its JIT is one row)
 import { mkdirSync, readdirSync, readFileSync, rmSync } from "node:fs";
 import { tmpdir } from "node:os";
@@ -114,6 +114,8 @@ async function main(): Promise<void> {
   const pooler = arg("--pooler") ?? "pgbun";
   const frequency = Number(arg("--frequency") ?? 999);
   const rowsShown = Number(arg("--rows") ?? 40);
+  // --pool-size at the client count: no client ever waits for a server (what the waiting path costs, by difference)
+  const poolSize = Number(arg("--pool-size") ?? 20);
   const dir = join(tmpdir(), `pgbun-perf-js-${process.pid}`);
   mkdirSync(dir, { recursive: true });
   onCleanup(async () => rmSync(dir, { recursive: true, force: true }));
@@ -130,7 +132,7 @@ async function main(): Promise<void> {
     pid = pt.proc.pid;
     port = pt.port;
   } else {
-    const pb = await startPgbun({ config: pgbunConfig("plain", db.pg, { poolSize: 20, maxClientConn: 1000 }), pg: db.pg, timeoutMs: 30_000, env });
+    const pb = await startPgbun({ config: pgbunConfig("plain", db.pg, { poolSize, maxClientConn: 1000 }), pg: db.pg, timeoutMs: 30_000, env });
     onCleanup(async () => void (await pb.stop("SIGQUIT")));
     pid = pb.proc.pid;
     port = pb.port;
@@ -151,7 +153,7 @@ async function main(): Promise<void> {
   const sources = parseCompiledSources(logs());
   // each sample stands for 1/frequency s of one thread's CPU: µs per transaction = samples ÷ frequency ÷ transactions
   const usPerTxn = (n: number) => ((n / frequency) * 1e6) / done;
-  console.log(`perf-js: ${pooler}, pgbench -S -M ${protocol} -c ${clients}, ${done} transactions (${Math.round(run.tps)} tps under perf), ${total} samples at ${frequency} Hz`);
+  console.log(`perf-js: ${pooler}${pooler === "pgbun" ? ` (pool size ${poolSize})` : ""}, pgbench -S -M ${protocol} -c ${clients}, ${done} transactions (${Math.round(run.tps)} tps under perf), ${total} samples at ${frequency} Hz`);
   console.log(`total ${usPerTxn(total).toFixed(2)} µs/txn of CPU (perf's own cost included: compare rows within one run)\n`);
   console.log("| share | µs/txn | code |\n| ---: | ---: | --- |");
   for (const [k, n] of [...rows].sort((a, b) => b[1] - a[1]).slice(0, rowsShown)) console.log(`| ${((n / total) * 100).toFixed(1)}% | ${usPerTxn(n).toFixed(3)} | ${labelled(k, sources).replace(/\|/g, "\\|").slice(0, 120)} |`);
