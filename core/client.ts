@@ -299,9 +299,10 @@ export class ClientConnection extends ClientSync implements Client, FrameSink, P
 
   // ---- reading ----
 
-  onData(chunk: Uint8Array): void {
+  /** A read from the client; `owned`: nobody writes to chunk again (Framer.feed keeps a held read without a copy). */
+  onData(chunk: Uint8Array, owned = false): void {
     this.lastActivity = this.core.now;
-    this.framer.feed(chunk);
+    this.framer.feed(chunk, owned);
     // a waiting client is read until it has sent WAITING_READ_LIMIT bytes (most send one query and wait): no
     // pause/resume round trip per queued transaction, and a client that goes away is noticed while it waits
     if ((this.state === "waiting" || this.framer.holding) && !this.paused && this.framer.bufferedBytes > WAITING_READ_LIMIT) this.pauseReading();

@@ -227,7 +227,8 @@ export class Pgbun {
           const c = socket.data;
           if (!c) return;
           if (c.state === "login") startupData(c, chunk);
-          else c.onData(chunk);
+          // Bun hands each data event a buffer of its own, sized to the read (tests/unit/bun-reads.test.ts)
+          else c.onData(chunk, true);
         },
         drain(socket) {
           socket.data?.out.drain();

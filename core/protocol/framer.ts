@@ -179,14 +179,17 @@ export class Framer {
     return n;
   }
 
-  /** Feeds one read. `chunk` may be reused by the caller after return: anything kept is copied. */
-  feed(chunk: Uint8Array): void {
+  /**
+   * Feeds one read. Unless `owned`, `chunk` may be reused by the caller after return and anything kept is copied;
+   * an owned chunk is the framer's from then on (nobody writes to it again): a read held whole is kept as it is.
+   */
+  feed(chunk: Uint8Array, owned = false): void {
     if (this.broken || chunk.length === 0) return;
     if (this.held) {
-      this.held.push(Buffer.from(chunk));
+      this.held.push(owned ? chunk : Buffer.from(chunk));
       return;
     }
-    this.process(chunk);
+    this.process(chunk, owned);
   }
 
   /** Re-processes input held since a message() returned false. */
@@ -202,7 +205,7 @@ export class Framer {
     }
     for (let k = 0; k < held.length; k++) {
       if (this.broken) return;
-      this.process(held[k]!);
+      this.process(held[k]!, true); // held chunks are the framer's own
       const again = this.held as Uint8Array[] | null;
       if (again) {
         // held again: keep the unprocessed chunks in order
@@ -214,10 +217,15 @@ export class Framer {
     this.heldSpare = held;
   }
 
-  private hold(buf: Uint8Array, from: number): void {
+  /**
+   * Keeps buf from `from` on until resume(). An owned buf held from its start (a waiting client's read: its first
+   * message needs the server) is kept itself, without a copy; a rest is copied, so the part already passed on is not
+   * kept alive with it.
+   */
+  private hold(buf: Uint8Array, from: number, owned: boolean): void {
     const rest = this.heldSpare ?? [];
     this.heldSpare = null;
-    if (from < buf.length) rest.push(copyOf(buf, from));
+    if (from < buf.length) rest.push(owned && from === 0 ? buf : copyOf(buf, from));
     this.held = rest;
   }
 
@@ -247,7 +255,7 @@ export class Framer {
    * Hands the sink the first bytes pbuf[ps, pe) of a message of `total` bytes that is longer than this read: its
    * rest starts at chunk[from] and does not end in this read. Uses up the read (passed on, skipped or held).
    */
-  private partial(type: number, pbuf: Uint8Array, ps: number, pe: number, total: number, chunk: Uint8Array, from: number): void {
+  private partial(type: number, pbuf: Uint8Array, ps: number, pe: number, total: number, chunk: Uint8Array, from: number, owned: boolean): void {
     this.partialTotal = total;
     const ok = this.sink.message(type, pbuf, ps, pe);
     this.partialTotal = 0;
@@ -274,13 +282,14 @@ export class Framer {
     this.passRemaining = total - (pe - ps);
     this.streamMode = drop ? SKIPPING : STREAMING;
     // the sink took the prefix and holds what follows: the rest streams once it resumes
-    if (!ok) return this.hold(chunk, from);
+    if (!ok) return this.hold(chunk, from, owned);
     const n = chunk.length - from;
     if (!drop) this.sink.passSpan(chunk, from, chunk.length);
     this.passRemaining -= n;
   }
 
-  private process(chunk: Uint8Array): void {
+  /** `owned`: nobody else writes to chunk again (see feed). */
+  private process(chunk: Uint8Array, owned: boolean): void {
     let buf = chunk;
     let i = 0;
     let spanStart = 0;
@@ -314,7 +323,7 @@ export class Framer {
           this.pendingParts = null;
           this.pendingHave = 0;
           this.pendingStream = 0;
-          this.partial(prefix[0]!, prefix, 0, prefix.length, this.pendingTotal, buf, take);
+          this.partial(prefix[0]!, prefix, 0, prefix.length, this.pendingTotal, buf, take, owned);
           return;
         }
         this.pendingParts.push(Buffer.from(buf));
@@ -328,7 +337,7 @@ export class Framer {
       this.pendingHave = 0;
       if (!this.sink.message(whole[0]!, whole, 0, whole.length)) {
         if (!this.broken) {
-          this.hold(buf, need);
+          this.hold(buf, need, owned);
           if (this.holdCurrent) {
             this.held!.unshift(whole);
             if (this.passCurrent) this.heldPass = whole.length;
@@ -344,6 +353,8 @@ export class Framer {
     } else if (this.pendingHeader) {
       buf = Buffer.concat([this.pendingHeader, buf]);
       this.pendingHeader = null;
+      owned = true; // a new buffer of the framer's
+
     }
     const len = buf.length;
     while (i < len) {
@@ -381,7 +392,7 @@ export class Framer {
         const bound = this.boundOf(type);
         if (total > bound && len - i >= bound) {
           // too long to assemble, and its prefix is here: the sink sees that, the rest streams
-          this.partial(type, buf, i, i + bound, total, buf, i + bound);
+          this.partial(type, buf, i, i + bound, total, buf, i + bound, owned);
           return;
         }
         this.pendingParts = [Buffer.from(buf.subarray(i))];
@@ -393,7 +404,7 @@ export class Framer {
       const end = i + total;
       if (!this.sink.message(type, buf, i, end)) {
         if (!this.broken) {
-          this.hold(buf, this.holdCurrent ? i : end);
+          this.hold(buf, this.holdCurrent ? i : end, owned);
           if (this.holdCurrent && this.passCurrent) this.heldPass = total;
         }
         this.holdCurrent = false;

@@ -461,6 +461,43 @@ describe("hold and resume", () => {
     expect(sink.of("message").map((e) => Buffer.from(e.bytes).toString("latin1").slice(5))).toEqual(["one", "two", "three"]);
   });
 
+  test("an owned read held from its start (a waiting client's) is kept itself and passed on as it is, without a copy", () => {
+    const { framer, sink } = setup(ALL_WHOLE);
+    sink.onMessage = (_t, _b, f) => {
+      // as ClientConnection.firstToServer: the message's hooks ran, it waits only for a server
+      f.holdCurrent = true;
+      f.passCurrent = true;
+      return false;
+    };
+    const chunk = Buffer.concat([msg("Q", "one"), msg("Q", "two")]);
+    framer.feed(chunk, true);
+    expect(framer.holding).toBe(true);
+    sink.onMessage = () => true;
+    framer.resume();
+    const passes = sink.of("pass");
+    expect(passes[0]!.buf).toBe(chunk); // the read itself
+    expect(Buffer.from(passes[0]!.bytes).toString("latin1").slice(5, 8)).toBe("one");
+    expect(sink.of("message").map((e) => Buffer.from(e.bytes).toString("latin1").slice(5))).toEqual(["one", "two"]);
+    expect(framer.bufferedBytes).toBe(0);
+  });
+
+  test("an owned read held after its first message keeps a copy of its rest; one fed while holding is kept itself", () => {
+    const { framer, sink } = setup(ALL_WHOLE);
+    let seen = 0;
+    sink.onMessage = () => ++seen !== 2; // "one" goes on, "two" asks to hold what follows it
+    const chunk = Buffer.concat([msg("Q", "one"), msg("Q", "two"), msg("Q", "three")]);
+    framer.feed(chunk, true);
+    const more = msg("Q", "four");
+    framer.feed(more, true);
+    expect(framer.holding).toBe(true);
+    // probes, not what a caller of an owned feed may do: the rest was copied, the later read kept as it is
+    chunk.fill(0);
+    more[5] = "F".charCodeAt(0);
+    sink.onMessage = () => true;
+    framer.resume();
+    expect(sink.of("message").map((e) => Buffer.from(e.bytes).toString("latin1").slice(5))).toEqual(["one", "two", "three", "Four"]);
+  });
+
   test("close() inside message() stops everything and holds nothing", () => {
     const { framer, sink } = setup(ALL_WHOLE);
     sink.onMessage = (_t, _b, f) => {
