@@ -13,6 +13,17 @@ export interface Pausable {
  */
 const NONE = new Uint8Array(0);
 
+/** Pieces up to this long are copied by a loop: set() of a subarray makes a view object per piece. */
+const LOOP_COPY_MAX = 256;
+
+/** Copies src[start, end) into out at `at`; returns where the copy ends. */
+function copyInto(out: Uint8Array, at: number, src: Uint8Array, start: number, end: number): number {
+  const n = end - start;
+  if (n > LOOP_COPY_MAX) out.set(src.subarray(start, end), at);
+  else for (let i = 0; i < n; i++) out[at + i] = src[start + i]!;
+  return at + n;
+}
+
 export class Outbound {
   /**
    * The batch as (buffer, start, end) pieces: no view object is made per forwarded span. The first piece lives
@@ -96,19 +107,15 @@ export class Outbound {
     return this.piecesLen > 0;
   }
 
-  /** Joins the batch into one new buffer and empties it. */
+  /**
+   * Joins the batch into one new buffer and empties it: the one allocation (a batch of several pieces is a plugin's
+   * replacement or injection beside forwarded spans, a rewritten Bind at each transaction of a prepared-statement client).
+   */
   private takeBatch(): Buffer {
     const out = Buffer.allocUnsafe(this.piecesLen);
-    out.set(this.buf0.subarray(this.start0, this.end0), 0);
-    let at = this.end0 - this.start0;
+    let at = copyInto(out, 0, this.buf0, this.start0, this.end0);
     const more = this.more!;
-    for (let i = 0; i < (this.count - 1) * 3; i += 3) {
-      const buf = more[i] as Uint8Array;
-      const s = more[i + 1] as number;
-      const e = more[i + 2] as number;
-      out.set(buf.subarray(s, e), at);
-      at += e - s;
-    }
+    for (let i = 0; i < (this.count - 1) * 3; i += 3) at = copyInto(out, at, more[i] as Uint8Array, more[i + 1] as number, more[i + 2] as number);
     this.clearBatch();
     return out;
   }

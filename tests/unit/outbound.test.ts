@@ -51,6 +51,21 @@ describe("a batch", () => {
     expect(out.bytesSent).toBe(14);
   });
 
+  test("pieces short and long (copied by a loop or by set) join byte-exact, at their offsets in their buffers", () => {
+    const { out, socket } = outbound();
+    const long = Buffer.alloc(3000);
+    for (let i = 0; i < long.length; i++) long[i] = (i * 7) & 0xff;
+    const short = bytes("..abc..");
+    out.push(long, 10, 2010); // 2000 bytes from an offset: set() of a view
+    out.push(short, 2, 5); // 3 bytes: the loop
+    out.push(long, 2500, 2757); // just above the loop's bound
+    out.push(short, 0, 7);
+    out.flush(null);
+    expect(socket.writes.length).toBe(1);
+    const expected = Buffer.concat([long.subarray(10, 2010), short.subarray(2, 5), long.subarray(2500, 2757), short]);
+    expect(Buffer.from(socket.accepted).equals(expected)).toBe(true);
+  });
+
   test("an empty batch writes nothing; empty spans are ignored", () => {
     const { out, socket } = outbound();
     out.flush(null);
