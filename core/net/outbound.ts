@@ -16,6 +16,18 @@ const NONE = new Uint8Array(0);
 /** Pieces up to this long are copied by a loop: set() of a subarray makes a view object per piece. */
 const LOOP_COPY_MAX = 256;
 
+/**
+ * Batches of several pieces up to this long are joined in one buffer shared by every queue, not a new one: the write
+ * that follows takes what it can at once (Bun's socket and DirectTlsSocket copy) and the rest is queued as a copy.
+ */
+const JOINED_MAX = 16 * 1024;
+const joined = new Uint8Array(JOINED_MAX);
+/**
+ * The shared buffer holds a batch being written: a flush reached from inside that write (a socket handler Bun runs
+ * meanwhile) joins into a new buffer instead. Left set if a write throws: later batches then allocate, no more.
+ */
+let joinedBusy = false;
+
 /** Copies src[start, end) into out at `at`; returns where the copy ends. */
 function copyInto(out: Uint8Array, at: number, src: Uint8Array, start: number, end: number): number {
   const n = end - start;
@@ -108,11 +120,10 @@ export class Outbound {
   }
 
   /**
-   * Joins the batch into one new buffer and empties it: the one allocation (a batch of several pieces is a plugin's
-   * replacement or injection beside forwarded spans, a rewritten Bind at each transaction of a prepared-statement client).
+   * Joins the batch into `out` and empties it. A batch of several pieces is a plugin's replacement or injection beside
+   * forwarded spans: a rewritten Bind at each transaction of a prepared-statement client.
    */
-  private takeBatch(): Buffer {
-    const out = Buffer.allocUnsafe(this.piecesLen);
+  private joinBatch(out: Uint8Array): Uint8Array {
     let at = copyInto(out, 0, this.buf0, this.start0, this.end0);
     const more = this.more!;
     for (let i = 0; i < (this.count - 1) * 3; i += 3) at = copyInto(out, at, more[i] as Uint8Array, more[i + 1] as number, more[i + 2] as number);
@@ -138,10 +149,21 @@ export class Outbound {
       data = this.buf0;
       off = this.start0;
       this.clearBatch();
+    } else if (len <= JOINED_MAX && !joinedBusy) {
+      data = this.joinBatch(joined);
+      joinedBusy = true;
+      this.write(data, 0, len, source);
+      joinedBusy = false;
+      return;
     } else {
-      data = this.takeBatch();
+      data = this.joinBatch(Buffer.allocUnsafe(len));
       off = 0;
     }
+    this.write(data, off, len, source);
+  }
+
+  /** Writes data[off, off + len) or queues a copy of what the socket does not take. */
+  private write(data: Uint8Array, off: number, len: number, source: Pausable | null): void {
     if (this.closed || !this.socket) return;
     if (this.queuedBytes > 0) {
       this.enqueue(data, off, len);

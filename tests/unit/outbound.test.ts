@@ -133,6 +133,44 @@ describe("a socket that takes only part of a write", () => {
     expect(source.calls).toEqual(["pause", "resume"]);
   });
 
+  test("a joined batch's unwritten rest is a copy: the next joined batch, of another queue, does not change it", () => {
+    const a = outbound();
+    const b = outbound();
+    a.socket.budget = 4;
+    a.out.push(bytes("AAAA"));
+    a.out.push(bytes("aaaa")); // two pieces: joined before the write
+    a.out.flush(null);
+    expect(text(a.socket.accepted)).toBe("AAAA");
+    b.out.push(bytes("BBBB"));
+    b.out.push(bytes("bbbb")); // joined where a's batch was
+    b.out.flush(null);
+    expect(text(b.socket.accepted)).toBe("BBBBbbbb");
+    a.socket.budget = Infinity;
+    a.out.drain();
+    expect(text(a.socket.accepted)).toBe("AAAAaaaa");
+  });
+
+  test("a flush from inside a joined batch's write (a handler run meanwhile) joins its own batch apart", () => {
+    const a = outbound();
+    const b = outbound();
+    b.out.push(bytes("BB"));
+    b.out.push(bytes("bb"));
+    const write = a.socket.write.bind(a.socket);
+    let nested = false;
+    a.socket.write = (data: Uint8Array, off?: number, len?: number) => {
+      if (!nested) {
+        nested = true;
+        b.out.flush(null); // before a's bytes are taken
+      }
+      return write(data, off, len);
+    };
+    a.out.push(bytes("AA"));
+    a.out.push(bytes("aa"));
+    a.out.flush(null);
+    expect(text(b.socket.accepted)).toBe("BBbb");
+    expect(text(a.socket.accepted)).toBe("AAaa");
+  });
+
   test("the queued rest is a copy: the read buffer it came from may be reused", () => {
     const { out, socket } = outbound();
     socket.budget = 2;
