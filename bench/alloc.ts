@@ -1,14 +1,22 @@
 // Heap objects pgbun allocates per transaction, by pgbench protocol: the "allocate nothing per message" check.
-// Usage: node_modules/.bin/bun bench/alloc.ts  (starts its own PostgreSQL; pgbun runs in this process)
+// Usage: node_modules/.bin/bun bench/alloc.ts [--clients N (1)] [--pool-size N (20)] [--protocols simple,extended,prepared]
+//   (starts its own PostgreSQL; pgbun runs in this process). More clients than the pool has servers: clients wait.
 import { heapStats } from "bun:jsc";
 import { startTestPooler } from "../bin/testing.ts";
 import { startBenchPostgres, pgClientEnv, BENCH_DATABASE } from "./database.ts";
 import { cleanupAll } from "./processes.ts";
+import { flagValue } from "./args.ts";
 
-const PROTOCOLS = ["simple", "extended", "prepared"] as const;
-/** Two run lengths: their difference is the steady state, free of each run's connection set-up. */
-const SHORT = 150;
-const LONG = 300;
+const argv = process.argv.slice(2);
+const CLIENTS = Number(flagValue(argv, "--clients") ?? 1);
+const POOL_SIZE = Number(flagValue(argv, "--pool-size") ?? 20);
+const PROTOCOLS = (flagValue(argv, "--protocols") ?? "simple,extended,prepared").split(",");
+/**
+ * Two run lengths, in transactions per client: their difference is the steady state, free of each run's connection
+ * set-up. Shorter with many clients, so that no collection runs inside a run (it would show as negative counts).
+ */
+const SHORT = CLIENTS === 1 ? 150 : Math.max(10, Math.round(400 / CLIENTS));
+const LONG = CLIENTS === 1 ? 300 : SHORT * 2.5;
 
 type Counts = Record<string, number>;
 
@@ -29,11 +37,11 @@ function made(before: Counts, after: Counts): Counts {
 const db = await startBenchPostgres({ maxConnections: 100, scale: 1 });
 const pooler = await startTestPooler({
   upstream: { host: db.pg.host, port: db.pg.port, user: db.pg.superuser, password: db.pg.password },
-  settings: { pool_mode: "transaction", log_level: "warn" },
+  settings: { pool_mode: "transaction", log_level: "warn", default_pool_size: POOL_SIZE },
 });
 
 async function pgbench(protocol: string, transactions: number): Promise<void> {
-  const args = ["-n", "-S", "-M", protocol, "-c", "1", "-t", String(transactions), "-h", "127.0.0.1", "-p", String(pooler.port), "-U", db.pg.superuser];
+  const args = ["-n", "-S", "-M", protocol, "-c", String(CLIENTS), "-j", CLIENTS > 1 ? "2" : "1", "-t", String(transactions), "-h", "127.0.0.1", "-p", String(pooler.port), "-U", db.pg.superuser];
   const proc = Bun.spawn([db.pgbench, ...args, BENCH_DATABASE], { env: pgClientEnv(), stdout: "ignore", stderr: "pipe" });
   if ((await proc.exited) !== 0) throw new Error(`pgbench ${args.join(" ")} failed: ${await new Response(proc.stderr).text()}`);
 }
@@ -47,12 +55,14 @@ async function objectsPerRun(protocol: string, transactions: number): Promise<Co
 }
 
 try {
-  console.log(`objects allocated per transaction in steady state ((run of ${LONG} − run of ${SHORT}) ÷ ${LONG - SHORT})`);
+  console.log(
+    `objects allocated per transaction in steady state, ${CLIENTS} client(s) on a pool of ${POOL_SIZE} ((run of ${LONG} − run of ${SHORT} transactions per client) ÷ ${(LONG - SHORT) * CLIENTS})`,
+  );
   for (const protocol of PROTOCOLS) {
     const short = await objectsPerRun(protocol, SHORT);
     const long = await objectsPerRun(protocol, LONG);
     const per = Object.keys(long)
-      .map((type) => [type, ((long[type] ?? 0) - (short[type] ?? 0)) / (LONG - SHORT)] as const)
+      .map((type) => [type, ((long[type] ?? 0) - (short[type] ?? 0)) / ((LONG - SHORT) * CLIENTS)] as const)
       .filter(([, n]) => Math.abs(n) >= 0.05)
       .sort((a, b) => b[1] - a[1]);
     console.log(`-M ${protocol}: ${per.map(([t, n]) => `${t} ${n.toFixed(1)}`).join(", ") || "nothing"}`);
