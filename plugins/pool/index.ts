@@ -449,7 +449,7 @@ class PoolManager {
         for (const c of [...pool.waiters]) if (c.state === "waiting" && now - c.waitStart > waitMs - WAIT_MARGIN_MS) c.refuse(waiterRefusal(pool.lastFailure));
       }
       while (pool.minSize > 0 && pool.servers.size + pool.connecting < pool.minSize && this.canOpen(pool)) this.open(pool);
-      const oldest = pool.waiters[0];
+      const oldest = pool.waiters.first();
       if (oldest && pool.reserveSize > 0 && now - oldest.waitStart > reserveMs && pool.connecting < pool.waiters.length && this.canOpen(pool, true)) {
         this.api.log.info({ pool: `${pool.database}/${pool.user}` }, "taking a connection from the reserve pool");
         this.open(pool);

@@ -1,4 +1,5 @@
 // One pool of server connections per (database, user): idle stack, FIFO waiters, limits, welcome parameters.
+import { WaiterQueue } from "./waiters.ts";
 import { type Client, type DatabaseEntry, type LoginFailure, type PluginLogger, type PoolHealth, type PoolMode, type Server, type ServerTarget } from "../../plugin-sdk/index.ts";
 
 /** PoolHealth as the pool keeps it: written in one place (Pool.noteHealth), read by the console and metrics. */
@@ -17,7 +18,7 @@ export class Pool {
   /** False once the pool is dropped (autodb_idle_timeout): its servers are not taken back, a later login makes a new one. */
   live = true;
   /** Clients waiting for a server, oldest first. */
-  readonly waiters: Client[] = [];
+  readonly waiters = new WaiterQueue();
   /** Clients logged in to this pool (a count: listing them is a walk over the core's clients, for the console). */
   clientCount = 0;
   /** Logins in progress. */
@@ -76,8 +77,7 @@ export class Pool {
   }
 
   removeWaiter(client: Client): void {
-    const i = this.waiters.indexOf(client);
-    if (i >= 0) this.waiters.splice(i, 1);
+    this.waiters.remove(client);
   }
 
   /** Oldest waiter that is still waiting. */
