@@ -92,8 +92,11 @@ export function createHooks() {
      * passes to the next tap. The pool plugin queues the client and returns undefined.
      */
     needServer: new SyncBailHook<[Client], Server | null | undefined>(["client"]),
-    /** sync, bail Server. An idle server for this client right now, or undefined; never queues. */
-    peekServer: new SyncBailHook<[Client], Server | undefined>(["client"]),
+    /**
+     * sync, bail Server | null. An idle server for this client right now; null: none may be handed to it now (a paused
+     * database), whatever later taps would find; undefined passes to the next tap. Never queues.
+     */
+    peekServer: new SyncBailHook<[Client], Server | null | undefined>(["client"]),
     /**
      * async, bail string. An idle server is about to be handed to a client (health checks): bail with a reason to
      * close it instead, and the pool tries another. With no tap the pool hands servers out synchronously, at no cost.

@@ -86,6 +86,11 @@ export function tapAdmin(api: PluginApi, env: AdminEnv, admins: Set<Client>): vo
       control.park(client);
       return PARKED;
     });
+    // nor is an idle server handed out on the side (a named Parse looks for one): the client's next need of one parks it
+    h.peekServer.tap({ name: PLUGIN_NAME, stage: Stage.Answer }, (client) => {
+      if (!control.anyPaused || !control.isPaused(client.poolDatabase)) return undefined;
+      return null;
+    });
   };
 
   h.clientClosed.tap(PLUGIN_NAME, (client) => {

@@ -290,6 +290,30 @@ describe("control commands", () => {
     expect(num(rowOf((await show(a, "DATABASES")).rows, { name: "app" }).paused)).toBe(0);
   });
 
+  test("while a PAUSE waits for a transaction, a named statement's Parse does not take an idle server either", async () => {
+    const p = await pooler();
+    const idle = await connect(p);
+    const busy = await connect(p);
+    const prepares = await connect(p);
+    await Promise.all([idle.query("SELECT pg_sleep(0.2)"), busy.query("SELECT pg_sleep(0.2)")]); // two servers, then idle
+    await busy.query("BEGIN");
+    const a = await admin(p);
+    const pause = a.query("PAUSE app");
+    expect(await within(pause, 300)).toBe("pending"); // busy's transaction is still running
+    const plain = idle.query("SELECT 8 AS n");
+    expect(await within(plain, 300)).toBe("pending");
+    // pg sends Parse "s1", Bind, Describe, Execute, Sync: the Parse of a named statement may look for a free server
+    const named = prepares.query({ name: "s1", text: "SELECT 7 AS n" });
+    expect(await within(named, 500)).toBe("pending");
+    await busy.query("COMMIT");
+    await pause;
+    expect(await within(named, 300)).toBe("pending");
+    const w = await wire(p);
+    expect(tagOf(await w.query("RESUME app"))).toBe("RESUME");
+    expect((await named).rows[0].n).toBe(7);
+    expect((await plain).rows[0].n).toBe(8);
+  });
+
   test("PAUSE without a database pauses everything; RESUME releases every parked client in order", async () => {
     const p = await pooler();
     const c1 = await connect(p);
