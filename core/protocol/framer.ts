@@ -354,7 +354,6 @@ export class Framer {
       buf = Buffer.concat([this.pendingHeader, buf]);
       this.pendingHeader = null;
       owned = true; // a new buffer of the framer's
-
     }
     const len = buf.length;
     while (i < len) {
