@@ -88,6 +88,18 @@ export default function preparedStatements(): PgbunPlugin {
       const onServer: typeof api.onServerMessage = (type, fn, o) => api.onServerMessage(type, fn, { ...o, extendedQuery: true });
       const max = () => api.config.settings.max_prepared_statements;
 
+      /**
+       * Links a free server now, if there is one (none is waited for): the message goes on in this pass, where
+       * Action.WaitForServer would have run all its taps again once linked. False when none is free (or the link failed).
+       */
+      const linkIfFree = (ctx: MessageContext): boolean => {
+        const client = ctx.client;
+        const idle = client.state === "active" ? api.hooks.peekServer.call(client) : undefined;
+        if (!idle) return false;
+        client.linkServer(idle);
+        return ctx.server !== null;
+      };
+
       /** An answer owed to the client: now if nothing is in flight, else when the requests before it are answered. */
       const owe = (ctx: MessageContext, st: ClientStatements, kind: ReqKind, name?: string) => {
         if (st.queue.length === 0) ctx.sendToClient(kind === Req.SynParse ? Prebuilt.ParseComplete : Prebuilt.CloseComplete);
@@ -216,16 +228,12 @@ export default function preparedStatements(): PgbunPlugin {
         const key = p.paramTypes.length > 0 ? shared(`${query}\u0000${p.paramTypes.join(",")}`) : query;
         const cs: ClientStatement = { query, paramTypes: sharedTypes(p.paramTypes), key, own: null };
         st.byName.set(shared(p.name), cs);
-        if (ctx.server === null) {
-          const idle = ctx.client.state === "active" ? api.hooks.peekServer.call(ctx.client) : undefined;
-          if (idle) ctx.client.linkServer(idle);
-          else {
-            // no server is free: the statement is parsed where its first Bind/Describe lands, so a client that
-            // prepares synchronously (pgbench -M prepared) never waits for a server it does not use; a syntax
-            // error then surfaces at that first use
-            owe(ctx, st, Req.SynParse, p.name);
-            return Action.Drop;
-          }
+        if (ctx.server === null && !linkIfFree(ctx)) {
+          // no server is free: the statement is parsed where its first Bind/Describe lands, so a client that
+          // prepares synchronously (pgbench -M prepared) never waits for a server it does not use; a syntax
+          // error then surfaces at that first use
+          owe(ctx, st, Req.SynParse, p.name);
+          return Action.Drop;
         }
         // the client's own Parse is parsed for real: after DDL it must give what PostgreSQL gives a new statement
         const stmt = newStatement(ctx, st, key);
@@ -245,11 +253,7 @@ export default function preparedStatements(): PgbunPlugin {
         const nameEnd = cstringEnd(buf, start + 5, end);
         // a name longer than the prefix: PostgreSQL cuts it to 63 bytes, so it cannot be one of pgbun's names
         if (nameEnd === end) return undefined;
-        if (ctx.server === null) {
-          const idle = ctx.client.state === "active" ? api.hooks.peekServer.call(ctx.client) : undefined;
-          if (idle) ctx.client.linkServer(idle);
-          else return Action.WaitForServer;
-        }
+        if (ctx.server === null && !linkIfFree(ctx)) return Action.WaitForServer;
         const name = textOf(buf, start + 5, nameEnd);
         if (st.byName.has(name)) {
           // fails on the server whatever its text: reported as 42P05, as for a short one
@@ -294,7 +298,7 @@ export default function preparedStatements(): PgbunPlugin {
           // unknown names must not reach pgbun's own statements on the server
           return name.startsWith("pgbun_") ? rebind(buf, start, end, portalEnd, nameEnd, `${name}_unknown`) : undefined;
         }
-        if (ctx.server === null) return Action.WaitForServer;
+        if (ctx.server === null && !linkIfFree(ctx)) return Action.WaitForServer;
         const target = resolve(ctx, st, cs);
         if (target === HOLD) return Action.Hold;
         if (target === STREAMED_GONE) {
@@ -325,7 +329,7 @@ export default function preparedStatements(): PgbunPlugin {
           st.queue.pushPlain(ofStatement ? Req.DescribeStatement : Req.DescribePortal);
           return ofStatement && targetName.startsWith("pgbun_") ? describeStatement(`${targetName}_unknown`) : undefined;
         }
-        if (ctx.server === null) return Action.WaitForServer;
+        if (ctx.server === null && !linkIfFree(ctx)) return Action.WaitForServer;
         const target = resolve(ctx, st, cs);
         if (target === HOLD) return Action.Hold;
         if (target === STREAMED_GONE) {

@@ -81,6 +81,35 @@ describe("extendedQuery taps", () => {
     expect(show(await c.readUntilReady(5_000))).toBe('2 D(["2"]) C(SELECT 1) Z(I)');
   });
 
+  test("a named statement's Bind with a server free goes on in one pass: a tap before pgbun's sees it once, not again", async () => {
+    const dir = await harnessTempDir("extended-query-taps");
+    writePlugin(
+      dir,
+      "binds.ts",
+      `import { definePlugin, Frontend } from "\${SDK}";
+      export default definePlugin(() => ({
+        name: "binds",
+        apply(api) {
+          api.onClientMessage(Frontend.Bind, (ctx) => {
+            (globalThis as any).__binds.push(ctx.resumed ? "again" : "first");
+            return undefined;
+          });
+        },
+      }));`,
+    );
+    const p = await pooler(["./binds.ts"], dir);
+    (globalThis as any).__binds = [];
+    const c = await login(p);
+    c.send(Buffer.concat([msg.parse("s1", "SELECT $1::int * 2 AS n"), msg.sync()]));
+    expect(show(await c.readUntilReady(5_000))).toBe("1 Z(I)");
+    // each Bind starts a transaction with no server linked (pgbench -M prepared); the pool's one server is free
+    for (const n of ["1", "2", "3"]) {
+      c.send(Buffer.concat([msg.bind("", "s1", [n]), msg.execute("", 0), msg.sync()]));
+      expect(show(await c.readUntilReady(5_000))).toBe(`2 D(["${Number(n) * 2}"]) C(SELECT 1) Z(I)`);
+    }
+    expect((globalThis as any).__binds).toEqual(["first", "first", "first"]);
+  });
+
   test("another client's simple Queries on the server a prepared-statement client used see plain results", async () => {
     const p = await pooler();
     const a = await login(p);
