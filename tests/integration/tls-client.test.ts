@@ -145,6 +145,26 @@ describe("client_tls_sslmode", () => {
   }
 });
 
+describe("a TLS client's read held while it waits for a server", () => {
+  test("is relayed as it was sent, after other TLS clients' reads went through meanwhile (pgbun keeps it uncopied)", async () => {
+    const p = await pooler("require", { pool_mode: "transaction", default_pool_size: 1 });
+    const a = await pgThrough(p, { rejectUnauthorized: false });
+    const b = await pgThrough(p, { rejectUnauthorized: false });
+    const others = await Promise.all([1, 2, 3].map(() => pgThrough(p, { rejectUnauthorized: false })));
+    await a.query("BEGIN"); // the pool's one server is a's until COMMIT
+    const mine = `b-${"x".repeat(3000)}-b`;
+    const held = b.query("SELECT $1::text AS v, length($1) AS n", [mine]);
+    const queued = others.map((c, i) => c.query("SELECT $1::text AS v", [`other-${i}-${"y".repeat(2000 + i)}`]));
+    // while b and the others wait, a's own TLS reads keep coming
+    for (let i = 0; i < 50; i++) expect((await a.query("SELECT $1::text AS v", [`a-${i}-${"z".repeat(1000)}`])).rows[0].v).toBe(`a-${i}-${"z".repeat(1000)}`);
+    await a.query("COMMIT");
+    const r = await held;
+    expect(r.rows[0]).toEqual({ v: mine, n: mine.length });
+    const got = await Promise.all(queued);
+    got.forEach((x, i) => expect(x.rows[0].v).toBe(`other-${i}-${"y".repeat(2000 + i)}`));
+  });
+});
+
 describe("plaintext behind an SSLRequest (CVE-2021-23214, PgBouncer CVE-2021-3935)", () => {
   for (const mode of ["prefer", "disable"]) {
     test(`${mode}: a StartupMessage in the same write as the SSLRequest is refused with 08P01, nothing logs in`, async () => {
