@@ -143,23 +143,16 @@ export class Outbound {
   flush(source: Pausable | null): void {
     const len = this.piecesLen;
     if (len === 0) return;
-    let data: Uint8Array;
-    let off: number;
     if (this.count === 1) {
-      data = this.buf0;
-      off = this.start0;
+      const data = this.buf0;
+      const off = this.start0;
       this.clearBatch();
-    } else if (len <= JOINED_MAX && !joinedBusy) {
-      data = this.joinBatch(joined);
-      joinedBusy = true;
-      this.write(data, 0, len, source);
-      joinedBusy = false;
-      return;
-    } else {
-      data = this.joinBatch(Buffer.allocUnsafe(len));
-      off = 0;
+      return this.write(data, off, len, source);
     }
-    this.write(data, off, len, source);
+    if (len > JOINED_MAX || joinedBusy) return this.write(this.joinBatch(Buffer.allocUnsafe(len)), 0, len, source);
+    joinedBusy = true;
+    this.write(this.joinBatch(joined), 0, len, source);
+    joinedBusy = false;
   }
 
   /** Writes data[off, off + len) or queues a copy of what the socket does not take. */
