@@ -77,20 +77,18 @@ export function tapAdmin(api: PluginApi, env: AdminEnv, admins: Set<Client>): vo
   // PAUSE/KILL: a client of a paused database waits here instead of getting a server. Tapped at the first pause
   // (control.onPause runs before it is in force), so that until then a hand-out does not call it
   let parkTapped = false;
+  const paused = (client: Client) => control.anyPaused && control.isPaused(client.poolDatabase);
   control.onPause = () => {
     if (parkTapped) return;
     parkTapped = true;
     h.needServer.tap({ name: PLUGIN_NAME, stage: Stage.Answer }, (client) => {
-      if (!control.anyPaused || !control.isPaused(client.poolDatabase)) return undefined;
+      if (!paused(client)) return undefined;
       env.stats()?.markWaiting(client);
       control.park(client);
       return PARKED;
     });
     // nor is an idle server handed out on the side (a named Parse looks for one): the client's next need of one parks it
-    h.peekServer.tap({ name: PLUGIN_NAME, stage: Stage.Answer }, (client) => {
-      if (!control.anyPaused || !control.isPaused(client.poolDatabase)) return undefined;
-      return null;
-    });
+    h.peekServer.tap({ name: PLUGIN_NAME, stage: Stage.Answer }, (client) => (paused(client) ? null : undefined));
   };
 
   h.clientClosed.tap(PLUGIN_NAME, (client) => {
