@@ -82,8 +82,22 @@ async function start(o: CommonOptions): Promise<void> {
   if (me.count === 1) warnIgnored(log, config);
   if (workers > 1 && me.count === 1) process.exit(await supervise(workers, log));
   const core = new Pgbun(config, me.count > 1 ? log.child({ worker: me.id }) : log, BUILTIN_PLUGINS);
+  // the handlers are in place before start-up logs "pgbun listening": a signal right after it is a shutdown, not
+  // the default exit that leaves the Unix socket file behind; one during start-up waits for its end
+  const started = core.start();
+  const stop = (mode: "now" | "safe" | "graceful") => () => {
+    void started.then(() => core.shutdown(mode)).then(() => process.exit(0));
+  };
+  process.on("SIGTERM", stop("graceful"));
+  process.on("SIGINT", stop("safe"));
+  process.on("SIGQUIT", () => {
+    void started.then(() => {
+      void core.shutdown("now");
+      process.exit(0);
+    });
+  });
   try {
-    await core.start();
+    await started;
   } catch (err) {
     fail(err);
   }
@@ -100,15 +114,6 @@ async function start(o: CommonOptions): Promise<void> {
     }
   };
   process.on("SIGHUP", () => void reload());
-  const stop = (mode: "now" | "safe" | "graceful") => () => {
-    void core.shutdown(mode).then(() => process.exit(0));
-  };
-  process.on("SIGTERM", stop("graceful"));
-  process.on("SIGINT", stop("safe"));
-  process.on("SIGQUIT", () => {
-    void core.shutdown("now");
-    process.exit(0);
-  });
   process.on("uncaughtException", (err) => log.error({ err }, "uncaught exception (kept serving)"));
   process.on("unhandledRejection", (err) => log.error({ err }, "unhandled rejection (kept serving)"));
 }

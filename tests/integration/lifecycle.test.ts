@@ -1,11 +1,15 @@
 // Lifecycle integration tests: timeouts, limits, upstream login failures, signals and reload, server auth methods.
 import { afterAll, beforeAll, describe, expect, test } from "bun:test";
-import { readFileSync, writeFileSync } from "node:fs";
+import { existsSync, readFileSync, writeFileSync } from "node:fs";
+import { join, resolve } from "node:path";
 import { startPgbun } from "../harness/pgbun.ts";
-import { backendPid, eventually, PgbunFixture, usePostgres, withPgbun } from "../harness/fixtures.ts";
+import { backendPid, eventually, PgbunFixture, usePostgres, withPgbun, writePlugin } from "../harness/fixtures.ts";
+import { freePort, harnessTempDir } from "../harness/postgres.ts";
 import { describe as show, errorFields, loginApp, msg, readyWithin, rows, type BackendMessage, type ErrorFields } from "../harness/wire.ts";
 
 const pg = usePostgres();
+const REPO_ROOT = resolve(import.meta.dir, "..", "..");
+const BUN = join(REPO_ROOT, "node_modules", ".bin", "bun");
 
 function errorsOf(messages: BackendMessage[]): ErrorFields[] {
   return messages.filter((m) => m.type === "E").map((m) => errorFields(m));
@@ -225,6 +229,47 @@ describe("signals", () => {
       expect(Date.now() - t0).toBeLessThan(1_500);
       expect(await c1.waitClosed(1_000)).toBe(true);
     });
+  }, 30_000);
+
+  test("SIGTERM during start-up (a plugin's apply still running) waits for start-up, then shuts down with exit 0", async () => {
+    // the handlers are installed before start-up ends: without them a signal right after "pgbun listening" took
+    // the default action (exit 143, the Unix socket file left behind), as a loaded CI host once showed
+    const dir = await harnessTempDir("signals");
+    writePlugin(dir, "slow-apply.ts", `
+      import { definePlugin } from "\${SDK}";
+      export default definePlugin(() => ({
+        name: "slow-apply",
+        async apply() {
+          console.error("slow-apply: applying");
+          await Bun.sleep(1500);
+        },
+      }));
+    `);
+    const port = await freePort();
+    const config = {
+      pgbun: { listen_addr: "127.0.0.1", listen_port: port, unix_socket_dir: dir, plugins: ["pgbun:pool", "pgbun:transaction-detection", "./slow-apply.ts"] },
+      databases: { "*": { host: pg.host, port: pg.port, password: pg.password } },
+    };
+    writeFileSync(join(dir, "pgbun.config.json"), JSON.stringify(config));
+    const proc = Bun.spawn([BUN, "bin/pgbun.ts", "start", "--config", join(dir, "pgbun.config.json")], { cwd: REPO_ROOT, stdout: "pipe", stderr: "pipe" });
+    let output = "";
+    const reading = (async () => {
+      for await (const chunk of proc.stderr) output += new TextDecoder().decode(chunk);
+    })();
+    void (async () => {
+      for await (const chunk of proc.stdout) output += new TextDecoder().decode(chunk);
+    })();
+    try {
+      expect(await eventually(() => output.includes("slow-apply: applying"), 10_000)).toBe(true);
+      proc.kill("SIGTERM");
+      const code = await Promise.race([proc.exited, Bun.sleep(10_000).then(() => "hung" as const)]);
+      await Promise.race([reading, Bun.sleep(500)]);
+      expect({ code, signal: proc.signalCode }).toEqual({ code: 0, signal: null });
+      expect(output).toContain("pgbun listening");
+      expect(existsSync(join(dir, `.s.PGSQL.${port}`))).toBe(false);
+    } finally {
+      if (proc.exitCode === null && proc.signalCode === null) proc.kill("SIGKILL");
+    }
   }, 30_000);
 
   test("SIGHUP applies a changed default_pool_size from the config file", async () => {
