@@ -1,6 +1,8 @@
 // Native CPU profile of pgbun per JS function: perf samples of the running pooler named by JSC's jitdump (settled JIT).
 // Usage: node_modules/.bin/bun bench/perf-js.ts [--protocol simple|extended|prepared] [--clients N] [--transactions N]
-//        [--pooler pgbun|passthrough] [--frequency HZ] [--rows N] [--names] [--pool-size N (20)]
+//        [--pooler pgbun|passthrough] [--frequency HZ] [--rows N] [--names] [--pool-size N (20)] [--callers]
+//   --callers: call chains (frame pointers) too; a second table credits each native sample (bun.exe, libc) to the
+//   nearest JS function up its chain: which JS calls what the runtime's native code then does
 //   (its own PostgreSQL; needs perf; pgbun runs with BUN_JSC_useJITDump, the pass-through without: its JIT is one row)
 import { mkdirSync, readdirSync, readFileSync, rmSync } from "node:fs";
 import { tmpdir } from "node:os";
@@ -104,6 +106,36 @@ export function attributeSamples(script: string, ranges: CodeRange[]): { total: 
   return { total, rows };
 }
 
+/**
+ * From `perf script -F ip,dso` output with call chains (a block of "ip (dso)" lines per sample, the sampled one
+ * first, blank lines between): each sample in native code (not JIT, not the kernel) credited to the first JIT
+ * frame up its chain, "[no JS caller]" when none is found.
+ */
+export function nativeByCaller(script: string, ranges: CodeRange[]): Map<string, number> {
+  const rows = new Map<string, number>();
+  const isJit = (dso: string) => dso.startsWith("perf-") || dso.startsWith("[JIT]") || dso === "[unknown]";
+  for (const block of script.split(/\n\s*\n/)) {
+    const frames: Array<[number, string]> = [];
+    for (const line of block.split("\n")) {
+      const m = /^\s*([0-9a-f]+)\s+\((.*)\)\s*$/.exec(line);
+      if (m) frames.push([parseInt(m[1]!, 16), m[2]!.split("/").pop()!]);
+    }
+    if (frames.length === 0) continue;
+    const own = frames[0]![1];
+    if (isJit(own) || own.includes("kernel")) continue;
+    let key = "[no JS caller]";
+    for (let i = 1; i < frames.length; i++) {
+      const [ip, dso] = frames[i]!;
+      if (!isJit(dso)) continue;
+      key = lookup(ranges, ip)?.label ?? "[JIT code the dump does not name]";
+      break;
+    }
+    key = `${own.replace(/^\[|\]$/g, "")} under ${key}`;
+    rows.set(key, (rows.get(key) ?? 0) + 1);
+  }
+  return rows;
+}
+
 async function main(): Promise<void> {
   installSignalHandlers();
   const argv = process.argv.slice(2);
@@ -140,7 +172,8 @@ async function main(): Promise<void> {
   }
   await runTransactions(db, port, protocol, clients, Math.min(50_000, transactions)); // warm: the JIT's tiers settle (profile.md: natively they do)
   const data = join(dir, "perf.data");
-  const perf = trackProcess(Bun.spawn(["perf", "record", "-q", "-F", String(frequency), "-o", data, "-p", String(pid)], { stdout: "ignore", stderr: "pipe" }));
+  const callers = argv.includes("--callers");
+  const perf = trackProcess(Bun.spawn(["perf", "record", "-q", ...(callers ? ["--call-graph", "fp"] : []), "-F", String(frequency), "-o", data, "-p", String(pid)], { stdout: "ignore", stderr: "pipe" }));
   await Bun.sleep(300);
   const run = await runTransactions(db, port, protocol, clients, transactions);
   perf.kill("SIGINT");
@@ -148,7 +181,7 @@ async function main(): Promise<void> {
   const done = run.transactions;
   const dumps = readdirSync(dir).filter((f) => f.startsWith("jit-") && f.endsWith(".dump"));
   const ranges = dumps.flatMap((f) => parseJitDump(readFileSync(join(dir, f))));
-  const script = Bun.spawnSync(["perf", "script", "-i", data, "-F", "ip,dso"], { stdout: "pipe", stderr: "pipe" }).stdout.toString();
+  const script = Bun.spawnSync(["perf", "script", "-i", data, "-F", "ip,dso", ...(callers ? ["-G"] : [])], { stdout: "pipe", stderr: "pipe" }).stdout.toString();
   const { total, rows } = attributeSamples(script, ranges);
   const sources = parseCompiledSources(logs());
   // each sample stands for 1/frequency s of one thread's CPU: µs per transaction = samples ÷ frequency ÷ transactions
@@ -157,6 +190,11 @@ async function main(): Promise<void> {
   console.log(`total ${usPerTxn(total).toFixed(2)} µs/txn of CPU (perf's own cost included: compare rows within one run)\n`);
   console.log("| share | µs/txn | code |\n| ---: | ---: | --- |");
   for (const [k, n] of [...rows].sort((a, b) => b[1] - a[1]).slice(0, rowsShown)) console.log(`| ${((n / total) * 100).toFixed(1)}% | ${usPerTxn(n).toFixed(3)} | ${labelled(k, sources).replace(/\|/g, "\\|").slice(0, 120)} |`);
+  if (!callers) return;
+  const withChains = Bun.spawnSync(["perf", "script", "-i", data, "-F", "ip,dso"], { stdout: "pipe", stderr: "pipe" }).stdout.toString();
+  console.log("\nNative samples by the nearest JS function up the chain (frame pointers: a chain the runtime's code breaks ends in \"no JS caller\")\n");
+  console.log("| µs/txn | native code under |\n| ---: | --- |");
+  for (const [k, n] of [...nativeByCaller(withChains, ranges)].sort((a, b) => b[1] - a[1]).slice(0, rowsShown)) console.log(`| ${usPerTxn(n).toFixed(3)} | ${labelled(k, sources).replace(/\|/g, "\\|").slice(0, 140)} |`);
 }
 
 if (import.meta.main) {
