@@ -1,18 +1,22 @@
 // Native CPU profile of pgbun per JS function: perf samples of the running pooler named by JSC's jitdump (settled JIT).
 // Usage: node_modules/.bin/bun bench/perf-js.ts [--protocol simple|extended|prepared] [--clients N] [--transactions N]
 //        [--pooler pgbun|passthrough] [--frequency HZ] [--rows N] [--names] [--pool-size N (20)] [--callers]
+//        [--without B,... | --minimal]
+//   --without: pgbun with those optional built-ins stood in for by bench/plugins/stub.ts; --minimal: all of them (only
+//   auth, pool and transaction-detection), as bench/instructions.ts's pgbun-minimal
 //   --callers: call chains (frame pointers) too; a second table credits each native sample (bun.exe, libc) to the
 //   nearest JS function up its chain: which JS calls what the runtime's native code then does
 //   (its own PostgreSQL; needs perf; pgbun runs with BUN_JSC_useJITDump, the pass-through without: its JIT is one row)
 import { mkdirSync, readdirSync, readFileSync, rmSync } from "node:fs";
 import { tmpdir } from "node:os";
-import { join } from "node:path";
+import { join, resolve } from "node:path";
 import { startPgbun } from "../tests/harness/pgbun.ts";
 import { flagValue } from "./args.ts";
 import type { CodeRange } from "./jit-map.ts";
 import { startBenchPostgres } from "./database.ts";
 import { startPassthrough } from "./passthrough-process.ts";
 import { pgbunConfig } from "./pgbun-process.ts";
+import { OPTIONAL_BUILTINS } from "./instructions.ts";
 import { cleanupAll, installSignalHandlers, onCleanup, trackProcess } from "./processes.ts";
 import { runTransactions, type Protocol } from "./pgbench.ts";
 
@@ -136,6 +140,8 @@ export function nativeByCaller(script: string, ranges: CodeRange[]): Map<string,
   return rows;
 }
 
+const STUB = resolve(import.meta.dir, "plugins", "stub.ts");
+
 async function main(): Promise<void> {
   installSignalHandlers();
   const argv = process.argv.slice(2);
@@ -164,7 +170,10 @@ async function main(): Promise<void> {
     pid = pt.proc.pid;
     port = pt.port;
   } else {
-    const pb = await startPgbun({ config: pgbunConfig("plain", db.pg, { poolSize, maxClientConn: 1000 }), pg: db.pg, timeoutMs: 30_000, env });
+    const config = pgbunConfig("plain", db.pg, { poolSize, maxClientConn: 1000 }) as { pgbun: Record<string, unknown> };
+    const without = argv.includes("--minimal") ? [...OPTIONAL_BUILTINS] : (arg("--without")?.split(",") ?? []);
+    if (without.length > 0) config.pgbun.plugins = [[STUB, { provides: without }]];
+    const pb = await startPgbun({ config, pg: db.pg, timeoutMs: 30_000, env });
     onCleanup(async () => void (await pb.stop("SIGQUIT")));
     pid = pb.proc.pid;
     port = pb.port;
