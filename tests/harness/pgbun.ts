@@ -97,6 +97,24 @@ function withListenSettings(config: Record<string, unknown>, pg: TestPostgres, p
   return copy;
 }
 
+/**
+ * Runs `pgbun start --config configFile` (tracked under `dir` for cleanup) without waiting for anything: its stdout
+ * and stderr collected into `logs()`, `output` settled once both streams end.
+ */
+export function spawnPgbun(configFile: string, dir: string, opts: { entry?: string; env?: Record<string, string> } = {}) {
+  const chunks: string[] = [];
+  const proc = Bun.spawn([bunBinary(), opts.entry ?? "bin/pgbun.ts", "start", "--config", configFile], {
+    cwd: REPO_ROOT,
+    env: childEnv(opts.env),
+    stdin: "ignore",
+    stdout: "pipe",
+    stderr: "pipe",
+  });
+  trackChildProcess(dir, proc);
+  const output = Promise.all([drain(proc.stdout, chunks), drain(proc.stderr, chunks)]).catch(() => undefined);
+  return { proc, logs: () => chunks.join(""), output };
+}
+
 /** Start pgbun with `config` on a free port of 127.0.0.1 and wait until it accepts TCP connections. */
 export async function startPgbun(opts: StartPgbunOptions): Promise<TestPgbun> {
   const timeoutMs = opts.timeoutMs ?? 30_000;
@@ -107,17 +125,7 @@ export async function startPgbun(opts: StartPgbunOptions): Promise<TestPgbun> {
   for (let attempt = 1; ; attempt++) {
     const port = await freePort();
     await writeFile(configFile, JSON.stringify(withListenSettings(opts.config, opts.pg, port), null, 2));
-    const chunks: string[] = [];
-    const logs = () => chunks.join("");
-    const proc = Bun.spawn([bunBinary(), entry, "start", "--config", configFile], {
-      cwd: REPO_ROOT,
-      env: childEnv(opts.env),
-      stdin: "ignore",
-      stdout: "pipe",
-      stderr: "pipe",
-    });
-    trackChildProcess(dir, proc);
-    const output = Promise.all([drain(proc.stdout, chunks), drain(proc.stderr, chunks)]).catch(() => undefined);
+    const { proc, logs, output } = spawnPgbun(configFile, dir, { entry, env: opts.env });
 
     const ready = await Promise.race([
       waitForPort(HOST, port, timeoutMs).then(

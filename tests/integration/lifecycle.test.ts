@@ -1,15 +1,13 @@
 // Lifecycle integration tests: timeouts, limits, upstream login failures, signals and reload, server auth methods.
 import { afterAll, beforeAll, describe, expect, test } from "bun:test";
 import { existsSync, readFileSync, writeFileSync } from "node:fs";
-import { join, resolve } from "node:path";
-import { startPgbun } from "../harness/pgbun.ts";
+import { join } from "node:path";
+import { spawnPgbun, startPgbun } from "../harness/pgbun.ts";
 import { backendPid, eventually, PgbunFixture, usePostgres, withPgbun, writePlugin } from "../harness/fixtures.ts";
 import { freePort, harnessTempDir } from "../harness/postgres.ts";
 import { describe as show, errorFields, loginApp, msg, readyWithin, rows, type BackendMessage, type ErrorFields } from "../harness/wire.ts";
 
 const pg = usePostgres();
-const REPO_ROOT = resolve(import.meta.dir, "..", "..");
-const BUN = join(REPO_ROOT, "node_modules", ".bin", "bun");
 
 function errorsOf(messages: BackendMessage[]): ErrorFields[] {
   return messages.filter((m) => m.type === "E").map((m) => errorFields(m));
@@ -251,21 +249,14 @@ describe("signals", () => {
       databases: { "*": { host: pg.host, port: pg.port, password: pg.password } },
     };
     writeFileSync(join(dir, "pgbun.config.json"), JSON.stringify(config));
-    const proc = Bun.spawn([BUN, "bin/pgbun.ts", "start", "--config", join(dir, "pgbun.config.json")], { cwd: REPO_ROOT, stdout: "pipe", stderr: "pipe" });
-    let output = "";
-    const reading = (async () => {
-      for await (const chunk of proc.stderr) output += new TextDecoder().decode(chunk);
-    })();
-    void (async () => {
-      for await (const chunk of proc.stdout) output += new TextDecoder().decode(chunk);
-    })();
+    const { proc, logs, output } = spawnPgbun(join(dir, "pgbun.config.json"), dir);
     try {
-      expect(await eventually(() => output.includes("slow-apply: applying"), 10_000)).toBe(true);
+      expect(await eventually(() => logs().includes("slow-apply: applying"), 10_000)).toBe(true);
       proc.kill("SIGTERM");
       const code = await Promise.race([proc.exited, Bun.sleep(10_000).then(() => "hung" as const)]);
-      await Promise.race([reading, Bun.sleep(500)]);
+      await Promise.race([output, Bun.sleep(500)]);
       expect({ code, signal: proc.signalCode }).toEqual({ code: 0, signal: null });
-      expect(output).toContain("pgbun listening");
+      expect(logs()).toContain("pgbun listening");
       expect(existsSync(join(dir, `.s.PGSQL.${port}`))).toBe(false);
     } finally {
       if (proc.exitCode === null && proc.signalCode === null) proc.kill("SIGKILL");
