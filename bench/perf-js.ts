@@ -190,7 +190,9 @@ async function main(): Promise<void> {
   const done = run.transactions;
   const dumps = readdirSync(dir).filter((f) => f.startsWith("jit-") && f.endsWith(".dump"));
   const ranges = dumps.flatMap((f) => parseJitDump(readFileSync(join(dir, f))));
-  const script = Bun.spawnSync(["perf", "script", "-i", data, "-F", "ip,dso", ...(callers ? ["-G"] : [])], { stdout: "pipe", stderr: "pipe" }).stdout.toString();
+  // with call chains each sample is a block whose first line is the sampled address: the flat rows read those
+  const perfScript = Bun.spawnSync(["perf", "script", "-i", data, "-F", "ip,dso"], { stdout: "pipe", stderr: "pipe" }).stdout.toString();
+  const script = callers ? perfScript.split(/\n\s*\n/).map((b) => b.trimStart().split("\n")[0]!).join("\n") : perfScript;
   const { total, rows } = attributeSamples(script, ranges);
   const sources = parseCompiledSources(logs());
   // each sample stands for 1/frequency s of one thread's CPU: µs per transaction = samples ÷ frequency ÷ transactions
@@ -200,10 +202,9 @@ async function main(): Promise<void> {
   console.log("| share | µs/txn | code |\n| ---: | ---: | --- |");
   for (const [k, n] of [...rows].sort((a, b) => b[1] - a[1]).slice(0, rowsShown)) console.log(`| ${((n / total) * 100).toFixed(1)}% | ${usPerTxn(n).toFixed(3)} | ${labelled(k, sources).replace(/\|/g, "\\|").slice(0, 120)} |`);
   if (!callers) return;
-  const withChains = Bun.spawnSync(["perf", "script", "-i", data, "-F", "ip,dso"], { stdout: "pipe", stderr: "pipe" }).stdout.toString();
   console.log("\nNative samples by the nearest JS function up the chain (frame pointers: a chain the runtime's code breaks ends in \"no JS caller\")\n");
   console.log("| µs/txn | native code under |\n| ---: | --- |");
-  for (const [k, n] of [...nativeByCaller(withChains, ranges)].sort((a, b) => b[1] - a[1]).slice(0, rowsShown)) console.log(`| ${usPerTxn(n).toFixed(3)} | ${labelled(k, sources).replace(/\|/g, "\\|").slice(0, 140)} |`);
+  for (const [k, n] of [...nativeByCaller(perfScript, ranges)].sort((a, b) => b[1] - a[1]).slice(0, rowsShown)) console.log(`| ${usPerTxn(n).toFixed(3)} | ${labelled(k, sources).replace(/\|/g, "\\|").slice(0, 140)} |`);
 }
 
 if (import.meta.main) {
