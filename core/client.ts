@@ -231,7 +231,7 @@ export class ClientConnection extends ClientSync implements Client, FrameSink, P
 
   /** Free-form per-client state for plugins, keyed by plugin name (made on first use). */
   get data(): Record<string, unknown> {
-    return (this._data ??= {});
+    return (this._data ??= this.core.newPluginData());
   }
 
   /** The client's name in logs: C-<id>. */

@@ -22,6 +22,7 @@ import type { ReloadOutcome } from "../plugin-sdk/restart-settings.ts";
 import type { DatabaseEntry } from "./config/databases.ts";
 import type { Logger } from "./logger.ts";
 import { Janitor } from "./janitor.ts";
+import { pluginDataFactory, type PluginData } from "./plugin/data-record.ts";
 import { callerOf, dispatcherOf, type Caller, type Dispatch } from "./plugin/dispatch.ts";
 import { loadClientTls, loadServerTls, type ClientTlsConfig, type ServerTlsConfig } from "./net/tls-options.ts";
 import { tlsClientHandlers } from "./net/tls-client.ts";
@@ -52,6 +53,8 @@ export class Pgbun {
   /** Count of clients per state, for SHOW-style reporting and limits. */
   readonly clientCounts: Record<ClientState, number> = { login: 0, active: 0, waiting: 0, closed: 0 };
   plugins: LoadedPlugin[] = [];
+  /** A connection's plugin-state record (Client.data, Server.data): one property per loaded plugin, set at load. */
+  newPluginData: () => PluginData = () => ({});
   /** Hooks each plugin tapped (`startup`, `clientMessage:Query`), for `pgbun plugins` and SHOW PLUGINS. */
   readonly tapsOf = new Map<string, Set<string>>();
   /** Faults of each plugin's taps since start, by plugin name (api.plugins(), metrics). */
@@ -164,6 +167,7 @@ export class Pgbun {
 
   async loadPlugins(): Promise<void> {
     this.plugins = await loadPlugins(this.config.plugins, this.config.dir, this.builtins);
+    this.newPluginData = pluginDataFactory(this.plugins.map((l) => l.plugin.name));
     await applyPlugins(this.plugins, (l) => this.makeApi(l), (n) => (this.currentPlugin = n));
     this.compileHooks();
   }

@@ -49,8 +49,8 @@ export class ServerConnection implements Server, FrameSink, Pausable {
   txStatus: number = TxStatus.Idle;
   /** Owned by the pool plugin. */
   pool: unknown = null;
-  /** Free-form per-server state for plugins, keyed by plugin name. */
-  readonly data: Record<string, unknown> = {};
+  /** Free-form per-server state for plugins, keyed by plugin name (core/plugin/data-record.ts). */
+  readonly data: Record<string, unknown>;
   /** Close instead of reusing at the next release (reload, lifetime). */
   closeNeeded = false;
   /**
@@ -77,6 +77,7 @@ export class ServerConnection implements Server, FrameSink, Pausable {
   ) {
     this.id = core.nextId();
     this.label = `S-${this.id}`;
+    this.data = core.newPluginData();
     this.out = new Outbound(null);
     this.framer = new Framer(this, ALL_WHOLE, core.config.settings.max_packet_size, SERVER_STREAM_PREFIX);
     this.connectTime = core.now;

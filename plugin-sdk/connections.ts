@@ -171,7 +171,11 @@ export interface Client {
   pinReason: string | null;
   /** Something this client ran may have changed its server's session and is not yet checked (session-state). */
   sessionSuspect: boolean;
-  /** Free-form state, one key per plugin (use your plugin's name). */
+  /**
+   * Free-form state, one key per plugin (use your plugin's name). Every loaded plugin's key is present from the start,
+   * undefined until it stores: test `data[name] === undefined`, not `name in data`. Keeping to your own key keeps
+   * every connection's record one shape for the engine.
+   */
   readonly data: Record<string, unknown>;
 
   /** The value of a reported parameter as this client sees it: its own, else the pool's welcome value. */
@@ -236,7 +240,11 @@ export interface Server {
   closeNeeded: boolean;
   /** Its last client left session state of unknown cleanliness: the pool resets and checks it first. */
   resetNeeded: boolean;
-  /** Free-form state, one key per plugin (use your plugin's name). */
+  /**
+   * Free-form state, one key per plugin (use your plugin's name). Every loaded plugin's key is present from the start,
+   * undefined until it stores: test `data[name] === undefined`, not `name in data`. Keeping to your own key keeps
+   * every connection's record one shape for the engine.
+   */
   readonly data: Record<string, unknown>;
 
   /** No transaction open, nothing in flight, not closing: only a clean server may serve another client. */
