@@ -3,7 +3,7 @@
 import { mkdirSync, readFileSync, rmSync, writeFileSync } from "node:fs";
 import { availableParallelism, release, tmpdir } from "node:os";
 import { join } from "node:path";
-import { clockTicksPerSecond, processTree, readOr, sampleCpuSplit, treeThreads } from "./cpu.ts";
+import { clockTicksPerSecond, processTree, readOr, sampleCpuSplit, threadCounters } from "./cpu.ts";
 import {
   parseSplitArgs,
   poolerCell,
@@ -39,36 +39,6 @@ interface Target {
   pooler: Pooler;
   pid: number;
   port: number;
-}
-
-/** One thread's counters: CPU ticks and context switches. */
-interface ThreadCounters {
-  comm: string;
-  user: number;
-  kernel: number;
-  voluntary: number;
-  involuntary: number;
-}
-
-/** Every live thread of the tree, keyed pid/tid. */
-function threadCounters(root: number): Map<string, ThreadCounters> {
-  const out = new Map<string, ThreadCounters>();
-  for (const { pid, tid, dir } of treeThreads(root)) {
-    const stat = readOr(`${dir}/stat`);
-    const status = readOr(`${dir}/status`);
-    if (stat === null || status === null) continue;
-    const comm = stat.slice(stat.indexOf("(") + 1, stat.lastIndexOf(")"));
-    const f = stat.slice(stat.lastIndexOf(")") + 2).split(" ");
-    out.set(`${pid}/${tid}`, {
-      // a thread's name without its number: "HTTP Client 3" and "HTTP Client 4" are one row
-      comm: comm.replace(/\s*\d+$/, "") || comm,
-      user: Number(f[11]),
-      kernel: Number(f[12]),
-      voluntary: Number(/^voluntary_ctxt_switches:\s+(\d+)/m.exec(status)?.[1] ?? 0),
-      involuntary: Number(/^nonvoluntary_ctxt_switches:\s+(\d+)/m.exec(status)?.[1] ?? 0),
-    });
-  }
-  return out;
 }
 
 async function measure(db: BenchPostgres, t: Target, protocol: Protocol, clients: number, round: number, o: SplitOptions, roots: number[]): Promise<RunSample> {

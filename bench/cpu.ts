@@ -191,3 +191,33 @@ export function sampleCpuSplit(root: number): CpuSplitSample | null {
   }
   return s;
 }
+
+/** One thread's counters: CPU ticks and context switches. */
+export interface ThreadCounters {
+  comm: string;
+  user: number;
+  kernel: number;
+  voluntary: number;
+  involuntary: number;
+}
+
+/** Every live thread of `root`'s process tree, keyed pid/tid (bench/cpu-split.ts, bench/jit-exits.ts). */
+export function threadCounters(root: number): Map<string, ThreadCounters> {
+  const out = new Map<string, ThreadCounters>();
+  for (const { pid, tid, dir } of treeThreads(root)) {
+    const stat = readOr(`${dir}/stat`);
+    const status = readOr(`${dir}/status`);
+    if (stat === null || status === null) continue;
+    const comm = stat.slice(stat.indexOf("(") + 1, stat.lastIndexOf(")"));
+    const f = stat.slice(stat.lastIndexOf(")") + 2).split(" ");
+    out.set(`${pid}/${tid}`, {
+      // a thread's name without its number: "HTTP Client 3" and "HTTP Client 4" are one row
+      comm: comm.replace(/\s*\d+$/, "") || comm,
+      user: Number(f[11]),
+      kernel: Number(f[12]),
+      voluntary: Number(/^voluntary_ctxt_switches:\s+(\d+)/m.exec(status)?.[1] ?? 0),
+      involuntary: Number(/^nonvoluntary_ctxt_switches:\s+(\d+)/m.exec(status)?.[1] ?? 0),
+    });
+  }
+  return out;
+}

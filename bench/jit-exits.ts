@@ -5,9 +5,10 @@
 //   that still compiles OSR exits or re-optimises functions after the warm-up means code that meets shapes or types it
 //   was not compiled for (bench/results/issue-14-ninth: `client.data[name]` before core/plugin/data-record.ts), and
 //   the JITWorker thread's CPU per transaction says what that costs. Needs its own PostgreSQL (bench/database.ts).
-import { readdirSync, readFileSync } from "node:fs";
 import { startPgbun } from "../tests/harness/pgbun.ts";
 import { flagValue } from "./args.ts";
+import { clockTicksPerSecond, threadCounters } from "./cpu.ts";
+import { ticksToUs } from "./cpu-split-report.ts";
 import { startBenchPostgres } from "./database.ts";
 import { pgbunConfig } from "./pgbun-process.ts";
 import { cleanupAll, installSignalHandlers, onCleanup } from "./processes.ts";
@@ -37,20 +38,12 @@ export function churnOf(log: string): Churn {
   return { exits, compiles };
 }
 
-const TICKS_PER_S = 100;
-
-/** utime + stime ticks of each thread of a process, by thread name ("JITWorker", the main thread as "main"). */
+/** utime + stime ticks of each thread of pgbun's process tree, by thread name (its own main thread as "main"). */
 function threadTicks(pid: number): Map<string, number> {
   const ticks = new Map<string, number>();
-  for (const tid of readdirSync(`/proc/${pid}/task`)) {
-    try {
-      const stat = readFileSync(`/proc/${pid}/task/${tid}/stat`, "utf8");
-      const name = tid === String(pid) ? "main" : stat.slice(stat.indexOf("(") + 1, stat.lastIndexOf(")"));
-      const f = stat.slice(stat.lastIndexOf(")") + 2).split(" ");
-      ticks.set(name, (ticks.get(name) ?? 0) + Number(f[11]) + Number(f[12]));
-    } catch {
-      // the thread ended between the listing and the read
-    }
+  for (const [key, t] of threadCounters(pid)) {
+    const name = key === `${pid}/${pid}` ? "main" : t.comm;
+    ticks.set(name, (ticks.get(name) ?? 0) + t.user + t.kernel);
   }
   return ticks;
 }
@@ -66,6 +59,7 @@ if (import.meta.main) {
   const transactions = Number(flagValue(argv, "--transactions") ?? 200_000);
   const rounds = Number(flagValue(argv, "--rounds") ?? 3);
   const n = Number(flagValue(argv, "--top") ?? 12);
+  const hz = clockTicksPerSecond();
   installSignalHandlers();
   try {
     const db = await startBenchPostgres({ maxConnections: 250, scale: 1 });
@@ -80,7 +74,7 @@ if (import.meta.main) {
       const after = threadTicks(pb.proc.pid);
       const churn = churnOf(pb.logs().slice(mark));
       const cpu = [...after]
-        .map(([k, v]) => [k, (((v - (before.get(k) ?? 0)) / TICKS_PER_S) * 1e6) / run.transactions] as const)
+        .map(([k, v]) => [k, ticksToUs(v - (before.get(k) ?? 0), hz, run.transactions)] as const)
         .filter(([, us]) => us >= 0.05)
         .map(([k, us]) => `${k} ${us.toFixed(2)}`)
         .join(", ");
