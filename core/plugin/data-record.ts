@@ -15,7 +15,7 @@ export function pluginDataFactory(names: readonly string[]): () => PluginData {
   const unique = [...new Set(names)];
   // JSON.stringify quotes any name safely; "__proto__" is left out (assigning undefined to it does nothing anyway)
   const body = unique.filter((n) => n !== "__proto__").map((n) => `this[${JSON.stringify(n)}] = undefined;`).join("\n");
-  const Record = new Function(body) as unknown as { new (): PluginData; prototype: object };
-  Record.prototype = Object.prototype; // a plain object to plugins: no constructor of its own on the chain
-  return () => new Record();
+  const DataRecord = new Function(body) as unknown as { new (): PluginData; prototype: object };
+  DataRecord.prototype = Object.prototype; // a plain object to plugins: no constructor of its own on the chain
+  return () => new DataRecord();
 }
