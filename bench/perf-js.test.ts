@@ -1,6 +1,6 @@
 // Unit tests of bench/perf-js.ts: JSC's jitdump read into code ranges, perf samples attributed to functions and objects.
 import { describe, expect, test } from "bun:test";
-import { attributeSamples, labelled, parseCompiledSources, parseJitDump } from "./perf-js.ts";
+import { attributeSamples, labelled, parseCompiledSources, parseJitDump, samplesByThread } from "./perf-js.ts";
 
 /** A jitdump as JSC writes one: a 40-byte header, then JIT_CODE_LOAD records (and one record of another kind). */
 function jitdump(loads: Array<{ addr: number; size: number; name: string }>, cutLast = false): Uint8Array {
@@ -105,5 +105,25 @@ describe("parseCompiledSources and labelled", () => {
     expect(labelled("JSC-FTL: relay#DekIXu", sources)).toBe("JSC-FTL: relay#DekIXu");
     expect(labelled("JSC-DFG: #AAAAAA", sources)).toBe("JSC-DFG: #AAAAAA");
     expect(labelled("[bun.exe]", sources)).toBe("[bun.exe]");
+  });
+});
+
+describe("samplesByThread", () => {
+  test("reads perf report's columns, names with one space included, JIT code of every tid as one object, most first", () => {
+    const report = [
+      "            50  bun          [JIT] tid 3922   ",
+      "             7  bun          [JIT] tid 4000",
+      "             5  bun          [kernel.kallsyms]",
+      "            60  JSC PerfLog  [kernel.kallsyms]",
+      "             3  JITWorker    bun.exe          ",
+      "",
+      "# a comment line",
+    ].join("\n");
+    expect(samplesByThread(report)).toEqual([
+      { samples: 60, thread: "JSC PerfLog", object: "[kernel.kallsyms]" },
+      { samples: 57, thread: "bun", object: "JIT code" },
+      { samples: 5, thread: "bun", object: "[kernel.kallsyms]" },
+      { samples: 3, thread: "JITWorker", object: "bun.exe" },
+    ]);
   });
 });

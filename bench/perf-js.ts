@@ -1,11 +1,12 @@
 // Native CPU profile of pgbun per JS function: perf samples of the running pooler named by JSC's jitdump (settled JIT).
 // Usage: node_modules/.bin/bun bench/perf-js.ts [--protocol simple|extended|prepared] [--clients N] [--transactions N]
 //        [--pooler pgbun|passthrough] [--frequency HZ] [--rows N] [--names] [--pool-size N (20)] [--callers]
-//        [--without B,... | --minimal]
+//        [--without B,... | --minimal] [--threads]
 //   --without: pgbun with those optional built-ins stood in for by bench/plugins/stub.ts; --minimal: all of them (only
 //   auth, pool and transaction-detection), as bench/instructions.ts's pgbun-minimal
 //   --callers: call chains (frame pointers) too; a second table credits each native sample (bun.exe, libc) to the
 //   nearest JS function up its chain: which JS calls what the runtime's native code then does
+//   --threads: a table of samples by thread (main, JITWorker, HeapHelper, mi-scavenger) and object as well
 //   (its own PostgreSQL; needs perf; pgbun runs with BUN_JSC_useJITDump, the pass-through without: its JIT is one row)
 import { mkdirSync, readdirSync, readFileSync, rmSync } from "node:fs";
 import { tmpdir } from "node:os";
@@ -201,10 +202,43 @@ async function main(): Promise<void> {
   console.log(`total ${usPerTxn(total).toFixed(2)} µs/txn of CPU (perf's own cost included: compare rows within one run)\n`);
   console.log("| share | µs/txn | code |\n| ---: | ---: | --- |");
   for (const [k, n] of [...rows].sort((a, b) => b[1] - a[1]).slice(0, rowsShown)) console.log(`| ${((n / total) * 100).toFixed(1)}% | ${usPerTxn(n).toFixed(3)} | ${labelled(k, sources).replace(/\|/g, "\\|").slice(0, 120)} |`);
+  if (argv.includes("--threads")) printThreads(data, done, frequency);
   if (!callers) return;
   console.log("\nNative samples by the nearest JS function up the chain (frame pointers: a chain the runtime's code breaks ends in \"no JS caller\")\n");
   console.log("| µs/txn | native code under |\n| ---: | --- |");
   for (const [k, n] of [...nativeByCaller(perfScript, ranges)].sort((a, b) => b[1] - a[1]).slice(0, rowsShown)) console.log(`| ${usPerTxn(n).toFixed(3)} | ${labelled(k, sources).replace(/\|/g, "\\|").slice(0, 140)} |`);
+}
+
+/**
+ * `perf report --sort comm,dso -F sample,comm,dso` read into (samples, thread, object) rows, most samples first; its
+ * columns are two or more spaces apart (a thread or object name may hold one: "JSC PerfLog", "[JIT] tid 42"), and
+ * JIT code, named per thread by perf, is one object.
+ */
+export function samplesByThread(report: string): Array<{ samples: number; thread: string; object: string }> {
+  const rows: Array<{ samples: number; thread: string; object: string }> = [];
+  for (const line of report.split("\n")) {
+    const cols = line.trim().split(/\s{2,}/);
+    if (cols.length !== 3 || !/^\d+$/.test(cols[0]!)) continue;
+    const object = cols[2]!.startsWith("[JIT]") ? "JIT code" : cols[2]!;
+    const same = rows.find((r) => r.thread === cols[1] && r.object === object);
+    if (same) same.samples += Number(cols[0]);
+    else rows.push({ samples: Number(cols[0]), thread: cols[1]!, object });
+  }
+  return rows.sort((x, y) => y.samples - x.samples);
+}
+
+/**
+ * --threads: samples by thread and object: how much of [bun.exe], libc and the kernel is the main thread's and how
+ * much the runtime's helper threads' (the JIT's, the GC's). bun.exe carries no function symbols, so no finer.
+ */
+function printThreads(data: string, done: number, frequency: number): void {
+  const report = Bun.spawnSync(["perf", "report", "-i", data, "--no-children", "--sort", "comm,dso", "--stdio", "-q", "-F", "sample,comm,dso"], { stdout: "pipe", stderr: "pipe" }).stdout.toString();
+  console.log("\nSamples by thread and object\n");
+  console.log("| µs/txn | thread | object |\n| ---: | --- | --- |");
+  for (const r of samplesByThread(report)) {
+    const us = ((r.samples / frequency) * 1e6) / done;
+    if (us >= 0.005) console.log(`| ${us.toFixed(3)} | ${r.thread} | ${r.object} |`);
+  }
 }
 
 if (import.meta.main) {
