@@ -1,16 +1,22 @@
-// pgbun at this tree against pgbun at another commit: user and kernel CPU per transaction over alternating long rounds.
-// Usage: node_modules/.bin/bun bench/ab.ts --rev REV [--cells extended:50,simple:10,...] [--rounds 6] [--transactions N]
-//   (its own PostgreSQL, both pgbuns side by side with the default plugins, pool 20; bench/run.ts's before-after rows
-//   run 8 s twice, which CPU steal and load scatter by more than a change of 1 µs: this alternates longer rounds)
+// pgbun at this tree against another commit or other plugins: user and kernel CPU per transaction over alternating rounds.
+// Usage: node_modules/.bin/bun bench/ab.ts (--rev REV | --without B,... | --minimal | --plus FILE,...) [--base minimal]
+//        [--cells extended:50,simple:10,...] [--rounds 6] [--transactions N]
+//   (its own PostgreSQL, both pgbuns side by side, pool 20; bench/run.ts's before-after rows run 8 s twice, which CPU
+//   steal and load scatter by more than a change of 1 µs: this alternates longer rounds). --without: the other side is
+//   this tree with those optional built-ins stood in for by bench/plugins/stub.ts (what each costs, natively);
+//   --minimal: all of them (auth, pool and transaction-detection only); --plus FILE,...: the other side has those plugins
+//   too; --base minimal: both sides minimal (--plus bench/plugins/deliver.ts: what delivering a message to a tap costs)
 import { mkdirSync, writeFileSync } from "node:fs";
 import { join, resolve } from "node:path";
 import { flagValue } from "./args.ts";
-import { clockTicksPerSecond, sampleCpuSplit } from "./cpu.ts";
+import { clockTicksPerSecond, sampleCpuSplit, threadCounters } from "./cpu.ts";
 import { startBenchPostgres } from "./database.ts";
 import { cpuTicks, stealShare } from "./machine.ts";
-import { startPgbunVariant } from "./pgbun-process.ts";
+import { startPgbun } from "../tests/harness/pgbun.ts";
+import { OPTIONAL_BUILTINS } from "./instructions.ts";
+import { pgbunConfig, startPgbunVariant } from "./pgbun-process.ts";
 import { runTransactions, type Protocol } from "./pgbench.ts";
-import { cleanupAll, installSignalHandlers } from "./processes.ts";
+import { cleanupAll, installSignalHandlers, onCleanup } from "./processes.ts";
 import { median } from "./summary.ts";
 import { prepareBaselineTree } from "./worktree.ts";
 
@@ -19,19 +25,69 @@ export interface AbRun {
   userUs: number;
   kernelUs: number;
   tps: number;
+  /** The pooler's main thread's voluntary context switches (it slept: epoll) per transaction; 0 when not read. */
+  switches?: number;
 }
 
-/** One cell's verdict: medians per tree, and in how many round pairs this tree's user time was the lower. */
-export function summarize(runs: AbRun[]): { this: { user: number; kernel: number; tps: number }; rev: { user: number; kernel: number; tps: number }; lowerUserPairs: number; pairs: number } {
+interface Medians {
+  user: number;
+  kernel: number;
+  tps: number;
+  total: number;
+  switches: number;
+}
+
+/**
+ * One cell's verdict: medians per tree, and in how many round pairs this tree's user time, and its user + kernel
+ * time, was the lower. Ticks are charged to user or kernel by where the process was when the tick came, so the split
+ * wanders between rounds more than the sum; and a pooler that does less per event sleeps and wakes more often at a
+ * low client count, which its kernel time pays for: the sum is the verdict, the split says where.
+ */
+export function summarize(runs: AbRun[]): { this: Medians; rev: Medians; lowerUserPairs: number; lowerTotalPairs: number; pairs: number } {
   const of = (t: AbRun["tree"]) => runs.filter((r) => r.tree === t);
   const a = of("this");
   const b = of("rev");
   const pairs = Math.min(a.length, b.length);
   let lower = 0;
-  for (let i = 0; i < pairs; i++) if (a[i]!.userUs < b[i]!.userUs) lower++;
+  let lowerTotal = 0;
+  for (let i = 0; i < pairs; i++) {
+    if (a[i]!.userUs < b[i]!.userUs) lower++;
+    if (a[i]!.userUs + a[i]!.kernelUs < b[i]!.userUs + b[i]!.kernelUs) lowerTotal++;
+  }
   const med = (xs: number[]) => median(xs) ?? Number.NaN;
-  const m = (rs: AbRun[]) => ({ user: med(rs.map((r) => r.userUs)), kernel: med(rs.map((r) => r.kernelUs)), tps: med(rs.map((r) => r.tps)) });
-  return { this: m(a), rev: m(b), lowerUserPairs: lower, pairs };
+  const m = (rs: AbRun[]): Medians => ({
+    user: med(rs.map((r) => r.userUs)),
+    kernel: med(rs.map((r) => r.kernelUs)),
+    tps: med(rs.map((r) => r.tps)),
+    total: med(rs.map((r) => r.userUs + r.kernelUs)),
+    switches: med(rs.map((r) => r.switches ?? 0)),
+  });
+  return { this: m(a), rev: m(b), lowerUserPairs: lower, lowerTotalPairs: lowerTotal, pairs };
+}
+
+/** Voluntary context switches of the process's main thread (the event loop's: it sleeps in epoll). */
+function mainThreadSwitches(pid: number): number {
+  for (const [key, t] of threadCounters(pid)) if (key === `${pid}/${pid}`) return t.voluntary;
+  return 0;
+}
+
+type Pg = Parameters<typeof startPgbunVariant>[1];
+type Settings = Parameters<typeof startPgbunVariant>[2];
+
+/** The other side: pgbun started from a git worktree of REV. */
+async function startRev(rev: string, pg: Pg, settings: Settings): Promise<{ label: string; there: { proc: { pid: number }; port: number } }> {
+  const tree = await prepareBaselineTree(rev);
+  return { label: tree.label, there: await startPgbunVariant("plain", pg, { ...settings, entry: tree.entry }) };
+}
+
+/** This tree with the optional built-ins `without` stood in for by bench/plugins/stub.ts and the plugins `plus` added. */
+async function startThisTree(pg: Pg, settings: Settings, without: string[], plus: string[]): Promise<{ proc: { pid: number }; port: number }> {
+  const config = pgbunConfig("plain", pg, settings) as { pgbun: Record<string, unknown> };
+  const plugins: unknown[] = [...(without.length > 0 ? [[resolve(import.meta.dir, "plugins", "stub.ts"), { provides: without }]] : []), ...plus.map((p) => resolve(p))];
+  if (plugins.length > 0) config.pgbun.plugins = plugins;
+  const pb = await startPgbun({ config, pg, timeoutMs: 30_000 });
+  onCleanup(async () => void (await pb.stop("SIGQUIT")));
+  return pb;
 }
 
 async function main(): Promise<void> {
@@ -39,7 +95,16 @@ async function main(): Promise<void> {
   const argv = process.argv.slice(2);
   const arg = (f: string) => flagValue(argv, f);
   const rev = arg("--rev");
-  if (!rev) throw new Error("usage: bun bench/ab.ts --rev REV [--cells extended:50,simple:10] [--rounds 6] [--transactions 200000]");
+  const list = (f: string) => arg(f)?.split(",").filter((b) => b !== "") ?? [];
+  const baseMinimal = arg("--base") === "minimal";
+  if (arg("--base") !== undefined && !baseMinimal) throw new Error("--base: only minimal (both sides without the optional built-ins)");
+  const without = argv.includes("--minimal") ? [...OPTIONAL_BUILTINS] : list("--without");
+  const plus = list("--plus");
+  if (!rev && without.length === 0 && plus.length === 0) {
+    throw new Error("usage: bun bench/ab.ts (--rev REV | --without B,... | --minimal | --plus FILE,...) [--base minimal] [--cells extended:50,simple:10] [--rounds 6] [--transactions 200000]");
+  }
+  const unknown = without.filter((b) => !(OPTIONAL_BUILTINS as readonly string[]).includes(b));
+  if (unknown.length > 0) throw new Error(`--without: not an optional built-in: ${unknown.join(", ")} (one of ${OPTIONAL_BUILTINS.join(", ")})`);
   const cells = (arg("--cells") ?? "extended:50").split(",").map((c) => {
     const [protocol, clients] = c.split(":");
     return { protocol: protocol as Protocol, clients: Number(clients) };
@@ -50,18 +115,26 @@ async function main(): Promise<void> {
   const hz = clockTicksPerSecond();
   const ticks0 = cpuTicks();
   const db = await startBenchPostgres({ maxConnections: 250, scale: 1 });
-  const tree = await prepareBaselineTree(rev);
   const settings = { poolSize: 20, maxClientConn: 1000 };
-  const here = await startPgbunVariant("plain", db.pg, settings);
-  const there = await startPgbunVariant("plain", db.pg, { ...settings, entry: tree.entry });
+  const base = baseMinimal ? [...OPTIONAL_BUILTINS] : [];
+  const here = baseMinimal ? await startThisTree(db.pg, settings, base, []) : await startPgbunVariant("plain", db.pg, settings);
+  const otherLabel = [
+    argv.includes("--minimal") ? "minimal (auth + pool + transaction-detection)" : without.length > 0 ? `without ${without.join(", ")}` : "",
+    plus.length > 0 ? `with ${plus.join(", ")}` : "",
+  ].filter((x) => x !== "");
+  const { label, there } = rev
+    ? await startRev(rev, db.pg, settings)
+    : { label: `this tree ${otherLabel.join(" ")}`, there: await startThisTree(db.pg, settings, [...new Set([...base, ...without])], plus) };
+  const tree = { label: baseMinimal ? `${label} (both sides minimal)` : label };
   const targets = { this: { pid: here.proc.pid, port: here.port }, rev: { pid: there.proc.pid, port: there.port } } as const;
   const lines = [
     `# pgbun at this tree against ${tree.label}: CPU per transaction, alternating rounds`,
     "",
-    `\`bun bench/ab.ts --rev ${rev} --cells ${cells.map((c) => `${c.protocol}:${c.clients}`).join(",")} --rounds ${rounds} --transactions ${transactions}\`, started ${new Date().toISOString()}; pgbench -S, pool 20, default plugins, ${hz} clock ticks a second (one tick is ${(1e6 / hz / transactions).toFixed(2)} µs/txn a round).`,
+    `\`bun bench/ab.ts ${argv.join(" ")}\` (${cells.map((c) => `${c.protocol}:${c.clients}`).join(",")}, ${rounds} rounds of ${transactions}), started ${new Date().toISOString()}; pgbench -S, pool 20, ${baseMinimal ? "both sides minimal" : "default plugins"}, ${hz} clock ticks a second (one tick is ${(1e6 / hz / transactions).toFixed(2)} µs/txn a round).`,
     "",
-    "| -M, clients | this tree user / kernel µs/txn | " + `${tree.label} user / kernel µs/txn | this ÷ rev user | tps this / rev | rounds where this tree's user time was lower |`,
-    "| --- | --- | --- | --- | --- | --- |",
+    "| -M, clients | this tree user / kernel / total µs/txn | " +
+      `${tree.label} user / kernel / total µs/txn | this ÷ rev user, total | tps this / rev | main-thread sleeps/txn this / rev | rounds where this tree's user, total was lower |`,
+    "| --- | --- | --- | --- | --- | --- | --- |",
   ];
   for (const c of cells) {
     for (const t of Object.values(targets)) await runTransactions(db, t.port, c.protocol, c.clients, Math.min(50_000, transactions));
@@ -71,17 +144,23 @@ async function main(): Promise<void> {
       for (const name of r % 2 === 0 ? (["this", "rev"] as const) : (["rev", "this"] as const)) {
         const t = targets[name];
         const before = sampleCpuSplit(t.pid)!;
+        const sleeps0 = mainThreadSwitches(t.pid);
         const { tps, transactions: done } = await runTransactions(db, t.port, c.protocol, c.clients, transactions);
         const after = sampleCpuSplit(t.pid)!;
+        const switches = (mainThreadSwitches(t.pid) - sleeps0) / done;
         const us = (ticksDelta: number) => ((ticksDelta / hz) * 1e6) / done;
-        const run: AbRun = { tree: name, userUs: us(after.userTicks - before.userTicks), kernelUs: us(after.kernelTicks - before.kernelTicks), tps };
+        const run: AbRun = { tree: name, userUs: us(after.userTicks - before.userTicks), kernelUs: us(after.kernelTicks - before.kernelTicks), tps, switches };
         runs.push(run);
-        console.error(`ab: -M ${c.protocol} ${c.clients} clients, round ${r + 1}, ${name}: user ${run.userUs.toFixed(2)} kernel ${run.kernelUs.toFixed(2)} µs/txn, ${Math.round(tps)} tps`);
+        console.error(
+          `ab: -M ${c.protocol} ${c.clients} clients, round ${r + 1}, ${name}: user ${run.userUs.toFixed(2)} kernel ${run.kernelUs.toFixed(2)} µs/txn, ${Math.round(tps)} tps, ${switches.toFixed(2)} sleeps/txn`,
+        );
       }
     }
     const s = summarize(runs);
+    const f = (m: Medians) => `${m.user.toFixed(2)} / ${m.kernel.toFixed(2)} / ${m.total.toFixed(2)}`;
     lines.push(
-      `| ${c.protocol}, ${c.clients} | ${s.this.user.toFixed(2)} / ${s.this.kernel.toFixed(2)} | ${s.rev.user.toFixed(2)} / ${s.rev.kernel.toFixed(2)} | ${(s.this.user / s.rev.user).toFixed(2)}× | ${Math.round(s.this.tps)} / ${Math.round(s.rev.tps)} | ${s.lowerUserPairs} of ${s.pairs} |`,
+      `| ${c.protocol}, ${c.clients} | ${f(s.this)} | ${f(s.rev)} | ${(s.this.user / s.rev.user).toFixed(2)}×, ${(s.this.total / s.rev.total).toFixed(2)}× | ` +
+        `${Math.round(s.this.tps)} / ${Math.round(s.rev.tps)} | ${s.this.switches.toFixed(2)} / ${s.rev.switches.toFixed(2)} | ${s.lowerUserPairs}, ${s.lowerTotalPairs} of ${s.pairs} |`,
     );
   }
   const steal = stealShare(ticks0, cpuTicks());

@@ -22,6 +22,17 @@ function danglingSameAs(cases: BenchCase[]): string[] {
 }
 
 describe("case list", () => {
+  test("the floor group measures the pass-through at -M simple and -M extended, 10 clients, against that row's PgBouncer", () => {
+    const cases = buildCases(QUICK);
+    const floor = selectCases(cases, ["floor"]);
+    expect(floor.map((c) => [c.id, c.spec.protocol, c.baseline])).toEqual([
+      ["floor-passthrough-10", "simple", "passthrough"],
+      ["floor-passthrough-extended-10", "extended", "passthrough"],
+    ]);
+    expect(cases.find((c) => c.id === "floor-passthrough-extended-10")!.cells.pgbouncer).toEqual({ kind: "same-as", caseId: "tx-extended-10" });
+    expect(danglingSameAs(cases)).toEqual([]);
+  });
+
   test("statement mode stands beside transaction and session mode in the efficiency group, for both poolers", () => {
     const eff = buildCases(QUICK).filter((c) => c.group === "efficiency");
     const statement = eff.find((c) => c.id === statementCaseId(50));

@@ -248,6 +248,18 @@ export function buildCases(o: MatrixOptions): BenchCase[] {
   }
   if (o.baselineRev) cases.push(...beforeAfterCases(o, o.baselineRev, select));
   cases.push(floor);
+  // the worst row against PgBouncer: the runtime's floor there too, from the same run
+  if (hasBase10) {
+    const ext10 = matrixCaseId("extended", 10);
+    cases.push({
+      ...floor,
+      id: "floor-passthrough-extended-10",
+      label: floor.label.replace("select-only, simple, 10 clients", "select-only, extended, 10 clients"),
+      short: "reference: pass-through, ext 10c",
+      spec: select(10, "extended"),
+      cells: { direct: sameAs(ext10), pgbouncer: sameAs(ext10), pgbun: run("pgbun-twin-floor") },
+    });
+  }
   cases.push(...efficiencyCases(o, select));
   return cases;
 }
