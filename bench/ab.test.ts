@@ -20,10 +20,3 @@ test("summarize: the sum decides apart from the split (a tick charged to kernel 
   expect(s.this.total).toBeCloseTo(13, 9);
   expect(s.rev.switches).toBeCloseTo(0.85, 9);
 });
-
-test("summarize: the exact runtime, where read, is the total the verdict counts", () => {
-  const run = (tree: AbRun["tree"], userUs: number, kernelUs: number, runtimeUs: number): AbRun => ({ tree, userUs, kernelUs, tps: 1, runtimeUs });
-  const s = summarize([run("this", 3, 9, 12.2), run("rev", 3, 9, 12.6), run("rev", 2, 9, 12.5), run("this", 3, 10, 12.1)]);
-  expect(s.this.total).toBeCloseTo(12.15, 9);
-  expect(s.lowerTotalPairs).toBe(2);
-});

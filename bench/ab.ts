@@ -9,7 +9,7 @@
 import { mkdirSync, writeFileSync } from "node:fs";
 import { join, resolve } from "node:path";
 import { flagValue } from "./args.ts";
-import { clockTicksPerSecond, sampleCpuSplit, threadCounters, treeRuntime } from "./cpu.ts";
+import { clockTicksPerSecond, sampleCpuSplit, threadCounters } from "./cpu.ts";
 import { startBenchPostgres } from "./database.ts";
 import { cpuTicks, stealShare } from "./machine.ts";
 import { startPgbun } from "../tests/harness/pgbun.ts";
@@ -27,8 +27,6 @@ export interface AbRun {
   tps: number;
   /** The pooler's main thread's voluntary context switches (it slept: epoll) per transaction; 0 when not read. */
   switches?: number;
-  /** The scheduler's exact runtime of its threads per transaction (bench/cpu.ts treeRuntime), when read. */
-  runtimeUs?: number;
 }
 
 interface Medians {
@@ -40,10 +38,10 @@ interface Medians {
 }
 
 /**
- * One cell's verdict: medians per tree, and in how many round pairs this tree's user time, and its total, was the
- * lower. The total is the scheduler's exact runtime where read, else user + kernel: those are sampled ticks (a
- * round's some 600 carry about ±4 % of sampling error, and each is charged to user or kernel by where the tick
- * found the process), so the split says roughly where, the exact total decides.
+ * One cell's verdict: medians per tree, and in how many round pairs this tree's user time, and its user + kernel
+ * time, was the lower. Ticks are charged to user or kernel by where the process was when the tick came, so the split
+ * wanders between rounds more than the sum; and a pooler that does less per event sleeps and wakes more often at a
+ * low client count, which its kernel time pays for: the sum is the verdict, the split says where.
  */
 export function summarize(runs: AbRun[]): { this: Medians; rev: Medians; lowerUserPairs: number; lowerTotalPairs: number; pairs: number } {
   const of = (t: AbRun["tree"]) => runs.filter((r) => r.tree === t);
@@ -52,17 +50,16 @@ export function summarize(runs: AbRun[]): { this: Medians; rev: Medians; lowerUs
   const pairs = Math.min(a.length, b.length);
   let lower = 0;
   let lowerTotal = 0;
-  const total = (r: AbRun) => r.runtimeUs ?? r.userUs + r.kernelUs;
   for (let i = 0; i < pairs; i++) {
     if (a[i]!.userUs < b[i]!.userUs) lower++;
-    if (total(a[i]!) < total(b[i]!)) lowerTotal++;
+    if (a[i]!.userUs + a[i]!.kernelUs < b[i]!.userUs + b[i]!.kernelUs) lowerTotal++;
   }
   const med = (xs: number[]) => median(xs) ?? Number.NaN;
   const m = (rs: AbRun[]): Medians => ({
     user: med(rs.map((r) => r.userUs)),
     kernel: med(rs.map((r) => r.kernelUs)),
     tps: med(rs.map((r) => r.tps)),
-    total: med(rs.map(total)),
+    total: med(rs.map((r) => r.userUs + r.kernelUs)),
     switches: med(rs.map((r) => r.switches ?? 0)),
   });
   return { this: m(a), rev: m(b), lowerUserPairs: lower, lowerTotalPairs: lowerTotal, pairs };
@@ -135,8 +132,8 @@ async function main(): Promise<void> {
     "",
     `\`bun bench/ab.ts ${argv.join(" ")}\` (${cells.map((c) => `${c.protocol}:${c.clients}`).join(",")}, ${rounds} rounds of ${transactions}), started ${new Date().toISOString()}; pgbench -S, pool 20, ${baseMinimal ? "both sides minimal" : "default plugins"}, ${hz} clock ticks a second (one tick is ${(1e6 / hz / transactions).toFixed(2)} µs/txn a round).`,
     "",
-    "| -M, clients | this tree user / kernel (ticks) / runtime µs/txn | " +
-      `${tree.label} user / kernel / runtime µs/txn | this ÷ rev user, total | tps this / rev | main-thread sleeps/txn this / rev | rounds where this tree's user, total was lower |`,
+    "| -M, clients | this tree user / kernel / total µs/txn | " +
+      `${tree.label} user / kernel / total µs/txn | this ÷ rev user, total | tps this / rev | main-thread sleeps/txn this / rev | rounds where this tree's user, total was lower |`,
     "| --- | --- | --- | --- | --- | --- | --- |",
   ];
   for (const c of cells) {
@@ -147,18 +144,15 @@ async function main(): Promise<void> {
       for (const name of r % 2 === 0 ? (["this", "rev"] as const) : (["rev", "this"] as const)) {
         const t = targets[name];
         const before = sampleCpuSplit(t.pid)!;
-        const runtime0 = treeRuntime(t.pid);
         const sleeps0 = mainThreadSwitches(t.pid);
         const { tps, transactions: done } = await runTransactions(db, t.port, c.protocol, c.clients, transactions);
         const after = sampleCpuSplit(t.pid)!;
-        const runtime1 = treeRuntime(t.pid);
         const switches = (mainThreadSwitches(t.pid) - sleeps0) / done;
-        const exact = runtime0 !== null && runtime1 !== null && runtime0.threads === runtime1.threads ? (runtime1.ns - runtime0.ns) / 1000 / done : undefined;
         const us = (ticksDelta: number) => ((ticksDelta / hz) * 1e6) / done;
-        const run: AbRun = { tree: name, userUs: us(after.userTicks - before.userTicks), kernelUs: us(after.kernelTicks - before.kernelTicks), tps, switches, ...(exact !== undefined ? { runtimeUs: exact } : {}) };
+        const run: AbRun = { tree: name, userUs: us(after.userTicks - before.userTicks), kernelUs: us(after.kernelTicks - before.kernelTicks), tps, switches };
         runs.push(run);
         console.error(
-          `ab: -M ${c.protocol} ${c.clients} clients, round ${r + 1}, ${name}: user ${run.userUs.toFixed(2)} kernel ${run.kernelUs.toFixed(2)} runtime ${run.runtimeUs?.toFixed(2) ?? "?"} µs/txn, ${Math.round(tps)} tps, ${switches.toFixed(2)} sleeps/txn`,
+          `ab: -M ${c.protocol} ${c.clients} clients, round ${r + 1}, ${name}: user ${run.userUs.toFixed(2)} kernel ${run.kernelUs.toFixed(2)} µs/txn, ${Math.round(tps)} tps, ${switches.toFixed(2)} sleeps/txn`,
         );
       }
     }

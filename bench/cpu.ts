@@ -1,4 +1,4 @@
-// Reads a process tree's CPU time from /proc (exact runtime from schedstat, else utime + stime ticks), for µs of pooler CPU per transaction.
+// Reads a process tree's CPU time from /proc (utime + stime in clock ticks), for µs of pooler CPU per transaction.
 import { existsSync, readdirSync, readFileSync } from "node:fs";
 
 /** A process tree's CPU time at one moment. */
@@ -6,26 +6,16 @@ export interface CpuSample {
   ticks: number;
   /** Processes read (a supervisor and its workers); each reading is truncated to a whole tick. */
   processes: number;
-  /**
-   * The scheduler's exact runtime of the tree's live threads (/proc/PID/task/TID/schedstat, first field, ns), and
-   * which threads those were; null where schedstat cannot be read. utime and stime are sampled: with tick-based
-   * accounting (CONFIG_TICK_CPU_ACCOUNTING, this host's) each tick charges its whole length to whoever runs when it
-   * fires, so a run of some 600 ticks carries a sampling error of about ±4 % (±0.5 µs of a 13 µs transaction);
-   * the runtime is counted in nanoseconds at every switch.
-   */
-  runtime?: { ns: number; threads: string } | null;
 }
 
 /** What the pooler spent during one pgbench run. */
 export interface PoolerCpu {
-  /** Its CPU over the run, summed over the process tree, in seconds: the exact runtime, else utime + stime. */
+  /** utime + stime over the run, summed over the process tree, in seconds. */
   seconds: number;
   usPerTxn: number;
-  /** The finest step the figure supports: a clock tick per process per transaction, or 0.01 µs when exact. */
+  /** What one clock tick per process is worth per transaction: the finest step the figure supports. */
   resolutionUs: number;
   processes: number;
-  /** From the scheduler's runtime (the same threads before and after), not from sampled ticks. */
-  exact?: boolean;
 }
 
 let ticksPerSecond: number | undefined;
@@ -112,32 +102,8 @@ function childrenOf(pid: number): number[] {
   return out;
 }
 
-/** Runtime in ns of the threads of `root`'s tree (schedstat's first field), with their ids; null if one cannot be read. */
-export function treeRuntime(root: number): { ns: number; threads: string } | null {
-  let ns = 0;
-  const ids: string[] = [];
-  for (const t of treeThreads(root)) {
-    const text = readOr(`${t.dir}/schedstat`);
-    const v = text === null ? Number.NaN : Number(text.split(" ")[0]);
-    if (!Number.isFinite(v)) {
-      // gone between the listing and the read: counted in neither sample, as threads that end do
-      if (text === null && !existsSync(t.dir)) continue;
-      return null;
-    }
-    ns += v;
-    ids.push(`${t.pid}/${t.tid}`);
-  }
-  return ids.length === 0 ? null : { ns, threads: ids.sort().join(" ") };
-}
-
-/** CPU ticks (and the exact runtime) of `pid` and all its descendants; null when `pid` itself is gone. */
+/** CPU ticks of `pid` and all its descendants; null when `pid` itself is gone. */
 export function sampleCpu(pid: number): CpuSample | null {
-  const sample = sampleTicks(pid);
-  if (sample !== null) sample.runtime = treeRuntime(pid);
-  return sample;
-}
-
-function sampleTicks(pid: number): CpuSample | null {
   const root = processTicks(pid);
   if (root === null) return null;
   let ticks = root;
@@ -157,22 +123,12 @@ function sampleTicks(pid: number): CpuSample | null {
   return { ticks, processes };
 }
 
-/**
- * The CPU between two samples per transaction; null when either sample is missing or nothing ran. Exact (the
- * scheduler's runtime) when both samples read it over the same threads: a thread that ended in between took its
- * runtime with it (utime and stime keep an ended thread's ticks in its process), so then the ticks decide.
- */
+/** The CPU between two samples per transaction; null when either sample is missing or nothing ran. */
 export function cpuPerTransaction(before: CpuSample | null, after: CpuSample | null, transactions: number): PoolerCpu | null {
   if (!before || !after || transactions <= 0 || after.ticks < before.ticks) return null;
-  const processes = Math.max(before.processes, after.processes);
-  const a = before.runtime;
-  const b = after.runtime;
-  if (a && b && a.threads === b.threads && b.ns >= a.ns) {
-    const seconds = (b.ns - a.ns) / 1e9;
-    return { seconds, usPerTxn: (seconds * 1e6) / transactions, resolutionUs: 0.01, processes, exact: true };
-  }
   const hz = clockTicksPerSecond();
   const seconds = (after.ticks - before.ticks) / hz;
+  const processes = Math.max(before.processes, after.processes);
   return {
     seconds,
     usPerTxn: (seconds * 1e6) / transactions,
@@ -191,11 +147,9 @@ export function cpuStep(resolutionUs: number): number {
 
 /**
  * µs per transaction rounded to what the ticks support: whole µs when a tick is worth at most 1 µs per transaction
- * (100 Hz over 50,000 transactions: 0.2 µs), else to a coarser step (a short run of 2,000 transactions prints 40);
- * an exact runtime (resolution below 0.05 µs) to a tenth.
+ * (100 Hz over 50,000 transactions: 0.2 µs), else to a coarser step (a short run of 2,000 transactions prints 40).
  */
 export function formatCpuUs(usPerTxn: number, resolutionUs: number): string {
-  if (resolutionUs < 0.05) return usPerTxn.toFixed(1);
   const step = cpuStep(resolutionUs);
   return (Math.round(usPerTxn / step) * step).toLocaleString("en-US");
 }

@@ -11,7 +11,7 @@ export function ratio(a: number | null | undefined, b: number | null | undefined
   return `${(a / b).toFixed(2)}×`;
 }
 
-/** "38 µs/txn" (ticks: rounded to what they support) or "12.4 µs/txn" (exact runtime); null when not measured. */
+/** "38 µs/txn", rounded to what the clock ticks support; null when not measured. */
 export function cpuText(s: CellSummary): string | null {
   return s.cpuUsPerTxn === null ? null : `${formatCpuUs(s.cpuUsPerTxn, s.cpuResolutionUs ?? 1)} µs/txn`;
 }

@@ -60,7 +60,7 @@ export interface PgbenchResult {
   clientsServed: number | null;
   wallS: number;
   command: string;
-  /** The pooler's CPU over the run (its whole process tree's runtime, else utime + stime); absent for direct runs. */
+  /** The pooler's CPU over the run (utime + stime, its whole process tree); absent for direct runs. */
   poolerCpu?: PoolerCpu | null;
   /** How busy the machine was right before the run (bench/load.ts). */
   load?: LoadSample;

@@ -151,7 +151,7 @@ function cpuRows(outcomes: CaseOutcome[]): TableRow[] {
   const spread = ratios.length > 1 ? ` (${ratios[0]!.toFixed(2)}× to ${ratios.at(-1)!.toFixed(2)}×)` : "";
   return [
     {
-      label: `pooler CPU per transaction (runtime ÷ transactions), pgbun ÷ PgBouncer: median over the ${pairs.length} row${pairs.length === 1 ? "" : "s"} above where both ran`,
+      label: `pooler CPU per transaction (utime + stime ÷ transactions), pgbun ÷ PgBouncer: median over the ${pairs.length} row${pairs.length === 1 ? "" : "s"} above where both ran`,
       cells: { direct: "n/a (no pooler)", pgbouncer: range(pairs.map((p) => p.bouncer)), pgbun: range(pairs.map((p) => p.pgbun)) },
       ratioPgbouncer: `${med.toFixed(2)}×${spread}`,
       ratioDirect: "—",
@@ -283,12 +283,9 @@ export function markdownDocument(input: ReportInput, table: string, notes: strin
       "(in -C storm runs the logged time excludes the connection set-up, which pgbench reports separately as connect). " +
       "pgbench, PostgreSQL and the pooler share the same cores, so a pooler's own CPU use lowers everyone's throughput.",
     "",
-    "CPU: every pooler cell ends with the pooler's CPU per transaction: the scheduler's exact runtime of its process tree's threads " +
-      "(/proc/PID/task/TID/schedstat, in ns; a pgbun supervisor and its workers summed) read right before and right after pgbench, " +
-      "divided by the transactions pgbench processed, median over rounds, to a tenth of a µs (including the work of accepting " +
-      "pgbench's connections). utime + stime, which earlier runs used, are sampled by the timer tick on a kernel with tick-based " +
-      "accounting (this one's): a run's some 600 ticks carry about ±4 % of sampling error, enough to move a cell's ratio by 0.1; " +
-      "they stand in only where a thread ended during the run (its runtime goes with it) and are then whole µs. " +
+    "CPU: every pooler cell ends with the pooler's CPU per transaction: utime + stime of its process tree (a pgbun supervisor " +
+      "and its workers summed) read from /proc right before and right after pgbench, divided by the transactions pgbench processed, " +
+      "median over rounds, rounded to what the clock ticks support (including the work of accepting pgbench's connections). " +
       "It counts only the pooler's own work, so on a loaded machine its pgbun ÷ PgBouncer ratio (in parentheses in the ratio column) " +
       "is much steadier than the tps ratio, which also moves with whatever else holds the cores.",
     "",

@@ -175,7 +175,7 @@ class Bench {
     log(`⚠ ${msg}`);
   }
 
-  /** pgbench with the pooler's CPU (its process tree's runtime, bench/cpu.ts) read right before and right after. */
+  /** pgbench with the pooler's CPU (its process tree's utime + stime) read right before and right after. */
   private async measure(target: Target, spec: PgbenchSpec, allowance: number, grace: number): Promise<PgbenchResult> {
     const load = await sampleLoad(this.roots());
     this.loadSamples.push(load.load1);
