@@ -39,9 +39,10 @@ interface Medians {
 
 /**
  * One cell's verdict: medians per tree, and in how many round pairs this tree's user time, and its user + kernel
- * time, was the lower. Ticks are charged to user or kernel by where the process was when the tick came, so the split
- * wanders between rounds more than the sum; and a pooler that does less per event sleeps and wakes more often at a
- * low client count, which its kernel time pays for: the sum is the verdict, the split says where.
+ * time, was the lower. The sum is the scheduler's exact runtime to a 10 ms tick (the kernel scales the sampled
+ * utime and stime to it); the split between them is sampled, a tick charged to wherever it found the process. The
+ * sum also moves with each round's throughput (a faster round sleeps and wakes less per transaction: bench/results/
+ * issue-14-twelfth), by ±0.5 µs at 10 clients on a 2-core host, so a difference below that needs many rounds.
  */
 export function summarize(runs: AbRun[]): { this: Medians; rev: Medians; lowerUserPairs: number; lowerTotalPairs: number; pairs: number } {
   const of = (t: AbRun["tree"]) => runs.filter((r) => r.tree === t);
