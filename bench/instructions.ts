@@ -23,6 +23,7 @@ import { prepareBaselineTree } from "./worktree.ts";
 
 const REPO_ROOT = resolve(import.meta.dir, "..");
 const STUB = resolve(import.meta.dir, "plugins", "stub.ts");
+const DELIVER = resolve(import.meta.dir, "plugins", "deliver.ts");
 const BUN = join(REPO_ROOT, "node_modules", ".bin", "bun");
 
 /** How long a measured interval runs on after its transactions (see measureTarget). */
@@ -51,6 +52,8 @@ export interface InstructionTarget {
   kind: "pgbouncer" | "passthrough" | "pgbun";
   /** pgbun: the built-ins' capabilities replaced by a stub (bench/plugins/stub.ts). */
   without?: string[];
+  /** pgbun: plugins loaded besides (after the stub). */
+  plus?: string[];
   /** Session mode: no hand-over per transaction (the difference to transaction mode is the hand-over's cost). */
   session?: boolean;
 }
@@ -66,6 +69,8 @@ export function instructionTargets(ablate: boolean): InstructionTarget[] {
   if (ablate) {
     t.push({ id: "pgbouncer-session", label: "PgBouncer, session mode", kind: "pgbouncer", session: true });
     t.push({ id: "pgbun-minimal-session", label: "pgbun, only auth + pool + transaction-detection, session mode", kind: "pgbun", without: [...OPTIONAL_BUILTINS], session: true });
+    // the nine messages a -M extended transaction has that the default plugins' taps make the core deliver whole
+    t.push({ id: "pgbun-minimal-deliver", label: "pgbun, only auth + pool + transaction-detection, plus no-op taps (bench/plugins/deliver.ts)", kind: "pgbun", without: [...OPTIONAL_BUILTINS], plus: [DELIVER] });
   }
   if (ablate) for (const b of OPTIONAL_BUILTINS) t.push({ id: `pgbun-no-${b}`, label: `pgbun, default plugins without ${b}`, kind: "pgbun", without: [b] });
   return t;
@@ -143,7 +148,8 @@ async function startPgbunProcess(pg: TestPostgres, target: InstructionTarget, wr
   if (scram && target.session) throw new Error("--scram measures transaction mode only");
   const config = pgbunConfig(variant, pg, { poolSize: 20, maxClientConn: 1000, ...(scram ? { login: scram } : {}) }) as { pgbun: Record<string, unknown> };
   config.pgbun.listen_port = port;
-  if (target.without?.length) config.pgbun.plugins = [[STUB, { provides: target.without }]];
+  const plugins: unknown[] = [...(target.without?.length ? [[STUB, { provides: target.without }]] : []), ...(target.plus ?? [])];
+  if (plugins.length > 0) config.pgbun.plugins = plugins;
   const file = join(dir, "pgbun.config.json");
   writeFileSync(file, JSON.stringify(config, null, 2));
   const out: string[] = [];
