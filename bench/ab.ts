@@ -104,6 +104,7 @@ async function main(): Promise<void> {
   if (!rev && without.length === 0 && plus.length === 0) {
     throw new Error("usage: bun bench/ab.ts (--rev REV | --without B,... | --minimal | --plus FILE,...) [--base minimal] [--cells extended:50,simple:10] [--rounds 6] [--transactions 200000]");
   }
+  if (rev && (baseMinimal || without.length > 0 || plus.length > 0)) throw new Error("--rev compares both trees with the default plugins: not with --base, --without, --minimal or --plus");
   const unknown = without.filter((b) => !(OPTIONAL_BUILTINS as readonly string[]).includes(b));
   if (unknown.length > 0) throw new Error(`--without: not an optional built-in: ${unknown.join(", ")} (one of ${OPTIONAL_BUILTINS.join(", ")})`);
   const cells = (arg("--cells") ?? "extended:50").split(",").map((c) => {
