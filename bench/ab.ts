@@ -14,7 +14,7 @@ import { startBenchPostgres } from "./database.ts";
 import { cpuTicks, stealShare } from "./machine.ts";
 import { startPgbun } from "../tests/harness/pgbun.ts";
 import { OPTIONAL_BUILTINS } from "./instructions.ts";
-import { pgbunConfig, startPgbunVariant } from "./pgbun-process.ts";
+import { ablatedPlugins, pgbunConfig, startPgbunVariant } from "./pgbun-process.ts";
 import { runTransactions, type Protocol } from "./pgbench.ts";
 import { cleanupAll, installSignalHandlers, onCleanup } from "./processes.ts";
 import { median } from "./summary.ts";
@@ -84,8 +84,8 @@ async function startRev(rev: string, pg: Pg, settings: Settings): Promise<{ labe
 /** This tree with the optional built-ins `without` stood in for by bench/plugins/stub.ts and the plugins `plus` added. */
 async function startThisTree(pg: Pg, settings: Settings, without: string[], plus: string[]): Promise<{ proc: { pid: number }; port: number }> {
   const config = pgbunConfig("plain", pg, settings) as { pgbun: Record<string, unknown> };
-  const plugins: unknown[] = [...(without.length > 0 ? [[resolve(import.meta.dir, "plugins", "stub.ts"), { provides: without }]] : []), ...plus.map((p) => resolve(p))];
-  if (plugins.length > 0) config.pgbun.plugins = plugins;
+  const plugins = ablatedPlugins(without, plus);
+  if (plugins) config.pgbun.plugins = plugins;
   const pb = await startPgbun({ config, pg, timeoutMs: 30_000 });
   onCleanup(async () => void (await pb.stop("SIGQUIT")));
   return pb;

@@ -8,7 +8,7 @@ import { buildCases, COLUMNS, selectCases, statementCaseId, targetsOf, type Benc
 import { efficiencyRows, resetRows } from "./derived-rows.ts";
 import { loadMark, loadWarning } from "./load.ts";
 import { pgbenchArgs, writeScript, type PgbenchResult } from "./pgbench.ts";
-import { pgbunConfig } from "./pgbun-process.ts";
+import { ablatedPlugins, pgbunConfig } from "./pgbun-process.ts";
 import type { CaseOutcome } from "./report.ts";
 import { summarize } from "./summary.ts";
 
@@ -22,6 +22,14 @@ function danglingSameAs(cases: BenchCase[]): string[] {
 }
 
 describe("case list", () => {
+  test("ablatedPlugins: a stub providing the left-out built-ins, then the extra plugin files as absolute paths; nothing when neither", () => {
+    expect(ablatedPlugins([])).toBeUndefined();
+    const list = ablatedPlugins(["stats", "metrics"], ["bench/plugins/deliver.ts"])!;
+    expect(list).toHaveLength(2);
+    expect(list[0]).toEqual([expect.stringMatching(/\/bench\/plugins\/stub\.ts$/), { provides: ["stats", "metrics"] }]);
+    expect(list[1]).toEqual(expect.stringMatching(/^\/.*\/bench\/plugins\/deliver\.ts$/));
+  });
+
   test("the floor group measures the pass-through at -M simple and -M extended, 10 clients, against that row's PgBouncer", () => {
     const cases = buildCases(QUICK);
     const floor = selectCases(cases, ["floor"]);

@@ -15,14 +15,13 @@ import { pgClientEnv, startBenchPostgres, BENCH_DATABASE, type BenchPostgres } f
 import { postmasterPid, sampleLoad } from "./load.ts";
 import { startPassthrough } from "./passthrough-process.ts";
 import { loginFiles, type LoginFiles } from "./login-files.ts";
-import { pgbunConfig } from "./pgbun-process.ts";
+import { ablatedPlugins, pgbunConfig } from "./pgbun-process.ts";
 import { startPgbouncer } from "./pgbouncer.ts";
 import { cleanupAll, installSignalHandlers, killProcess, onCleanup, trackProcess } from "./processes.ts";
 import type { Protocol } from "./pgbench.ts";
 import { prepareBaselineTree } from "./worktree.ts";
 
 const REPO_ROOT = resolve(import.meta.dir, "..");
-const STUB = resolve(import.meta.dir, "plugins", "stub.ts");
 const DELIVER = resolve(import.meta.dir, "plugins", "deliver.ts");
 const BUN = join(REPO_ROOT, "node_modules", ".bin", "bun");
 
@@ -148,8 +147,8 @@ async function startPgbunProcess(pg: TestPostgres, target: InstructionTarget, wr
   if (scram && target.session) throw new Error("--scram measures transaction mode only");
   const config = pgbunConfig(variant, pg, { poolSize: 20, maxClientConn: 1000, ...(scram ? { login: scram } : {}) }) as { pgbun: Record<string, unknown> };
   config.pgbun.listen_port = port;
-  const plugins: unknown[] = [...(target.without?.length ? [[STUB, { provides: target.without }]] : []), ...(target.plus ?? [])];
-  if (plugins.length > 0) config.pgbun.plugins = plugins;
+  const plugins = ablatedPlugins(target.without ?? [], target.plus);
+  if (plugins) config.pgbun.plugins = plugins;
   const file = join(dir, "pgbun.config.json");
   writeFileSync(file, JSON.stringify(config, null, 2));
   const out: string[] = [];

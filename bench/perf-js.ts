@@ -10,13 +10,13 @@
 //   (its own PostgreSQL; needs perf; pgbun runs with BUN_JSC_useJITDump, the pass-through without: its JIT is one row)
 import { mkdirSync, readdirSync, readFileSync, rmSync } from "node:fs";
 import { tmpdir } from "node:os";
-import { join, resolve } from "node:path";
+import { join } from "node:path";
 import { startPgbun } from "../tests/harness/pgbun.ts";
 import { flagValue } from "./args.ts";
 import type { CodeRange } from "./jit-map.ts";
 import { startBenchPostgres } from "./database.ts";
 import { startPassthrough } from "./passthrough-process.ts";
-import { pgbunConfig } from "./pgbun-process.ts";
+import { ablatedPlugins, pgbunConfig } from "./pgbun-process.ts";
 import { OPTIONAL_BUILTINS } from "./instructions.ts";
 import { cleanupAll, installSignalHandlers, onCleanup, trackProcess } from "./processes.ts";
 import { runTransactions, type Protocol } from "./pgbench.ts";
@@ -141,7 +141,6 @@ export function nativeByCaller(script: string, ranges: CodeRange[]): Map<string,
   return rows;
 }
 
-const STUB = resolve(import.meta.dir, "plugins", "stub.ts");
 
 async function main(): Promise<void> {
   installSignalHandlers();
@@ -173,7 +172,8 @@ async function main(): Promise<void> {
   } else {
     const config = pgbunConfig("plain", db.pg, { poolSize, maxClientConn: 1000 }) as { pgbun: Record<string, unknown> };
     const without = argv.includes("--minimal") ? [...OPTIONAL_BUILTINS] : (arg("--without")?.split(",") ?? []);
-    if (without.length > 0) config.pgbun.plugins = [[STUB, { provides: without }]];
+    const plugins = ablatedPlugins(without);
+    if (plugins) config.pgbun.plugins = plugins;
     const pb = await startPgbun({ config, pg: db.pg, timeoutMs: 30_000, env });
     onCleanup(async () => void (await pb.stop("SIGQUIT")));
     pid = pb.proc.pid;
@@ -202,7 +202,7 @@ async function main(): Promise<void> {
   console.log(`total ${usPerTxn(total).toFixed(2)} µs/txn of CPU (perf's own cost included: compare rows within one run)\n`);
   console.log("| share | µs/txn | code |\n| ---: | ---: | --- |");
   for (const [k, n] of [...rows].sort((a, b) => b[1] - a[1]).slice(0, rowsShown)) console.log(`| ${((n / total) * 100).toFixed(1)}% | ${usPerTxn(n).toFixed(3)} | ${labelled(k, sources).replace(/\|/g, "\\|").slice(0, 120)} |`);
-  if (argv.includes("--threads")) printThreads(data, done, frequency);
+  if (argv.includes("--threads")) printThreads(data, usPerTxn);
   if (!callers) return;
   console.log("\nNative samples by the nearest JS function up the chain (frame pointers: a chain the runtime's code breaks ends in \"no JS caller\")\n");
   console.log("| µs/txn | native code under |\n| ---: | --- |");
@@ -231,12 +231,12 @@ export function samplesByThread(report: string): Array<{ samples: number; thread
  * --threads: samples by thread and object: how much of [bun.exe], libc and the kernel is the main thread's and how
  * much the runtime's helper threads' (the JIT's, the GC's). bun.exe carries no function symbols, so no finer.
  */
-function printThreads(data: string, done: number, frequency: number): void {
+function printThreads(data: string, usPerTxn: (samples: number) => number): void {
   const report = Bun.spawnSync(["perf", "report", "-i", data, "--no-children", "--sort", "comm,dso", "--stdio", "-q", "-F", "sample,comm,dso"], { stdout: "pipe", stderr: "pipe" }).stdout.toString();
   console.log("\nSamples by thread and object\n");
   console.log("| µs/txn | thread | object |\n| ---: | --- | --- |");
   for (const r of samplesByThread(report)) {
-    const us = ((r.samples / frequency) * 1e6) / done;
+    const us = usPerTxn(r.samples);
     if (us >= 0.005) console.log(`| ${us.toFixed(3)} | ${r.thread} | ${r.object} |`);
   }
 }

@@ -8,6 +8,7 @@ import { onCleanup } from "./processes.ts";
 
 const REPO_ROOT = resolve(import.meta.dir, "..");
 const NOOP_PLUGIN = resolve(import.meta.dir, "plugins", "noop.ts");
+const STUB_PLUGIN = resolve(import.meta.dir, "plugins", "stub.ts");
 /** The example plugin the pipeline-cost case measures when the repository has it. */
 export const AUDIT_LOG_EXAMPLE = resolve(REPO_ROOT, "examples", "audit-log.ts");
 
@@ -41,6 +42,15 @@ function pluginsFor(variant: PgbunVariant): unknown[] | undefined {
   if (variant === "noop10") return Array.from({ length: 10 }, (_, i) => [NOOP_PLUGIN, { id: i + 1 }]);
   if (variant === "audit-log") return [AUDIT_LOG_EXAMPLE];
   return undefined;
+}
+
+/**
+ * The plugins of a pgbun that runs without the optional built-ins `without` (bench/plugins/stub.ts provides their
+ * capabilities, so the loader leaves them out) and with the plugin files `plus` besides; undefined when neither.
+ */
+export function ablatedPlugins(without: readonly string[], plus: readonly string[] = []): unknown[] | undefined {
+  const plugins: unknown[] = [...(without.length > 0 ? [[STUB_PLUGIN, { provides: [...without] }]] : []), ...plus.map((p) => resolve(p))];
+  return plugins.length > 0 ? plugins : undefined;
 }
 
 function needLogin(variant: PgbunVariant, s: PgbunSettings): LoginFiles {
