@@ -3,7 +3,7 @@ import { AUTH_TYPES, LOG_FORMATS, LOG_LEVELS, POOL_MODES, SESSION_STATE_MODES, S
 
 /** How a setting's value is written and checked. Durations are seconds unless the doc says otherwise. */
 export type SettingKind =
-  | { readonly type: "int"; readonly min?: number; readonly max?: number; readonly auto?: boolean; readonly octal?: boolean }
+  | { readonly type: "int"; readonly min?: number; readonly max?: number; readonly auto?: boolean; readonly octal?: boolean; readonly why?: string }
   | { readonly type: "seconds"; readonly min?: number }
   | { readonly type: "bool" }
   | { readonly type: "string" }
@@ -76,7 +76,12 @@ export const SETTINGS: { readonly [K in SettingName]: SettingDef<Settings[K]> } 
   client_idle_timeout: { kind: SECONDS, default: 0, doc: "Close clients idle this many seconds; 0 = never" },
   idle_transaction_timeout: { kind: SECONDS, default: 0, doc: "Close clients idle in a transaction this long; 0 = never" },
   transaction_timeout: { kind: SECONDS, default: 0, doc: "Close clients whose transaction lasts longer; 0 = never" },
-  max_prepared_statements: { kind: INT, default: 200, doc: "Prepared statements tracked per client in transaction mode; 0 = off" },
+  max_prepared_statements: {
+    // PgBouncer's 0 turns tracking off; pgbun never runs named statements untracked outside session mode (rule one)
+    kind: { type: "int", min: 1, why: "tracking cannot be turned off: untracked, clients' statements of the same name would collide on a server and run each other's queries" },
+    default: 200,
+    doc: "Prepared statements each server keeps for clients in transaction and statement mode (least recently used closed beyond it); at least 1: PgBouncer's 0 (off) is refused",
+  },
   track_extra_parameters: { kind: LIST, default: ["IntervalStyle"], doc: "Parameters tracked and replayed beyond the built-in ones" },
   ignore_startup_parameters: { kind: LIST, default: [], doc: "Startup parameters accepted and not passed on" },
   application_name_add_host: { kind: BOOL, default: false, doc: "Append the client's address to application_name" },

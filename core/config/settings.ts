@@ -110,7 +110,7 @@ export function coerceValue(kind: SettingKind, raw: unknown, secret = false): Co
     }
     case "int": {
       const { min, max } = kind;
-      const want = `must be an integer${rangeText(min, max)}${kind.auto ? ' or "auto"' : ""}`;
+      const want = `must be an integer${rangeText(min, max)}${kind.auto ? ' or "auto"' : ""}${kind.why ? ` (${kind.why})` : ""}`;
       if (kind.auto && typeof raw === "string" && raw.trim().toLowerCase() === "auto") return { ok: true, value: "auto" };
       let n: number;
       if (typeof raw === "number") n = raw;

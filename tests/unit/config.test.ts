@@ -3,7 +3,7 @@ import { test, expect, afterAll } from "bun:test";
 import { mkdirSync, mkdtempSync, rmSync, writeFileSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
-import { ConfigError, describeConfig, loadConfig, validateConfig } from "../../core/config/load.ts";
+import { ConfigError, describeConfig, loadConfig, validateConfig, withSetting } from "../../core/config/load.ts";
 import { parseConnString } from "../../core/config/databases.ts";
 import { SETTINGS, SETTING_NAMES, defaultSettings } from "../../core/config/settings.ts";
 
@@ -441,4 +441,21 @@ test("describeConfig marks the settings pgbun does not act on", () => {
   expect(text).toContain("pkt_buf = 8192  # default 4096; not acted on\n");
   expect(text).toContain("tcp_keepalive = true  # not acted on\n");
   expect(text).toContain("max_packet_size = 2147483647\n");
+});
+
+test("max_prepared_statements = 0 is refused with the reason: PgBouncer's 'off' would let clients' statements collide", async () => {
+  // PgBouncer turns tracking off at 0; pgbun never does outside session mode (rule one), so 0 must not start as if it
+  // meant something (before this test it was accepted, documented as "off" and run as no limit at all)
+  const err = await configError(() => validateConfig({ pgbun: { max_prepared_statements: 0 } }, "f.toml", "/"));
+  expect(err.key).toBe("pgbun.max_prepared_statements");
+  expect(err.message).toContain("f.toml");
+  expect(err.message).toMatch(/>= 1/);
+  expect(err.message).toMatch(/collide/);
+  expect(SETTINGS.max_prepared_statements.doc).not.toMatch(/0 = off/);
+  const ok = validateConfig({ pgbun: { max_prepared_statements: 1 } }, "f.toml", "/");
+  expect(ok.settings.max_prepared_statements).toBe(1);
+  // the console's SET (and so RELOAD's file) is refused alike, with 22023 and the same reason
+  const set = await configError(() => withSetting(ok, "max_prepared_statements", "0"));
+  expect(set.code).toBe("22023");
+  expect(set.message).toMatch(/collide/);
 });
