@@ -1,6 +1,7 @@
 // pgbun at this tree against another commit or other plugins: user and kernel CPU per transaction over alternating rounds.
 // Usage: node_modules/.bin/bun bench/ab.ts (--rev REV | --without B,... | --minimal | --plus FILE,...) [--base minimal]
-//        [--cells extended:50,simple:10,...] [--rounds 6] [--transactions N]
+//        [--cells extended:50,simple:10,...] [--rounds 6] [--transactions N]; or --variant V: this tree against itself as
+//        bench/pgbun-process.ts's variant V (session: no hand-over per transaction, what a hand-over costs natively)
 //   (its own PostgreSQL, both pgbuns side by side, pool 20; bench/run.ts's before-after rows run 8 s twice, which CPU
 //   steal and load scatter by more than a change of 1 µs: this alternates longer rounds). --without: the other side is
 //   this tree with those optional built-ins stood in for by bench/plugins/stub.ts (what each costs, natively);
@@ -14,7 +15,7 @@ import { startBenchPostgres } from "./database.ts";
 import { cpuTicks, stealShare } from "./machine.ts";
 import { startPgbun } from "../tests/harness/pgbun.ts";
 import { OPTIONAL_BUILTINS } from "./instructions.ts";
-import { ablatedPlugins, pgbunConfig, startPgbunVariant } from "./pgbun-process.ts";
+import { ablatedPlugins, pgbunConfig, startPgbunVariant, type PgbunVariant } from "./pgbun-process.ts";
 import { runTransactions, type Protocol } from "./pgbench.ts";
 import { cleanupAll, installSignalHandlers, onCleanup } from "./processes.ts";
 import { median } from "./summary.ts";
@@ -101,10 +102,15 @@ async function main(): Promise<void> {
   if (arg("--base") !== undefined && !baseMinimal) throw new Error("--base: only minimal (both sides without the optional built-ins)");
   const without = argv.includes("--minimal") ? [...OPTIONAL_BUILTINS] : list("--without");
   const plus = list("--plus");
-  if (!rev && without.length === 0 && plus.length === 0) {
-    throw new Error("usage: bun bench/ab.ts (--rev REV | --without B,... | --minimal | --plus FILE,...) [--base minimal] [--cells extended:50,simple:10] [--rounds 6] [--transactions 200000]");
+  const variant = arg("--variant") as PgbunVariant | undefined;
+  // the variants that need nothing but the settings (no login files, no example plugin): the others would start as plain
+  const VARIANTS: readonly PgbunVariant[] = ["session", "statement", "verify", "noop10", "workers2", "check0"];
+  if (variant !== undefined && !VARIANTS.includes(variant)) throw new Error(`--variant: one of ${VARIANTS.join(", ")}`);
+  if (!rev && without.length === 0 && plus.length === 0 && variant === undefined) {
+    throw new Error("usage: bun bench/ab.ts (--rev REV | --without B,... | --minimal | --plus FILE,... | --variant V) [--base minimal] [--cells extended:50,simple:10] [--rounds 6] [--transactions 200000]");
   }
   if (rev && (baseMinimal || without.length > 0 || plus.length > 0)) throw new Error("--rev compares both trees with the default plugins: not with --base, --without, --minimal or --plus");
+  if (variant !== undefined && (rev || baseMinimal || without.length > 0 || plus.length > 0)) throw new Error("--variant compares this tree with itself as bench/pgbun-process.ts's variant V (e.g. session): nothing else");
   const unknown = without.filter((b) => !(OPTIONAL_BUILTINS as readonly string[]).includes(b));
   if (unknown.length > 0) throw new Error(`--without: not an optional built-in: ${unknown.join(", ")} (one of ${OPTIONAL_BUILTINS.join(", ")})`);
   const cells = (arg("--cells") ?? "extended:50").split(",").map((c) => {
@@ -126,6 +132,8 @@ async function main(): Promise<void> {
   ].filter((x) => x !== "");
   const { label, there } = rev
     ? await startRev(rev, db.pg, settings)
+    : variant !== undefined
+      ? { label: `this tree as variant ${variant}`, there: await startPgbunVariant(variant, db.pg, settings) }
     : { label: `this tree ${otherLabel.join(" ")}`, there: await startThisTree(db.pg, settings, [...new Set([...base, ...without])], plus) };
   const tree = { label: baseMinimal ? `${label} (both sides minimal)` : label };
   const targets = { this: { pid: here.proc.pid, port: here.port }, rev: { pid: there.proc.pid, port: there.port } } as const;

@@ -67,6 +67,7 @@ export function instructionTargets(ablate: boolean): InstructionTarget[] {
   ];
   if (ablate) {
     t.push({ id: "pgbouncer-session", label: "PgBouncer, session mode", kind: "pgbouncer", session: true });
+    t.push({ id: "pgbun-session", label: "pgbun, default plugins, session mode", kind: "pgbun", session: true });
     t.push({ id: "pgbun-minimal-session", label: "pgbun, only auth + pool + transaction-detection, session mode", kind: "pgbun", without: [...OPTIONAL_BUILTINS], session: true });
     // the nine messages a -M extended transaction has that the default plugins' taps make the core deliver whole
     t.push({ id: "pgbun-minimal-deliver", label: "pgbun, only auth + pool + transaction-detection, plus no-op taps (bench/plugins/deliver.ts)", kind: "pgbun", without: [...OPTIONAL_BUILTINS], plus: [DELIVER] });
