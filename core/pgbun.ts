@@ -286,6 +286,8 @@ export class Pgbun {
     this.setNow(Date.now());
     const client = new ClientConnection(this, socket);
     if (unix) client.viaUnixSocket = true;
+    // as PgBouncer: the OS's keepalive timer on every TCP client socket (its idle time, interval and count apply)
+    else if (this.config.settings.tcp_keepalive) socket.setKeepAlive(true);
     socket.data = client;
     this.clients.add(client);
     this.clientCounts.login++;

@@ -97,7 +97,7 @@ export const SETTINGS: { readonly [K in SettingName]: SettingDef<Settings[K]> } 
   server_tls_key_file: { kind: STRING, default: "", doc: "Private key (PEM) of server_tls_cert_file" },
   server_tls_protocols: { kind: STRING, default: "secure", doc: "TLS versions allowed towards servers (as client_tls_protocols)" },
   server_tls_ciphers: { kind: STRING, default: "default", doc: "TLS 1.2 cipher list towards servers (as client_tls_ciphers)" },
-  tcp_keepalive: { kind: BOOL, default: true, doc: "Enable TCP keepalive on sockets" },
+  tcp_keepalive: { kind: BOOL, default: true, doc: "TCP keepalive on client and server sockets, with the OS's idle time, interval and count (new sockets after a reload)" },
   tcp_user_timeout: { kind: INT, default: 0, doc: "TCP_USER_TIMEOUT in milliseconds (as in PgBouncer); 0 = OS default" },
   pkt_buf: { kind: { type: "int", min: 512 }, default: 4096, doc: "Per-socket read buffer size in bytes" },
   max_packet_size: { kind: { type: "int", min: 1024, max: 2147483647 }, default: 2147483647, doc: "Largest protocol message accepted, in bytes" },

@@ -21,7 +21,6 @@ export type IgnoredSetting =
 export const IGNORED_SETTINGS: { readonly [K in SettingName]?: IgnoredSetting } = {
   listen_backlog: { verdict: "harmless", why: "Bun.listen takes no backlog, the OS default applies" },
   peer_id: { verdict: "harmless", why: "pgbun has no [peers]; workers forward CancelRequests among themselves" },
-  tcp_keepalive: { verdict: "harmless", why: "sockets keep the runtime's keepalive setting" },
   tcp_user_timeout: { verdict: "harmless", why: "sockets keep the OS default" },
   pkt_buf: { verdict: "harmless", why: "read buffers are sized by the runtime" },
   sbuf_loopcnt: { verdict: "harmless", why: "the runtime delivers reads; pgbun does not loop over sockets" },

@@ -439,7 +439,8 @@ test("every TLS mode is accepted; client TLS without a key and certificate is re
 test("describeConfig marks the settings pgbun does not act on", () => {
   const text = describeConfig(validateConfig({ pgbun: { pkt_buf: 8192 } }, null, "/"));
   expect(text).toContain("pkt_buf = 8192  # default 4096; not acted on\n");
-  expect(text).toContain("tcp_keepalive = true  # not acted on\n");
+  expect(text).toContain("tcp_user_timeout = 0  # not acted on\n");
+  expect(text).toContain("tcp_keepalive = true\n"); // acted on: the sockets' keepalive
   expect(text).toContain("max_packet_size = 2147483647\n");
 });
 

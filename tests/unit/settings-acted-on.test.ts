@@ -20,7 +20,7 @@ const ACTED_ON: readonly SettingName[] = [
   "server_login_retry", "server_check_query", "server_check_delay", "transaction_timeout", "query_wait_notify",
   "client_tls_sslmode", "client_tls_key_file", "client_tls_cert_file", "client_tls_ca_file", "client_tls_protocols",
   "client_tls_ciphers", "server_tls_sslmode", "server_tls_ca_file", "server_tls_cert_file", "server_tls_key_file",
-  "server_tls_protocols", "server_tls_ciphers",
+  "server_tls_protocols", "server_tls_ciphers", "tcp_keepalive",
 ];
 
 /**
@@ -97,8 +97,9 @@ test("the code scan finds a name only where code reads it", () => {
 test("the defaults find nothing ignored; a changed harmless setting is found with its verdict, an acted-on one is not", () => {
   expect(ignoredSettings(defaultSettings())).toEqual([]);
   // TLS is acted on (core/net/tls-*.ts): no verdict for it
-  const s = { ...defaultSettings(), tcp_keepalive: false, server_tls_sslmode: "verify-full" as const, client_tls_sslmode: "require" as const };
-  expect(ignoredSettings(s).map((f) => [f.name, f.verdict])).toEqual([["tcp_keepalive", "harmless"]]);
+  // TLS and tcp_keepalive are acted on (core/net/tls-*.ts; the sockets' keepalive): no verdict for them
+  const s = { ...defaultSettings(), tcp_keepalive: false, tcp_user_timeout: 5000, server_tls_sslmode: "verify-full" as const, client_tls_sslmode: "require" as const };
+  expect(ignoredSettings(s).map((f) => [f.name, f.verdict])).toEqual([["tcp_user_timeout", "harmless"]]);
 });
 
 // ---- start-up and `pgbun check`, as a user runs them ----
@@ -154,12 +155,12 @@ async function startUp(
 }
 
 test("a harmless ignored setting starts with one warning naming it; the defaults start with none", async () => {
-  const changed = await startUp({ tcp_keepalive: false, pkt_buf: 8192 });
+  const changed = await startUp({ tcp_user_timeout: 5000, pkt_buf: 8192 });
   expect(changed.out).toContain("pgbun listening");
   const warnings = changed.out.split("\n").filter((l) => l.includes("not acted on"));
   expect(warnings.length).toBe(2);
   expect(warnings[0]).toContain('"level":40');
-  expect(warnings[0]).toContain("tcp_keepalive is accepted for PgBouncer compatibility and not acted on");
+  expect(warnings[0]).toContain("tcp_user_timeout is accepted for PgBouncer compatibility and not acted on");
   expect(warnings[1]).toContain("pkt_buf is accepted for PgBouncer compatibility and not acted on");
 
   const defaults = await startUp({});
@@ -169,7 +170,7 @@ test("a harmless ignored setting starts with one warning naming it; the defaults
 }, 60_000);
 
 test("a reload warns about the ignored settings it changes, not again about the running ones, and refuses a TLS setting it cannot serve", async () => {
-  const r = await startUp({ tcp_keepalive: false }, async (file, proc, out) => {
+  const r = await startUp({ tcp_user_timeout: 5000 }, async (file, proc, out) => {
     const config = JSON.parse(readFileSync(file, "utf8"));
     writeFileSync(file, JSON.stringify({ ...config, pgbun: { ...config.pgbun, pkt_buf: 8192 } }));
     proc.kill("SIGHUP");
@@ -183,9 +184,9 @@ test("a reload warns about the ignored settings it changes, not again about the 
   const reloaded = lines.findIndex((l) => l.includes("configuration reloaded"));
   expect(reloaded).toBeGreaterThan(0);
   const warned = (name: string) => lines.flatMap((l, i) => (l.includes(`${name} is accepted for PgBouncer compatibility`) ? [i] : []));
-  expect(warned("tcp_keepalive")).toHaveLength(1);
+  expect(warned("tcp_user_timeout")).toHaveLength(1);
   const listening = lines.findIndex((l) => l.includes("pgbun listening"));
-  expect(warned("tcp_keepalive")[0]!).toBeLessThan(listening);
+  expect(warned("tcp_user_timeout")[0]!).toBeLessThan(listening);
   expect(warned("pkt_buf")).toHaveLength(1);
   expect(warned("pkt_buf")[0]!).toBeGreaterThan(listening);
   expect(warned("pkt_buf")[0]!).toBeLessThan(reloaded);
