@@ -140,6 +140,12 @@ export class Pgbun {
   }
 
   /** The clock the janitor's tick and each accept refresh, in every plugin's api too (see CoreFields). */
+  /** log_level from a reload or SET: the core's log and each plugin's (pino children keep the level they were made with). */
+  private setLogLevel(level: string): void {
+    this.log.level = level;
+    for (const api of this.apis) api.log.level = level;
+  }
+
   setNow(now: number): number {
     this.now = now;
     for (const api of this.apis) api.now = now;
@@ -481,6 +487,7 @@ export class Pgbun {
     const old = this.config;
     this.config = next;
     for (const api of this.apis) api.config = next;
+    if (next.settings.log_level !== old.settings.log_level) this.setLogLevel(next.settings.log_level);
     this.clientTls = clientTls;
     this.serverTls = serverTls;
     this.setTrackedExtra();

@@ -16,6 +16,8 @@ export const RESTART_SETTINGS: ReadonlySet<SettingName> = new Set<SettingName>([
   "so_reuseport",
   "workers",
   "max_packet_size",
+  // the log's destination and format are chosen once, at start (core/logger.ts); log_level changes at once
+  "log_format",
 ]);
 
 /** A setting (or the plugin list) a reload found changed but left at its running value until a restart. */

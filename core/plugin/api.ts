@@ -49,6 +49,8 @@ async function openServer(core: Pgbun, target: ServerTarget, owner: unknown): Pr
 export interface CoreFields {
   now: number;
   config: Pgbun["config"];
+  /** The plugin's child of the core's log: its level follows log_level at each reload (Pgbun.setLogLevel). */
+  readonly log: { level: string };
 }
 
 export function makePluginApi(core: Pgbun, l: LoadedPlugin): PluginApi & CoreFields {
