@@ -1,4 +1,5 @@
 // The pooler engine: listener, connection registry, hook tables, server hand-over and release, janitor, reload, shutdown.
+import { join } from "node:path";
 import type { Socket, SocketHandler, TCPSocketListener, UnixSocketListener } from "bun";
 import { rmSync } from "node:fs";
 import { workerIdentity, workerSocketPath, type WorkerIdentity } from "./workers.ts";
@@ -373,10 +374,12 @@ export class Pgbun {
   }
 
   /**
-   * Opens the TCP connection for a server (its login continues in onOpen); with server_tls_sslmode other than
-   * disable it asks for TLS first (net/tls-server.ts).
+   * Opens the connection for a server (its login continues in onOpen): TCP, where server_tls_sslmode other than
+   * disable asks for TLS first (net/tls-server.ts), or the Unix socket of a host that is a directory.
    */
   connectSocket(server: ServerConnection, host: string, port: number): Promise<unknown> {
+    // a directory is PostgreSQL's Unix socket in it, as in libpq and PgBouncer; TLS is never used there (libpq's rule)
+    if (host.startsWith("/")) return Bun.connect<ServerConnection>({ unix: join(host, `.s.PGSQL.${port}`), data: server, socket: SERVER_SOCKET });
     if (this.serverTls.mode !== "disable") return connectServerTls(server, host, port, this.serverTls);
     return Bun.connect<ServerConnection>({ hostname: host, port, data: server, socket: SERVER_SOCKET });
   }

@@ -177,7 +177,7 @@ export class ServerConnection implements Server, FrameSink, Pausable {
   onOpen(socket: Socket<any>): void {
     this.socket = socket;
     // a server that dies without a FIN (host down, network cut) is noticed by the OS's keepalive, as in PgBouncer
-    if (this.core.config.settings.tcp_keepalive) socket.setKeepAlive(true);
+    if (this.core.config.settings.tcp_keepalive && !this.target.host.startsWith("/")) socket.setKeepAlive(true);
     this.out.attach(socket);
     this.login?.opened();
   }
