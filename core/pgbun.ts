@@ -19,6 +19,7 @@ import { makePluginApi, type CoreFields } from "./plugin/api.ts";
 import { PluginFault } from "./plugin/fault.ts";
 import type { PluginApi } from "../plugin-sdk/plugin.ts";
 import { changedIgnored, keepRestartSettings, withSetting, type PgbunConfig } from "./config/load.ts";
+import { listenAddrs } from "./config/settings.ts";
 import type { ReloadOutcome } from "../plugin-sdk/restart-settings.ts";
 import type { DatabaseEntry } from "./config/databases.ts";
 import type { Logger } from "./logger.ts";
@@ -87,7 +88,8 @@ export class Pgbun {
   now = Date.now();
   /** Every plugin's api, whose now and config the core keeps current (setNow, reload). */
   private readonly apis: CoreFields[] = [];
-  listener: TCPSocketListener<any> | null = null;
+  /** One TCP listener per listen_addr address (none when it is empty: the Unix socket alone). */
+  private readonly listeners: TCPSocketListener<any>[] = [];
   private workerListener: UnixSocketListener<any> | null = null;
   /** The client Unix socket (unix_socket_dir), or null when disabled or not this worker's. */
   private unixListener: UnixSocketListener<any> | null = null;
@@ -254,23 +256,33 @@ export class Pgbun {
     };
     this.tlsClientHandlers = tlsClientHandlers(handlers);
     const w = this.worker;
-    // listen_port 0 (tests) names the socket after the port the kernel picks, so the TCP listener comes first
-    this.listener = Bun.listen<ClientConnection | undefined>({
-      hostname: s.listen_addr,
-      port: s.listen_port,
-      // reusePort is honoured by Bun.listen though its types only list it for connect
-      ...({ reusePort: s.so_reuseport || w.count > 1 } as {}),
-      socket: handlers,
-    });
+    // listen_port 0 (tests) names the socket after the port the kernel picks, so the TCP listeners come first; the
+    // first one picks it, the others listen on the same
+    let port = s.listen_port;
+    try {
+      for (const hostname of listenAddrs(s.listen_addr)) {
+        const l = Bun.listen<ClientConnection | undefined>({
+          hostname,
+          port,
+          // reusePort is honoured by Bun.listen though its types only list it for connect
+          ...({ reusePort: s.so_reuseport || w.count > 1 } as {}),
+          socket: handlers,
+        });
+        this.listeners.push(l);
+        port = l.port;
+      }
+    } catch (err) {
+      this.stopListeners(true);
+      throw err;
+    }
     // one file cannot be shared by the workers as a port is: worker 0 alone serves it (a restarted 0 takes it back)
-    const unixPath = s.unix_socket_dir !== "" && w.id === 0 ? unixSocketPath(s.unix_socket_dir, this.listener.port) : null;
+    const unixPath = s.unix_socket_dir !== "" && w.id === 0 ? unixSocketPath(s.unix_socket_dir, port) : null;
     if (unixPath !== null) {
       const unixHandlers: SocketHandler<ClientConnection | undefined> = { ...handlers, open: (socket) => core.accept(socket, true) };
       try {
         this.unixListener = await listenUnix(unixPath, unixHandlers, { mode: s.unix_socket_mode, group: s.unix_socket_group });
       } catch (err) {
-        this.listener.stop(true);
-        this.listener = null;
+        this.stopListeners(true);
         throw new Error(`cannot listen on the Unix socket: ${err instanceof Error ? err.message : String(err)}`);
       }
     }
@@ -282,11 +294,18 @@ export class Pgbun {
     }
     this.janitor = new Janitor(this);
     this.janitor.start();
-    this.log.info({ addr: s.listen_addr, port: this.listener.port, unix: unixPath ?? undefined, pool_mode: s.pool_mode, plugins: this.plugins.map((p) => p.plugin.name) }, "pgbun listening");
+    this.log.info({ addr: s.listen_addr, port, unix: unixPath ?? undefined, pool_mode: s.pool_mode, plugins: this.plugins.map((p) => p.plugin.name) }, "pgbun listening");
   }
 
+  /** The port clients connect to: the TCP listeners' (the first picks it when listen_port is 0), else listen_port. */
   get port(): number {
-    return this.listener?.port ?? 0;
+    return this.listeners[0]?.port ?? this.config.settings.listen_port;
+  }
+
+  /** Stops the TCP listeners (`closeActive`: their accepted connections too). */
+  private stopListeners(closeActive: boolean): void {
+    for (const l of this.listeners) l.stop(closeActive);
+    this.listeners.length = 0;
   }
 
   private accept(socket: Socket<ClientConnection | undefined>, unix = false): void {
@@ -512,8 +531,7 @@ export class Pgbun {
     if (this.shuttingDown === "now") return;
     this.shuttingDown = mode;
     // stop(false): refuse new connections, keep the ones being served
-    this.listener?.stop(false);
-    this.listener = null;
+    this.stopListeners(false);
     // stopping removes the socket file, as PgBouncer does at exit: before any await, so SIGQUIT's immediate exit removes it too
     this.unixListener?.stop(false);
     this.unixListener = null;

@@ -30,7 +30,7 @@ const DEFAULT_AUTH_QUERY =
 
 /** The table, in the order `pgbun check` prints it. The mapped type keeps it in step with Settings. */
 export const SETTINGS: { readonly [K in SettingName]: SettingDef<Settings[K]> } = {
-  listen_addr: { kind: STRING, default: "127.0.0.1", doc: "Address(es) to listen on, comma-separated; * for all" },
+  listen_addr: { kind: STRING, default: "127.0.0.1", doc: "TCP address(es) to listen on, comma-separated; * for all; empty: the Unix socket alone (as in PgBouncer)" },
   listen_port: { kind: { type: "int", min: 0, max: 65535 }, default: 6432, doc: "TCP port to listen on (0: any free port, for tests)" },
   unix_socket_dir: { kind: STRING, default: "/tmp", doc: "Directory of the Unix socket .s.PGSQL.<listen_port>; empty disables it (with workers > 1, worker 0 alone listens there)" },
   unix_socket_mode: { kind: { type: "int", min: 0, max: 0o777, octal: true }, default: 0o777, doc: "Permissions of the Unix socket; a string with a leading 0 is octal (\"0770\"), as in PgBouncer" },

@@ -19,6 +19,7 @@ import {
   IGNORED_SETTINGS,
   ignoredSettings,
   isSettingName,
+  listenAddrs,
   SETTING_NAMES,
   SETTINGS,
   showSettingValue,
@@ -366,6 +367,10 @@ function checkSettings(s: Settings, sourceOf: (name: SettingName) => Source): vo
   if (unsafe !== undefined) failAt(unsafe.name, unsafe.message);
   if (s.min_pool_size > s.default_pool_size) {
     failAt("min_pool_size", `min_pool_size ${s.min_pool_size} is larger than default_pool_size ${s.default_pool_size}`);
+  }
+  if (listenAddrs(s.listen_addr).length === 0) {
+    if (s.unix_socket_dir === "") failAt("listen_addr", "listen_addr is empty (no TCP) and so is unix_socket_dir: nothing to listen on");
+    if (s.listen_port === 0) failAt("listen_addr", "listen_addr is empty (the Unix socket alone), whose name needs a listen_port other than 0");
   }
   if (s.client_tls_sslmode !== "disable" && (s.client_tls_key_file === "" || s.client_tls_cert_file === "")) {
     failAt("client_tls_sslmode", `client_tls_sslmode ${s.client_tls_sslmode} needs client_tls_key_file and client_tls_cert_file`);

@@ -188,3 +188,11 @@ export function unknownKeyReason(what: string, name: string, known: Iterable<str
   const near = closestName(name, known);
   return `unknown ${what} ${JSON.stringify(name)}` + (near !== undefined ? `; did you mean ${JSON.stringify(near)}?` : "");
 }
+
+/** listen_addr's addresses, as PgBouncer reads it: a comma-separated list ("*" for all); empty: the Unix socket alone. */
+export function listenAddrs(value: string): string[] {
+  return value
+    .split(",")
+    .map((a) => a.trim())
+    .filter((a) => a !== "");
+}
