@@ -39,7 +39,7 @@ export const SETTINGS: { readonly [K in SettingName]: SettingDef<Settings[K]> } 
   so_reuseport: { kind: BOOL, default: false, doc: "Set SO_REUSEPORT so several processes share the port" },
   peer_id: { kind: INT, default: 0, doc: "This process's id among peers, for cancel forwarding; 0 disables" },
   pool_mode: { kind: POOL_MODE, default: "session", doc: "When a server goes back to the pool: session, transaction, statement" },
-  max_client_conn: { kind: INT, default: 100, doc: "Maximum number of client connections" },
+  max_client_conn: { kind: INT, default: 100, doc: "Maximum number of client connections (each worker's own); 0 = unlimited, where PgBouncer's 0 admits none" },
   default_pool_size: { kind: INT, default: 20, doc: "Server connections per user/database pair" },
   min_pool_size: { kind: INT, default: 0, doc: "Keep at least this many server connections per pool" },
   reserve_pool_size: { kind: INT, default: 0, doc: "Extra server connections a pool may open when clients wait" },
