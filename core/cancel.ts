@@ -1,4 +1,6 @@
 // CancelRequest routing: pooler-issued keys map to a client; a cancel reaches only the server running its query.
+import { join } from "node:path";
+import type { Socket, TCPSocketConnectOptions, UnixSocketOptions } from "bun";
 import type { ClientConnection } from "./client.ts";
 import type { ServerConnection } from "./server.ts";
 import type { Pgbun } from "./pgbun.ts";
@@ -9,6 +11,9 @@ import { workerSocketPath } from "./workers.ts";
 export function workerBits(count: number): number {
   return count > 1 ? 32 - Math.clz32(count - 1) : 0;
 }
+
+/** Opens the connection a CancelRequest travels on (TCP, or the server's Unix socket): Bun.connect, or a stand-in in unit tests. */
+export type CancelConnect = (options: TCPSocketConnectOptions<undefined> | UnixSocketOptions<undefined>) => Promise<Socket<undefined>>;
 
 /**
  * Issues and finds cancel keys. Both halves of a key are random (crypto.getRandomValues): with `workers = N > 1`
@@ -27,7 +32,10 @@ export class CancelRegistry {
   private entries = 0;
   private readonly random = new Int32Array(2);
 
-  constructor(private readonly core: Pgbun) {}
+  constructor(
+    private readonly core: Pgbun,
+    private readonly connect: CancelConnect = (o) => ("unix" in o ? Bun.connect(o) : Bun.connect(o)),
+  ) {}
 
   /** Issues the client in its slot a fresh key (pid unique among this worker's keys; neither half 0). */
   register(client: ClientConnection): void {
@@ -169,33 +177,63 @@ export class CancelRegistry {
     }).catch((err: unknown) => this.core.log.warn({ err, worker: owner }, "could not forward a cancel request to its worker"));
   }
 
-  /** Sends PostgreSQL a CancelRequest for the server's backend; the server is not reused until it completes. */
+  /**
+   * Sends PostgreSQL a CancelRequest for the server's backend; the server is not reused until it completes.
+   * PostgreSQL closes the connection once it has signalled the backend: that close is the only proof the cancel is
+   * spent. cancel_wait_timeout bounds the wait. A cancel not sent by then is never sent (a connect completing later
+   * is closed unwritten: the server may already serve another client) and the server goes back to its pool; one sent
+   * but not confirmed may still land, so its server is closed instead of reused (PgBouncer PR #717's rule).
+   */
   cancelServer(server: ServerConnection): void {
     if (!server.backendPid) return;
     server.cancelsInFlight++;
+    const core = this.core;
     const { host, port } = server.target;
     const payload = cancelRequest(server.backendPid, server.backendSecret);
     let done = false;
-    const finish = () => {
+    let sent = false;
+    let socket: Socket<undefined> | null = null;
+    const finish = (confirmed: boolean) => {
       if (done) return;
       done = true;
       clearTimeout(timer);
+      try {
+        socket?.end();
+      } catch {}
       server.cancelsInFlight--;
-      this.core.cancelFinished(server);
+      if (sent && !confirmed) {
+        core.log.warn({ server: server.label }, "PostgreSQL did not confirm the cancel request: the server is closed, not reused");
+        server.closeNeeded = true;
+        if (server.state === "being_canceled") server.close("cancel request not confirmed");
+        return;
+      }
+      core.cancelFinished(server);
     };
-    const timer = setTimeout(finish, this.core.config.settings.cancel_wait_timeout * 1000 || 10_000);
-    Bun.connect({
-      hostname: host,
-      port,
+    const timer = setTimeout(() => finish(false), core.config.settings.cancel_wait_timeout * 1000);
+    const unconfirmed = () => finish(false);
+    // a host that is a directory is the server's Unix socket there (core/pgbun.ts connectSocket)
+    const where = host.startsWith("/") ? { unix: join(host, `.s.PGSQL.${port}`) } : { hostname: host, port };
+    this.connect({
+      ...where,
       socket: {
         open(s) {
+          // too late: whoever holds the server now must not have their query cancelled
+          if (done) {
+            s.end();
+            return;
+          }
+          socket = s;
           s.write(payload);
+          sent = true;
         },
         data() {},
-        close: finish,
-        error: finish,
-        connectError: finish,
+        // PostgreSQL's close confirms the cancel; a reset does not (it may not have read the request)
+        close: (_s, err) => finish(err === undefined),
+        error: unconfirmed,
+        connectError: unconfirmed,
       },
-    }).catch(finish);
+    }).then((s) => {
+      if (done && socket === null) s.end();
+    }, unconfirmed);
   }
 }

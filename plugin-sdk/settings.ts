@@ -4,7 +4,7 @@ import { AUTH_TYPES, LOG_FORMATS, LOG_LEVELS, POOL_MODES, SESSION_STATE_MODES, S
 /** How a setting's value is written and checked. Durations are seconds unless the doc says otherwise. */
 export type SettingKind =
   | { readonly type: "int"; readonly min?: number; readonly max?: number; readonly auto?: boolean; readonly octal?: boolean; readonly why?: string }
-  | { readonly type: "seconds"; readonly min?: number }
+  | { readonly type: "seconds"; readonly min?: number; readonly why?: string }
   | { readonly type: "bool" }
   | { readonly type: "string" }
   | { readonly type: "enum"; readonly values: readonly string[] }
@@ -72,7 +72,11 @@ export const SETTINGS: { readonly [K in SettingName]: SettingDef<Settings[K]> } 
   query_timeout: { kind: SECONDS, default: 0, doc: "Cancel queries running longer than this; 0 = off" },
   query_wait_timeout: { kind: SECONDS, default: 120, doc: "Seconds a client may wait for a server; 0 = forever" },
   query_wait_notify: { kind: SECONDS, default: 5, doc: "Send a NOTICE to a client queued for a server longer than this, once per wait (PgBouncer 1.25); 0 = never" },
-  cancel_wait_timeout: { kind: SECONDS, default: 10, doc: "Seconds a cancel request may wait for a server" },
+  cancel_wait_timeout: {
+    kind: { type: "seconds", min: 0.001, why: "PgBouncer's 0 waits without limit; pgbun has no cancel queue, and a server would stay out of its pool forever" },
+    default: 10,
+    doc: "Seconds a cancelled server is kept out of its pool waiting for PostgreSQL to take the CancelRequest (connect, send, PostgreSQL closes); then an unsent cancel is dropped and the server returns, an unconfirmed one gets its server closed. 0 is refused",
+  },
   client_idle_timeout: { kind: SECONDS, default: 0, doc: "Close clients idle this many seconds; 0 = never" },
   idle_transaction_timeout: { kind: SECONDS, default: 0, doc: "Close clients idle in a transaction this long; 0 = never" },
   transaction_timeout: { kind: SECONDS, default: 0, doc: "Close clients whose transaction lasts longer; 0 = never" },

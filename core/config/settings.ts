@@ -123,7 +123,7 @@ export function coerceValue(kind: SettingKind, raw: unknown, secret = false): Co
     }
     case "seconds": {
       const min = kind.min ?? 0;
-      const want = `must be a number of seconds >= ${min}`;
+      const want = `must be a number of seconds >= ${min}${kind.why ? ` (${kind.why})` : ""}`;
       let n: number;
       if (typeof raw === "number") n = raw;
       else if (typeof raw === "string" && DECIMAL_RE.test(raw.trim())) n = Number(raw.trim());

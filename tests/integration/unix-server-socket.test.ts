@@ -1,6 +1,7 @@
 // A [databases] host that is a directory is PostgreSQL's Unix socket there (as in libpq and PgBouncer): servers log in over it.
 import { expect, setDefaultTimeout, test } from "bun:test";
 import { queryValue, tx, usePostgres, withPgbun } from "../harness/fixtures.ts";
+import { msg, only, sendCancel, sqlState } from "../harness/wire.ts";
 
 setDefaultTimeout(60_000);
 const pg = usePostgres();
@@ -14,5 +15,20 @@ test("host = the socket directory: a client's queries run on a server reached ov
     // PostgreSQL sees the session as local: no client address
     expect(await queryValue(c, "SELECT inet_client_addr() IS NULL")).toBe("t");
     expect(f.pb.logs()).not.toContain("ENOTFOUND");
+  });
+});
+
+test("a CancelRequest reaches a server on the Unix socket: the running query ends with 57014, promptly", async () => {
+  const databases = { app: { host: pg.socketDir, port: pg.port, password: pg.password } };
+  await withPgbun(pg, { pgbun: tx(1), databases }, async (f) => {
+    const c = await f.login();
+    const { pid, secret } = c.key!;
+    c.send(msg.query("SELECT pg_sleep(10)"));
+    await Bun.sleep(300);
+    const t0 = Date.now();
+    await sendCancel(f.pb.host, f.pb.port, pid, secret);
+    const got = await c.readUntilReady(8_000);
+    expect(only(got, "E").map((m) => sqlState(m))).toEqual(["57014"]);
+    expect(Date.now() - t0).toBeLessThan(3_000);
   });
 });
