@@ -16,6 +16,7 @@ import {
 } from "../../plugin-sdk/index.ts";
 import { Pool } from "./pool.ts";
 import { DISCARDS_ALL, leftover, LEFTOVER_QUERY } from "./reset.ts";
+import { poolSizesOf } from "./sizes.ts";
 
 const NAME = "pgbun:pool";
 /**
@@ -39,8 +40,13 @@ const QUEUED_NOTICE = noticeResponse("No server connection available in postgres
  */
 interface HandOver {
   readonly roundRobin: boolean;
-  /** server_lifetime in ms; 0: none. */
+  /** server_lifetime in ms: an older server is closed, idle or at its release. 0: see singleUse. */
   readonly lifetimeMs: number;
+  /**
+   * server_lifetime 0, PgBouncer's "used only once, then closed" (objects.c release_server: life_over): a server is
+   * closed at its release; one never used yet (logged in for a waiter or a client's welcome) still serves its client.
+   */
+  readonly singleUse: boolean;
   readonly resetQuery: string;
   /** server_reset_query runs at every release: session mode, or server_reset_query_always (and a query to run). */
   readonly resetSession: boolean;
@@ -51,7 +57,8 @@ function handOverOf(s: PluginApi["config"]["settings"]): HandOver {
   const reset = s.server_reset_query;
   return {
     roundRobin: s.server_round_robin,
-    lifetimeMs: s.server_lifetime > 0 ? s.server_lifetime * 1000 : 0,
+    lifetimeMs: s.server_lifetime * 1000,
+    singleUse: s.server_lifetime === 0,
     resetQuery: reset,
     resetSession: reset !== "",
     resetAlways: reset !== "" && s.server_reset_query_always,
@@ -100,20 +107,10 @@ class PoolManager {
     let pool = this.pools.get(key);
     if (pool) return pool;
     const entry = client.dbEntry!;
-    const user = this.api.config.users[client.user];
-    const s = this.settings;
     const api = this.api;
-    const share = (n: number) => perWorker(n, api.worker.count);
-    pool = new Pool(
-      key,
-      database,
-      client.user,
-      entry,
-      client.poolMode,
-      share(entry.pool_size ?? user?.pool_size ?? s.default_pool_size),
-      share(entry.min_pool_size ?? s.min_pool_size),
-      share(entry.reserve_pool_size ?? user?.reserve_pool_size ?? s.reserve_pool_size),
-      (i) => api.targetFor(entry, database, client.user, i),
+    const sizes = poolSizesOf(entry, api.config.users[client.user], this.settings, api.worker.count);
+    pool = new Pool(key, database, client.user, entry, client.poolMode, sizes.size, sizes.minSize, sizes.reserveSize, (i) =>
+      api.targetFor(entry, database, client.user, i),
     );
     this.pools.set(key, pool);
     return pool;
@@ -258,8 +255,9 @@ class PoolManager {
 
   usable(server: Server): boolean {
     if (server.closeNeeded || server.fatalSeen || server.state === "closed") return false;
-    const life = this.hand.lifetimeMs;
-    return life === 0 || this.api.now - server.connectTime <= life;
+    const h = this.hand;
+    // server_lifetime 0: released() closes every server that served a client, so one still here has served none yet
+    return h.singleUse || this.api.now - server.connectTime <= h.lifetimeMs;
   }
 
   needServer(client: Client): Server | null | undefined {
@@ -329,13 +327,13 @@ class PoolManager {
 
   released(server: Server, client: Client | null): true | undefined {
     const pool = server.pool as Pool | null;
-    // a dropped pool's server (autodb_idle_timeout) is not taken back: it closes
-    if (!pool || !pool.live || !this.usable(server)) return undefined;
+    const h = this.hand;
+    // not taken back, so closed: a dropped pool's server (autodb_idle_timeout), one past server_lifetime, any with 0
+    if (!pool || !pool.live || h.singleUse || !this.usable(server)) return undefined;
     if (server.cancelsInFlight > 0) {
       server.markBeingCanceled();
       return true;
     }
-    const h = this.hand;
     if (server.resetNeeded) {
       this.resetLeftState(pool, server, h.resetQuery, client);
       return true;
@@ -450,7 +448,8 @@ class PoolManager {
       }
       while (pool.minSize > 0 && pool.servers.size + pool.connecting < pool.minSize && this.canOpen(pool)) this.open(pool);
       const oldest = pool.waiters.first();
-      if (oldest && pool.reserveSize > 0 && now - oldest.waitStart > reserveMs && pool.connecting < pool.waiters.length && this.canOpen(pool, true)) {
+      // reserve_pool_timeout 0 disables the reserve pool, as PgBouncer's `if (cf_res_pool_timeout && ...)` (objects.c)
+      if (oldest && pool.reserveSize > 0 && reserveMs > 0 && now - oldest.waitStart >= reserveMs && pool.connecting < pool.waiters.length && this.canOpen(pool, true)) {
         this.api.log.info({ pool: `${pool.database}/${pool.user}` }, "taking a connection from the reserve pool");
         this.open(pool);
       }
@@ -539,11 +538,10 @@ export default function poolPlugin(): PgbunPlugin {
           const entry = api.resolveDatabase(pool.database);
           if (!entry) continue;
           pool.entry = entry;
-          const user = api.config.users[pool.user];
-          const share = (n: number) => perWorker(n, api.worker.count);
-          pool.size = share(entry.pool_size ?? user?.pool_size ?? api.config.settings.default_pool_size);
-          pool.minSize = share(entry.min_pool_size ?? api.config.settings.min_pool_size);
-          pool.reserveSize = share(entry.reserve_pool_size ?? user?.reserve_pool_size ?? api.config.settings.reserve_pool_size);
+          const sizes = poolSizesOf(entry, api.config.users[pool.user], api.config.settings, api.worker.count);
+          pool.size = sizes.size;
+          pool.minSize = sizes.minSize;
+          pool.reserveSize = sizes.reserveSize;
           pool.target = (i) => api.targetFor(entry, pool.database, pool.user, i);
           // the reload may have fixed what failed (a password, a host): the next client tries at once
           pool.retryAt = 0;

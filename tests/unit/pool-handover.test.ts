@@ -55,11 +55,14 @@ describe("the hand-over's settings follow the configuration in force", () => {
     expect(s.closedReason).toBe("no pool took the released server");
   });
 
-  test("server_lifetime 0 (none): an old server is still handed out", async () => {
+  test("server_lifetime 0 (PgBouncer's single use): a server that served nobody yet is handed out however old; at its release it closes", async () => {
     const t = await pool({ default_pool_size: 2, server_lifetime: 0 });
     const c = await login(t);
     t.now += 10 * 86_400_000;
-    expect(t.acquireServer(c)).toBe(t.servers[0]!);
+    const s = t.acquireServer(c)!;
+    expect(s).toBe(t.servers[0]!);
+    t.api.releaseServer(c, s, "transaction");
+    expect(s.state).toBe("closed");
   });
 
   test("server_round_robin turned on by a reload: the oldest idle server goes first", async () => {
