@@ -7,6 +7,7 @@ import { listenUnix, unixSocketPath } from "./net/unix-listener.ts";
 import { ClientConnection, type ClientState } from "./client.ts";
 import { startupData } from "./client-startup.ts";
 import { ServerConnection, type ServerState, type ServerTarget } from "./server.ts";
+import { entryStartupParams } from "./server-login.ts";
 import { ClientList } from "./client-list.ts";
 import { CancelRegistry } from "./cancel.ts";
 import { createHooks, isVirtualClientsTap, type MessageHook, type PgbunHooks, type ReleaseReason } from "../plugin-sdk/hooks.ts";
@@ -370,6 +371,8 @@ export class Pgbun {
       user: login,
       // as PgBouncer: the entry's password, else (at login) the user's own through the serverCredentials hook
       password: entry.password,
+      startupParams: entryStartupParams(entry),
+      connectQuery: entry.connect_query,
     };
   }
 

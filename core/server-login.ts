@@ -1,10 +1,11 @@
-// Logs a server connection in to PostgreSQL: StartupMessage, trust/cleartext/md5/SCRAM-SHA-256, within server_connect_timeout.
-import { AuthCode, Backend, Frontend } from "../plugin-sdk/protocol/codes.ts";
+// Logs a server connection in to PostgreSQL: StartupMessage, trust/cleartext/md5/SCRAM-SHA-256, connect_query, within server_connect_timeout.
+import { AuthCode, Backend, Frontend, TxStatus } from "../plugin-sdk/protocol/codes.ts";
 import { decodeError, errorResponse, SqlState } from "../plugin-sdk/protocol/errors.ts";
 import { decodeParameterStatus } from "../plugin-sdk/protocol/decode.ts";
-import { MessageWriter, startupMessage } from "../plugin-sdk/protocol/writer.ts";
+import { MessageWriter, query, startupMessage } from "../plugin-sdk/protocol/writer.ts";
 import { md5SaltedResponse } from "../plugin-sdk/auth-crypto.ts";
 import type { ServerCredentials } from "../plugin-sdk/hooks.ts";
+import type { DatabaseEntry } from "../plugin-sdk/config.ts";
 import { md5PasswordResponse, ScramClient, ScramKeysMismatch } from "./auth/scram-client.ts";
 import type { ServerConnection } from "./server.ts";
 
@@ -23,6 +24,19 @@ const decoder = new TextDecoder();
 
 /** libpq refuses login-phase messages (other than ErrorResponse and NoticeResponse) over 30000 bytes; pgbun all. */
 const MAX_LOGIN_MESSAGE = 30_000;
+
+/** The entry keys PgBouncer sends as startup parameters of each server login, under these names. */
+const STARTUP_KEYS = ["client_encoding", "datestyle", "timezone", "application_name"] as const;
+
+/** An entry's startup parameters for its server logins (PgBouncer's db->startup_params), or undefined for none. */
+export function entryStartupParams(entry: DatabaseEntry): Record<string, string> | undefined {
+  let params: Record<string, string> | undefined;
+  for (const key of STARTUP_KEYS) {
+    const value = entry[key];
+    if (value !== undefined) (params ??= {})[key] = value;
+  }
+  return params;
+}
 
 /** A server's text for a log line or an error: printable ASCII, bounded. */
 function printable(text: string): string {
@@ -55,6 +69,8 @@ export class ServerLogin {
   private scramVerified = false;
   private authenticated = false;
   private finished = false;
+  /** The target's connect_query is running (PgBouncer's exec_on_connect): the first error it reported, if any. */
+  private connectQuery: { error: LoginFailure | null } | null = null;
 
   constructor(private readonly server: ServerConnection) {}
 
@@ -86,6 +102,7 @@ export class ServerLogin {
 
   message(type: number, buf: Uint8Array, start: number, end: number): boolean {
     try {
+      if (this.connectQuery !== null) return this.connectQueryMessage(type, buf, start, end);
       switch (type) {
         case Backend.Authentication:
           this.authentication(buf, start, end);
@@ -105,7 +122,7 @@ export class ServerLogin {
         }
         case Backend.ReadyForQuery:
           this.expectAuthenticated(type);
-          this.succeeded();
+          if (!this.startConnectQuery()) this.succeeded();
           return true;
         case Backend.ErrorResponse: {
           const e = decodeError(buf, start, end);
@@ -219,6 +236,62 @@ export class ServerLogin {
 
   private sendPassword(pw: string): void {
     this.server.out.send(new MessageWriter(pw.length + 8).begin(Frontend.PasswordMessage).cstring(pw).end().finish());
+  }
+
+  /** Sends the target's connect_query, if it has one: the server is offered to nobody before its answer. */
+  private startConnectQuery(): boolean {
+    const sql = this.server.target.connectQuery;
+    if (sql === undefined || sql === "") return false;
+    this.connectQuery = { error: null };
+    // authentication is over: the query's answers may be as large as any query's
+    this.server.framer.maxLength = this.server.core.config.settings.max_packet_size;
+    this.server.out.send(query(sql));
+    return true;
+  }
+
+  /**
+   * The connect_query's answers. As in PgBouncer, its rows and notices are nobody's and its ParameterStatus values are
+   * the server's (the welcome its pool's clients get); unlike PgBouncer, which logs an error and uses the server anyway,
+   * an error, a COPY or a transaction left open fails the login: the server never serves a session it did not set up.
+   */
+  private connectQueryMessage(type: number, buf: Uint8Array, start: number, end: number): boolean {
+    const running = this.connectQuery!;
+    switch (type) {
+      case Backend.ParameterStatus: {
+        const { name, value } = decodeParameterStatus({ buf, start, end });
+        this.server.params.set(name, value);
+        return true;
+      }
+      case Backend.ErrorResponse: {
+        const e = decodeError(buf, start, end);
+        running.error ??= { message: e.fields.M === undefined ? printable(e.message) : e.message, code: e.fields.C ?? SqlState.InternalError };
+        if (e.severity !== "FATAL" && e.severity !== "PANIC") return true;
+        this.connectQueryFailed(running.error);
+        return false;
+      }
+      case Backend.CopyInResponse:
+      case Backend.CopyOutResponse:
+      case Backend.CopyBothResponse:
+        this.connectQueryFailed({ message: "it started COPY", code: SqlState.FeatureNotSupported });
+        return false;
+      case Backend.ReadyForQuery:
+        if (running.error !== null) this.connectQueryFailed(running.error);
+        else if (buf[start + 5] !== TxStatus.Idle) this.connectQueryFailed({ message: "it left a transaction open", code: SqlState.ActiveSqlTransaction });
+        else {
+          this.connectQuery = null;
+          this.succeeded();
+          return true;
+        }
+        return false;
+      default:
+        return true;
+    }
+  }
+
+  /** A configuration matter: the pool's waiters get it at once (permanent), with PostgreSQL's SQLSTATE. */
+  private connectQueryFailed(f: LoginFailure): void {
+    const message = `connect_query failed on database "${this.server.target.database}": ${f.message}`;
+    this.failed({ message, code: f.code, permanent: true });
   }
 
   private succeeded(): void {

@@ -23,8 +23,13 @@ export interface ServerTarget {
   database: string;
   user: string;
   password?: string;
-  /** Extra startup parameters sent at login. */
+  /** Extra startup parameters sent at login (api.targetFor: the entry's client_encoding, datestyle, timezone, application_name). */
   startupParams?: Record<string, string>;
+  /**
+   * Run once after the login, before the server is used (api.targetFor: the entry's connect_query). Its reported
+   * settings are what the server reports; an error, a COPY or a transaction left open fails the login.
+   */
+  connectQuery?: string;
   /**
    * The [databases] entry this target was made from (api.targetFor sets it): a plugin choosing the host of a login
    * (the connectServer hook) reads its host list, ports, target_session_attrs and load_balance_hosts there.
@@ -66,6 +71,8 @@ export interface LoginFailure {
   message: string;
   code?: string;
   error?: Buffer;
+  /** The configuration's fault, which will not pass by itself (a failed connect_query): waiters get it at once. */
+  permanent?: boolean;
 }
 
 /** The failure an openServer rejection carries (its `failure`), or one made from any other error. */

@@ -42,7 +42,8 @@ const DATABASE_FIELDS: Record<string, SettingKind> = {
   target_session_attrs: { type: "enum", values: TARGET_SESSION_ATTRS },
   load_balance_hosts: { type: "enum", values: LOAD_BALANCE_HOSTS },
 };
-const DATABASE_KEYS = ["host", "port", ...Object.keys(DATABASE_FIELDS)];
+/** Every key a [databases] entry may have. */
+export const DATABASE_KEYS: readonly string[] = ["host", "port", ...Object.keys(DATABASE_FIELDS)];
 
 const USER_FIELDS: Record<string, SettingKind> = {
   pool_mode: POOL_MODE,
@@ -54,6 +55,9 @@ const USER_FIELDS: Record<string, SettingKind> = {
   reserve_pool_size: COUNT,
   transaction_timeout: SECONDS,
 };
+
+/** Every key a [users] entry may have. */
+export const USER_KEYS: readonly string[] = Object.keys(USER_FIELDS);
 
 /** Keys whose values never appear in errors or descriptions. */
 const SECRET_KEYS = new Set(["password"]);
@@ -139,7 +143,7 @@ function entryRecord(raw: unknown, path: string, fail: Fail): Record<string, unk
 function readFields(
   record: Record<string, unknown>,
   fields: Record<string, SettingKind>,
-  known: string[],
+  known: readonly string[],
   path: string,
   target: Record<string, unknown>,
   fail: Fail,
@@ -281,12 +285,11 @@ export function parseUsers(raw: unknown, fail: Fail): Record<string, UserEntry> 
   if (raw === undefined) return ownNames<UserEntry>();
   if (!isPlainObject(raw)) return fail("users", "must be a table of user entries");
   const out = ownNames<UserEntry>();
-  const known = Object.keys(USER_FIELDS);
   for (const [name, value] of Object.entries(raw)) {
     if (name === "") fail("users", "a user name must not be empty");
     const path = `users.${name}`;
     const entry: UserEntry = { name };
-    readFields(entryRecord(value, path, fail), USER_FIELDS, known, path, entry as unknown as Record<string, unknown>, fail, new Set());
+    readFields(entryRecord(value, path, fail), USER_FIELDS, USER_KEYS, path, entry as unknown as Record<string, unknown>, fail, new Set());
     out[name] = entry;
   }
   return out;

@@ -11,6 +11,7 @@ const PERMANENT: ReadonlySet<string> = new Set([
   SqlState.InvalidPassword, // 28P01 password authentication failed
   SqlState.InvalidAuthorizationSpecification, // 28000 no pg_hba.conf entry, role does not exist
   SqlState.InvalidCatalogName, // 3D000 database does not exist
+  SqlState.InvalidParameterValue, // 22023 a [databases] entry's timezone, datestyle ... PostgreSQL refuses
 ]);
 
 /**
@@ -41,6 +42,7 @@ export interface BackoffOptions {
 const TLS_REFUSED = /server certificate verification failed|server does not support TLS \(server_tls_sslmode/;
 
 export function isPermanent(f: LoginFailure): boolean {
+  if (f.permanent === true) return true; // the core says so: a failed connect_query
   if (f.code !== undefined) return PERMANENT.has(f.code);
   return TLS_REFUSED.test(f.message);
 }

@@ -4,6 +4,7 @@ import { mkdtempSync, readFileSync, rmSync, writeFileSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join, resolve } from "node:path";
 import { IGNORED_SETTINGS, SETTING_NAMES, defaultSettings, ignoredSettings, type SettingName } from "../../core/config/settings.ts";
+import { DATABASE_KEYS, USER_KEYS } from "../../core/config/databases.ts";
 
 const REPO = resolve(import.meta.dir, "..", "..");
 
@@ -100,6 +101,56 @@ test("the defaults find nothing ignored; a changed harmless setting is found wit
   // TLS and tcp_keepalive are acted on (core/net/tls-*.ts; the sockets' keepalive): no verdict for them
   const s = { ...defaultSettings(), tcp_keepalive: false, tcp_user_timeout: 5000, server_tls_sslmode: "verify-full" as const, client_tls_sslmode: "require" as const };
   expect(ignoredSettings(s).map((f) => [f.name, f.verdict])).toEqual([["tcp_user_timeout", "harmless"]]);
+});
+
+// ---- [databases] and [users] keys ----
+
+/** Where each [databases] entry key is acted on, by hand: the key must appear in that file's code (checked below). */
+const DATABASE_KEY_USERS: Readonly<Record<string, string>> = {
+  host: "core/pgbun.ts",
+  port: "core/pgbun.ts",
+  dbname: "core/pgbun.ts",
+  user: "core/pgbun.ts",
+  password: "core/pgbun.ts",
+  connect_query: "core/pgbun.ts",
+  client_encoding: "core/server-login.ts",
+  datestyle: "core/server-login.ts",
+  timezone: "core/server-login.ts",
+  application_name: "core/server-login.ts",
+  pool_size: "plugins/pool/sizes.ts",
+  pool_mode: "core/client-startup.ts",
+  min_pool_size: "plugins/pool/sizes.ts",
+  reserve_pool_size: "plugins/pool/sizes.ts",
+  max_db_connections: "plugins/pool/index.ts",
+  target_session_attrs: "plugins/routing/index.ts",
+  load_balance_hosts: "plugins/routing/index.ts",
+};
+
+/** The same for [users] entry keys. */
+const USER_KEY_USERS: Readonly<Record<string, string>> = {
+  pool_mode: "core/client-startup.ts",
+  pool_size: "plugins/pool/sizes.ts",
+  reserve_pool_size: "plugins/pool/sizes.ts",
+  max_user_connections: "plugins/pool/index.ts",
+  query_timeout: "core/janitor.ts",
+  idle_transaction_timeout: "core/janitor.ts",
+  client_idle_timeout: "core/janitor.ts",
+  transaction_timeout: "plugins/transaction-timeout/index.ts",
+};
+
+/** A file's code with its comments removed. */
+function codeOf(path: string): string {
+  return readFileSync(join(REPO, path), "utf8").replace(/\/\*[\s\S]*?\*\//g, "").replace(/(^|[^:"'`])\/\/.*$/gm, "$1");
+}
+
+test("every [databases] and [users] key is acted on where the table says (parsed and unused is a defect)", () => {
+  for (const [keys, users] of [[DATABASE_KEYS, DATABASE_KEY_USERS], [USER_KEYS, USER_KEY_USERS]] as const) {
+    // a new entry key must be acted on, and listed with the file that does
+    expect(keys.filter((k) => !(k in users))).toEqual([]);
+    expect(Object.keys(users).filter((k) => !keys.includes(k))).toEqual([]);
+    const missing = Object.entries(users).filter(([key, path]) => !new RegExp(`(?<![#\\w])${key}\\b`).test(codeOf(path)));
+    expect(missing).toEqual([]);
+  }
 });
 
 // ---- start-up and `pgbun check`, as a user runs them ----
