@@ -1,5 +1,5 @@
 // pgbun at this tree against another commit or other plugins: user and kernel CPU per transaction over alternating rounds.
-// Usage: node_modules/.bin/bun bench/ab.ts (--rev REV | --without B,... | --minimal | --plus FILE,...) [--base minimal]
+// Usage: node_modules/.bin/bun bench/ab.ts (--rev REV | --without B,... | --minimal | --plus FILE,... | --env K=V,...) [--base minimal]
 //        [--cells extended:50,simple:10,...] [--rounds 6] [--transactions N]; or --variant V: this tree against itself as
 //        bench/pgbun-process.ts's variant V (session: no hand-over per transaction, what a hand-over costs natively)
 //   (its own PostgreSQL, both pgbuns side by side, pool 20; bench/run.ts's before-after rows run 8 s twice, which CPU
@@ -28,6 +28,8 @@ export interface AbRun {
   tps: number;
   /** The pooler's main thread's voluntary context switches (it slept: epoll) per transaction; 0 when not read. */
   switches?: number;
+  /** Minor page faults of the pooler's process tree per transaction (exact: the allocator giving pages back and taking them again). */
+  faults?: number;
 }
 
 interface Medians {
@@ -36,6 +38,7 @@ interface Medians {
   tps: number;
   total: number;
   switches: number;
+  faults: number;
 }
 
 /**
@@ -63,6 +66,7 @@ export function summarize(runs: AbRun[]): { this: Medians; rev: Medians; lowerUs
     tps: med(rs.map((r) => r.tps)),
     total: med(rs.map((r) => r.userUs + r.kernelUs)),
     switches: med(rs.map((r) => r.switches ?? 0)),
+    faults: med(rs.map((r) => r.faults ?? 0)),
   });
   return { this: m(a), rev: m(b), lowerUserPairs: lower, lowerTotalPairs: lowerTotal, pairs };
 }
@@ -83,11 +87,11 @@ async function startRev(rev: string, pg: Pg, settings: Settings): Promise<{ labe
 }
 
 /** This tree with the optional built-ins `without` stood in for by bench/plugins/stub.ts and the plugins `plus` added. */
-async function startThisTree(pg: Pg, settings: Settings, without: string[], plus: string[]): Promise<{ proc: { pid: number }; port: number }> {
+async function startThisTree(pg: Pg, settings: Settings, without: string[], plus: string[], env?: Record<string, string>): Promise<{ proc: { pid: number }; port: number }> {
   const config = pgbunConfig("plain", pg, settings) as { pgbun: Record<string, unknown> };
   const plugins = ablatedPlugins(without, plus);
   if (plugins) config.pgbun.plugins = plugins;
-  const pb = await startPgbun({ config, pg, timeoutMs: 30_000 });
+  const pb = await startPgbun({ config, pg, timeoutMs: 30_000, env });
   onCleanup(async () => void (await pb.stop("SIGQUIT")));
   return pb;
 }
@@ -103,13 +107,21 @@ async function main(): Promise<void> {
   const without = argv.includes("--minimal") ? [...OPTIONAL_BUILTINS] : list("--without");
   const plus = list("--plus");
   const variant = arg("--variant") as PgbunVariant | undefined;
+  // --env K=V,...: the other side is this tree run with those environment variables (the runtime's own knobs)
+  const envPairs = list("--env").map((kv) => {
+    const at = kv.indexOf("=");
+    if (at <= 0) throw new Error(`--env: ${kv} is not NAME=VALUE`);
+    return [kv.slice(0, at), kv.slice(at + 1)] as const;
+  });
+  const env = envPairs.length > 0 ? Object.fromEntries(envPairs) : undefined;
   // the variants that need nothing but the settings (no login files, no example plugin): the others would start as plain
   const VARIANTS: readonly PgbunVariant[] = ["session", "statement", "verify", "noop10", "workers2", "check0"];
   if (variant !== undefined && !VARIANTS.includes(variant)) throw new Error(`--variant: one of ${VARIANTS.join(", ")}`);
-  if (!rev && without.length === 0 && plus.length === 0 && variant === undefined) {
+  if (!rev && without.length === 0 && plus.length === 0 && variant === undefined && env === undefined) {
     throw new Error("usage: bun bench/ab.ts (--rev REV | --without B,... | --minimal | --plus FILE,... | --variant V) [--base minimal] [--cells extended:50,simple:10] [--rounds 6] [--transactions 200000]");
   }
   if (rev && (baseMinimal || without.length > 0 || plus.length > 0)) throw new Error("--rev compares both trees with the default plugins: not with --base, --without, --minimal or --plus");
+  if (env !== undefined && (rev || variant !== undefined)) throw new Error("--env runs this tree against itself with the variables set: not with --rev or --variant");
   if (variant !== undefined && (rev || baseMinimal || without.length > 0 || plus.length > 0)) throw new Error("--variant compares this tree with itself as bench/pgbun-process.ts's variant V (e.g. session): nothing else");
   const unknown = without.filter((b) => !(OPTIONAL_BUILTINS as readonly string[]).includes(b));
   if (unknown.length > 0) throw new Error(`--without: not an optional built-in: ${unknown.join(", ")} (one of ${OPTIONAL_BUILTINS.join(", ")})`);
@@ -129,12 +141,13 @@ async function main(): Promise<void> {
   const otherLabel = [
     argv.includes("--minimal") ? "minimal (auth + pool + transaction-detection)" : without.length > 0 ? `without ${without.join(", ")}` : "",
     plus.length > 0 ? `with ${plus.join(", ")}` : "",
+    env !== undefined ? `with ${envPairs.map(([k, v]) => `${k}=${v}`).join(" ")}` : "",
   ].filter((x) => x !== "");
   const { label, there } = rev
     ? await startRev(rev, db.pg, settings)
     : variant !== undefined
       ? { label: `this tree as variant ${variant}`, there: await startPgbunVariant(variant, db.pg, settings) }
-    : { label: `this tree ${otherLabel.join(" ")}`, there: await startThisTree(db.pg, settings, [...new Set([...base, ...without])], plus) };
+    : { label: `this tree ${otherLabel.join(" ")}`, there: await startThisTree(db.pg, settings, [...new Set([...base, ...without])], plus, env) };
   const tree = { label: baseMinimal ? `${label} (both sides minimal)` : label };
   const targets = { this: { pid: here.proc.pid, port: here.port }, rev: { pid: there.proc.pid, port: there.port } } as const;
   const lines = [
@@ -143,8 +156,8 @@ async function main(): Promise<void> {
     `\`bun bench/ab.ts ${argv.join(" ")}\` (${cells.map((c) => `${c.protocol}:${c.clients}`).join(",")}, ${rounds} rounds of ${transactions}), started ${new Date().toISOString()}; pgbench -S, pool 20, ${baseMinimal ? "both sides minimal" : "default plugins"}, ${hz} clock ticks a second (one tick is ${(1e6 / hz / transactions).toFixed(2)} µs/txn a round).`,
     "",
     "| -M, clients | this tree user / kernel / total µs/txn | " +
-      `${tree.label} user / kernel / total µs/txn | this ÷ rev user, total | tps this / rev | main-thread sleeps/txn this / rev | rounds where this tree's user, total was lower |`,
-    "| --- | --- | --- | --- | --- | --- | --- |",
+      `${tree.label} user / kernel / total µs/txn | this ÷ rev user, total | tps this / rev | main-thread sleeps/txn this / rev | minor faults/txn this / rev | rounds where this tree's user, total was lower |`,
+    "| --- | --- | --- | --- | --- | --- | --- | --- |",
   ];
   for (const c of cells) {
     for (const t of Object.values(targets)) await runTransactions(db, t.port, c.protocol, c.clients, Math.min(50_000, transactions));
@@ -159,10 +172,11 @@ async function main(): Promise<void> {
         const after = sampleCpuSplit(t.pid)!;
         const switches = (mainThreadSwitches(t.pid) - sleeps0) / done;
         const us = (ticksDelta: number) => ((ticksDelta / hz) * 1e6) / done;
-        const run: AbRun = { tree: name, userUs: us(after.userTicks - before.userTicks), kernelUs: us(after.kernelTicks - before.kernelTicks), tps, switches };
+        const faults = (after.minorFaults - before.minorFaults) / done;
+        const run: AbRun = { tree: name, userUs: us(after.userTicks - before.userTicks), kernelUs: us(after.kernelTicks - before.kernelTicks), tps, switches, faults };
         runs.push(run);
         console.error(
-          `ab: -M ${c.protocol} ${c.clients} clients, round ${r + 1}, ${name}: user ${run.userUs.toFixed(2)} kernel ${run.kernelUs.toFixed(2)} µs/txn, ${Math.round(tps)} tps, ${switches.toFixed(2)} sleeps/txn`,
+          `ab: -M ${c.protocol} ${c.clients} clients, round ${r + 1}, ${name}: user ${run.userUs.toFixed(2)} kernel ${run.kernelUs.toFixed(2)} µs/txn, ${Math.round(tps)} tps, ${switches.toFixed(2)} sleeps/txn, ${faults.toFixed(3)} minor faults/txn`,
         );
       }
     }
@@ -170,7 +184,7 @@ async function main(): Promise<void> {
     const f = (m: Medians) => `${m.user.toFixed(2)} / ${m.kernel.toFixed(2)} / ${m.total.toFixed(2)}`;
     lines.push(
       `| ${c.protocol}, ${c.clients} | ${f(s.this)} | ${f(s.rev)} | ${(s.this.user / s.rev.user).toFixed(2)}×, ${(s.this.total / s.rev.total).toFixed(2)}× | ` +
-        `${Math.round(s.this.tps)} / ${Math.round(s.rev.tps)} | ${s.this.switches.toFixed(2)} / ${s.rev.switches.toFixed(2)} | ${s.lowerUserPairs}, ${s.lowerTotalPairs} of ${s.pairs} |`,
+        `${Math.round(s.this.tps)} / ${Math.round(s.rev.tps)} | ${s.this.switches.toFixed(2)} / ${s.rev.switches.toFixed(2)} | ${s.this.faults.toFixed(3)} / ${s.rev.faults.toFixed(3)} | ${s.lowerUserPairs}, ${s.lowerTotalPairs} of ${s.pairs} |`,
     );
   }
   const steal = stealShare(ticks0, cpuTicks());
