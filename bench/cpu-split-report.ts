@@ -2,9 +2,14 @@
 import { resolve } from "node:path";
 import type { Protocol } from "./pgbench.ts";
 
-export const POOLERS = ["pgbouncer", "passthrough", "pgbun"] as const;
+export const POOLERS = ["pgbouncer", "passthrough", "minipool", "pgbun"] as const;
 export type Pooler = (typeof POOLERS)[number];
-export const POOLER_LABEL: Record<Pooler, string> = { pgbouncer: "PgBouncer 1.18", passthrough: "bare Bun pass-through", pgbun: "pgbun (default plugins)" };
+export const POOLER_LABEL: Record<Pooler, string> = {
+  pgbouncer: "PgBouncer 1.18",
+  passthrough: "bare Bun pass-through",
+  minipool: "least Bun pooler (bench/minipool.ts)",
+  pgbun: "pgbun (default plugins)",
+};
 
 export interface SplitOptions {
   clients: number[];
@@ -179,21 +184,28 @@ export interface UserKernel {
  * pgbun − PgBouncer as the runtime's part (pass-through − PgBouncer: a Bun process relaying bytes and nothing else)
  * plus pgbun's own (pgbun − pass-through), in user and kernel µs per transaction. Medians of differences would not
  * add up; differences of medians do: runtime + own = gap exactly. Without a PgBouncer cell (-M prepared) only own.
+ * pgbun's own part splits again at the least pooler (bench/minipool.ts): `pooling`, what walking headers and handing
+ * servers out per transaction costs on this runtime at the least (minipool − pass-through), and `overPool`, what pgbun
+ * costs beyond that (pgbun − minipool); pooling + overPool = own.
  */
 export interface CellSplit {
   gap: UserKernel | null;
   runtime: UserKernel | null;
   own: UserKernel | null;
+  pooling: UserKernel | null;
+  overPool: UserKernel | null;
 }
 
 const minus = (a: PoolerCell, b: PoolerCell): UserKernel => ({ user: a.userUs - b.userUs, kernel: a.kernelUs - b.kernelUs });
 
 export function splitOf(p: Partial<Record<Pooler, PoolerCell | null>>): CellSplit {
-  const { pgbouncer, passthrough, pgbun } = p;
+  const { pgbouncer, passthrough, minipool, pgbun } = p;
   return {
     gap: pgbun && pgbouncer ? minus(pgbun, pgbouncer) : null,
     runtime: passthrough && pgbouncer ? minus(passthrough, pgbouncer) : null,
     own: pgbun && passthrough ? minus(pgbun, passthrough) : null,
+    pooling: minipool && passthrough ? minus(minipool, passthrough) : null,
+    overPool: pgbun && minipool ? minus(pgbun, minipool) : null,
   };
 }
 
@@ -207,10 +219,12 @@ export interface CellResult {
 }
 
 export const PREPARED_SKIP = "PgBouncer 1.18 cannot run -M prepared in transaction mode (protocol-level named statements need max_prepared_statements, 1.21+)";
+export const MINIPOOL_PREPARED_SKIP = "bench/minipool.ts keeps no statement across servers: -M prepared's named statements fail on the next server";
 
-/** Whether a pooler runs in a cell: PgBouncer 1.18 does not run -M prepared (transaction mode). */
+/** Whether a pooler runs in a cell: neither PgBouncer 1.18 nor the least pooler runs -M prepared (transaction mode). */
 export function skipReason(pooler: Pooler, protocol: Protocol): string | undefined {
-  return pooler === "pgbouncer" && protocol === "prepared" ? PREPARED_SKIP : undefined;
+  if (protocol !== "prepared") return undefined;
+  return pooler === "pgbouncer" ? PREPARED_SKIP : pooler === "minipool" ? MINIPOOL_PREPARED_SKIP : undefined;
 }
 
 /** The runs of round `round` in order: round 0 as POOLERS, each next round shifted by one, so none is always first. */
@@ -386,14 +400,17 @@ export function cellTable(cells: CellResult[]): string[] {
   return lines;
 }
 
-/** The split table: pgbun − PgBouncer = runtime's (pass-through − PgBouncer) + pgbun's own (pgbun − pass-through). */
+/**
+ * The split table: pgbun − PgBouncer = runtime's (pass-through − PgBouncer) + pgbun's own (pgbun − pass-through), and
+ * pgbun's own = the least pooling on Bun (minipool − pass-through) + pgbun over the least pooler (pgbun − minipool).
+ */
 export function splitTable(cells: CellResult[]): string[] {
   const lines = [
-    "| -M | clients | pgbun − PgBouncer user / kernel | runtime's user / kernel (pass-through − PgBouncer) | pgbun's own user / kernel (pgbun − pass-through) |",
-    "| --- | ---: | ---: | ---: | ---: |",
+    "| -M | clients | pgbun − PgBouncer user / kernel | runtime's user / kernel (pass-through − PgBouncer) | pgbun's own user / kernel (pgbun − pass-through) | of it, the least pooling on Bun (minipool − pass-through) | of it, pgbun over the least pooler (pgbun − minipool) |",
+    "| --- | ---: | ---: | ---: | ---: | ---: | ---: |",
   ];
   const uk = (x: UserKernel | null) => (x ? `${signed(x.user)} / ${signed(x.kernel)}` : "—");
-  for (const c of cells) lines.push(`| ${c.protocol} | ${c.clients} | ${uk(c.split.gap)} | ${uk(c.split.runtime)} | ${uk(c.split.own)} |`);
+  for (const c of cells) lines.push(`| ${c.protocol} | ${c.clients} | ${uk(c.split.gap)} | ${uk(c.split.runtime)} | ${uk(c.split.own)} | ${uk(c.split.pooling)} | ${uk(c.split.overPool)} |`);
   return lines;
 }
 
@@ -446,10 +463,10 @@ export function renderSplit(r: SplitReport, findings: string[] = []): string {
     "",
     "## Method",
     "",
-    `- One throwaway PostgreSQL ${r.machine.postgres} (pgbench -i -s 1), in front of it ${POOLERS.map((p) => POOLER_LABEL[p]).join(", ")}; transaction mode, pool 20 (the pass-through has a server per client).`,
+    `- One throwaway PostgreSQL ${r.machine.postgres} (pgbench -i -s 1), in front of it ${POOLERS.map((p) => POOLER_LABEL[p]).join(", ")}; transaction mode, pool 20 (the pass-through has a server per client). The least Bun pooler (bench/minipool.ts) does only what every transaction pooler must: it walks each message header both ways, takes a server for a client that has none and gives it back at ReadyForQuery 'I' once every Query and Sync sent is answered; no plugins, hooks, stats, timeouts or reset.`,
     `- Per cell: \`pgbench -n -S -M P -c C -j 2 -t ⌈${int(o.transactions)}/C⌉\`; an unrecorded warm-up run of ${int(o.warmupTransactions)} transactions per pooler first, then ${o.rounds} rounds, the pooler order rotating each round.`,
     `- The pooler's process tree's utime (user) and stime (kernel) from /proc/PID/stat before and after each run (${r.machine.clockTicks} ticks/s: one tick per process is ${f2(ticksToUs(1, r.machine.clockTicks, o.transactions))} µs/txn), minor faults (field 10), voluntary and involuntary context switches per thread (/proc/PID/task/*/status), the 1-minute load before each run. Figures are medians over the rounds, each its own median.`,
-    `- Split: pgbun − PgBouncer = runtime's (pass-through − PgBouncer: what a Bun process that only relays bytes costs more) + pgbun's own (pgbun − pass-through). Differences of medians, so the two parts add up to the gap.`,
+    `- Split: pgbun − PgBouncer = runtime's (pass-through − PgBouncer: what a Bun process that only relays bytes costs more) + pgbun's own (pgbun − pass-through), and pgbun's own = the least pooling on Bun (minipool − pass-through) + pgbun over the least pooler (pgbun − minipool). Differences of medians, so the parts add up to the gap.`,
     `- System calls: \`strace -c -f -p\` attached to each pooler's processes after the cells, for one run of ${int(o.straceTransactions)} transactions at ${o.straceClients} clients per protocol (strace slows the pooler: counts only, no times). Socket options: \`strace -f -e trace=setsockopt,getsockopt\` attached before each pooler's first client, so its client and server connections' set-up is seen.`,
     `- Kernel time by function: \`perf record -e cpu-clock -F 999 -g -p\` on each pooler's processes for one run of ${int(o.perfTransactions)} transactions at ${o.straceClients} clients per protocol, \`perf report --children\`: inclusive µs/txn of the kernel functions named (no hardware counters in this VM: cpu-clock only).`,
     `- Machine: ${r.machine.cpuModel}, ${r.machine.nproc} cores, Linux ${r.machine.kernel}, Bun ${r.machine.bun}, PgBouncer ${r.machine.pgbouncer}, ${r.machine.pgbench}. Shared with other work: the load column says how busy.`,

@@ -1,4 +1,4 @@
-// Where PgBouncer's, the bare pass-through's and pgbun's CPU per transaction goes, user and kernel (issue 14's "which µs is the runtime's").
+// Where PgBouncer's, the bare pass-through's, the least Bun pooler's and pgbun's CPU per transaction goes, user and kernel (issue 14's "which µs is the runtime's").
 // Usage: bun bench/cpu-split.ts [--clients 10,50] [--protocols simple,extended,prepared] [--rounds 3] [--transactions N]
 import { mkdirSync, readFileSync, rmSync, writeFileSync } from "node:fs";
 import { availableParallelism, release, tmpdir } from "node:os";
@@ -27,7 +27,7 @@ import {
 } from "./cpu-split-report.ts";
 import { BENCH_DATABASE, pgClientEnv, startBenchPostgres, type BenchPostgres } from "./database.ts";
 import { postmasterPid, sampleLoad } from "./load.ts";
-import { startPassthrough } from "./passthrough-process.ts";
+import { startMinipool, startPassthrough } from "./passthrough-process.ts";
 import { runTransactions, type Protocol } from "./pgbench.ts";
 import { ensurePgbouncer, pgbouncerVersion, startPgbouncer } from "./pgbouncer.ts";
 import { startPgbunVariant } from "./pgbun-process.ts";
@@ -144,6 +144,8 @@ async function main(): Promise<void> {
   targets.set("pgbouncer", { pooler: "pgbouncer", pid: pb.pid, port: pb.port });
   const pt = await startPassthrough(db.pg);
   targets.set("passthrough", { pooler: "passthrough", pid: pt.proc.pid, port: pt.port });
+  const mp = await startMinipool(db.pg, POOL_SIZE);
+  targets.set("minipool", { pooler: "minipool", pid: mp.proc.pid, port: mp.port });
   const pg = await startPgbunVariant("plain", db.pg, { poolSize: POOL_SIZE, maxClientConn: 1000 });
   targets.set("pgbun", { pooler: "pgbun", pid: pg.proc.pid, port: pg.port });
 

@@ -13,7 +13,7 @@ import { callgrindCommand, callgrindControl, formatIr, intervalsOf, irPerTransac
 import { cpuPerTransaction, sampleCpu } from "./cpu.ts";
 import { pgClientEnv, startBenchPostgres, BENCH_DATABASE, type BenchPostgres } from "./database.ts";
 import { postmasterPid, sampleLoad } from "./load.ts";
-import { startPassthrough } from "./passthrough-process.ts";
+import { startMinipool, startPassthrough } from "./passthrough-process.ts";
 import { loginFiles, type LoginFiles } from "./login-files.ts";
 import { ablatedPlugins, pgbunConfig } from "./pgbun-process.ts";
 import { startPgbouncer } from "./pgbouncer.ts";
@@ -48,7 +48,7 @@ export const OPTIONAL_BUILTINS = [
 export interface InstructionTarget {
   id: string;
   label: string;
-  kind: "pgbouncer" | "passthrough" | "pgbun";
+  kind: "pgbouncer" | "passthrough" | "minipool" | "pgbun";
   /** pgbun: the built-ins' capabilities replaced by a stub (bench/plugins/stub.ts). */
   without?: string[];
   /** pgbun: plugins loaded besides (after the stub). */
@@ -62,6 +62,7 @@ export function instructionTargets(ablate: boolean): InstructionTarget[] {
   const t: InstructionTarget[] = [
     { id: "pgbouncer", label: "PgBouncer", kind: "pgbouncer" },
     { id: "passthrough", label: "bare Bun pass-through", kind: "passthrough" },
+    { id: "minipool", label: "least Bun pooler (bench/minipool.ts)", kind: "minipool" },
     { id: "pgbun-minimal", label: "pgbun, only auth + pool + transaction-detection", kind: "pgbun", without: [...OPTIONAL_BUILTINS] },
     { id: "pgbun", label: "pgbun, default plugins", kind: "pgbun" },
   ];
@@ -181,8 +182,8 @@ async function startOne(db: BenchPostgres, target: InstructionTarget, wrap: stri
     const as = process.getuid?.() === 0 ? ownerOf(db.pg.dataDir) : undefined;
     return { pid: b.pid, port: b.port, ...(as ? { as } : {}), stop: () => killProcess(b.proc, "SIGTERM", 20_000) };
   }
-  if (target.kind === "passthrough") {
-    const t = await startPassthrough(db.pg, wrap);
+  if (target.kind === "passthrough" || target.kind === "minipool") {
+    const t = target.kind === "passthrough" ? await startPassthrough(db.pg, wrap) : await startMinipool(db.pg, 20, wrap);
     return { pid: t.proc.pid, port: t.port, stop: () => killProcess(t.proc, "SIGTERM", 20_000) };
   }
   return startPgbunProcess(db.pg, target, wrap, o.pgbunEntry ?? join(REPO_ROOT, "bin", "pgbun.ts"), o.scram, o.jitLog);

@@ -1,4 +1,4 @@
-// Starts bench/passthrough.ts as its own process in front of the benchmark's PostgreSQL and waits for its port.
+// Starts bench/passthrough.ts or bench/minipool.ts as its own process in front of the benchmark's PostgreSQL and waits for its port.
 import type { Subprocess } from "bun";
 import { existsSync } from "node:fs";
 import { join, resolve } from "node:path";
@@ -6,7 +6,6 @@ import type { TestPostgres } from "../tests/harness/postgres.ts";
 import { killProcess, onCleanup, trackProcess } from "./processes.ts";
 
 const REPO_ROOT = resolve(import.meta.dir, "..");
-const SCRIPT = join(import.meta.dir, "passthrough.ts");
 
 export interface PassthroughInstance {
   host: string;
@@ -41,9 +40,19 @@ async function firstLine(stream: ReadableStream<Uint8Array>, ms: number): Promis
 }
 
 /** `wrap`: a command it runs under (valgrind for bench/instructions.ts). */
-export async function startPassthrough(pg: TestPostgres, wrap: string[] = []): Promise<PassthroughInstance> {
+export function startPassthrough(pg: TestPostgres, wrap: string[] = []): Promise<PassthroughInstance> {
+  return startReference("passthrough.ts", pg, [], wrap);
+}
+
+/** bench/minipool.ts, the least transaction pooler on Bun, with a pool of `poolSize` servers. */
+export function startMinipool(pg: TestPostgres, poolSize: number, wrap: string[] = []): Promise<PassthroughInstance> {
+  return startReference("minipool.ts", pg, [String(poolSize)], wrap);
+}
+
+async function startReference(script: string, pg: TestPostgres, extra: string[], wrap: string[]): Promise<PassthroughInstance> {
+  const path = join(import.meta.dir, script);
   const proc = trackProcess(
-    Bun.spawn([...wrap, bunBinary(), SCRIPT, "0", pg.host, String(pg.port)], { cwd: REPO_ROOT, stdin: "ignore", stdout: "pipe", stderr: "pipe" }),
+    Bun.spawn([...wrap, bunBinary(), path, "0", pg.host, String(pg.port), ...extra], { cwd: REPO_ROOT, stdin: "ignore", stdout: "pipe", stderr: "pipe" }),
   );
   const errChunks: string[] = [];
   void (async () => {
@@ -54,7 +63,7 @@ export async function startPassthrough(pg: TestPostgres, wrap: string[] = []): P
   const port = Number(line);
   if (!Number.isInteger(port) || port <= 0) {
     await killProcess(proc, "SIGKILL");
-    throw new Error(`bench/passthrough.ts did not print its port (got ${JSON.stringify(line)}): ${errChunks.join("").slice(-1000)}`);
+    throw new Error(`bench/${script} did not print its port (got ${JSON.stringify(line)}): ${errChunks.join("").slice(-1000)}`);
   }
   onCleanup(() => killProcess(proc, "SIGTERM"));
   return { host: "127.0.0.1", port, proc, logs: () => errChunks.join("") };
