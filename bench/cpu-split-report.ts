@@ -2,12 +2,13 @@
 import { resolve } from "node:path";
 import type { Protocol } from "./pgbench.ts";
 
-export const POOLERS = ["pgbouncer", "passthrough", "minipool", "pgbun"] as const;
+export const POOLERS = ["pgbouncer", "passthrough", "minipool", "pgbun-minimal", "pgbun"] as const;
 export type Pooler = (typeof POOLERS)[number];
 export const POOLER_LABEL: Record<Pooler, string> = {
   pgbouncer: "PgBouncer 1.18",
   passthrough: "bare Bun pass-through",
   minipool: "least Bun pooler (bench/minipool.ts)",
+  "pgbun-minimal": "pgbun, only auth + pool + transaction-detection",
   pgbun: "pgbun (default plugins)",
 };
 
@@ -186,7 +187,9 @@ export interface UserKernel {
  * add up; differences of medians do: runtime + own = gap exactly. Without a PgBouncer cell (-M prepared) only own.
  * pgbun's own part splits again at the least pooler (bench/minipool.ts): `pooling`, what walking headers and handing
  * servers out per transaction costs on this runtime at the least (minipool − pass-through), and `overPool`, what pgbun
- * costs beyond that (pgbun − minipool); pooling + overPool = own.
+ * costs beyond that (pgbun − minipool); pooling + overPool = own. overPool splits once more at pgbun with only the
+ * plugins no pool can do without: `core` (pgbun-minimal − minipool) and `plugins`, the other default plugins
+ * (pgbun − pgbun-minimal); core + plugins = overPool.
  */
 export interface CellSplit {
   gap: UserKernel | null;
@@ -194,18 +197,23 @@ export interface CellSplit {
   own: UserKernel | null;
   pooling: UserKernel | null;
   overPool: UserKernel | null;
+  core: UserKernel | null;
+  plugins: UserKernel | null;
 }
 
 const minus = (a: PoolerCell, b: PoolerCell): UserKernel => ({ user: a.userUs - b.userUs, kernel: a.kernelUs - b.kernelUs });
 
 export function splitOf(p: Partial<Record<Pooler, PoolerCell | null>>): CellSplit {
   const { pgbouncer, passthrough, minipool, pgbun } = p;
+  const minimal = p["pgbun-minimal"];
   return {
     gap: pgbun && pgbouncer ? minus(pgbun, pgbouncer) : null,
     runtime: passthrough && pgbouncer ? minus(passthrough, pgbouncer) : null,
     own: pgbun && passthrough ? minus(pgbun, passthrough) : null,
     pooling: minipool && passthrough ? minus(minipool, passthrough) : null,
     overPool: pgbun && minipool ? minus(pgbun, minipool) : null,
+    core: minimal && minipool ? minus(minimal, minipool) : null,
+    plugins: pgbun && minimal ? minus(pgbun, minimal) : null,
   };
 }
 
@@ -406,11 +414,11 @@ export function cellTable(cells: CellResult[]): string[] {
  */
 export function splitTable(cells: CellResult[]): string[] {
   const lines = [
-    "| -M | clients | pgbun − PgBouncer user / kernel | runtime's user / kernel (pass-through − PgBouncer) | pgbun's own user / kernel (pgbun − pass-through) | of it, the least pooling on Bun (minipool − pass-through) | of it, pgbun over the least pooler (pgbun − minipool) |",
-    "| --- | ---: | ---: | ---: | ---: | ---: | ---: |",
+    "| -M | clients | pgbun − PgBouncer user / kernel | runtime's user / kernel (pass-through − PgBouncer) | pgbun's own user / kernel (pgbun − pass-through) | of it, the least pooling on Bun (minipool − pass-through) | of it, pgbun over the least pooler (pgbun − minipool) | of that, pgbun's core with auth, pool, transaction-detection (minimal − minipool) | of that, the other default plugins (pgbun − minimal) |",
+    "| --- | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: |",
   ];
   const uk = (x: UserKernel | null) => (x ? `${signed(x.user)} / ${signed(x.kernel)}` : "—");
-  for (const c of cells) lines.push(`| ${c.protocol} | ${c.clients} | ${uk(c.split.gap)} | ${uk(c.split.runtime)} | ${uk(c.split.own)} | ${uk(c.split.pooling)} | ${uk(c.split.overPool)} |`);
+  for (const c of cells) lines.push(`| ${c.protocol} | ${c.clients} | ${uk(c.split.gap)} | ${uk(c.split.runtime)} | ${uk(c.split.own)} | ${uk(c.split.pooling)} | ${uk(c.split.overPool)} | ${uk(c.split.core)} | ${uk(c.split.plugins)} |`);
   return lines;
 }
 
@@ -466,7 +474,7 @@ export function renderSplit(r: SplitReport, findings: string[] = []): string {
     `- One throwaway PostgreSQL ${r.machine.postgres} (pgbench -i -s 1), in front of it ${POOLERS.map((p) => POOLER_LABEL[p]).join(", ")}; transaction mode, pool 20 (the pass-through has a server per client). The least Bun pooler (bench/minipool.ts) does only what every transaction pooler must: it walks each message header both ways, takes a server for a client that has none and gives it back at ReadyForQuery 'I' once every Query and Sync sent is answered; no plugins, hooks, stats, timeouts or reset.`,
     `- Per cell: \`pgbench -n -S -M P -c C -j 2 -t ⌈${int(o.transactions)}/C⌉\`; an unrecorded warm-up run of ${int(o.warmupTransactions)} transactions per pooler first, then ${o.rounds} rounds, the pooler order rotating each round.`,
     `- The pooler's process tree's utime (user) and stime (kernel) from /proc/PID/stat before and after each run (${r.machine.clockTicks} ticks/s: one tick per process is ${f2(ticksToUs(1, r.machine.clockTicks, o.transactions))} µs/txn), minor faults (field 10), voluntary and involuntary context switches per thread (/proc/PID/task/*/status), the 1-minute load before each run. Figures are medians over the rounds, each its own median.`,
-    `- Split: pgbun − PgBouncer = runtime's (pass-through − PgBouncer: what a Bun process that only relays bytes costs more) + pgbun's own (pgbun − pass-through), and pgbun's own = the least pooling on Bun (minipool − pass-through) + pgbun over the least pooler (pgbun − minipool). Differences of medians, so the parts add up to the gap.`,
+    `- Split: pgbun − PgBouncer = runtime's (pass-through − PgBouncer: what a Bun process that only relays bytes costs more) + pgbun's own (pgbun − pass-through), and pgbun's own = the least pooling on Bun (minipool − pass-through) + pgbun over the least pooler (pgbun − minipool), and that = pgbun's core with the plugins no pool can do without (pgbun-minimal − minipool) + the other default plugins (pgbun − pgbun-minimal). Differences of medians, so the parts add up to the gap.`,
     `- System calls: \`strace -c -f -p\` attached to each pooler's processes after the cells, for one run of ${int(o.straceTransactions)} transactions at ${o.straceClients} clients per protocol (strace slows the pooler: counts only, no times). Socket options: \`strace -f -e trace=setsockopt,getsockopt\` attached before each pooler's first client, so its client and server connections' set-up is seen.`,
     `- Kernel time by function: \`perf record -e cpu-clock -F 999 -g -p\` on each pooler's processes for one run of ${int(o.perfTransactions)} transactions at ${o.straceClients} clients per protocol, \`perf report --children\`: inclusive µs/txn of the kernel functions named (no hardware counters in this VM: cpu-clock only).`,
     `- Machine: ${r.machine.cpuModel}, ${r.machine.nproc} cores, Linux ${r.machine.kernel}, Bun ${r.machine.bun}, PgBouncer ${r.machine.pgbouncer}, ${r.machine.pgbench}. Shared with other work: the load column says how busy.`,

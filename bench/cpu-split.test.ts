@@ -124,17 +124,22 @@ describe("cpu-split arithmetic", () => {
     expect(s.overPool!.user).toBeCloseTo(1.75, 10);
     expect(s.pooling!.user + s.overPool!.user).toBeCloseTo(s.own!.user, 10);
     expect(s.pooling!.kernel + s.overPool!.kernel).toBeCloseTo(s.own!.kernel, 10);
+    expect(s.core).toBeNull(); // no pgbun-minimal cell
+    const m = splitOf({ minipool: cell(2.75, 16.5), "pgbun-minimal": cell(3, 16), pgbun: cell(4.5, 17) });
+    expect(m.core!.user).toBeCloseTo(0.25, 10);
+    expect(m.plugins!.user).toBeCloseTo(1.5, 10);
+    expect(m.core!.kernel + m.plugins!.kernel).toBeCloseTo(m.overPool!.kernel, 10);
     // without the least pooler's cell neither part exists
     const t = splitOf({ pgbouncer: cell(1, 14), passthrough: cell(2, 16), pgbun: cell(4.5, 17) });
     expect(t.pooling).toBeNull();
     expect(t.overPool).toBeNull();
   });
 
-  test("rounds rotate the pooler order so each pooler goes first once in four rounds", () => {
-    expect(roundOrder(0)).toEqual(["pgbouncer", "passthrough", "minipool", "pgbun"]);
-    expect(roundOrder(1)).toEqual(["passthrough", "minipool", "pgbun", "pgbouncer"]);
-    expect(roundOrder(3)).toEqual(["pgbun", "pgbouncer", "passthrough", "minipool"]);
-    expect(roundOrder(4)).toEqual(roundOrder(0));
+  test("rounds rotate the pooler order so each pooler goes first once in five rounds", () => {
+    expect(roundOrder(0)).toEqual(["pgbouncer", "passthrough", "minipool", "pgbun-minimal", "pgbun"]);
+    expect(roundOrder(1)).toEqual(["passthrough", "minipool", "pgbun-minimal", "pgbun", "pgbouncer"]);
+    expect(roundOrder(4)).toEqual(["pgbun", "pgbouncer", "passthrough", "minipool", "pgbun-minimal"]);
+    expect(roundOrder(5)).toEqual(roundOrder(0));
     expect(roundOrder(1, ["passthrough", "pgbun"])).toEqual(["pgbun", "passthrough"]);
   });
 });
@@ -175,16 +180,16 @@ describe("cpu-split tables", () => {
 
   test("the main table has a row per pooler and cell, the skipped one saying why", () => {
     const t = cellTable(cells);
-    expect(t).toHaveLength(2 + 8);
+    expect(t).toHaveLength(2 + 10);
     expect(t[2]).toBe("| extended | 10 | PgBouncer 1.18 | 1.0 | 14.0 | 15.0 | 20,000 | 0.01 | 0.20 / 0.10 | 1 | 1.20 / 0.0 |");
     expect(t[4]).toContain("skipped: no runs"); // the least pooler's row of a cell without its runs
-    expect(t[6]).toContain("skipped: PgBouncer 1.18 cannot run -M prepared");
+    expect(t[7]).toContain("skipped: PgBouncer 1.18 cannot run -M prepared");
   });
 
   test("the split table signs each part; without PgBouncer the gap and the runtime's part are dashes", () => {
     const t = splitTable(cells);
-    expect(t[2]).toBe("| extended | 10 | +3.5 / +3.0 | +1.0 / +2.0 | +2.5 / +1.0 | — | — |");
-    expect(t[3]).toBe("| prepared | 10 | — | — | +3.0 / −1.0 | — | — |");
+    expect(t[2]).toBe("| extended | 10 | +3.5 / +3.0 | +1.0 / +2.0 | +2.5 / +1.0 | — | — | — | — |");
+    expect(t[3]).toBe("| prepared | 10 | — | — | +3.0 / −1.0 | — | — | — | — |");
   });
 
   test("the strace table lists each call any pooler makes, 0 where one does not, and a total", () => {

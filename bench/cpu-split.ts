@@ -30,8 +30,10 @@ import { postmasterPid, sampleLoad } from "./load.ts";
 import { startMinipool, startPassthrough } from "./passthrough-process.ts";
 import { runTransactions, type Protocol } from "./pgbench.ts";
 import { ensurePgbouncer, pgbouncerVersion, startPgbouncer } from "./pgbouncer.ts";
-import { startPgbunVariant } from "./pgbun-process.ts";
-import { cleanupAll, installSignalHandlers, killProcess, trackProcess } from "./processes.ts";
+import { ablatedPlugins, pgbunConfig, startPgbunVariant } from "./pgbun-process.ts";
+import { OPTIONAL_BUILTINS } from "./instructions.ts";
+import { startPgbun } from "../tests/harness/pgbun.ts";
+import { cleanupAll, installSignalHandlers, killProcess, onCleanup, trackProcess } from "./processes.ts";
 
 const POOL_SIZE = 20;
 
@@ -148,6 +150,12 @@ async function main(): Promise<void> {
   targets.set("minipool", { pooler: "minipool", pid: mp.proc.pid, port: mp.port });
   const pg = await startPgbunVariant("plain", db.pg, { poolSize: POOL_SIZE, maxClientConn: 1000 });
   targets.set("pgbun", { pooler: "pgbun", pid: pg.proc.pid, port: pg.port });
+  // the optional built-ins stood in for by bench/plugins/stub.ts: what the core costs with the plugins no pool can do without
+  const minimalConfig = pgbunConfig("plain", db.pg, { poolSize: POOL_SIZE, maxClientConn: 1000 }) as { pgbun: Record<string, unknown> };
+  minimalConfig.pgbun.plugins = ablatedPlugins(OPTIONAL_BUILTINS);
+  const minimal = await startPgbun({ config: minimalConfig, pg: db.pg, timeoutMs: 30_000 });
+  onCleanup(async () => void (await minimal.stop("SIGQUIT")));
+  targets.set("pgbun-minimal", { pooler: "pgbun-minimal", pid: minimal.proc.pid, port: minimal.port });
 
   // socket options: traced from each pooler's first client on, so its server connections' set-up is seen too
   for (const p of POOLERS) {
